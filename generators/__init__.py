@@ -1,0 +1,1 @@
+"""Generator plugins: one file each, registered by name with @register_generator."""

@@ -1,0 +1,1 @@
+"""Metric plugins: one file each, registered by name with @register_metric."""

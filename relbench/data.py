@@ -1,0 +1,113 @@
+"""The data model: triples, graphs, cases and generation requests.
+
+A graph is a tuple of triples; cases carry graphs, never bare triples, so nothing downstream
+may assume a single relation even though the shipped suites use one triple per graph.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+Box = tuple[float, float, float, float]  # x_min, y_min, x_max, y_max in pixels, y grows downward
+
+
+@dataclass(frozen=True)
+class Triple:
+    subject: str
+    predicate: str
+    object: str
+
+    def text(self) -> str:
+        return f"{self.subject} {self.predicate} {self.object}"
+
+
+Graph = tuple[Triple, ...]
+
+
+def graph_to_json(graph: Graph) -> list[list[str]]:
+    return [[t.subject, t.predicate, t.object] for t in graph]
+
+
+def graph_from_json(items) -> Graph:
+    return tuple(Triple(*item) for item in items)
+
+
+def graph_objects(graph: Graph) -> list[str]:
+    """Distinct object names in order of first mention."""
+    seen: dict[str, None] = {}
+    for t in graph:
+        seen.setdefault(t.subject)
+        seen.setdefault(t.object)
+    return list(seen)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A real (or reference-rendered) image of g+ with the true box of each named object."""
+
+    image: str | None  # path to the image file; None when a suite renders references on demand
+    boxes: dict[str, Box] = field(default_factory=dict)
+    size: tuple[int, int] | None = None  # (width, height) of the image the boxes refer to
+
+
+@dataclass(frozen=True)
+class SuiteItem:
+    """One positive graph from a suite, before negatives and seeds are applied."""
+
+    id: str
+    graph: Graph
+    reference: Reference | None = None
+
+
+NegativeKind = Literal["swap", "replace"]
+
+
+@dataclass(frozen=True)
+class Case:
+    """The unit of evaluation: g+ vs one negative g-, drawn with one seed."""
+
+    id: str
+    triple_id: str  # the suite item; seeds of one item are correlated (bootstrap clusters)
+    pos: Graph
+    neg: Graph
+    negative_kind: str
+    seed: int
+    reference: Reference | None = None
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a generator is asked to draw. Size is (width, height)."""
+
+    prompt: str
+    graph: Graph
+    seed: int
+    size: tuple[int, int]
+
+    def key(self, fingerprint: str, uses: frozenset[str]) -> str:
+        """Content address of the image: only the inputs the generator actually reads count,
+        so a text-only generator draws "a dog and a horse" once for g+ and g-."""
+        payload = {"fp": fingerprint, "seed": self.seed, "size": list(self.size)}
+        if "prompt" in uses:
+            payload["prompt"] = self.prompt
+        if "graph" in uses:
+            payload["graph"] = graph_to_json(self.graph)
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+def stable_hash(obj, n: int = 16) -> str:
+    """Short sha256 of a JSON-able object, for fingerprints and cache keys."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_default).encode()
+    return hashlib.sha256(blob).hexdigest()[:n]
+
+
+def _default(o):
+    if hasattr(o, "__dataclass_fields__"):
+        return asdict(o)
+    if isinstance(o, (set, frozenset)):
+        return sorted(o)
+    raise TypeError(f"not JSON-able: {type(o).__name__}")

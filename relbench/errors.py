@@ -1,0 +1,5 @@
+"""The one exception type the CLI turns into a single line and exit code 2."""
+
+
+class UserError(Exception):
+    """Bad input from the user: printed as one line, never with a traceback."""

@@ -1,0 +1,68 @@
+"""The generator interface every plugin implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from relbench.data import Request, stable_hash
+from relbench.predicates import Vocabulary
+
+
+class GeneratorArgs(BaseModel):
+    """A plugin's arguments from benchmark.yaml; unknown keys are an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+@dataclass
+class Context:
+    """What the harness hands a plugin besides its own arguments."""
+
+    vocab: Vocabulary
+    rank: int = 0
+    world_size: int = 1
+    device: str | None = None  # the process's accelerator under accelerate/torchrun, else None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Generator:
+    """Base class: draws a batch of requests into uint8 RGB arrays (H, W, 3).
+
+    Contract: an image depends only on its own request (never on the rest of its batch), so
+    the harness may batch, shard and resume freely.
+    """
+
+    name: ClassVar[str] = ""
+    Args: ClassVar[type[GeneratorArgs]] = GeneratorArgs
+    #: which request fields the images depend on; the image store keys on exactly these
+    uses: ClassVar[frozenset[str]] = frozenset({"prompt", "graph"})
+    #: bump when the drawing code changes in a way that changes images
+    version: ClassVar[str] = "1"
+
+    def __init__(self, args: GeneratorArgs, ctx: Context):
+        self.args = args
+        self.ctx = ctx
+
+    def weights_identity(self) -> Any:
+        """Identity of the weights the images depend on (file hashes, hub revision); None if none."""
+        return None
+
+    def fingerprint(self) -> str:
+        """Stable across processes and machines for the same configuration and weights."""
+        return stable_hash(
+            {
+                "generator": self.name,
+                "version": self.version,
+                "args": self.args.model_dump(mode="json"),
+                "weights": self.weights_identity(),
+            }
+        )
+
+    def generate(self, requests: list[Request]):  # -> list[np.ndarray]
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release models before the next run's generator is built."""

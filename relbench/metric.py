@@ -1,0 +1,89 @@
+"""The metric interface: per-sample scores plus declared aggregates.
+
+A metric turns a batch of samples into per-sample columns (one dict per sample, None where the
+value is undefined, e.g. a pairwise metric on a reference photo that has no g- twin). The
+harness aggregates columns with the metric's declared ``Aggregate`` list, attaching a 95%
+bootstrap interval that resamples triples (see ``relbench.stats``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from relbench.data import Case, stable_hash
+from relbench.generator import Context
+
+
+class MetricArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+@dataclass
+class Sample:
+    """Everything a metric may read about one case of one run. Images load lazily."""
+
+    case: Case
+    run: str
+    prompt_pos: str
+    prompt_neg: str
+    image_pos_key: str | None
+    image_neg_key: str | None
+    _load: Callable[[str], Any] = field(repr=False, default=None)  # key -> np.ndarray (H, W, 3) uint8
+
+    @property
+    def image_pos(self):
+        return None if self.image_pos_key is None else self._load(self.image_pos_key)
+
+    @property
+    def image_neg(self):
+        return None if self.image_neg_key is None else self._load(self.image_neg_key)
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One reported number: ``statistic`` over the non-missing values of ``column``.
+
+    statistic: "mean", "std" (population, ddof=0, as numpy's default) or a callable taking
+    (values: np.ndarray, weights: np.ndarray) -> float, where weights are bootstrap counts.
+    """
+
+    key: str
+    column: str
+    statistic: str | Callable = "mean"
+    higher_is_better: bool | None = True
+    chance: float | None = None
+    description: str = ""
+
+
+class Metric:
+    """Base class. Subclasses set ``name`` via @register_metric and implement ``score``."""
+
+    name: ClassVar[str] = ""
+    Args: ClassVar[type[MetricArgs]] = MetricArgs
+    #: what the metric reads: subset of {"images", "prompts", "graphs", "references"}
+    consumes: ClassVar[frozenset[str]] = frozenset({"images"})
+    version: ClassVar[str] = "1"
+
+    def __init__(self, args: MetricArgs, ctx: Context):
+        self.args = args
+        self.ctx = ctx
+
+    def fingerprint(self) -> str:
+        """Score caches key on this: change the version when the arithmetic changes."""
+        return stable_hash({"metric": self.name, "version": self.version, "args": self.args.model_dump(mode="json")})
+
+    def columns(self) -> list[str]:
+        """Per-sample columns this metric writes, in table order."""
+        raise NotImplementedError
+
+    def score(self, samples: list[Sample]) -> list[dict[str, float | None]]:
+        raise NotImplementedError
+
+    def aggregates(self) -> list[Aggregate]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release models."""

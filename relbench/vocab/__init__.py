@@ -1,0 +1,1 @@
+"""Data files shipped with relbench (predicate vocabulary)."""

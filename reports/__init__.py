@@ -1,0 +1,1 @@
+"""HTML reports built from run directories only (summary.json, samples.csv, manifest.json)."""

@@ -1,0 +1,1 @@
+"""Trainers that produce checkpoints for generator plugins (flux_graph_lora: issue 5)."""
