@@ -87,6 +87,12 @@ def predicate_from_mapping(entry: Mapping, where: str = "predicates") -> Predica
         raise UserError(f"{where}: unknown key(s) {sorted(unknown)} (allowed: {sorted(allowed)})")
     if "name" not in entry:
         raise UserError(f"{where}: every predicate needs a 'name'")
+    for key in ("name", "inverse", "phrase"):
+        if isinstance(entry.get(key), bool):
+            raise UserError(f"{where}.{key}: got a boolean; quote the word (YAML reads on/off/yes/no as true/false)")
+    for key in ("aliases", "contrast"):
+        if any(isinstance(a, bool) for a in entry.get(key) or ()):
+            raise UserError(f"{where}.{key}: got a boolean; quote the word (YAML reads on/off/yes/no as true/false)")
     return Predicate(
         name=normalise(entry["name"]),
         aliases=tuple(normalise(a) for a in entry.get("aliases") or ()),
@@ -102,7 +108,7 @@ def default_entries() -> list[dict]:
     import yaml
 
     text = resources.files("relbench.vocab").joinpath("predicates.yaml").read_text()
-    return yaml.safe_load(text)
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def load_vocabulary(extra: Iterable[Mapping | Predicate] = ()) -> Vocabulary:

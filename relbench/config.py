@@ -1,0 +1,255 @@
+"""benchmark.yaml: the validated description of a benchmark, with errors that name file and line.
+
+A run is fully described by this file (plus command-line overrides, which are applied to the
+parsed mapping before validation so they are validated the same way).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
+
+from relbench.errors import UserError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class ShapesSuite(_Strict):
+    """The embedded procedural world: coloured shapes and geometric predicates."""
+
+    kind: Literal["shapes"] = "shapes"
+    triples_per_predicate: StrictInt = Field(10, ge=1, le=1000)
+    predicates: list[str] | None = None  # default: every predicate the shapes world can draw
+    seed: StrictInt = 0
+
+
+class JsonlSuite(_Strict):
+    """Triples (with reference photos and boxes) from a JSONL file, e.g. Visual Genome splits."""
+
+    kind: Literal["jsonl"]
+    path: str
+    images_root: str | None = None
+
+
+Suite = Annotated[Union[ShapesSuite, JsonlSuite], Field(discriminator="kind")]
+
+
+class NegativesSpec(_Strict):
+    kinds: list[Literal["swap", "replace"]] = ["swap", "replace"]
+    per_triple: Literal["one", "all"] = "one"
+    seed: StrictInt = 0
+
+    @field_validator("kinds")
+    @classmethod
+    def _non_empty(cls, v):
+        if not v:
+            raise ValueError("at least one negative kind is needed (allowed: swap, replace)")
+        return v
+
+
+class MetricSpec(_Strict):
+    name: str
+    args: dict[str, Any] = {}
+
+
+class RunSpec(_Strict):
+    name: str = Field(min_length=1)
+    generator: str
+    args: dict[str, Any] = {}
+    prompt_mode: Literal["relation", "neutral"] = "relation"
+    batch_size: StrictInt | None = Field(None, ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v):
+        if "/" in v or v.startswith("."):
+            raise ValueError("run names may not contain '/' or start with '.'")
+        return v
+
+
+class Benchmark(_Strict):
+    name: str = "benchmark"
+    suite: Suite = ShapesSuite()
+    seeds: list[StrictInt] = [0, 1, 2]
+    negatives: NegativesSpec = NegativesSpec()
+    resolution: StrictInt | tuple[StrictInt, StrictInt] = 256
+    batch_size: StrictInt = Field(16, ge=1)
+    limit: StrictInt | None = Field(None, ge=1)  # first N suite items (all their seeds)
+    metrics: list[MetricSpec] = [MetricSpec(name="pair_mse")]
+    runs: list[RunSpec] = Field(min_length=1)
+    reference_run: bool = True  # also score the suite's reference images: each metric's ceiling
+    output_dir: str = "runs/default"
+    chunk_size: StrictInt = Field(32, ge=1)  # cases per unit of work (resume and sharding granularity)
+    bootstrap_resamples: StrictInt = Field(2000, ge=100)
+    bootstrap_seed: StrictInt = 0
+    predicates: list[dict[str, Any]] = []
+    plugins: list[str] = []
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metric_shorthand(cls, v):
+        if isinstance(v, list):
+            return [{"name": m} if isinstance(m, str) else m for m in v]
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v):
+        if not v:
+            raise ValueError("at least one seed is needed")
+        if len(set(v)) != len(v):
+            raise ValueError("seeds must be distinct")
+        return v
+
+    @field_validator("resolution")
+    @classmethod
+    def _resolution(cls, v):
+        w, h = (v, v) if isinstance(v, int) else v
+        if not (16 <= w <= 4096 and 16 <= h <= 4096):
+            raise ValueError("resolution must be between 16 and 4096 pixels")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_names(self):
+        names = [r.name for r in self.runs]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"run names must be unique; repeated: {', '.join(dup)}")
+        if "reference" in names:
+            raise ValueError("'reference' is reserved for the suite's reference images")
+        mnames = [m.name for m in self.metrics]
+        if len(set(mnames)) != len(mnames):
+            raise ValueError("each metric may be listed once")
+        return self
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        r = self.resolution
+        return (r, r) if isinstance(r, int) else (r[0], r[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML with line numbers
+
+def _load_yaml_with_lines(text: str, source: str) -> tuple[Any, dict[tuple, int]]:
+    """Parse YAML, returning the data and a map from key path to 1-based line number."""
+    import yaml
+
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"{source}{line}: malformed YAML: {problem}") from None
+    lines: dict[tuple, int] = {}
+
+    def walk(n, path):
+        lines[path] = n.start_mark.line + 1
+        if isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                key = k.value
+                lines[path + (key,)] = k.start_mark.line + 1
+                walk(v, path + (key,))
+                lines[path + (key,)] = k.start_mark.line + 1
+        elif isinstance(n, yaml.SequenceNode):
+            for i, v in enumerate(n.value):
+                walk(v, path + (i,))
+
+    if node is not None:
+        walk(node, ())
+    data = yaml.safe_load(text)
+    return data, lines
+
+
+def _format_error(err: dict, source: str, lines: dict[tuple, int]) -> str:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in ("shapes", "jsonl")))
+    line = None
+    for i in range(len(loc), -1, -1):
+        if loc[:i] in lines:
+            line = lines[loc[:i]]
+            break
+    where = f"{source}:{line}" if line else source
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        parent = loc[:-1]
+        msg = f"unknown key {loc[-1]!r}" + _allowed_keys(parent)
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    elif err["type"] in ("int_type", "int_parsing"):
+        msg = f"must be an integer, got {err.get('input')!r}"
+    elif err["type"] == "literal_error":
+        msg = f"got {err.get('input')!r}; allowed: {err['ctx']['expected']}"
+    elif err["type"] == "union_tag_invalid":
+        msg = f"unknown kind {err['ctx'].get('tag')!r}; allowed: {err['ctx'].get('expected_tags')}"
+    return f"{where}: {key}: {msg.removeprefix('Value error, ')}"
+
+
+def _allowed_keys(parent: tuple) -> str:
+    model: Any = Benchmark
+    for p in parent:
+        if isinstance(p, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(p)
+        if field is None:
+            return ""
+        ann = field.annotation
+        args = getattr(ann, "__args__", ()) or ()
+        candidates = [a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not candidates:
+            # list[RunSpec] and friends
+            for a in args:
+                inner = [x for x in getattr(a, "__args__", ()) if isinstance(x, type) and issubclass(x, BaseModel)]
+                candidates += inner
+        if not candidates:
+            return ""
+        model = candidates[0]
+    return f" (allowed: {', '.join(model.model_fields)})"
+
+
+def parse_benchmark(data: Any, source: str, lines: dict[tuple, int] | None = None) -> Benchmark:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"{source}:1: the benchmark must be a mapping of keys (name, suite, seeds, runs, ...)")
+    try:
+        return Benchmark.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(_format_error(exc.errors()[0], source, lines or {})) from None
+
+
+def read_benchmark_file(path: str | Path) -> tuple[dict, dict[tuple, int]]:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{p}: no such benchmark file (pass --config FILE)")
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{p}: cannot read: {exc}") from None
+    data, lines = _load_yaml_with_lines(text, str(p))
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"{p}:1: the benchmark must be a mapping of keys (name, suite, seeds, runs, ...)")
+    return data, lines
+
+
+def load_benchmark(path: str | Path) -> Benchmark:
+    data, lines = read_benchmark_file(path)
+    return parse_benchmark(data, str(path), lines)
+
+
+def default_benchmark_path() -> Path:
+    """./benchmark.yaml if present, else the copy shipped inside the package."""
+    local = Path("benchmark.yaml")
+    if local.is_file():
+        return local
+    from importlib import resources
+
+    return Path(str(resources.files("relbench").joinpath("default_benchmark.yaml")))

@@ -1,0 +1,219 @@
+"""Results on disk: samples.csv (one row per case x run), summary.json and manifest.json.
+
+Everything a report or a comparison needs is in these files; all are written atomically, and
+samples.csv and summary.json depend only on the config and seeds (timings live in the manifest).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from relbench.atomic import write_text
+from relbench.data import stable_hash
+
+BASE_COLUMNS = [
+    "run", "case_id", "triple_id", "seed", "negative_kind", "predicate", "neg_predicate", "subject", "object",
+    "graph_pos", "graph_neg", "prompt_pos", "prompt_neg", "image_pos", "image_neg",
+]
+
+
+def _graph_text(graph) -> str:
+    return "; ".join(t.text() for t in graph)
+
+
+def sample_rows(plan, collected) -> tuple[list[str], list[dict]]:
+    metric_cols = [c for info in collected["metrics"].values() for c in info["columns"]]
+    rows = []
+    for run in collected["runs"]:
+        for case in plan.cases:
+            t = case.pos[0]
+            row = {
+                "run": run.name, "case_id": case.id, "triple_id": case.triple_id, "seed": case.seed,
+                "negative_kind": case.negative_kind, "predicate": t.predicate,
+                "neg_predicate": case.neg[0].predicate if len(case.pos) == 1 else "",
+                "subject": t.subject, "object": t.object,
+                "graph_pos": _graph_text(case.pos), "graph_neg": _graph_text(case.neg),
+                "prompt_pos": run.prompts[case.id][0], "prompt_neg": run.prompts[case.id][1],
+                "image_pos": run.keys[case.id][0] or "", "image_neg": run.keys[case.id][1] or "",
+            }
+            scores = collected["scores"][run.name].get(case.id, {})
+            for col in metric_cols:
+                row[col] = scores.get(col)
+            rows.append(row)
+    return BASE_COLUMNS + metric_cols, rows
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def write_samples_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for r in rows:
+        w.writerow([_fmt(r.get(c)) for c in columns])
+    write_text(path, buf.getvalue())
+
+
+def _aggregate_all(plan, collected, rows) -> dict:
+    """{run: {key: entry}}, reusing the cached result when rows and aggregate specs are unchanged
+    (a rerun of a finished run then needs no bootstrap and no scipy import)."""
+    bench = plan.bench
+    specs = [
+        [mname, a.key, a.column, a.statistic if isinstance(a.statistic, str) else _qual(a.statistic),
+         a.higher_is_better, a.chance]
+        for mname, info in collected["metrics"].items() for a in info["aggregates"]
+    ]
+    key = stable_hash({"rows": rows, "specs": specs, "b": [bench.bootstrap_resamples, bench.bootstrap_seed]}, n=32)
+    cache = plan.out / "cache" / "aggregates" / f"{key}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    from relbench.stats import cluster_bootstrap
+
+    result = {}
+    for run in collected["runs"]:
+        mine = [r for r in rows if r["run"] == run.name]
+        clusters = [r["triple_id"] for r in mine]
+        metrics = {}
+        for mname, info in collected["metrics"].items():
+            for agg in info["aggregates"]:
+                entry = cluster_bootstrap(
+                    [r.get(agg.column) for r in mine], clusters, agg.statistic,
+                    n_resamples=bench.bootstrap_resamples, seed=bench.bootstrap_seed,
+                )
+                entry["metric"] = mname
+                entry["higher_is_better"] = agg.higher_is_better
+                entry["chance"] = agg.chance
+                metrics[agg.key] = entry
+        result[run.name] = metrics
+    write_text(cache, json.dumps(result))
+    return result
+
+
+def _qual(fn) -> str:
+    return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def summarise(plan, collected, columns_rows) -> dict:
+    _, rows = columns_rows
+    bench = plan.bench
+    aggregated = _aggregate_all(plan, collected, rows)
+    out_runs = {}
+    for run in collected["runs"]:
+        mine = [r for r in rows if r["run"] == run.name]
+        clusters = [r["triple_id"] for r in mine]
+        metrics = aggregated[run.name]
+        out_runs[run.name] = {
+            "generator": run.info.get("generator"),
+            "prompt_mode": run.info.get("prompt_mode"),
+            "fingerprint": run.info.get("fingerprint"),
+            "is_reference": run.name == "reference",
+            "n_cases": len(mine),
+            "n_triples": len(set(clusters)),
+            "metrics": metrics,
+        }
+    return {
+        "benchmark": bench.name,
+        "suite": bench.suite.kind,
+        "n_cases": len(plan.cases),
+        "n_triples": len({c.triple_id for c in plan.cases}),
+        "seeds": list(bench.seeds),
+        "confidence": 0.95,
+        "interval": f"percentile bootstrap over triples, {bench.bootstrap_resamples} resamples, seed {bench.bootstrap_seed}",
+        "runs": out_runs,
+    }
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("relbench", "numpy", "scipy", "pillow", "pydantic", "torch", "diffusers", "peft", "transformers",
+                "open_clip_torch", "lpips", "accelerate"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        res = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout.strip() or None if res.returncode == 0 else None
+
+
+def manifest(plan, collected, argv: list[str] | None) -> dict:
+    t = collected["timings"]
+    topo = collected["topology"]
+    return {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "argv": argv,
+        "config": plan.bench.model_dump(mode="json"),
+        "seeds": list(plan.bench.seeds),
+        "n_cases": len(plan.cases),
+        "items_without_negative": plan.skipped_items,
+        "runs": {r.name: r.info for r in collected["runs"]},
+        "metrics": {k: {"fingerprint": v["fingerprint"], "args": v["args"]} for k, v in collected["metrics"].items()},
+        "versions": _versions(),
+        "git_commit": _git_commit(),
+        "platform": platform.platform(),
+        "command": sys.argv,
+        "world_size": topo.world_size,
+        "timings": {
+            "wall_s": round(collected["wall_s"], 3),
+            "generate_s": round(t.generate_s, 3),
+            "score_s": round(t.score_s, 3),
+            "images_generated": t.images_generated,
+            "images_reused": t.images_reused,
+            "per_run": t.per_run,
+        },
+    }
+
+
+def write_results(plan, collected, argv=None) -> dict:
+    columns, rows = sample_rows(plan, collected)
+    summary = summarise(plan, collected, (columns, rows))
+    write_samples_csv(plan.out / "samples.csv", columns, rows)
+    write_text(plan.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_text(plan.out / "manifest.json", json.dumps(manifest(plan, collected, argv), indent=2) + "\n")
+    return summary
+
+
+def format_table(summary: dict) -> str:
+    """Runs as rows, aggregates as columns: value [ci_low, ci_high]."""
+    keys: list[str] = []
+    for run in summary["runs"].values():
+        for k in run["metrics"]:
+            if k not in keys:
+                keys.append(k)
+
+    def cell(e):
+        if e is None or e.get("value") is None:
+            return "-"
+        v, lo, hi = e["value"], e["ci_low"], e["ci_high"]
+        f = "{:.4g}"
+        return f"{f.format(v)} [{f.format(lo)}, {f.format(hi)}]"
+
+    header = ["run", "n"] + keys
+    body = [[name, str(r["n_cases"])] + [cell(r["metrics"].get(k)) for k in keys] for name, r in summary["runs"].items()]
+    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
+    return "\n".join(lines)

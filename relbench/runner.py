@@ -1,0 +1,294 @@
+"""The runner: cases x runs -> images in the store -> per-sample scores -> results.
+
+Work is cut into fixed chunks of cases (independent of the number of processes), so a run
+killed at any point, or resumed with another process count, redoes at most the chunk in
+flight: images are stored one by one as they are made, and each (metric, chunk) score file
+is written atomically and keyed by the content it scored.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from relbench.config import Benchmark, RunSpec
+from relbench.data import Case, Request, stable_hash
+from relbench.distributed import Topology, topology
+from relbench.errors import UserError
+from relbench.generator import Context
+from relbench.metric import Sample
+from relbench.negatives import build_cases
+from relbench.predicates import Vocabulary, load_vocabulary
+from relbench.prompts import build_prompt
+from relbench.registry import GENERATORS, METRICS, load_plugin_modules
+from relbench.store import ImageStore
+
+REFERENCE = "reference"
+
+
+@dataclass
+class Timings:
+    generate_s: float = 0.0  # inside Generator.generate
+    score_s: float = 0.0  # inside Metric.score
+    images_generated: int = 0
+    images_reused: int = 0
+    per_run: dict = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    """Everything resolved and validated before the first file is written."""
+
+    bench: Benchmark
+    vocab: Vocabulary
+    cases: list[Case]
+    skipped_items: list[str]
+    runs: list[tuple[RunSpec, type, object]]  # (spec, generator class, validated args)
+    metrics: list[tuple[str, type, object]]  # (name, metric class, validated args)
+    out: Path
+
+
+def _validate_args(cls, args: dict, where: str):
+    from pydantic import ValidationError
+
+    try:
+        return cls.Args(**args)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown argument (allowed: {', '.join(cls.Args.model_fields) or 'none'})"
+        raise UserError(f"{where}.{loc}: {msg}") from None
+
+
+def plan(bench: Benchmark, source: str = "benchmark.yaml") -> Plan:
+    load_plugin_modules(bench.plugins)
+    vocab = load_vocabulary(bench.predicates)
+    runs = []
+    for i, spec in enumerate(bench.runs):
+        cls = GENERATORS.get(spec.generator, where=f"{source}: runs.{i}.generator")
+        runs.append((spec, cls, _validate_args(cls, spec.args, f"{source}: runs.{i}.args")))
+    metrics = []
+    for i, m in enumerate(bench.metrics):
+        cls = METRICS.get(m.name, where=f"{source}: metrics.{i}")
+        metrics.append((m.name, cls, _validate_args(cls, m.args, f"{source}: metrics.{i}.args")))
+
+    from relbench.suites.loader import load_items
+
+    items = load_items(bench.suite, vocab)
+    if bench.limit is not None:
+        items = items[: bench.limit]
+    cases, skipped = build_cases(
+        items, list(bench.seeds), list(bench.negatives.kinds), vocab,
+        bench.negatives.per_triple, bench.negatives.seed,
+    )
+    if not cases:
+        raise UserError(f"{source}: suite: no cases (no item has an applicable negative of kinds {bench.negatives.kinds})")
+    out = Path(bench.output_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{source}: output_dir: {out} exists and is not a directory")
+    return Plan(bench, vocab, cases, skipped, runs, metrics, out)
+
+
+def _chunks(cases: list[Case], size: int) -> list[list[Case]]:
+    return [cases[i : i + size] for i in range(0, len(cases), size)]
+
+
+def _prompts(plan: Plan, case: Case, mode: str) -> tuple[str, str]:
+    return build_prompt(case.pos, mode, plan.vocab), build_prompt(case.neg, mode, plan.vocab)
+
+
+@dataclass
+class RunImages:
+    """Per case: the prompts and image keys one run produced (or the references)."""
+
+    name: str
+    prompts: dict[str, tuple[str, str]]
+    keys: dict[str, tuple[str | None, str | None]]
+    info: dict
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", disable=not enabled, leave=False, dynamic_ncols=True)
+
+
+def generate_run(plan: Plan, spec: RunSpec, cls, args, store: ImageStore, topo: Topology, timings: Timings,
+                 show_progress: bool) -> RunImages:
+    ctx = Context(vocab=plan.vocab, rank=topo.rank, world_size=topo.world_size, device=topo.device)
+    gen = cls(args, ctx)
+    try:
+        fp = gen.fingerprint()
+        size = plan.bench.size
+        prompts, keys, requests = {}, {}, {}
+        for case in plan.cases:
+            pp, pn = _prompts(plan, case, spec.prompt_mode)
+            rp = Request(pp, case.pos, case.seed, size)
+            rn = Request(pn, case.neg, case.seed, size)
+            kp, kn = rp.key(fp, cls.uses), rn.key(fp, cls.uses)
+            prompts[case.id], keys[case.id] = (pp, pn), (kp, kn)
+            requests[kp], requests[kn] = rp, rn
+        batch = spec.batch_size or plan.bench.batch_size
+        mine = [c for j, c in enumerate(_chunks(plan.cases, plan.bench.chunk_size)) if topo.owns(j)]
+        todo, seen = [], set()
+        for chunk in mine:
+            for case in chunk:
+                for k in keys[case.id]:
+                    if k not in seen:
+                        seen.add(k)
+                        if store.has(k):
+                            timings.images_reused += 1
+                        else:
+                            todo.append(k)
+        t_gen = 0.0
+        with _progress(len(todo), f"{spec.name}: generating", show_progress and bool(todo)) as bar:
+            for i in range(0, len(todo), batch):
+                part = todo[i : i + batch]
+                t0 = time.perf_counter()
+                images = gen.generate([requests[k] for k in part])
+                t_gen += time.perf_counter() - t0
+                if len(images) != len(part):
+                    raise RuntimeError(f"generator {spec.generator} returned {len(images)} images for {len(part)} requests")
+                for k, img in zip(part, images):
+                    store.put(k, img)
+                bar.update(len(part))
+        timings.generate_s += t_gen
+        timings.images_generated += len(todo)
+        info = {"generator": spec.generator, "fingerprint": fp, "prompt_mode": spec.prompt_mode,
+                "args": args.model_dump(mode="json"), "images_generated": len(todo), "generate_s": round(t_gen, 3)}
+        return RunImages(spec.name, prompts, keys, info)
+    finally:
+        gen.close()
+
+
+def reference_run(plan: Plan, store: ImageStore, topo: Topology) -> RunImages | None:
+    """The suite's reference images: photos for JSONL suites, correct renders for shapes.
+
+    Pairwise metrics get None for g- when the suite has only a photo of g+.
+    """
+    if not plan.bench.reference_run or not any(c.reference is not None for c in plan.cases):
+        return None
+    from relbench.shapes.reference import VERSION, render_reference
+
+    size = plan.bench.size
+    prompts, keys = {}, {}
+    chunks = _chunks(plan.cases, plan.bench.chunk_size)
+    for j, chunk in enumerate(chunks):
+        for case in chunk:
+            prompts[case.id] = _prompts(plan, case, "relation")
+            ref = case.reference
+            if ref is None:
+                keys[case.id] = (None, None)
+            elif ref.image is not None:
+                keys[case.id] = (f"file:{ref.image}", None)
+            else:
+                pair = []
+                for graph in (case.pos, case.neg):
+                    k = stable_hash({"reference": "shapes", "v": VERSION, "graph": [t.text() for t in graph],
+                                     "seed": case.seed, "size": list(size)}, n=64)
+                    if topo.owns(j) and not store.has(k):
+                        store.put(k, render_reference(graph, case.seed, size)[0])
+                    pair.append(k)
+                keys[case.id] = tuple(pair)
+    return RunImages(REFERENCE, prompts, keys, {"generator": "(suite references)", "prompt_mode": "relation"})
+
+
+def _chunk_key(metric_fp: str, run: RunImages, chunk: list[Case]) -> str:
+    return stable_hash(
+        {"m": metric_fp, "rows": [[c.id, c.triple_id, c.negative_kind, c.seed, [t.text() for t in c.pos],
+                                   [t.text() for t in c.neg], run.prompts[c.id], run.keys[c.id]] for c in chunk]},
+        n=32,
+    )
+
+
+def score_run(plan: Plan, metric, run: RunImages, store: ImageStore, cache_dir: Path, topo: Topology,
+              timings: Timings, only_mine: bool) -> dict[str, dict]:
+    """Per-case metric values for one run, reading score files where they exist."""
+    fp = metric.fingerprint()
+    values: dict[str, dict] = {}
+    loaded: dict[str, object] = {}
+
+    def load(key: str):
+        if key not in loaded:
+            loaded[key] = store.get(key)
+        return loaded[key]
+
+    for j, chunk in enumerate(_chunks(plan.cases, plan.bench.chunk_size)):
+        if only_mine and not topo.owns(j):
+            continue
+        path = cache_dir / f"{metric.name}-{fp}" / f"{_chunk_key(fp, run, chunk)}.json"
+        if path.is_file():
+            rows = json.loads(path.read_text())
+        else:
+            samples = [Sample(c, run.name, *run.prompts[c.id], *run.keys[c.id], _load=load) for c in chunk]
+            t0 = time.perf_counter()
+            rows = metric.score(samples)
+            timings.score_s += time.perf_counter() - t0
+            if len(rows) != len(chunk):
+                raise RuntimeError(f"metric {metric.name} returned {len(rows)} rows for {len(chunk)} samples")
+            from relbench.atomic import write_text
+
+            write_text(path, json.dumps(rows))
+            loaded.clear()
+        for c, row in zip(chunk, rows):
+            values[c.id] = row
+    return values
+
+
+def execute(plan: Plan, show_progress: bool = True, topo: Topology | None = None) -> dict | None:
+    """Generate and score everything; on rank 0 return the collected results, else None."""
+    topo = topo or topology()
+    t_start = time.perf_counter()
+    plan.out.mkdir(parents=True, exist_ok=True)
+    store = ImageStore(plan.out / "images")
+    cache_dir = plan.out / "cache" / "scores"
+    timings = Timings()
+
+    runs: list[RunImages] = []
+    for spec, cls, args in plan.runs:
+        t0 = time.perf_counter()
+        runs.append(generate_run(plan, spec, cls, args, store, topo, timings, show_progress and topo.is_main))
+        timings.per_run[spec.name] = {"wall_s": round(time.perf_counter() - t0, 3)}
+    ref = reference_run(plan, store, topo)
+    if ref is not None:
+        runs.append(ref)
+
+    ctx = Context(vocab=plan.vocab, rank=topo.rank, world_size=topo.world_size, device=topo.device)
+    metric_objs = []
+    for name, cls, args in plan.metrics:
+        m = cls(args, ctx)
+        try:
+            for run in runs:
+                score_run(plan, m, run, store, cache_dir, topo, timings, only_mine=True)
+        finally:
+            m.close()
+        metric_objs.append((name, cls, args))
+    topo.barrier()
+    if not topo.is_main:
+        return None
+
+    # rank 0 collects every chunk (computing any a dead rank left behind)
+    scores: dict[str, dict[str, dict]] = {r.name: {} for r in runs}
+    metric_info = {}
+    for name, cls, args in metric_objs:
+        m = cls(args, ctx)
+        try:
+            metric_info[name] = {"fingerprint": m.fingerprint(), "args": args.model_dump(mode="json"),
+                                 "columns": m.columns(), "aggregates": m.aggregates()}
+            for run in runs:
+                for cid, row in score_run(plan, m, run, store, cache_dir, topo, timings, only_mine=False).items():
+                    scores[run.name].setdefault(cid, {}).update(row)
+        finally:
+            m.close()
+    return {
+        "runs": runs,
+        "scores": scores,
+        "metrics": metric_info,
+        "timings": timings,
+        "wall_s": time.perf_counter() - t_start,
+        "topology": topo,
+    }

@@ -1,0 +1,1 @@
+"""Suites: where the positive graphs (and their reference images) come from."""
