@@ -65,13 +65,16 @@ def cmd_run(args) -> int:
 
     path = args.config or str(default_benchmark_path())
     data, lines = read_benchmark_file(path)
-    data.update(_overrides(args))
+    overrides = _overrides(args)
+    data.update(overrides)
+    # overridden keys come from the command line, not from a line of the file
+    lines = {k: v for k, v in lines.items() if not (k and k[0] in overrides)}
     if args.prompt_mode:
         for r in data.get("runs") or []:
             if isinstance(r, dict):
                 r["prompt_mode"] = args.prompt_mode
     bench = parse_benchmark(data, path, lines)
-    p = plan(bench, source=path)
+    p = plan(bench, source=path, lines=lines)
     collected = execute(p, show_progress=not args.no_progress and sys.stderr.isatty())
     if collected is None:  # a non-zero rank under accelerate/torchrun
         return 0

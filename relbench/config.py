@@ -146,6 +146,9 @@ def _load_yaml_with_lines(text: str, source: str) -> tuple[Any, dict[tuple, int]
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and cmark is not None and mark is not None and cmark.line != mark.line:
+            problem += f" ({context} started at line {cmark.line + 1})"
         raise UserError(f"{source}{line}: malformed YAML: {problem}") from None
     lines: dict[tuple, int] = {}
 
@@ -167,14 +170,17 @@ def _load_yaml_with_lines(text: str, source: str) -> tuple[Any, dict[tuple, int]
     return data, lines
 
 
+def locate(source: str, lines: dict[tuple, int] | None, path: tuple) -> str:
+    """'file:line' for the deepest part of ``path`` present in the YAML, else 'file'."""
+    for i in range(len(path), 0, -1):
+        if lines and path[:i] in lines:
+            return f"{source}:{lines[path[:i]]}"
+    return source
+
+
 def _format_error(err: dict, source: str, lines: dict[tuple, int]) -> str:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in ("shapes", "jsonl")))
-    line = None
-    for i in range(len(loc), -1, -1):
-        if loc[:i] in lines:
-            line = lines[loc[:i]]
-            break
-    where = f"{source}:{line}" if line else source
+    where = locate(source, lines, loc)
     key = ".".join(str(p) for p in loc) or "(top level)"
     msg = err["msg"]
     if err["type"] == "extra_forbidden":

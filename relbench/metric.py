@@ -23,7 +23,11 @@ class MetricArgs(BaseModel):
 
 @dataclass
 class Sample:
-    """Everything a metric may read about one case of one run. Images load lazily."""
+    """Everything a metric may read about one case of one run. Images load lazily.
+
+    prompt_pos/prompt_neg are what the generator was given (identical in neutral mode);
+    text_pos/text_neg are the relation texts of g+ and g- that a metric judges images against.
+    """
 
     case: Case
     run: str
@@ -32,6 +36,15 @@ class Sample:
     image_pos_key: str | None
     image_neg_key: str | None
     _load: Callable[[str], Any] = field(repr=False, default=None)  # key -> np.ndarray (H, W, 3) uint8
+    texts: tuple[str, str] | None = None  # relation texts (p+, p-); default: the prompts
+
+    @property
+    def text_pos(self) -> str:
+        return self.texts[0] if self.texts else self.prompt_pos
+
+    @property
+    def text_neg(self) -> str:
+        return self.texts[1] if self.texts else self.prompt_neg
 
     @property
     def image_pos(self):

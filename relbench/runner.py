@@ -64,17 +64,20 @@ def _validate_args(cls, args: dict, where: str):
         raise UserError(f"{where}.{loc}: {msg}") from None
 
 
-def plan(bench: Benchmark, source: str = "benchmark.yaml") -> Plan:
+def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = None) -> Plan:
+    from relbench.config import locate
+
     load_plugin_modules(bench.plugins)
     vocab = load_vocabulary(bench.predicates)
     runs = []
     for i, spec in enumerate(bench.runs):
-        cls = GENERATORS.get(spec.generator, where=f"{source}: runs.{i}.generator")
-        runs.append((spec, cls, _validate_args(cls, spec.args, f"{source}: runs.{i}.args")))
+        cls = GENERATORS.get(spec.generator, where=f"{locate(source, lines, ('runs', i, 'generator'))}: runs.{i}.generator")
+        where = f"{locate(source, lines, ('runs', i, 'args'))}: runs.{i}.args"
+        runs.append((spec, cls, _validate_args(cls, spec.args, where)))
     metrics = []
     for i, m in enumerate(bench.metrics):
-        cls = METRICS.get(m.name, where=f"{source}: metrics.{i}")
-        metrics.append((m.name, cls, _validate_args(cls, m.args, f"{source}: metrics.{i}.args")))
+        cls = METRICS.get(m.name, where=f"{locate(source, lines, ('metrics', i))}: metrics.{i}")
+        metrics.append((m.name, cls, _validate_args(cls, m.args, f"{locate(source, lines, ('metrics', i))}: metrics.{i}.args")))
 
     from relbench.suites.loader import load_items
 
@@ -98,6 +101,11 @@ def _chunks(cases: list[Case], size: int) -> list[list[Case]]:
 
 
 def _prompts(plan: Plan, case: Case, mode: str) -> tuple[str, str]:
+    """(prompt for img_pos, prompt for img_neg). In neutral mode both images get the same text,
+    named from g+ ("a photo of a dog and a horse"), so only the graph can tell them apart."""
+    if mode == "neutral":
+        text = build_prompt(case.pos, mode, plan.vocab)
+        return text, text
     return build_prompt(case.pos, mode, plan.vocab), build_prompt(case.neg, mode, plan.vocab)
 
 
@@ -224,7 +232,8 @@ def score_run(plan: Plan, metric, run: RunImages, store: ImageStore, cache_dir: 
         if path.is_file():
             rows = json.loads(path.read_text())
         else:
-            samples = [Sample(c, run.name, *run.prompts[c.id], *run.keys[c.id], _load=load) for c in chunk]
+            samples = [Sample(c, run.name, *run.prompts[c.id], *run.keys[c.id], _load=load,
+                              texts=_prompts(plan, c, "relation")) for c in chunk]
             t0 = time.perf_counter()
             rows = metric.score(samples)
             timings.score_s += time.perf_counter() - t0

@@ -1,0 +1,99 @@
+"""End to end through the CLI on the shapes suite."""
+
+import csv
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def read(out):
+    return (out / "samples.csv").read_text(), json.loads((out / "summary.json").read_text())
+
+
+def test_run_writes_results_and_prints_table(cli, small_config, tmp_path):
+    cfg = small_config()
+    res = cli("run", "--config", str(cfg))
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "out"
+    text, summary = read(out)
+    rows = list(csv.DictReader(text.splitlines()))
+    # 9 predicates x 2 triples x 2 seeds = 36 cases; runs oracle, inverse + reference
+    assert summary["n_cases"] == 36 and summary["n_triples"] == 18
+    assert len(rows) == 36 * 3
+    assert {r["run"] for r in rows} == {"oracle", "inverse", "reference"}
+    entry = summary["runs"]["oracle"]["metrics"]["mse_mean"]
+    assert set(entry) >= {"value", "ci_low", "ci_high", "n"} and entry["n"] == 36
+    assert entry["ci_low"] <= entry["value"] <= entry["ci_high"]
+    vals = [float(r["pair_mse"]) for r in rows if r["run"] == "oracle"]
+    assert abs(entry["value"] - sum(vals) / len(vals)) < 1e-6
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["seeds"] == [0, 1] and manifest["config"]["name"] == "small"
+    assert manifest["timings"]["images_generated"] == 144 and "numpy" in manifest["versions"]
+    assert "oracle" in res.stdout and "mse_mean" in res.stdout and "[" in res.stdout
+    # every image file in the store is referenced, and each is a PNG
+    keys = {r[k] for r in rows for k in ("image_pos", "image_neg")}
+    assert len(list((out / "images").rglob("*.png"))) == len(keys)
+
+
+def test_rerun_skips_everything_and_matches(cli, small_config, tmp_path):
+    cfg = small_config()
+    assert cli("run", "--config", str(cfg)).returncode == 0
+    first = read(tmp_path / "out")
+    res = cli("run", "--config", str(cfg))
+    assert res.returncode == 0
+    assert "0 images generated, 144 reused" in res.stdout
+    assert read(tmp_path / "out") == first
+
+
+def test_same_config_same_numbers_in_another_directory(cli, small_config, tmp_path):
+    cfg = small_config()
+    assert cli("run", "--config", str(cfg)).returncode == 0
+    assert cli("run", "--config", str(cfg), "--out", str(tmp_path / "again")).returncode == 0
+    assert read(tmp_path / "out") == read(tmp_path / "again")
+
+
+def test_generator_override_limit_and_neutral_mode(cli, small_config, tmp_path):
+    cfg = small_config()
+    res = cli("run", "--config", str(cfg), "--generator", "shapes_ignore_relation", "--prompt-mode", "neutral",
+              "--limit", "3", "--seeds", "5", "--out", str(tmp_path / "o2"))
+    assert res.returncode == 0, res.stderr
+    _, summary = read(tmp_path / "o2")
+    assert list(summary["runs"]) == ["shapes_ignore_relation-neutral", "reference"]
+    assert summary["n_cases"] == 3 and summary["seeds"] == [5]
+    rows = list(csv.DictReader((tmp_path / "o2" / "samples.csv").read_text().splitlines()))
+    r = next(r for r in rows if r["run"] == "shapes_ignore_relation-neutral")
+    assert " and " in r["prompt_pos"] and r["prompt_pos"] == r["prompt_neg"]  # neutral: no predicate
+
+
+def test_default_benchmark_runs_from_any_directory(cli, tmp_path):
+    # no ./benchmark.yaml here: the copy shipped in the package is used
+    res = cli("run", "--limit", "2", "--seeds", "0", "--out", str(tmp_path / "d"), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads((tmp_path / "d" / "summary.json").read_text())
+    assert summary["benchmark"] == "shapes-default" and set(summary["runs"]) == {"oracle", "ignore_relation", "inverse", "reference"}
+    assert (ROOT / "relbench" / "default_benchmark.yaml").read_text() == (ROOT / "benchmark.yaml").read_text()
+
+
+def test_list_shows_plugins(cli):
+    res = cli("list")
+    assert res.returncode == 0
+    for name in ("shapes_oracle", "shapes_ignore_relation", "shapes_inverse", "pair_mse"):
+        line = next(l for l in res.stdout.splitlines() if l.strip().startswith(name + " "))
+        assert len(line.split(None, 1)[1]) > 10  # one-line description
+
+
+def test_core_imports_no_model_library():
+    code = ("import sys, relbench.cli, relbench.runner, relbench.results, relbench.config, relbench.registry;"
+            "relbench.registry.GENERATORS.discover(); relbench.registry.METRICS.discover();"
+            "heavy = [m for m in ('torch', 'diffusers', 'open_clip', 'transformers', 'lpips', 'pandas') if m in sys.modules];"
+            "print(heavy)")
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
+
+
+def test_help_lists_commands(cli):
+    res = cli("--help")
+    assert res.returncode == 0 and "run" in res.stdout and "list" in res.stdout
