@@ -19,6 +19,7 @@ class Topology:
     world_size: int = 1
     device: str | None = None
     barrier: Callable[[], None] = lambda: None
+    gather: Callable[[object], list] = lambda obj: [obj]  # every rank's object, on every rank
 
     @property
     def is_main(self) -> bool:
@@ -33,8 +34,14 @@ def topology() -> Topology:
     if world <= 1:
         return Topology()
     try:
+        import torch
         from accelerate import PartialState
     except ImportError:
         raise UserError("multi-process runs need accelerate and torch: pip install 'relbench[multiproc]'") from None
-    state = PartialState()
-    return Topology(state.process_index, state.num_processes, str(state.device), state.wait_for_everyone)
+    # without an accelerator accelerate must be told to use CPU processes (gloo)
+    cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true") or not torch.cuda.is_available()
+    state = PartialState(cpu=cpu)
+    from accelerate.utils import gather_object
+
+    return Topology(state.process_index, state.num_processes, str(state.device), state.wait_for_everyone,
+                    lambda obj: gather_object([obj]))

@@ -276,9 +276,13 @@ def execute(plan: Plan, show_progress: bool = True, topo: Topology | None = None
         finally:
             m.close()
         metric_objs.append((name, cls, args))
+    # every rank's counters, summed on rank 0 (gather doubles as the barrier)
+    parts = topo.gather([timings.generate_s, timings.score_s, timings.images_generated, timings.images_reused])
     topo.barrier()
     if not topo.is_main:
         return None
+    timings.generate_s, timings.score_s = sum(p[0] for p in parts), sum(p[1] for p in parts)
+    timings.images_generated, timings.images_reused = sum(p[2] for p in parts), sum(p[3] for p in parts)
 
     # rank 0 collects every chunk (computing any a dead rank left behind)
     scores: dict[str, dict[str, dict]] = {r.name: {} for r in runs}
