@@ -108,10 +108,16 @@ def check_record(rec: SuiteRecord) -> tuple[str, str] | None:
     return None
 
 
-def _validation_message(exc: ValidationError) -> tuple[str, str]:
+_LISTS = {"image_size": 2, "subject_box": 4, "object_box": 4}
+
+
+def _validation_message(exc: ValidationError, data: dict) -> tuple[str, str]:
     err = exc.errors()[0]
     field = ".".join(str(p) for p in err["loc"]) or "line"
     top = str(err["loc"][0]) if err["loc"] else ""
+    if top in _LISTS and (len(err["loc"]) > 1 or err["type"].startswith(("tuple", "too_"))):
+        got = json.dumps(data.get(top))
+        return top, f"expected a list of {_LISTS[top]} numbers, got {got} ({FIELD_HELP[top]})"
     if err["type"] == "extra_forbidden":
         return field, f"unknown field (allowed: {', '.join(SuiteRecord.model_fields)})"
     if err["type"] == "missing":
@@ -127,7 +133,7 @@ def parse_record(data: Any, where: str) -> SuiteRecord:
     try:
         rec = SuiteRecord.model_validate(data)
     except ValidationError as exc:
-        field, problem = _validation_message(exc)
+        field, problem = _validation_message(exc, data)
         raise UserError(f"{where}: {field}: {problem}") from None
     broken = check_record(rec)
     if broken:
