@@ -155,9 +155,9 @@ class CandidateFilter:
     def image_candidates(self, entry: Any) -> Iterator[Candidate]:
         """Candidates from one element of relationships.json."""
         rels = entry.get("relationships") if isinstance(entry, dict) else None
-        if not isinstance(rels, list):
-            self.drops["malformed"] += len(rels) if isinstance(rels, list) else 1
-            self.read += len(rels) if isinstance(rels, list) else 1
+        if not isinstance(rels, list):  # an image entry without a relationship list counts as one
+            self.drops["malformed"] += 1
+            self.read += 1
             return
         self.read += len(rels)
         image_id = _image_id(entry)
