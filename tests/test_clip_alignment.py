@@ -176,3 +176,16 @@ def test_fingerprint_tracks_weights(tiny, tmp_path):
     other = tmp_path / "other.pt"
     other.write_bytes(b"x" * 10)
     assert a != ClipAlignment(ClipAlignment.Args(model=model_name, checkpoint=str(other)), CTX).fingerprint()
+
+
+def test_encoding_benchmark_runs_and_halves(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "clip_encodings.py"
+    spec = importlib.util.spec_from_file_location("clip_encodings_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--triples", "2", "--seeds", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "12/24" in out and "4/24" in out  # 6 cases: 12 of 24 images, 4 of 24 texts
