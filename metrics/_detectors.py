@@ -36,10 +36,6 @@ class Detector:
         self.options = options
         self.device = device
 
-    def identity(self) -> Any:
-        """What the detections depend on besides the image (weights, thresholds): for fingerprints."""
-        return None
-
     def detect(self, image, names: list[str]) -> dict[str, Detection]:
         return self.detect_many([(image, names)])[0]
 
@@ -67,9 +63,6 @@ class ShapesDetector(Detector):
         except ImportError as exc:
             raise UserError(f"spatial: detector 'shapes' needs relbench.shapes.detect ({exc})") from None
         self._detect = detect_objects
-
-    def identity(self) -> Any:
-        return {"detector": "shapes"}
 
     def detect_many(self, items):
         out = []
@@ -126,15 +119,6 @@ class GroundingDinoDetector(Detector):
         self.box_threshold = float(getattr(options, "box_threshold", 0.35))
         self.text_threshold = float(getattr(options, "text_threshold", 0.25))
         self.batch_size = int(getattr(options, "batch_size", 8))
-
-    def identity(self) -> Any:
-        return {
-            "detector": "grounding_dino",
-            "model": str(self.model_id),
-            "commit": getattr(self.model.config, "_commit_hash", None),
-            "box_threshold": self.box_threshold,
-            "text_threshold": self.text_threshold,
-        }
 
     def detect_many(self, items):
         import torch
