@@ -1,0 +1,222 @@
+"""spatial: detect subject and object in each image, then judge the predicate from the boxes.
+
+img_pos is judged against its own graph g+, img_neg against g-. Detection and relation are
+reported separately, as VISOR does: OA (both objects detected), accuracy given detection
+(cond), and the unconditional rate (detected and correct, over checkable images). Predicates
+a rule set has no rule for (all non-geometric ones, e.g. "eating") make the image not
+checkable: they are counted in their own aggregate, never silently passed.
+
+The rules themselves are plain functions: ``relation_holds(rule_set, predicate, A, B)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from metrics._spatial_rules import (  # noqa: F401  (re-exported: metrics.spatial.relation_holds)
+    RULE_SETS,
+    check_rule_set,
+    covered,
+    geneval_relations,
+    relation_holds,
+    t2i_compbench_image_score,
+    t2i_compbench_position_score,
+)
+from relbench.data import Graph, graph_objects
+from relbench.errors import UserError
+from relbench.metric import Aggregate, Metric, MetricArgs, Sample
+from relbench.registry import register_metric
+
+class SpatialArgs(MetricArgs):
+    rule_set: Union[str, list[str]] = "relbench"
+    detector: str = "shapes"
+    model: Optional[str] = Field(None, description="grounding_dino: local directory or HF-cache id")
+    box_threshold: float = Field(0.35, ge=0.0, le=1.0)
+    text_threshold: float = Field(0.25, ge=0.0, le=1.0)
+    device: Optional[str] = None
+    batch_size: int = Field(8, ge=1)
+
+    @field_validator("rule_set")
+    @classmethod
+    def _known(cls, v):
+        names = [v] if isinstance(v, str) else list(v)
+        if not names:
+            raise ValueError("rule_set: give at least one rule set")
+        for n in names:
+            if n not in RULE_SETS:
+                raise ValueError(f"unknown rule set {n!r} (known: {', '.join(RULE_SETS)})")
+        if len(set(names)) != len(names):
+            raise ValueError("rule_set: listed twice")
+        return v
+
+
+def _not_checkable_count(values: np.ndarray, weights: np.ndarray) -> float:
+    """Number of images (bootstrap-weighted) whose graph could not be judged."""
+    return float(np.sum(weights * (values == 0.0)))
+
+
+@register_metric("spatial")
+class Spatial(Metric):
+    """Spatial relation accuracy from detected boxes, under selectable published rule sets."""
+
+    Args = SpatialArgs
+    consumes = frozenset({"images", "graphs"})
+    version = "1"
+
+    def __init__(self, args: SpatialArgs, ctx):
+        super().__init__(args, ctx)
+        self.rule_sets = [args.rule_set] if isinstance(args.rule_set, str) else list(args.rule_set)
+        for r in self.rule_sets:
+            check_rule_set(r)
+        self.prefixed = not isinstance(args.rule_set, str)
+        from metrics._detectors import DETECTORS, build_detector
+
+        if args.detector not in DETECTORS:
+            raise UserError(f"spatial: unknown detector {args.detector!r} (known: {', '.join(sorted(DETECTORS))})")
+        self._build = lambda: build_detector(args.detector, args, args.device or ctx.device)
+        self._detector = None
+        self._cache: dict[tuple[str, str], Any] = {}  # (image key, name) -> detection
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            self._detector = self._build()
+        return self._detector
+
+    def _p(self, rule: str) -> str:
+        return f"{rule}_" if self.prefixed else ""
+
+    def columns(self) -> list[str]:
+        cols = ["pos_detected", "neg_detected"]
+        for r in self.rule_sets:
+            p = self._p(r)
+            for side in ("pos", "neg"):
+                cols += [f"{p}{side}_checkable", f"{p}{side}_correct", f"{p}{side}_uncond"]
+                if r == "t2i_compbench":
+                    cols.append(f"{p}{side}_score")
+            cols.append(f"{p}pair_correct")
+        return cols
+
+    def aggregates(self) -> list[Aggregate]:
+        aggs = [
+            Aggregate("spatial_pos_detected", "pos_detected", description="img_pos: share with every object of g+ detected (OA)"),
+            Aggregate("spatial_neg_detected", "neg_detected", description="img_neg: share with every object of g- detected (OA)"),
+        ]
+        for r in self.rule_sets:
+            p, k = self._p(r), f"spatial_{self._p(r)}"
+            for side, g in (("pos", "g+"), ("neg", "g-")):
+                aggs += [
+                    Aggregate(f"{k}{side}_acc", f"{p}{side}_uncond",
+                              description=f"[{r}] img_{side}: detected and {g} relation holds, over checkable images (VISOR_uncond)"),
+                    Aggregate(f"{k}{side}_acc_given_detected", f"{p}{side}_correct",
+                              description=f"[{r}] img_{side}: {g} relation holds, given both objects detected (VISOR_cond)"),
+                    Aggregate(f"{k}{side}_checkable", f"{p}{side}_checkable",
+                              description=f"[{r}] img_{side}: share of images whose {g} the rule set can judge"),
+                    Aggregate(f"{k}{side}_not_checkable", f"{p}{side}_checkable", statistic=_not_checkable_count,
+                              higher_is_better=None,
+                              description=f"[{r}] img_{side}: number of images whose {g} has a predicate without a rule (not judged)"),
+                ]
+                if r == "t2i_compbench":
+                    aggs.append(Aggregate(f"{k}{side}_score", f"{p}{side}_score",
+                                          description=f"[{r}] img_{side}: T2I-CompBench graded image score (their spatial number)"))
+            aggs.append(Aggregate(f"{k}pair_acc", f"{p}pair_correct",
+                                  description=f"[{r}] img_pos holds g+ and img_neg holds g- (both detected and correct)"))
+        return aggs
+
+    # --- scoring ------------------------------------------------------------------------------
+
+    def score(self, samples: list[Sample]) -> list[dict[str, Optional[float]]]:
+        self._detect_all(samples)
+        return [self._row(s) for s in samples]
+
+    def _detect_all(self, samples: list[Sample]) -> None:
+        """Detect every (image, name) pair not seen before, in batches; each image loads once."""
+        wanted: dict[str, tuple[Sample, str, list[str]]] = {}
+        for s in samples:
+            for key, graph, side in ((s.image_pos_key, s.case.pos, "pos"), (s.image_neg_key, s.case.neg, "neg")):
+                if key is None:
+                    continue
+                names = [n for n in _names(graph) if (key, n) not in self._cache]
+                if names:
+                    _, _, have = wanted.setdefault(key, (s, side, []))
+                    have.extend(n for n in names if n not in have)
+        keys = list(wanted)
+        for start in range(0, len(keys), self.args.batch_size):
+            chunk = keys[start : start + self.args.batch_size]
+            items = []
+            for key in chunk:
+                s, side, names = wanted[key]
+                items.append((s.image_pos if side == "pos" else s.image_neg, names))
+            for key, (_, names), found in zip(chunk, items, self.detector.detect_many(items)):
+                for n in names:
+                    self._cache[(key, n)] = found.get(n)
+
+    def _row(self, s: Sample) -> dict[str, Optional[float]]:
+        row: dict[str, Optional[float]] = {}
+        judged = {}
+        for side, key, graph in (("pos", s.image_pos_key, s.case.pos), ("neg", s.image_neg_key, s.case.neg)):
+            if key is None:
+                row[f"{side}_detected"] = None
+                judged[side] = None
+                continue
+            dets = {n: self._cache.get((key, n)) for n in _names(graph)}
+            row[f"{side}_detected"] = float(all(d is not None for d in dets.values()))
+            judged[side] = dets
+        for r in self.rule_sets:
+            p = self._p(r)
+            uncond = {}
+            for side, graph in (("pos", s.case.pos), ("neg", s.case.neg)):
+                dets = judged[side]
+                checkable, correct, score = (None, None, None) if dets is None else self._judge(r, graph, dets)
+                row[f"{p}{side}_checkable"] = checkable
+                row[f"{p}{side}_correct"] = correct
+                u = None
+                if checkable == 1.0:
+                    u = float(row[f"{side}_detected"] == 1.0 and correct == 1.0)
+                row[f"{p}{side}_uncond"] = uncond[side] = u
+                if r == "t2i_compbench":
+                    row[f"{p}{side}_score"] = score
+            both = (uncond["pos"], uncond["neg"])
+            row[f"{p}pair_correct"] = None if None in both else float(both == (1.0, 1.0))
+        return row
+
+    def _judge(self, rule: str, graph: Graph, dets: dict) -> tuple[float, Optional[float], Optional[float]]:
+        """(checkable, correct given detection, T2I graded score) for one image and its graph.
+
+        A graph is checkable only when every triple is (no triple is skipped silently); a
+        triple whose subject and object share a name cannot be told apart by name-queried
+        detectors and is not checkable. Correct = every triple holds. The T2I score of a graph
+        is the mean of its triples' image scores (0 when an object is missing)."""
+        vocab = self.ctx.vocab
+        verdicts, scores = [], []
+        for t in graph:
+            pred = vocab.get(t.predicate, where="spatial")
+            if t.subject == t.object or not pred.geometric or pred.name not in covered(rule):
+                return 0.0, None, None
+            a, b = dets.get(t.subject), dets.get(t.object)
+            if a is None or b is None:
+                verdicts.append(None)
+                scores.append(0.0)
+                continue
+            verdicts.append(relation_holds(rule, pred.name, a[0], b[0], vocab=vocab))
+            if rule == "t2i_compbench":
+                pos = t2i_compbench_position_score(pred.name, a[0], b[0])
+                scores.append(t2i_compbench_image_score(pos, a[1], b[1]))
+        correct = None if None in verdicts else float(all(verdicts))
+        score = float(np.mean(scores)) if rule == "t2i_compbench" else None
+        return 1.0, correct, score
+
+    def close(self) -> None:
+        if self._detector is not None:
+            self._detector.close()
+        self._detector = None
+        self._cache.clear()
+
+
+def _names(graph: Graph) -> list[str]:
+    return graph_objects(graph)

@@ -1,0 +1,231 @@
+"""The spatial metric: wiring (tiny GroundingDINO) and arithmetic (hand-made boxes via a stub)."""
+
+import numpy as np
+import pytest
+
+from metrics._detectors import Detector, register_detector
+from metrics.spatial import Spatial
+from relbench.data import Case, Triple
+from relbench.errors import UserError
+from relbench.generator import Context
+from relbench.metric import Sample
+from relbench.predicates import load_vocabulary
+
+CTX = Context(vocab=load_vocabulary())
+
+# image id (the value of pixel [0, 0, 0]) -> name -> (box, score)
+SCENES = {
+    1: {"dog": ((0, 0, 10, 10), 0.9), "cat": ((30, 0, 40, 10), 0.7)},  # dog left of cat
+    2: {"cat": ((0, 0, 10, 10), 0.8), "dog": ((30, 0, 40, 10), 0.8)},  # cat left of dog
+    3: {"dog": ((0, 0, 10, 10), 0.9)},  # the cat is missing
+    4: {"dog": ((0, 0, 10, 10), 1.0), "cat": ((1, 0, 11, 10), 1.0)},  # 1 px apart
+}
+CALLS = []
+
+
+@register_detector("stub_boxes")
+class StubDetector(Detector):
+    """Test-only: returns the hand-made boxes of SCENES for the image's id pixel."""
+
+    def detect_many(self, items):
+        out = []
+        for image, names in items:
+            CALLS.append((int(image[0, 0, 0]), tuple(names)))
+            scene = SCENES[int(image[0, 0, 0])]
+            out.append({n: scene.get(n) for n in names})
+        return out
+
+
+def image(i):
+    img = np.zeros((8, 8, 3), np.uint8)
+    img[0, 0, 0] = i
+    return img
+
+
+def sample(pos, neg, kpos, kneg, kind="swap"):
+    case = Case(id=f"c{kpos}{kneg}{pos}", triple_id="t", pos=(Triple(*pos),), neg=(Triple(*neg),), negative_kind=kind, seed=0)
+    keys = {f"k{i}": image(i) for i in SCENES}
+    return Sample(case, "run", " ".join(pos), " ".join(neg), kpos, kneg, _load=keys.__getitem__)
+
+
+def metric(**kw):
+    return Spatial(Spatial.Args(detector="stub_boxes", **kw), CTX)
+
+
+def aggregate(m, rows):
+    out = {}
+    for a in m.aggregates():
+        vals = np.array([r[a.column] for r in rows if r[a.column] is not None], dtype=float)
+        if not len(vals):
+            out[a.key] = None
+        elif a.statistic == "mean":
+            out[a.key] = float(vals.mean())
+        else:
+            out[a.key] = a.statistic(vals, np.ones_like(vals))
+    return out
+
+
+DOG_CAT, CAT_DOG = ("dog", "left of", "cat"), ("cat", "left of", "dog")
+
+
+def test_rows_by_hand():
+    CALLS.clear()
+    m = metric()
+    rows = m.score([
+        sample(DOG_CAT, CAT_DOG, "k1", "k2"),  # both images right
+        sample(DOG_CAT, CAT_DOG, "k1", "k1"),  # text-only generator: one image for both
+        sample(DOG_CAT, CAT_DOG, "k3", "k2"),  # cat missing in img_pos
+        sample(("dog", "eating", "cat"), ("cat", "eating", "dog"), "k1", "k2"),  # not checkable
+        sample(DOG_CAT, CAT_DOG, "k1", None),  # a reference: no g- twin
+    ])
+    assert set(rows[0]) == set(m.columns())
+    assert rows[0] == {"pos_detected": 1.0, "neg_detected": 1.0, "pos_checkable": 1.0, "pos_correct": 1.0,
+                       "pos_uncond": 1.0, "neg_checkable": 1.0, "neg_correct": 1.0, "neg_uncond": 1.0,
+                       "pair_correct": 1.0}
+    assert (rows[1]["pos_correct"], rows[1]["neg_correct"], rows[1]["pair_correct"]) == (1.0, 0.0, 0.0)
+    assert (rows[2]["pos_detected"], rows[2]["pos_correct"], rows[2]["pos_uncond"]) == (0.0, None, 0.0)
+    assert rows[2]["pair_correct"] == 0.0
+    assert rows[3]["pos_detected"] == 1.0  # detection is reported even when not judged
+    assert (rows[3]["pos_checkable"], rows[3]["pos_correct"], rows[3]["pos_uncond"], rows[3]["pair_correct"]) == (
+        0.0, None, None, None)
+    assert rows[4]["neg_detected"] is None and rows[4]["neg_correct"] is None and rows[4]["pair_correct"] is None
+    assert rows[4]["pos_correct"] == 1.0
+    # every (image, name) is detected once across the batch: k1, k2, k3 -> three detector queries
+    assert sorted(c[0] for c in CALLS) == [1, 2, 3]
+
+    agg = aggregate(m, rows)
+    assert agg["spatial_pos_detected"] == 0.8  # 4 of 5
+    assert agg["spatial_neg_detected"] == 1.0  # 4 of 4 (the reference has none)
+    assert agg["spatial_pos_acc_given_detected"] == 1.0  # rows 0, 1, 4
+    assert agg["spatial_pos_acc"] == 0.75  # checkable rows 0-2, 4: 1, 1, 0, 1
+    assert agg["spatial_neg_acc_given_detected"] == pytest.approx(2 / 3)  # rows 0-2: 1, 0, 1
+    assert agg["spatial_pos_not_checkable"] == 1.0
+    assert agg["spatial_neg_not_checkable"] == 1.0
+    assert agg["spatial_pos_checkable"] == 0.8
+    assert agg["spatial_pair_acc"] == pytest.approx(1 / 3)  # rows 0-2: 1, 0, 0
+    # OA * cond == uncond when every image is checkable (rows 0-2 and 4 here)
+    checkable = [r for r in rows if r["pos_checkable"] == 1.0]
+    oa = np.mean([r["pos_detected"] for r in checkable])
+    cond = np.mean([r["pos_correct"] for r in checkable if r["pos_correct"] is not None])
+    assert oa * cond == agg["spatial_pos_acc"]
+
+
+def test_detections_are_cached_across_calls():
+    CALLS.clear()
+    m = metric()
+    m.score([sample(DOG_CAT, CAT_DOG, "k1", "k2")])
+    m.score([sample(DOG_CAT, CAT_DOG, "k2", "k1")])
+    assert len(CALLS) == 2
+
+
+def test_several_rule_sets_prefix_columns():
+    m = metric(rule_set=["relbench", "visor", "t2i_compbench", "geneval"])
+    rows = m.score([
+        sample(DOG_CAT, CAT_DOG, "k4", "k2"),  # 1 px apart: VISOR says left, GenEval/relbench don't
+        sample(DOG_CAT, CAT_DOG, "k1", "k2"),
+        sample(("dog", "near", "cat"), ("dog", "far from", "cat"), "k1", "k2", kind="replace"),
+    ])
+    r = rows[0]
+    assert (r["relbench_pos_correct"], r["visor_pos_correct"], r["geneval_pos_correct"]) == (0.0, 1.0, 0.0)
+    # T2I: dx = 1 > 0, IoU = 90/110 -> position 0.1/(90/110) = 0.1222; 0.25 + 0.25 + 0.0611 = 0.5611
+    assert r["t2i_compbench_pos_correct"] == 0.0
+    assert r["t2i_compbench_pos_score"] == pytest.approx(0.5 + 0.5 * 0.1 * 110 / 90)
+    # k1: position 1, conf .9 and .7 -> .225 + .175 + .5 = .9 ; k2 (neg, cat left of dog): .2 + .2 + .5
+    assert rows[1]["t2i_compbench_pos_score"] == pytest.approx(0.9)
+    assert rows[1]["t2i_compbench_neg_score"] == pytest.approx(0.9)
+    # near / far from: relbench judges both; VISOR/GenEval have no rule; T2I has near only
+    r = rows[2]
+    assert r["relbench_pos_checkable"] == 1.0 and r["relbench_pos_correct"] == 0.0  # gap 20 > 2.5
+    assert r["relbench_neg_correct"] == 1.0  # gap 20 >= 7.5: far
+    assert r["visor_pos_checkable"] == 0.0 and r["geneval_neg_checkable"] == 0.0
+    assert r["t2i_compbench_pos_correct"] == 1.0  # |dx| = 30 < 150 px
+    assert r["t2i_compbench_neg_checkable"] == 0.0 and r["t2i_compbench_neg_score"] is None
+    agg = aggregate(m, rows)
+    assert agg["spatial_visor_pos_not_checkable"] == 1.0
+    assert agg["spatial_relbench_pos_not_checkable"] == 0.0
+    assert "spatial_t2i_compbench_pos_score" in agg and "spatial_pos_detected" in agg
+
+
+def test_same_name_triple_not_checkable():
+    rows = metric().score([sample(("dog", "left of", "dog"), ("dog", "right of", "dog"), "k1", "k2")])
+    assert rows[0]["pos_checkable"] == 0.0 and rows[0]["pos_correct"] is None
+
+
+def test_bad_args():
+    with pytest.raises(Exception, match="unknown rule set"):
+        Spatial.Args(rule_set="coco")
+    with pytest.raises(UserError, match="unknown detector"):
+        Spatial(Spatial.Args(detector="yolo"), CTX)
+
+
+# --- GroundingDINO wiring with a tiny random model ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_grounding_dino(tmp_path_factory):
+    import torch
+    from transformers import (
+        BertTokenizer,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+        SwinConfig,
+    )
+
+    d = tmp_path_factory.mktemp("gdino")
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "dog", "cat", "red", "cube"]
+    (d / "vocab.txt").write_text("\n".join(words) + "\n")
+    processor = GroundingDinoProcessor(
+        image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 64}),
+        tokenizer=BertTokenizer(str(d / "vocab.txt")),
+    )
+    torch.manual_seed(0)
+    config = GroundingDinoConfig(
+        d_model=32, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
+        encoder_ffn_dim=16, decoder_ffn_dim=16, num_queries=10, encoder_n_points=2, decoder_n_points=2,
+        num_feature_levels=3,  # 3 Swin stages; a 4th level would be 1x1 at 64 px (GroupNorm needs > 1 value)
+        max_text_len=16,
+        backbone_config=SwinConfig(window_size=7, embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
+                                   image_size=64, out_indices=[2, 3, 4]),
+        text_config={"model_type": "bert", "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2,
+                     "intermediate_size": 8, "max_position_embeddings": 16, "vocab_size": len(words)},
+    )
+    GroundingDinoForObjectDetection(config).save_pretrained(d / "model")
+    processor.save_pretrained(d / "model")
+    return d / "model"
+
+
+def gd_sample(kpos="a", kneg="b"):
+    rng = np.random.RandomState(0)
+    imgs = {"a": rng.randint(0, 255, (64, 64, 3), dtype=np.uint8), "b": rng.randint(0, 255, (64, 64, 3), dtype=np.uint8)}
+    case = Case(id="c", triple_id="t", pos=(Triple("dog", "left of", "red cube"),),
+                neg=(Triple("red cube", "left of", "dog"),), negative_kind="swap", seed=0)
+    return Sample(case, "run", "a dog to the left of a red cube", "a red cube to the left of a dog", kpos, kneg,
+                  _load=imgs.__getitem__)
+
+
+def test_grounding_dino_tiny_model_wiring(tiny_grounding_dino):
+    m = Spatial(Spatial.Args(detector="grounding_dino", model=str(tiny_grounding_dino),
+                             box_threshold=0.0, text_threshold=0.0, batch_size=3), CTX)
+    found = m.detector.detect(gd_sample()._load("a"), ["dog", "red cube"])
+    for name in ("dog", "red cube"):
+        box, score = found[name]
+        assert 0.0 <= score <= 1.0
+        assert -1e-3 <= box[0] <= box[2] <= 64 + 1e-3 and -1e-3 <= box[1] <= box[3] <= 64 + 1e-3
+    row = m.score([gd_sample()])[0]
+    assert row["pos_detected"] == 1.0 and row["neg_detected"] == 1.0  # threshold 0 keeps a box
+    assert row["pos_correct"] in (0.0, 1.0) and row["pos_uncond"] == row["pos_correct"]
+    m.close()
+
+    strict = Spatial(Spatial.Args(detector="grounding_dino", model=str(tiny_grounding_dino), box_threshold=1.0), CTX)
+    row = strict.score([gd_sample()])[0]
+    assert row["pos_detected"] == 0.0 and row["pos_correct"] is None and row["pos_uncond"] == 0.0
+
+
+def test_grounding_dino_missing_model_is_one_line(tmp_path):
+    m = Spatial(Spatial.Args(detector="grounding_dino", model=str(tmp_path / "nope")), CTX)
+    with pytest.raises(UserError) as err:
+        m.score([gd_sample()])
+    msg = str(err.value)
+    assert "\n" not in msg and "not available locally" in msg and "no download" in msg
