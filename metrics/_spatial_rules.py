@@ -192,6 +192,13 @@ def _hanging(a: Box, b: Box) -> bool:
     return b[0] <= cxa <= b[2] and cyb <= a[1] <= b[3] + SUPPORT_TOL * hb and a[3] > b[3]
 
 
+def _contact(a: Box, b: Box) -> bool:
+    """Boxes overlap or touch (closed intervals). Occlusion is what shows depth, and the visible
+    box of an occluded object often just abuts its occluder: requiring a strictly positive
+    intersection would fail correct drawings."""
+    return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
+
+
 _RELBENCH: dict[str, Callable[[Box, Box], bool]] = {
     "left of": lambda a, b: "left of" in geneval_relations(a, b),
     "right of": lambda a, b: "right of" in geneval_relations(a, b),
@@ -205,8 +212,8 @@ _RELBENCH: dict[str, Callable[[Box, Box], bool]] = {
     "standing on": _on,
     "riding": _on,
     "hanging from": _hanging,
-    "in front of": lambda a, b: intersection(a, b) > 0 and a[3] > b[3],
-    "behind": lambda a, b: intersection(a, b) > 0 and a[3] < b[3],
+    "in front of": lambda a, b: _contact(a, b) and a[3] > b[3],
+    "behind": lambda a, b: _contact(a, b) and a[3] < b[3],
 }
 
 

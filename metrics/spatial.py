@@ -64,7 +64,7 @@ class Spatial(Metric):
 
     Args = SpatialArgs
     consumes = frozenset({"images", "graphs"})
-    version = "1"
+    version = "2"
 
     def __init__(self, args: SpatialArgs, ctx):
         super().__init__(args, ctx)
