@@ -8,6 +8,8 @@ Heavy libraries are imported inside the backends that need them.
 
 from __future__ import annotations
 
+import functools
+
 from typing import Any, Callable, Optional
 
 from relbench.errors import UserError
@@ -70,6 +72,23 @@ class ShapesDetector(Detector):
             found = self._detect(image, list(names))
             out.append({n: _as_detection(found.get(n)) for n in names})
         return out
+
+    def chance(self, graph, rule_set: str, size: tuple[int, int], vocab) -> float | None:
+        """Chance that a generator ignoring the relation draws ``graph`` right: the share of the
+        world's random placements (sizes as the oracle draws them) whose boxes satisfy every
+        triple under ``rule_set``. Estimated by simulation of the geometry, 4000 layouts."""
+        from relbench.shapes.world import COLOURS, DRAWABLE, SHAPE_KINDS
+
+        if any(vocab.get(t.predicate).name not in DRAWABLE for t in graph):
+            return None
+        names = {}
+        for t in graph:
+            for n in (t.subject, t.object):
+                names.setdefault(n, len(names))
+        pattern = tuple((names[t.subject], vocab.get(t.predicate).name, names[t.object]) for t in graph)
+        if len(names) > len(COLOURS):
+            return None
+        return _placement_chance(pattern, rule_set, tuple(size), SHAPE_KINDS[0])
 
 
 def _as_detection(found) -> Detection:
@@ -159,3 +178,25 @@ def _query_text(name: str) -> str:
     """GroundingDINO's prompt convention: lower case, phrases ending with a period."""
     name = name.strip().lower()
     return name if name.endswith(".") else name + "."
+
+
+@functools.lru_cache(maxsize=None)
+def _placement_chance(pattern, rule_set: str, size, kind: str, n: int = 4000) -> float | None:
+    import random
+
+    from metrics._spatial_rules import relation_holds
+    from relbench.data import Triple
+    from relbench.shapes.world import COLOURS, layout, pixel_box
+
+    colours = list(COLOURS)
+    name = [f"{colours[i]} {kind}" for i in range(len(colours))]
+    graph = tuple(Triple(name[a], p, name[b]) for a, p, b in pattern)
+    rng = random.Random(f"relbench-chance:{pattern}:{rule_set}:{size}")
+    hits = 0
+    for _ in range(n):
+        boxes = {o.name: pixel_box(o) for o in layout(graph, rng, size, "random")}
+        verdicts = [relation_holds(rule_set, t.predicate, boxes[t.subject], boxes[t.object]) for t in graph]
+        if None in verdicts:
+            return None
+        hits += all(verdicts)
+    return hits / n

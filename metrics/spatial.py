@@ -64,7 +64,7 @@ class Spatial(Metric):
 
     Args = SpatialArgs
     consumes = frozenset({"images", "graphs"})
-    version = "2"
+    version = "3"
 
     def __init__(self, args: SpatialArgs, ctx):
         super().__init__(args, ctx)
@@ -96,10 +96,10 @@ class Spatial(Metric):
         for r in self.rule_sets:
             p = self._p(r)
             for side in ("pos", "neg"):
-                cols += [f"{p}{side}_checkable", f"{p}{side}_correct", f"{p}{side}_uncond"]
+                cols += [f"{p}{side}_checkable", f"{p}{side}_correct", f"{p}{side}_uncond", f"{p}{side}_chance"]
                 if r == "t2i_compbench":
                     cols.append(f"{p}{side}_score")
-            cols.append(f"{p}pair_correct")
+            cols += [f"{p}pair_correct", f"{p}pair_chance"]
         return cols
 
     def aggregates(self) -> list[Aggregate]:
@@ -111,9 +111,9 @@ class Spatial(Metric):
             p, k = self._p(r), f"spatial_{self._p(r)}"
             for side, g in (("pos", "g+"), ("neg", "g-")):
                 aggs += [
-                    Aggregate(f"{k}{side}_acc", f"{p}{side}_uncond",
+                    Aggregate(f"{k}{side}_acc", f"{p}{side}_uncond", chance_column=f"{p}{side}_chance",
                               description=f"[{r}] img_{side}: detected and {g} relation holds, over checkable images (VISOR_uncond)"),
-                    Aggregate(f"{k}{side}_acc_given_detected", f"{p}{side}_correct",
+                    Aggregate(f"{k}{side}_acc_given_detected", f"{p}{side}_correct", chance_column=f"{p}{side}_chance",
                               description=f"[{r}] img_{side}: {g} relation holds, given both objects detected (VISOR_cond)"),
                     Aggregate(f"{k}{side}_checkable", f"{p}{side}_checkable",
                               description=f"[{r}] img_{side}: share of images whose {g} the rule set can judge"),
@@ -124,7 +124,7 @@ class Spatial(Metric):
                 if r == "t2i_compbench":
                     aggs.append(Aggregate(f"{k}{side}_score", f"{p}{side}_score",
                                           description=f"[{r}] img_{side}: T2I-CompBench graded image score (their spatial number)"))
-            aggs.append(Aggregate(f"{k}pair_acc", f"{p}pair_correct",
+            aggs.append(Aggregate(f"{k}pair_acc", f"{p}pair_correct", chance_column=f"{p}pair_chance",
                                   description=f"[{r}] img_pos holds g+ and img_neg holds g- (both detected and correct)"))
         return aggs
 
@@ -169,7 +169,7 @@ class Spatial(Metric):
             judged[side] = dets
         for r in self.rule_sets:
             p = self._p(r)
-            uncond = {}
+            uncond, chances = {}, {}
             for side, graph in (("pos", s.case.pos), ("neg", s.case.neg)):
                 dets = judged[side]
                 checkable, correct, score = (None, None, None) if dets is None else self._judge(r, graph, dets)
@@ -179,11 +179,22 @@ class Spatial(Metric):
                 if checkable == 1.0:
                     u = float(row[f"{side}_detected"] == 1.0 and correct == 1.0)
                 row[f"{p}{side}_uncond"] = uncond[side] = u
+                row[f"{p}{side}_chance"] = chances[side] = self._chance(s, side, graph, r) if checkable == 1.0 else None
                 if r == "t2i_compbench":
                     row[f"{p}{side}_score"] = score
             both = (uncond["pos"], uncond["neg"])
             row[f"{p}pair_correct"] = None if None in both else float(both == (1.0, 1.0))
+            cp, cn = chances["pos"], chances["neg"]
+            row[f"{p}pair_chance"] = None if cp is None or cn is None else cp * cn  # independent images
         return row
+
+    def _chance(self, s: Sample, side: str, graph: Graph, rule: str) -> Optional[float]:
+        """The detector's chance model for this graph (the shapes world has one), else None."""
+        model = getattr(self.detector, "chance", None)
+        if model is None:
+            return None
+        image = s.image_pos if side == "pos" else s.image_neg
+        return model(graph, rule, (image.shape[1], image.shape[0]), self.ctx.vocab)
 
     def _judge(self, rule: str, graph: Graph, dets: dict) -> tuple[float, Optional[float], Optional[float]]:
         """(checkable, correct given detection, T2I graded score) for one image and its graph.

@@ -69,6 +69,9 @@ class Aggregate:
     higher_is_better: bool | None = True
     chance: float | None = None
     description: str = ""
+    #: per-sample column holding each case's chance level (when it depends on the case, e.g.
+    #: on the predicate's geometry); its mean over the rows aggregated is the chance shown
+    chance_column: str | None = None
 
 
 class Metric:

@@ -67,37 +67,94 @@ def write_samples_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
     write_text(path, buf.getvalue())
 
 
+def _entry(rows: list[dict], agg, bench, cluster_key: str = "triple_id") -> dict:
+    from relbench.stats import cluster_bootstrap
+
+    entry = cluster_bootstrap(
+        [r.get(agg.column) for r in rows], [r[cluster_key] for r in rows], agg.statistic,
+        n_resamples=bench.bootstrap_resamples, seed=bench.bootstrap_seed,
+    )
+    entry["chance"] = _chance(rows, agg)
+    return entry
+
+
+def _chance(rows: list[dict], agg) -> float | None:
+    if agg.chance_column:
+        vals = [r.get(agg.chance_column) for r in rows if r.get(agg.column) is not None]
+        vals = [v for v in vals if v is not None]
+        return round(sum(vals) / len(vals), 10) if vals else None
+    return agg.chance
+
+
+def _is_binary(rows: list[dict], agg) -> bool:
+    vals = [r.get(agg.column) for r in rows]
+    vals = [v for v in vals if v is not None]
+    return agg.statistic == "mean" and bool(vals) and all(v in (0.0, 1.0) for v in vals)
+
+
+def _seed_consistency(rows: list[dict], agg, bench, n_seeds: int) -> dict:
+    """VISOR_k style: share of triples with at least k of their seeds judged correct.
+
+    Chance, where the per-case chance c is known, is P(Binomial(n, c) >= k) averaged over triples.
+    """
+    from math import comb
+
+    per_triple: dict[str, list[float]] = {}
+    chance_of: dict[str, list[float]] = {}
+    for r in rows:
+        v = r.get(agg.column)
+        if v is not None:
+            per_triple.setdefault(r["triple_id"], []).append(v)
+            c = r.get(agg.chance_column) if agg.chance_column else agg.chance
+            if c is not None:
+                chance_of.setdefault(r["triple_id"], []).append(c)
+    out = {}
+    for k in range(1, n_seeds + 1):
+        trip = [{"triple_id": t, "v": float(sum(vs) >= k)} for t, vs in per_triple.items() if len(vs) == n_seeds]
+        from relbench.metric import Aggregate
+
+        entry = _entry(trip, Aggregate(f"{agg.key}@{k}", "v"), bench)
+        cs = [sum(cv) / len(cv) for t, cv in chance_of.items() if len(per_triple.get(t, ())) == n_seeds]
+        entry["chance"] = (
+            round(sum(sum(comb(n_seeds, j) * c**j * (1 - c) ** (n_seeds - j) for j in range(k, n_seeds + 1)) for c in cs) / len(cs), 10)
+            if cs and len(cs) == len(trip) else None
+        )
+        out[f"k{k}"] = entry
+    return out
+
+
 def _aggregate_all(plan, collected, rows) -> dict:
-    """{run: {key: entry}}, reusing the cached result when rows and aggregate specs are unchanged
-    (a rerun of a finished run then needs no bootstrap and no scipy import)."""
+    """Per run: every aggregate overall, by predicate, by negative kind, and seed consistency.
+
+    The result is cached by the content of the rows and the aggregate specs, so a rerun of a
+    finished run needs no bootstrap (and no scipy import).
+    """
     bench = plan.bench
-    specs = [
-        [mname, a.key, a.column, a.statistic if isinstance(a.statistic, str) else _qual(a.statistic),
-         a.higher_is_better, a.chance]
-        for mname, info in collected["metrics"].items() for a in info["aggregates"]
-    ]
-    key = stable_hash({"rows": rows, "specs": specs, "b": [bench.bootstrap_resamples, bench.bootstrap_seed]}, n=32)
+    aggs = [(mname, a) for mname, info in collected["metrics"].items() for a in info["aggregates"]]
+    specs = [[m, a.key, a.column, a.statistic if isinstance(a.statistic, str) else _qual(a.statistic),
+              a.higher_is_better, a.chance, a.chance_column] for m, a in aggs]
+    key = stable_hash({"rows": rows, "specs": specs, "b": [bench.bootstrap_resamples, bench.bootstrap_seed], "v": 2}, n=32)
     cache = plan.out / "cache" / "aggregates" / f"{key}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
-    from relbench.stats import cluster_bootstrap
 
+    n_seeds = len(bench.seeds)
     result = {}
     for run in collected["runs"]:
         mine = [r for r in rows if r["run"] == run.name]
-        clusters = [r["triple_id"] for r in mine]
-        metrics = {}
-        for mname, info in collected["metrics"].items():
-            for agg in info["aggregates"]:
-                entry = cluster_bootstrap(
-                    [r.get(agg.column) for r in mine], clusters, agg.statistic,
-                    n_resamples=bench.bootstrap_resamples, seed=bench.bootstrap_seed,
-                )
-                entry["metric"] = mname
-                entry["higher_is_better"] = agg.higher_is_better
-                entry["chance"] = agg.chance
-                metrics[agg.key] = entry
-        result[run.name] = metrics
+        out: dict = {"metrics": {}, "by_predicate": {}, "by_negative_kind": {}, "seed_consistency": {}}
+        for mname, agg in aggs:
+            entry = _entry(mine, agg, bench)
+            entry["metric"] = mname
+            entry["higher_is_better"] = agg.higher_is_better
+            out["metrics"][agg.key] = entry
+            for field, group in (("predicate", "by_predicate"), ("negative_kind", "by_negative_kind")):
+                for value in sorted({r[field] for r in mine}):
+                    sub = [r for r in mine if r[field] == value]
+                    out[group].setdefault(value, {})[agg.key] = _entry(sub, agg, bench)
+            if n_seeds > 1 and _is_binary(mine, agg):
+                out["seed_consistency"][agg.key] = _seed_consistency(mine, agg, bench, n_seeds)
+        result[run.name] = out
     write_text(cache, json.dumps(result))
     return result
 
@@ -114,7 +171,6 @@ def summarise(plan, collected, columns_rows) -> dict:
     for run in collected["runs"]:
         mine = [r for r in rows if r["run"] == run.name]
         clusters = [r["triple_id"] for r in mine]
-        metrics = aggregated[run.name]
         out_runs[run.name] = {
             "generator": run.info.get("generator"),
             "prompt_mode": run.info.get("prompt_mode"),
@@ -122,7 +178,7 @@ def summarise(plan, collected, columns_rows) -> dict:
             "is_reference": run.name == "reference",
             "n_cases": len(mine),
             "n_triples": len(set(clusters)),
-            "metrics": metrics,
+            **aggregated[run.name],
         }
     return {
         "benchmark": bench.name,
@@ -196,9 +252,10 @@ def write_results(plan, collected, argv=None) -> dict:
 
 
 def format_table(summary: dict) -> str:
-    """Runs as rows, aggregates as columns: value [ci_low, ci_high]."""
+    """Aggregates as rows, runs as columns: value [ci_low, ci_high], with the chance level."""
+    runs = summary["runs"]
     keys: list[str] = []
-    for run in summary["runs"].values():
+    for run in runs.values():
         for k in run["metrics"]:
             if k not in keys:
                 keys.append(k)
@@ -206,14 +263,17 @@ def format_table(summary: dict) -> str:
     def cell(e):
         if e is None or e.get("value") is None:
             return "-"
-        v, lo, hi = e["value"], e["ci_low"], e["ci_high"]
-        f = "{:.4g}"
-        return f"{f.format(v)} [{f.format(lo)}, {f.format(hi)}]"
+        return f"{e['value']:.4g} [{e['ci_low']:.4g}, {e['ci_high']:.4g}]"
 
-    header = ["run", "n"] + keys
-    body = [[name, str(r["n_cases"])] + [cell(r["metrics"].get(k)) for k in keys] for name, r in summary["runs"].items()]
+    def chance(k):
+        vals = {round(r["metrics"][k]["chance"], 3) for r in runs.values()
+                if k in r["metrics"] and r["metrics"][k].get("chance") is not None}
+        return "-" if not vals else (f"{vals.pop():.3g}" if len(vals) == 1 else "per run")
+
+    header = ["metric", "chance"] + [f"{name} (n={r['n_cases']})" for name, r in runs.items()]
+    body = [[k, chance(k)] + [cell(r["metrics"].get(k)) for r in runs.values()] for k in keys]
     widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in body]
     return "\n".join(lines)

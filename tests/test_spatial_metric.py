@@ -81,7 +81,7 @@ def test_rows_by_hand():
     assert set(rows[0]) == set(m.columns())
     assert rows[0] == {"pos_detected": 1.0, "neg_detected": 1.0, "pos_checkable": 1.0, "pos_correct": 1.0,
                        "pos_uncond": 1.0, "neg_checkable": 1.0, "neg_correct": 1.0, "neg_uncond": 1.0,
-                       "pair_correct": 1.0}
+                       "pair_correct": 1.0, "pos_chance": None, "neg_chance": None, "pair_chance": None}
     assert (rows[1]["pos_correct"], rows[1]["neg_correct"], rows[1]["pair_correct"]) == (1.0, 0.0, 0.0)
     assert (rows[2]["pos_detected"], rows[2]["pos_correct"], rows[2]["pos_uncond"]) == (0.0, None, 0.0)
     assert rows[2]["pair_correct"] == 0.0
