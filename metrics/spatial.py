@@ -64,7 +64,7 @@ class Spatial(Metric):
 
     Args = SpatialArgs
     consumes = frozenset({"images", "graphs"})
-    version = "3"
+    version = "4"  # 4: pos_boxes / neg_boxes columns (JSON text) for reports
 
     def __init__(self, args: SpatialArgs, ctx):
         super().__init__(args, ctx)
@@ -92,7 +92,7 @@ class Spatial(Metric):
         return f"{rule}_" if self.prefixed else ""
 
     def columns(self) -> list[str]:
-        cols = ["pos_detected", "neg_detected"]
+        cols = ["pos_detected", "neg_detected", "pos_boxes", "neg_boxes"]
         for r in self.rule_sets:
             p = self._p(r)
             for side in ("pos", "neg"):
@@ -162,10 +162,12 @@ class Spatial(Metric):
         for side, key, graph in (("pos", s.image_pos_key, s.case.pos), ("neg", s.image_neg_key, s.case.neg)):
             if key is None:
                 row[f"{side}_detected"] = None
+                row[f"{side}_boxes"] = None
                 judged[side] = None
                 continue
             dets = {n: self._cache.get((key, n)) for n in _names(graph)}
             row[f"{side}_detected"] = float(all(d is not None for d in dets.values()))
+            row[f"{side}_boxes"] = boxes_json(dets)
             judged[side] = dets
         for r in self.rule_sets:
             p = self._p(r)
@@ -227,6 +229,15 @@ class Spatial(Metric):
             self._detector.close()
         self._detector = None
         self._cache.clear()
+
+
+def boxes_json(dets: dict) -> str:
+    """The detections of one image as JSON text, ``{name: [x0, y0, x1, y1, score]}`` (detected
+    names only), so reports can draw them; a text column that aggregates never read."""
+    import json
+
+    out = {n: [round(float(v), 2) for v in d[0]] + [round(float(d[1]), 4)] for n, d in dets.items() if d is not None}
+    return json.dumps(out, sort_keys=True, separators=(",", ":"))
 
 
 def _names(graph: Graph) -> list[str]:

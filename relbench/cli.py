@@ -31,9 +31,78 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=int, metavar="N", help="generator batch size")
     run.add_argument("--metrics", metavar="A,B", help="comma-separated metric names (replaces the config's)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    # --- reports (issue 6) ---
+    run.add_argument("--no-report", action="store_true", help="do not write report.html in the run directory")
+    _add_report_commands(sub)
+    # --- end reports ---
 
     sub.add_parser("list", help="list available generators and metrics")
     return p
+
+
+# --- reports and comparisons (issue 6 / issue 3's baseline section) ---------------------------
+
+def _add_report_commands(sub) -> None:
+    rep = sub.add_parser("report", help="build one offline HTML report for one or more run directories")
+    rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    rep.add_argument("-o", "--output", metavar="FILE", help="HTML file to write (default: RUN_DIR/report.html)")
+    rep.add_argument("--baseline", action="append", metavar="NAME",
+                     help="pinned baseline record(s) to compare with (default: every shipped record)")
+    cmp_ = sub.add_parser("compare", help="compare runs with each other and with a pinned baseline record")
+    cmp_.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    cmp_.add_argument("--baseline", metavar="NAME", help="a pinned record, e.g. seed-20ep (see docs/reports.md)")
+    cmp_.add_argument("--require-better", metavar="KEY",
+                      help="exit 1 unless every run beats the baseline on KEY (one-sided p < 0.05)")
+    cmp_.add_argument("-o", "--output", metavar="PREFIX",
+                      help="write PREFIX.csv and PREFIX.json (default: FIRST_RUN_DIR/compare)")
+
+
+def cmd_report(args) -> int:
+    from pathlib import Path
+
+    from reports import build_report
+
+    out = Path(args.output) if args.output else Path(args.run_dirs[0]) / "report.html"
+    info = build_report(args.run_dirs, out, baselines=args.baseline)
+    print(f"report: {out} ({info['bytes'] / 1e6:.2f} MB, {info['seconds']:.1f}s)")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from pathlib import Path
+
+    from relbench.compare import check_gate_key, compare, format_comparison, gate, load_run_dir, write_outputs
+
+    dirs = [load_run_dir(d) for d in args.run_dirs]
+    baseline = args.baseline or ("seed-20ep" if args.require_better else None)
+    result = compare(dirs, baseline=baseline)
+    if args.require_better:
+        check_gate_key(result, args.require_better)
+        result["gate"] = gate(result, args.require_better)
+    print(format_comparison(result))
+    prefix = Path(args.output) if args.output else Path(args.run_dirs[0]) / "compare"
+    csv_path, json_path = write_outputs(result, prefix)
+    print(f"written: {csv_path}, {json_path}")
+    if args.require_better:
+        failed = [g for g in result["gate"] if not g["better"]]
+        for g in result["gate"]:
+            verdict = "better" if g["better"] else "NOT better"
+            print(f"gate: {g['run']} {verdict} than {baseline} on {g['key']} "
+                  f"(difference {g['difference']:+.4g}, one-sided p = {g['p_value']:.3g}, need < {g['alpha']})")
+        return 1 if failed else 0
+    return 0
+
+
+def _write_run_report(args, out) -> None:
+    """`relbench run` ends with report.html beside summary.json (skipped with --no-report)."""
+    if getattr(args, "no_report", False):
+        return
+    from reports import build_report
+
+    info = build_report([out], out / "report.html")
+    print(f"report: {out}/report.html ({info['bytes'] / 1e6:.2f} MB)")
+
+# --- end reports and comparisons ---------------------------------------------------------------
 
 
 def _overrides(args) -> dict:
@@ -88,6 +157,7 @@ def cmd_run(args) -> int:
               f"(listed in manifest.json)")
     print(format_table(summary))
     print(f"results: {p.out}/summary.json, {p.out}/samples.csv, {p.out}/manifest.json")
+    _write_run_report(args, p.out)  # reports (issue 6)
     return 0
 
 
@@ -103,7 +173,7 @@ def cmd_list(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list}
+COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "compare": cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,7 @@
 """The spatial metric: wiring (tiny GroundingDINO) and arithmetic (hand-made boxes via a stub)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -79,6 +81,11 @@ def test_rows_by_hand():
         sample(DOG_CAT, CAT_DOG, "k1", None),  # a reference: no g- twin
     ])
     assert set(rows[0]) == set(m.columns())
+    # the detections as JSON text, for reports to draw: SCENES[1] for img_pos, SCENES[2] for img_neg
+    assert json.loads(rows[0].pop("pos_boxes")) == {"dog": [0, 0, 10, 10, 0.9], "cat": [30, 0, 40, 10, 0.7]}
+    assert json.loads(rows[0].pop("neg_boxes")) == {k: [*b, sc] for k, (b, sc) in SCENES[2].items()}
+    assert json.loads(rows[2]["pos_boxes"]) == {"dog": [0, 0, 10, 10, 0.9]}  # the missing cat is left out
+    assert rows[4]["neg_boxes"] is None
     assert rows[0] == {"pos_detected": 1.0, "neg_detected": 1.0, "pos_checkable": 1.0, "pos_correct": 1.0,
                        "pos_uncond": 1.0, "neg_checkable": 1.0, "neg_correct": 1.0, "neg_uncond": 1.0,
                        "pair_correct": 1.0, "pos_chance": None, "neg_chance": None, "pair_chance": None}

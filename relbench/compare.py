@@ -1,0 +1,542 @@
+"""Compare runs with each other (paired, per case) and with pinned baseline records (unpaired).
+
+Three tests, each chosen for what the data allows:
+
+* **paired** (two runs scored on the same cases, joined on ``case_id``): the difference
+  ``stat(B) - stat(A)`` of an aggregate, a 95% percentile bootstrap interval that resamples
+  triples (both runs resampled together, so the pairing is kept), and a two-sided p-value from
+  a permutation test that swaps the two runs' values within whole triples. For a mean this is
+  the sign-flip test of per-triple summed differences (``scipy.stats.permutation_test``);
+  for other statistics (std, counts) the swaps are drawn directly. Fixed seeds throughout.
+* **against a record** (published aggregates, no per-sample data): a z test,
+  ``z = (run - record) / sqrt(se_run^2 + se_record^2)``, with se_run from the run's bootstrap
+  interval (``(ci_high - ci_low) / 3.92``) and se_record = binomial ``sqrt(p(1-p)/n)`` for a
+  proportion, ``std/sqrt(n)`` for a mean whose std was published, else 0 (the record's value
+  is treated as fixed, which favours finding a difference). One-sided in the metric's better
+  direction; two-sided for metrics without one.
+* **against chance**: ``scipy.stats.binomtest`` on ``round(value * n)`` successes out of n.
+  It treats the n cases as independent; seeds of one triple are correlated, so for a run the
+  bootstrap interval over triples is the stricter check.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from relbench.errors import UserError
+
+Z95 = 1.959963984540054
+REFERENCE = "reference"
+
+
+# ---------------------------------------------------------------------------------------------
+# run directories
+
+
+@dataclass
+class Run:
+    """One run (generator x prompt mode) of a run directory, with its per-case rows."""
+
+    label: str
+    name: str
+    path: Path
+    summary: dict  # summary.json's runs[name]
+    rows: list[dict]
+    specs: dict[str, Any]  # aggregate key -> relbench.metric.Aggregate (None when unknown)
+
+    @property
+    def is_reference(self) -> bool:
+        return bool(self.summary.get("is_reference"))
+
+    @property
+    def metrics(self) -> dict:
+        return self.summary.get("metrics", {})
+
+
+@dataclass
+class RunDir:
+    path: Path
+    summary: dict
+    manifest: dict
+    columns: list[str]
+    rows: list[dict]
+    specs: dict[str, Any] = field(default_factory=dict)
+
+
+def _parse(value: str):
+    if value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def read_samples(path: Path) -> tuple[list[str], list[dict]]:
+    """samples.csv with metric columns parsed to float (None where empty; text columns kept)."""
+    from relbench.results import BASE_COLUMNS
+
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        columns = next(reader, [])
+        metric_cols = [c for c in columns if c not in BASE_COLUMNS]
+        rows = []
+        for values in reader:
+            row = dict(zip(columns, values))
+            for c in metric_cols:
+                row[c] = _parse(row.get(c, ""))
+            rows.append(row)
+    return columns, rows
+
+
+def _aggregate_specs(manifest: dict) -> dict[str, Any]:
+    """Aggregate specs (column, statistic) by key, from the metric plugins named in the manifest.
+
+    A metric that cannot be loaded here (a plugin not installed) contributes nothing: its
+    numbers still show, only paired differences are unavailable for them.
+    """
+    from relbench.generator import Context
+    from relbench.predicates import load_vocabulary
+    from relbench.registry import METRICS, load_plugin_modules
+
+    config = manifest.get("config") or {}
+    try:
+        load_plugin_modules(config.get("plugins") or [])
+        vocab = load_vocabulary(config.get("predicates") or [])
+    except UserError:
+        return {}
+    specs = {}
+    for name, info in (manifest.get("metrics") or {}).items():
+        try:
+            cls = METRICS.get(name)
+            metric = cls(cls.Args(**(info.get("args") or {})), Context(vocab=vocab))
+            for agg in metric.aggregates():
+                specs[agg.key] = agg
+        except Exception:  # noqa: BLE001 - an unloadable plugin only costs its paired tests
+            continue
+    return specs
+
+
+def load_run_dir(path: str | Path) -> RunDir:
+    """A directory written by ``relbench run``; a UserError naming what is missing otherwise."""
+    p = Path(path)
+    if not p.is_dir():
+        raise UserError(f"{p}: no such run directory")
+    for name in ("summary.json", "samples.csv"):
+        if not (p / name).is_file():
+            raise UserError(f"{p}: not a run directory (no {name}; `relbench run --out {p}` writes one)")
+    try:
+        summary = json.loads((p / "summary.json").read_text())
+        manifest = json.loads((p / "manifest.json").read_text()) if (p / "manifest.json").is_file() else {}
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{p}: cannot read summary.json/manifest.json: {exc}") from None
+    if not isinstance(summary.get("runs"), dict):
+        raise UserError(f"{p}/summary.json: no 'runs' mapping")
+    columns, rows = read_samples(p / "samples.csv")
+    return RunDir(p, summary, manifest, columns, rows, _aggregate_specs(manifest))
+
+
+def collect_runs(dirs: list[RunDir]) -> list[Run]:
+    """Every run of every directory, labelled uniquely (run name, else dir:run)."""
+    pairs = [(d, name) for d in dirs for name in d.summary["runs"]]
+    names = [n for _, n in pairs]
+    labels: list[str] = []
+    for d, name in pairs:
+        label = name if names.count(name) == 1 else f"{d.path.name}:{name}"
+        base, i = label, 2
+        while label in labels:
+            label, i = f"{base}#{i}", i + 1
+        labels.append(label)
+    out = []
+    for (d, name), label in zip(pairs, labels):
+        rows = [r for r in d.rows if r.get("run") == name]
+        out.append(Run(label, name, d.path, d.summary["runs"][name], rows, d.specs))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# paired comparison
+
+
+def _joined(a: Run, b: Run, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x_a, x_b, triple index) over the cases both runs scored (both values present)."""
+    bmap = {r["case_id"]: r for r in b.rows}
+    xa, xb, cl = [], [], []
+    for r in a.rows:
+        o = bmap.get(r["case_id"])
+        if o is None:
+            continue
+        va, vb = r.get(column), o.get(column)
+        if isinstance(va, float) and isinstance(vb, float) and not (math.isnan(va) or math.isnan(vb)):
+            xa.append(va)
+            xb.append(vb)
+            cl.append(r["triple_id"])
+    _, inverse = np.unique(np.asarray(cl, dtype=str), return_inverse=True)
+    return np.asarray(xa, dtype=float), np.asarray(xb, dtype=float), inverse.astype(int)
+
+
+def paired_difference(
+    xa, xb, clusters, statistic="mean", n_resamples: int = 2000, n_permutations: int = 9999, seed: int = 0,
+) -> dict:
+    """stat(xb) - stat(xa) on paired rows: value, 95% cluster-bootstrap interval, two-sided p.
+
+    ``clusters`` gives each row's triple (any hashable); seeds of a triple move together.
+    """
+    from scipy import stats
+
+    from relbench.stats import _statistic_fn
+
+    xa, xb = np.asarray(xa, dtype=float), np.asarray(xb, dtype=float)
+    n = len(xa)
+    if n == 0:
+        return {"value": None, "ci_low": None, "ci_high": None, "n": 0, "n_triples": 0, "p_value": None}
+    _, inverse = np.unique(np.asarray(clusters, dtype=str), return_inverse=True)
+    k = int(inverse.max()) + 1
+    fn = _statistic_fn(statistic)
+    ones = np.ones((1, n))
+    value = float(fn(xb, ones)[0] - fn(xa, ones)[0])
+    out = {"value": value, "ci_low": value, "ci_high": value, "n": n, "n_triples": k, "p_value": 1.0}
+    if np.array_equal(xa, xb) or k < 2:
+        return out
+    onehot = np.zeros((k, n))
+    onehot[inverse, np.arange(n)] = 1.0
+
+    def boot(idx, axis=-1):
+        idx = np.atleast_2d(idx)
+        counts = np.zeros((idx.shape[0], k))
+        np.add.at(counts, (np.arange(idx.shape[0])[:, None], idx), 1.0)
+        w = counts @ onehot
+        return fn(xb, w) - fn(xa, w)
+
+    res = stats.bootstrap((np.arange(k),), boot, n_resamples=n_resamples, vectorized=True, batch=500,
+                          method="percentile", rng=np.random.default_rng(seed))
+    out["ci_low"], out["ci_high"] = float(res.confidence_interval[0]), float(res.confidence_interval[1])
+    if statistic == "mean":
+        # swapping a triple's labels flips the sign of its summed difference
+        sums = np.bincount(inverse, weights=xb - xa, minlength=k)
+        perm = stats.permutation_test((sums,), lambda s, axis: np.sum(s, axis=axis) / n, permutation_type="samples",
+                                      n_resamples=n_permutations, alternative="two-sided",
+                                      rng=np.random.default_rng(seed))
+        out["p_value"] = float(perm.pvalue)
+        out["test"] = "sign-flip permutation of per-triple differences"
+    else:
+        rng = np.random.default_rng(seed)
+        exact = 2**k <= n_permutations
+        if exact:
+            swaps = ((np.arange(2**k)[:, None] >> np.arange(k)) & 1).astype(bool)
+        else:
+            swaps = rng.random((n_permutations, k)) < 0.5
+        null = np.empty(len(swaps))
+        for i, s in enumerate(swaps):
+            row_swap = s[inverse]
+            null[i] = fn(np.where(row_swap, xa, xb), ones)[0] - fn(np.where(row_swap, xb, xa), ones)[0]
+        extreme = np.sum(np.abs(null) >= abs(value) - 1e-12 * max(1.0, abs(value)))
+        out["p_value"] = float(extreme / len(null)) if exact else float((extreme + 1) / (len(null) + 1))
+        out["test"] = "within-triple label-swap permutation"
+    return out
+
+
+def compare_paired(a: Run, b: Run, key: str, n_resamples: int = 2000, seed: int = 0) -> dict | None:
+    """Run b minus run a for aggregate ``key`` on their shared cases; None if not computable."""
+    agg = a.specs.get(key) or b.specs.get(key)
+    if agg is None:
+        return None
+    xa, xb, cl = _joined(a, b, agg.column)
+    if len(xa) == 0:
+        return None
+    out = paired_difference(xa, xb, cl, agg.statistic, n_resamples=n_resamples, seed=seed)
+    out.update(key=key, run=b.label, against=a.label, higher_is_better=agg.higher_is_better)
+    return out
+
+
+def shared_cases(a: Run, b: Run) -> int:
+    ids = {r["case_id"] for r in a.rows}
+    return sum(r["case_id"] in ids for r in b.rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# records and chance
+
+
+def record_se(entry: dict) -> float:
+    """Standard error of a record's value: binomial for proportions, std/sqrt(n) for means
+    with a published std, else 0 (the value is taken as fixed)."""
+    n = entry.get("n")
+    if not n:
+        return 0.0
+    if entry.get("kind") == "proportion":
+        p = entry["value"]
+        return math.sqrt(max(p * (1 - p), 0.0) / n)
+    if entry.get("kind") == "mean" and entry.get("std") is not None:
+        return entry["std"] / math.sqrt(n)
+    return 0.0
+
+
+def run_se(entry: dict) -> float:
+    """Standard error read off a run's 95% bootstrap interval."""
+    if entry.get("ci_low") is None or entry.get("ci_high") is None:
+        return 0.0
+    return (entry["ci_high"] - entry["ci_low"]) / (2 * Z95)
+
+
+def versus_record(run_entry: dict, rec_entry: dict, higher_is_better: bool | None) -> dict:
+    """Run minus record: difference, normal 95% interval, z and p (one-sided toward better)."""
+    from scipy.stats import norm
+
+    diff = run_entry["value"] - rec_entry["value"]
+    se = math.hypot(run_se(run_entry), record_se(rec_entry))
+    half = Z95 * se
+    alt = {True: "greater", False: "less"}.get(higher_is_better, "two-sided")
+    if se > 0:
+        z = diff / se
+        p = {"greater": norm.sf(z), "less": norm.cdf(z)}.get(alt, 2 * norm.sf(abs(z)))
+    else:  # both values exact: the difference is certain
+        z = None
+        better = diff > 0 if alt == "greater" else diff < 0 if alt == "less" else diff != 0
+        p = 0.0 if better else 1.0
+    p = float(p)
+    return {"value": diff, "ci_low": diff - half, "ci_high": diff + half, "z": z, "p_value": p, "alternative": alt,
+            "run_value": run_entry["value"], "baseline_value": rec_entry["value"], "se": se,
+            "test": "z test: run bootstrap SE and record SE"}
+
+
+def chance_test(value: float, n: int, chance: float = 0.5) -> float:
+    """Two-sided binomial p that an accuracy ``value`` over ``n`` trials differs from chance."""
+    from scipy.stats import binomtest
+
+    k = int(round(value * n))
+    return float(binomtest(k, n, chance).pvalue)
+
+
+# ---------------------------------------------------------------------------------------------
+# the comparison a user asks for
+
+
+def _direction(run: Run | None, key: str, record: dict | None) -> bool | None:
+    if record and key in record["metrics"] and "higher_is_better" in record["metrics"][key]:
+        return record["metrics"][key]["higher_is_better"]
+    if run is not None:
+        e = run.metrics.get(key)
+        if e is not None:
+            return e.get("higher_is_better")
+    return None
+
+
+def compare(dirs: list[RunDir], baseline: str | None = None, keys: list[str] | None = None,
+            n_resamples: int = 2000) -> dict:
+    """Everything ``relbench compare`` prints: each run's metrics, paired differences against
+    the first generator run, and differences against the baseline record."""
+    from relbench import baselines
+
+    record = baselines.load(baseline) if baseline else None
+    runs = collect_runs(dirs)
+    gens = [r for r in runs if not r.is_reference]
+    ref = next((r for r in runs if r.is_reference), None)
+    all_keys: list[str] = []
+    for r in runs:
+        for k in r.metrics:
+            if k not in all_keys:
+                all_keys.append(k)
+    if keys:
+        all_keys = [k for k in all_keys if k in keys]
+    out: dict = {"baseline": None, "runs": [], "paired": [], "versus_baseline": [], "notes": []}
+    for r in runs:
+        mets = {}
+        for k in all_keys:
+            e = r.metrics.get(k)
+            if e is None or e.get("value") is None:
+                continue
+            e = dict(e)
+            if e.get("chance") is not None and 0 <= e["value"] <= 1 and e.get("n"):
+                e["p_chance"] = chance_test(e["value"], e["n"], e["chance"])
+            mets[k] = e
+        out["runs"].append({"label": r.label, "run": r.name, "dir": str(r.path), "is_reference": r.is_reference,
+                            "generator": r.summary.get("generator"), "prompt_mode": r.summary.get("prompt_mode"),
+                            "n_cases": r.summary.get("n_cases"), "metrics": mets})
+    if ref is not None:
+        out["ceiling"] = {"run": ref.label, "metrics": {k: ref.metrics[k] for k in all_keys if k in ref.metrics}}
+    if record is not None:
+        rec = {k: dict(v) for k, v in record["metrics"].items()}
+        for k, v in rec.items():
+            v["se"] = record_se(v)
+            if v.get("kind") == "proportion":
+                v["p_chance"] = chance_test(v["value"], v["n"], v.get("chance", 0.5))
+        out["baseline"] = {**{k: v for k, v in record.items() if k != "metrics"}, "metrics": rec}
+        for r in gens:
+            for k in all_keys:
+                if k in rec and r.metrics.get(k, {}).get("value") is not None:
+                    d = versus_record(r.metrics[k], rec[k], _direction(r, k, record))
+                    out["versus_baseline"].append({"run": r.label, "against": record["name"], "key": k, **d})
+    if len(gens) > 1:
+        first = gens[0]
+        for r in gens[1:]:
+            if shared_cases(first, r) == 0:
+                out["notes"].append(f"{r.label} shares no case with {first.label}: no paired comparison")
+                continue
+            for k in all_keys:
+                if k in first.metrics and k in r.metrics:
+                    d = compare_paired(first, r, k, n_resamples=n_resamples)
+                    if d is not None:
+                        out["paired"].append(d)
+    return out
+
+
+def gate(result: dict, key: str, alpha: float = 0.05) -> list[dict]:
+    """One decision per generator run: better than the baseline on ``key`` with one-sided p < alpha."""
+    rows = [v for v in result["versus_baseline"] if v["key"] == key]
+    decisions = []
+    for v in rows:
+        better = v["alternative"] != "two-sided" and v["p_value"] < alpha
+        decisions.append({"run": v["run"], "key": key, "better": better, "p_value": v["p_value"],
+                          "difference": v["value"], "alpha": alpha})
+    return decisions
+
+
+def check_gate_key(result: dict, key: str) -> None:
+    base = result.get("baseline")
+    if base is None:
+        raise UserError("--require-better needs a baseline (--baseline NAME)")
+    if key not in base["metrics"]:
+        raise UserError(f"--require-better: baseline {base['name']} has no {key!r} (it has: {', '.join(base['metrics'])})")
+    if base["metrics"][key].get("higher_is_better") is None:
+        raise UserError(f"--require-better: {key!r} has no better direction (higher is not better nor worse)")
+    gens = [r for r in result["runs"] if not r["is_reference"]]
+    if not gens:
+        raise UserError("--require-better: no generator run to judge")
+    missing = [r["label"] for r in gens if key not in r["metrics"]]
+    if missing:
+        raise UserError(f"--require-better: run {missing[0]} has no {key!r} (add the metric that reports it)")
+
+
+# ---------------------------------------------------------------------------------------------
+# output
+
+
+def _num(v, digits: int = 4) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float) and (math.isinf(v) or math.isnan(v)):
+        return str(v)
+    return f"{v:.{digits}g}"
+
+
+def _p(p) -> str:
+    if p is None:
+        return "-"
+    return "<1e-4" if p < 1e-4 else f"{p:.3g}"
+
+
+def _ci(e: dict) -> str:
+    return f"{_num(e['value'])} [{_num(e['ci_low'])}, {_num(e['ci_high'])}]"
+
+
+def _table(header: list[str], body: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths)).rstrip(), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in body]
+    return "\n".join(lines)
+
+
+def format_comparison(result: dict) -> str:
+    runs = result["runs"]
+    keys: list[str] = []
+    for r in runs:
+        keys += [k for k in r["metrics"] if k not in keys]
+    base = result.get("baseline")
+    if base:
+        keys += [k for k in base["metrics"] if k not in keys]
+    header = ["metric", "chance"] + ([f"{base['name']} (n={base.get('n_cases')})"] if base else [])
+    header += [f"{r['label']} (n={r['n_cases']})" for r in runs]
+    body = []
+    for k in keys:
+        chances = {round(r["metrics"][k]["chance"], 3) for r in runs if r["metrics"].get(k, {}).get("chance") is not None}
+        row = [k, "-" if not chances else (f"{chances.pop():.3g}" if len(chances) == 1 else "per run")]
+        if base:
+            b = base["metrics"].get(k)
+            if b is None:
+                row.append("-")
+            else:
+                row.append(f"{_num(b['value'])} ±{_num(Z95 * b['se'], 2)}" if b["se"] else f"{_num(b['value'])} (fixed)")
+        row += [_ci(r["metrics"][k]) if k in r["metrics"] else "-" for r in runs]
+        body.append(row)
+    parts = ["Metrics, 95% intervals (bootstrap over triples; record: normal from its SE):", _table(header, body)]
+    if base:
+        chance_rows = [[k, f"{_num(v['value'])}", str(v["n"]), _p(v["p_chance"])]
+                       for k, v in base["metrics"].items() if "p_chance" in v]
+        if chance_rows:
+            parts += ["", f"{base['name']} against chance (binomial, two-sided):",
+                      _table(["metric", "value", "n", "p"], chance_rows)]
+        vb = result["versus_baseline"]
+        if vb:
+            parts += ["", f"Against {base['name']} (z test; p one-sided toward better, two-sided where no direction):",
+                      _table(["metric", "run", "difference [95% CI]", "p", "test"],
+                             [[v["key"], v["run"], _ci(v), _p(v["p_value"]), v["alternative"]] for v in vb])]
+        else:
+            parts += ["", f"Against {base['name']}: no metric in common with the runs"]
+    if result["paired"]:
+        parts += ["", "Paired differences against the first run (same cases; bootstrap CI over triples, "
+                      "permutation p, two-sided):",
+                  _table(["metric", "run", "minus", "difference [95% CI]", "n", "p"],
+                         [[v["key"], v["run"], v["against"], _ci(v), str(v["n"]), _p(v["p_value"])] for v in result["paired"]])]
+    for note in result["notes"]:
+        parts.append(f"note: {note}")
+    return "\n".join(parts)
+
+
+CSV_COLUMNS = ["section", "run", "against", "key", "value", "ci_low", "ci_high", "n", "chance", "p_value", "test"]
+
+
+def flat_rows(result: dict) -> list[dict]:
+    rows = []
+    base = result.get("baseline")
+    if base:
+        for k, v in base["metrics"].items():
+            rows.append({"section": "baseline", "run": base["name"], "key": k, "value": v["value"],
+                         "ci_low": v["value"] - Z95 * v["se"], "ci_high": v["value"] + Z95 * v["se"], "n": v.get("n"),
+                         "chance": v.get("chance"), "p_value": v.get("p_chance"),
+                         "test": "binomial vs chance" if "p_chance" in v else ""})
+    for r in result["runs"]:
+        for k, e in r["metrics"].items():
+            rows.append({"section": "reference" if r["is_reference"] else "run", "run": r["label"], "key": k,
+                         "value": e["value"], "ci_low": e["ci_low"], "ci_high": e["ci_high"], "n": e.get("n"),
+                         "chance": e.get("chance"), "p_value": e.get("p_chance"),
+                         "test": "binomial vs chance" if "p_chance" in e else ""})
+    for v in result["versus_baseline"]:
+        rows.append({"section": "versus_baseline", **{c: v.get(c) for c in ("run", "against", "key", "value", "ci_low",
+                                                                             "ci_high", "p_value")},
+                     "test": f"{v['test']} ({v['alternative']})"})
+    for v in result["paired"]:
+        rows.append({"section": "paired", **{c: v.get(c) for c in ("run", "against", "key", "value", "ci_low",
+                                                                    "ci_high", "n", "p_value", "test")}})
+    return rows
+
+
+def write_outputs(result: dict, prefix: str | Path) -> tuple[Path, Path]:
+    """PREFIX.csv (one flat row per number) and PREFIX.json (the whole result), atomically."""
+    import io
+
+    from relbench.atomic import write_text
+
+    prefix = Path(prefix)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, CSV_COLUMNS, lineterminator="\n", extrasaction="ignore")
+    w.writeheader()
+    for row in flat_rows(result):
+        w.writerow({c: "" if row.get(c) is None else row[c] for c in CSV_COLUMNS})
+    csv_path, json_path = prefix.with_name(prefix.name + ".csv"), prefix.with_name(prefix.name + ".json")
+    write_text(csv_path, buf.getvalue())
+    write_text(json_path, json.dumps(result, indent=2, default=_jsonable) + "\n")
+    return csv_path, json_path
+
+
+def _jsonable(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    raise TypeError(f"not JSON-able: {type(o).__name__}")

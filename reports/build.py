@@ -1,0 +1,342 @@
+"""Assemble a report's content from run directories and render it with Jinja2 (autoescape on).
+
+Everything shown comes from the run directories' files (HELM/HEIM style): summary.json for the
+aggregates and their intervals, samples.csv for paired tests and the gallery, manifest.json for
+provenance. Nothing is recomputed that summary.json already holds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from relbench.compare import (
+    Run, chance_test, collect_runs, compare_paired, load_run_dir, record_se, shared_cases, versus_record,
+)
+
+#: seed-report keys always charted when present (besides accuracies with a chance level)
+SEED_KEYS = ("clip_alignment_acc", "clip_pos_margin", "clip_neg_margin", "mse_mean")
+#: per-case columns shown under gallery thumbnails, in this order, when present
+GALLERY_COLUMNS = ("pair_correct", "pos_uncond", "neg_uncond", "clip_acc", "clip_pos_margin", "clip_neg_margin",
+                   "pair_mse", "lpips")
+
+
+# ---------------------------------------------------------------------------------------------
+# small helpers
+
+
+def _num(v, digits: int = 3) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return str(v)
+    if abs(v) >= 10 ** digits:
+        return f"{v:.0f}"
+    return f"{v:.{digits}g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
+
+
+def _p(p) -> str:
+    if p is None:
+        return "–"
+    return "<0.0001" if p < 1e-4 else f"{p:.3g}"
+
+
+def cell(e: dict | None, chance: float | None = None) -> dict:
+    """A table cell: value with interval, and whether the interval clears chance."""
+    if not e or e.get("value") is None:
+        return {"text": "–", "ci": "", "flag": ""}
+    flag = ""
+    if chance is not None and e.get("ci_low") is not None:
+        flag = "above" if e["ci_low"] > chance else "below" if e["ci_high"] < chance else "at"
+    ci = f"[{_num(e['ci_low'])}, {_num(e['ci_high'])}]" if e.get("ci_low") is not None else ""
+    return {"text": _num(e["value"]), "ci": ci, "flag": flag, "n": e.get("n")}
+
+
+def diff_cell(d: dict) -> dict:
+    sig = d.get("p_value") is not None and d["p_value"] < 0.05
+    return {"text": f"{d['value']:+.3g}", "ci": f"[{d['ci_low']:+.3g}, {d['ci_high']:+.3g}]", "p": _p(d.get("p_value")),
+            "sig": sig}
+
+
+def _keys_in_order(runs: list[Run]) -> list[str]:
+    keys: list[str] = []
+    for r in runs:
+        keys += [k for k in r.metrics if k not in keys]
+    return keys
+
+
+def headline_keys(runs: list[Run]) -> list[str]:
+    """Keys charted and broken down: accuracies with a chance level, the first aggregate of
+    each metric, and the seed report's keys. Every key is in the summary table regardless."""
+    keys = _keys_in_order(runs)
+    firsts, seen = set(), set()
+    for r in runs:
+        for k, e in r.metrics.items():
+            if e.get("metric") not in seen:
+                seen.add(e.get("metric"))
+                firsts.add(k)
+    out = []
+    for k in keys:
+        has_chance = any(r.metrics.get(k, {}).get("chance") is not None for r in runs)
+        if has_chance or k in firsts or k in SEED_KEYS:
+            out.append(k)
+    return out
+
+
+def _chance(runs: list[Run], key: str, group: str | None = None, value: str | None = None):
+    """The chance level of ``key`` (overall, or within a predicate / negative kind): the first run
+    that reports one (chance depends on geometry, not on the run, for g+ images)."""
+    for r in runs:
+        e = r.metrics.get(key) if group is None else r.summary.get(group, {}).get(value, {}).get(key)
+        if e and e.get("chance") is not None:
+            return e["chance"]
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# sections
+
+
+def summary_section(gens: list[Run], ref: Run | None, keys: list[str]) -> list[dict]:
+    rows = []
+    for k in keys:
+        e0 = next((r.metrics[k] for r in gens + ([ref] if ref else []) if k in r.metrics), {})
+        chance = _chance(gens + ([ref] if ref else []), k)
+        rows.append({
+            "key": k, "metric": e0.get("metric", ""), "higher_is_better": e0.get("higher_is_better"),
+            "chance": _num(chance) if chance is not None else "–",
+            "ceiling": cell(ref.metrics.get(k)) if ref else None,
+            "cells": [cell(r.metrics.get(k), chance) for r in gens],
+        })
+    return rows
+
+
+def breakdown_section(gens: list[Run], ref: Run | None, keys: list[str], group: str, charts: bool) -> list[dict]:
+    """Per key: a table (group value x runs) and, for predicates, a bar chart."""
+    every = gens + ([ref] if ref else [])
+    values = sorted({v for r in every for v in r.summary.get(group, {})})
+    out = []
+    for k in keys:
+        if not any(k in r.summary.get(group, {}).get(v, {}) for r in every for v in values):
+            continue
+        rows = []
+        for v in values:
+            chance = _chance(every, k, group, v)
+            rows.append({"group": v, "chance": _num(chance) if chance is not None else "–",
+                         "ceiling": cell(ref.summary.get(group, {}).get(v, {}).get(k)) if ref else None,
+                         "cells": [cell(r.summary.get(group, {}).get(v, {}).get(k), chance) for r in gens]})
+        svg = None
+        if charts:
+            svg = _chart(k, values, every, group)
+        out.append({"key": k, "rows": rows, "chart": svg})
+    return out
+
+
+def _chart(key: str, values: list[str], runs: list[Run], group: str):
+    from markupsafe import Markup
+
+    from reports.charts import bar_chart
+
+    series = []
+    for r in runs:
+        es = [r.summary.get(group, {}).get(v, {}).get(key) or {} for v in values]
+        series.append({"label": "reference (ceiling)" if r.is_reference else r.label,
+                       "values": [e.get("value") for e in es], "lo": [e.get("ci_low") for e in es],
+                       "hi": [e.get("ci_high") for e in es], "ceiling": r.is_reference})
+    chance = [_chance(runs, key, group, v) for v in values]
+    svg = bar_chart(f"{key} by {group.replace('by_', '').replace('_', ' ')} (95% CI)", values, series,
+                    chance if any(c is not None for c in chance) else None)
+    return Markup(svg)  # matplotlib's SVG writer escapes every label
+
+
+def baseline_section(gens: list[Run], names: list[str]) -> list[dict]:
+    from relbench import baselines
+
+    out = []
+    for name in names:
+        rec = baselines.load(name)
+        metrics = rec["metrics"]
+        chance_rows = [{"key": k, "value": _num(v["value"]), "n": v["n"],
+                        "p": _p(chance_test(v["value"], v["n"], v.get("chance", 0.5)))}
+                       for k, v in metrics.items() if v.get("kind") == "proportion"]
+        rec_rows = [{"key": k, "value": _num(v["value"]), "n": v.get("n"),
+                     "se": _num(record_se(v)) if record_se(v) else "unknown (fixed)",
+                     "assumed": rec.get("assumed", {}).get(k, "")} for k, v in metrics.items()]
+        rows = []
+        for r in gens:
+            for k, v in metrics.items():
+                e = r.metrics.get(k)
+                if not e or e.get("value") is None:
+                    continue
+                d = versus_record(e, v, v.get("higher_is_better"))
+                rows.append({"run": r.label, "key": k, "run_value": cell(e), "baseline_value": _num(v["value"]),
+                             "diff": diff_cell(d), "alternative": d["alternative"]})
+        out.append({"name": name, "description": rec.get("description", ""), "source": rec.get("source", ""),
+                    "notes": rec.get("notes", ""), "n_cases": rec.get("n_cases"), "records": rec_rows,
+                    "chance_rows": chance_rows, "rows": rows})
+    return out
+
+
+def paired_rows(a: Run, b: Run, keys: list[str], n_resamples: int) -> list[dict]:
+    rows = []
+    for k in keys:
+        if k in a.metrics and k in b.metrics:
+            d = compare_paired(a, b, k, n_resamples=n_resamples)
+            if d is not None:
+                rows.append({"key": k, "a": cell(a.metrics[k]), "b": cell(b.metrics[k]), "diff": diff_cell(d),
+                             "n": d["n"], "n_triples": d["n_triples"]})
+    return rows
+
+
+def paired_section(gens: list[Run], keys: list[str], n_resamples: int) -> tuple[list[dict], list[dict]]:
+    """(each run vs the first run, relation vs neutral prompt for the same generator)."""
+    vs_first = []
+    if len(gens) > 1:
+        first = gens[0]
+        for r in gens[1:]:
+            if shared_cases(first, r):
+                vs_first.append({"a": first.label, "b": r.label, "rows": paired_rows(first, r, keys, n_resamples)})
+    neutral = []
+    for rel in gens:
+        if rel.summary.get("prompt_mode") != "relation":
+            continue
+        for neu in gens:
+            if (neu.summary.get("prompt_mode") == "neutral" and neu.summary.get("fingerprint")
+                    and neu.summary.get("fingerprint") == rel.summary.get("fingerprint") and shared_cases(rel, neu)):
+                neutral.append({"generator": rel.summary.get("generator"), "a": neu.label, "b": rel.label,
+                                "rows": paired_rows(neu, rel, keys, n_resamples)})
+    return vs_first, neutral
+
+
+def _severity(row: dict) -> tuple:
+    """Sort key, worst first: relation judged wrong, CLIP preferring the wrong text, then the
+    smallest g+/g- difference (the graph ignored). Unknown values sort after known ones."""
+    def col(suffix):
+        for c, v in row.items():
+            if c.endswith(suffix) and isinstance(v, float):
+                return v
+        return None
+
+    out = []
+    for suffix in ("pair_correct", "clip_acc", "clip_pos_margin", "pair_mse"):
+        v = col(suffix)
+        out += [v is None, v if v is not None else 0.0]
+    return (*out, row.get("case_id", ""))
+
+
+def _gallery_values(row: dict) -> list[tuple[str, str]]:
+    """(column, value) for the gallery caption; a rule-set-prefixed spatial column stands in for
+    its plain name (the first rule set's)."""
+    out = []
+    for c in GALLERY_COLUMNS:
+        col = c if c in row else next((x for x in row if x.endswith("_" + c)), None)
+        if col is not None and isinstance(row.get(col), float):
+            out.append((col, _num(row[col])))
+    return out
+
+
+def gallery_section(gens: list[Run], per_predicate: int, max_pairs: int, thumb_px: int) -> tuple[list[dict], dict]:
+    from reports.thumbs import image_path, parse_boxes, thumbnail
+
+    predicates = sorted({r["predicate"] for g in gens for r in g.rows})
+    sections, shown, total = [], 0, 0
+    for pred in predicates:
+        runs_out = []
+        for g in gens:
+            rows = sorted((r for r in g.rows if r["predicate"] == pred), key=_severity)
+            total += len(rows)
+            items = []
+            for r in rows[:per_predicate]:
+                if shown >= max_pairs:
+                    break
+                shown += 1
+                subj_obj = [r.get("subject", ""), r.get("object", "")]
+                values = _gallery_values(r)
+                items.append({
+                    "case_id": r["case_id"], "seed": r.get("seed"), "kind": r.get("negative_kind"),
+                    "graph_pos": r.get("graph_pos"), "graph_neg": r.get("graph_neg"),
+                    "prompt_pos": r.get("prompt_pos"), "prompt_neg": r.get("prompt_neg"),
+                    "subject": subj_obj[0], "object": subj_obj[1],
+                    "img_pos": thumbnail(image_path(g.path, r.get("image_pos", "")), parse_boxes(r.get("pos_boxes")),
+                                         subj_obj, thumb_px),
+                    "img_neg": thumbnail(image_path(g.path, r.get("image_neg", "")), parse_boxes(r.get("neg_boxes")),
+                                         subj_obj, thumb_px),
+                    "scores": values,
+                })
+            if items:
+                runs_out.append({"label": g.label, "cases": items, "n": len(rows)})
+        if runs_out:
+            sections.append({"predicate": pred, "runs": runs_out})
+    return sections, {"shown": shown, "total": total, "capped": shown >= max_pairs}
+
+
+# ---------------------------------------------------------------------------------------------
+# build
+
+
+def _env():
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    env = Environment(loader=PackageLoader("reports", "templates"), autoescape=True, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
+    return env
+
+
+def build_context(run_dirs, baselines=None, per_predicate: int = 3, max_pairs: int = 240, thumb_px: int = 112,
+                  n_resamples: int = 1000, charts: bool = True) -> dict:
+    from relbench import baselines as records
+
+    dirs = [load_run_dir(d) for d in run_dirs]
+    runs = collect_runs(dirs)
+    gens = [r for r in runs if not r.is_reference]
+    ref = next((r for r in runs if r.is_reference), None)
+    keys = _keys_in_order(runs)
+    heads = headline_keys(runs)
+    chart_note = ""
+    if charts:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            charts, chart_note = False, "charts need matplotlib (pip install 'relbench[analysis]'); tables only"
+    gallery, gstats = gallery_section(gens, per_predicate, max_pairs, thumb_px)
+    vs_first, neutral = paired_section(gens, heads, n_resamples)
+    first = dirs[0].summary
+    return {
+        "title": f"relbench report: {', '.join(sorted({d.summary.get('benchmark', '?') for d in dirs}))}",
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "dirs": [{"path": str(d.path), "benchmark": d.summary.get("benchmark"), "suite": d.summary.get("suite"),
+                  "n_cases": d.summary.get("n_cases"), "n_triples": d.summary.get("n_triples"),
+                  "seeds": d.summary.get("seeds"), "interval": d.summary.get("interval")} for d in dirs],
+        "interval": first.get("interval", ""),
+        "runs": [{"label": r.label, "generator": r.summary.get("generator"), "prompt_mode": r.summary.get("prompt_mode"),
+                  "n_cases": r.summary.get("n_cases"), "n_triples": r.summary.get("n_triples"), "dir": str(r.path)}
+                 for r in gens],
+        "has_reference": ref is not None,
+        "summary": summary_section(gens, ref, keys),
+        "by_predicate": breakdown_section(gens, ref, heads, "by_predicate", charts),
+        "by_kind": breakdown_section(gens, ref, heads, "by_negative_kind", False),
+        "chart_note": chart_note,
+        "baselines": baseline_section(gens, baselines if baselines is not None else records.known()),
+        "vs_first": vs_first,
+        "neutral": neutral,
+        "gallery": gallery,
+        "gallery_stats": gstats,
+        "per_predicate": per_predicate,
+        "manifests": [{"path": str(d.path), "text": json.dumps(d.manifest, indent=2)} for d in dirs],
+    }
+
+
+def render(context: dict) -> str:
+    return _env().get_template("report.html.j2").render(**context)
+
+
+def build_report(run_dirs, out, baselines=None, **options) -> dict:
+    from relbench.atomic import write_text
+
+    t0 = time.perf_counter()
+    html = render(build_context(list(run_dirs), baselines=baselines, **options))
+    write_text(out, html)
+    return {"path": str(out), "bytes": len(html.encode("utf-8")), "seconds": time.perf_counter() - t0}
