@@ -1,0 +1,97 @@
+"""The report in a real browser: headless Chromium renders it, screenshots it, and its own DOM
+shows the tables and charts, and hostile names (a triple named <script>alert(1)</script>, a run
+named <img onerror=...>) as text that runs nothing.
+
+CI (.ci/run) installs Debian's chromium; the test is skipped only where no chromium exists.
+"""
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+from PIL import Image
+
+from conftest import run_cli
+
+CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (CI installs Debian's chromium)")
+
+SCRIPT_NAME = "<script>alert(1)</script>"
+# if this ran, the page title would change (and an inline script is what it would take)
+TITLE_SCRIPT = "<script>document.title='pwned'</script>"
+RUN_NAME = "<img src=x onerror=document.title='pwned'>"
+
+CONFIG = """\
+name: hostile-names
+suite: {{kind: jsonl, path: {suite}}}
+seeds: [0, 1]
+metrics: [pair_mse]
+plugins: [tests.plugins.flat_colour]
+runs:
+  - {{name: "{run}", generator: flat_colour}}
+  - {{name: plain, generator: flat_colour, prompt_mode: neutral}}
+output_dir: {out}
+"""
+
+
+def chromium(*args, timeout=120):
+    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                           "--no-first-run", "--disable-component-update", "--disable-sync", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    d = tmp_path_factory.mktemp("hostile")
+    lines = [
+        {"id": "x1", "subject": SCRIPT_NAME, "predicate": "on", "object": TITLE_SCRIPT},
+        {"id": "x2", "subject": "dog", "predicate": "riding", "object": SCRIPT_NAME},
+        {"id": "x3", "subject": "cat", "predicate": "above", "object": "<b id=pwned>bold</b>"},
+    ]
+    (d / "suite.jsonl").write_text("".join(json.dumps(l) + "\n" for l in lines))
+    (d / "bench.yaml").write_text(CONFIG.format(suite=d / "suite.jsonl", out=d / "out",
+                                                run=RUN_NAME.replace('"', '\\"')))
+    res = run_cli("run", "--config", str(d / "bench.yaml"))
+    assert res.returncode == 0, res.stderr
+    html = d / "out" / "report.html"
+    assert html.is_file()
+    return d, html
+
+
+def test_dom_shows_tables_charts_and_hostile_names_as_text(report):
+    d, html = report
+    res = chromium(f"--user-data-dir={d / 'profile-dom'}", "--dump-dom", html.as_uri())
+    assert res.returncode == 0, res.stderr[-2000:]
+    dom = res.stdout
+    assert "<body" in dom and 'id="gallery"' in dom  # the browser parsed the whole page
+    # nothing ran: the title is the report's, no element came out of a name
+    assert re.search(r"<title>relbench report: hostile-names</title>", dom)
+    assert "pwned</title>" not in dom and 'id="pwned"' not in dom
+    assert "<script" not in dom.lower() and "<img src=\"x\"" not in dom and "onerror=\"" not in dom
+    # ... and the names are there as text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
+    assert "&lt;img src=x onerror=document.title='pwned'&gt;" in dom
+    assert "&lt;b id=pwned&gt;bold&lt;/b&gt;" in dom
+    # tables rendered with rows, charts as SVG with bars
+    summary = re.search(r'<table class="summary">.*?</table>', dom, re.S).group(0)
+    assert "<td>mse_mean</td>" in summary and "<td>mse_std</td>" in summary
+    assert len(re.findall(r'<table class="predicate"', dom)) >= 1
+    charts = re.findall(r'<svg[^>]*class="chart".*?</svg>', dom, re.S)
+    assert charts and all(len(re.findall(r'<g id="patch_\d+"', c)) >= 4 for c in charts)
+    assert len(re.findall(r"<figure class=\"pair\"", dom)) == 12  # 3 predicates x 2 runs x 2 seeds
+
+
+def test_screenshot(report):
+    d, html = report
+    shot = d / "shot.png"
+    res = chromium(f"--user-data-dir={d / 'profile-shot'}", "--hide-scrollbars", "--window-size=1280,1600",
+                   f"--screenshot={shot}", html.as_uri())
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert shot.is_file() and shot.stat().st_size > 20_000
+    with Image.open(shot) as im:
+        assert im.size == (1280, 1600)
+        colours = im.convert("RGB").getcolors(maxcolors=1_000_000)
+    # text, tables and coloured bars, not a blank page: many colours, none covering everything
+    assert len(colours) > 200 and max(n for n, _ in colours) < 0.95 * 1280 * 1600

@@ -1,0 +1,189 @@
+"""HTML reports: the pieces (thumbnails, boxes, charts, ordering) and reports of real runs."""
+
+import base64
+import csv
+import io
+import json
+import re
+
+import pytest
+from PIL import Image
+
+from reports.build import _severity, headline_keys
+from reports.charts import bar_chart
+from reports.thumbs import parse_boxes, thumbnail
+
+# --- pieces ------------------------------------------------------------------------------------
+
+
+def decode(uri: str) -> Image.Image:
+    assert uri.startswith("data:image/jpeg;base64,")
+    return Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB")
+
+
+def test_thumbnail_scales_and_draws_boxes(tmp_path):
+    p = tmp_path / "img.png"
+    Image.new("RGB", (200, 100), "white").save(p)
+    boxes = {"dog": [10, 10, 60, 60, 0.9], "horse": [100, 20, 190, 90, 0.8]}
+    uri = thumbnail(p, boxes, ["dog", "horse"], size=100)
+    im = decode(uri)
+    assert im.size == (100, 50)  # longest side 100, aspect kept: scale 0.5
+    r, g, b = im.getpixel((5, 17))  # dog's left edge at x = 10 * 0.5: the subject's red (JPEG-blurred)
+    assert r > 140 and r > g + 60 and r > b + 60
+    r, g, b = im.getpixel((70, 25))  # inside the horse box (50..95 x 10..45): untouched white
+    assert min(r, g, b) > 220
+    r, g, b = im.getpixel((51, 30))  # horse's left edge: the object's blue
+    assert b > 140 and b > r + 40
+    assert len(uri) < 6000  # small enough to embed hundreds
+
+
+def test_thumbnail_of_missing_file_is_none(tmp_path):
+    assert thumbnail(tmp_path / "nope.png") is None
+    assert thumbnail(None) is None
+
+
+def test_parse_boxes_tolerates_absent_and_bad_values():
+    assert parse_boxes('{"a": [1, 2, 3, 4, 0.5]}') == {"a": [1, 2, 3, 4, 0.5]}
+    assert parse_boxes(None) == {} and parse_boxes("") == {} and parse_boxes("{not json") == {}
+    assert parse_boxes('{"a": [1, 2]}') == {} and parse_boxes("[1, 2, 3, 4]") == {}
+
+
+def test_chart_is_inline_svg_with_escaped_labels():
+    svg = bar_chart("acc <b>", ["above", "<script>alert(1)</script>"],
+                    [{"label": "<img src=x onerror=alert(2)>", "values": [0.5, None], "lo": [0.4, None],
+                      "hi": [0.6, None]}], chance=[0.5, None])
+    assert svg.startswith("<svg") and 'class="chart"' in svg.split(">", 1)[0]
+    assert "<script" not in svg and "<img" not in svg and "<b>" not in svg
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in svg and "&lt;img src=x" in svg
+    assert 'width="' not in svg.split(">", 1)[0]  # scales with the page
+
+
+def test_gallery_order_worst_first():
+    rows = [
+        {"case_id": "ok", "pair_correct": 1.0, "clip_acc": 1.0, "pair_mse": 50.0},
+        {"case_id": "wrong-relation", "pair_correct": 0.0, "clip_acc": 1.0, "pair_mse": 900.0},
+        {"case_id": "wrong-text", "pair_correct": 1.0, "clip_acc": 0.0, "pair_mse": 900.0},
+        {"case_id": "graph-ignored", "pair_correct": 1.0, "clip_acc": 1.0, "pair_mse": 0.0},
+        {"case_id": "unjudged", "pair_correct": None, "clip_acc": None, "pair_mse": 0.0},
+    ]
+    assert [r["case_id"] for r in sorted(rows, key=_severity)] == [
+        "wrong-relation", "wrong-text", "graph-ignored", "ok", "unjudged"]
+
+
+# --- a real run of the shapes suite ------------------------------------------------------------
+
+CONFIG = """\
+name: report-test
+suite: {{kind: shapes, triples_per_predicate: 2}}
+seeds: [0, 1]
+metrics: [pair_mse, {{name: spatial, args: {{detector: shapes}}}}]
+runs:
+  - {{name: oracle, generator: shapes_oracle}}
+  - {{name: ignore, generator: shapes_ignore_relation}}
+  - {{name: ignore-neutral, generator: shapes_ignore_relation, prompt_mode: neutral}}
+output_dir: {out}
+"""
+
+
+@pytest.fixture(scope="module")
+def shapes_run(tmp_path_factory):
+    from conftest import run_cli
+
+    d = tmp_path_factory.mktemp("shapes")
+    cfg = d / "bench.yaml"
+    cfg.write_text(CONFIG.format(out=d / "out"))
+    res = run_cli("run", "--config", str(cfg))
+    assert res.returncode == 0, res.stderr
+    return d / "out", res.stdout
+
+
+def figures(html: str) -> list[str]:
+    return re.findall(r'<figure class="pair".*?</figure>', html, re.S)
+
+
+def test_run_writes_report(shapes_run):
+    out, stdout = shapes_run
+    html = (out / "report.html").read_text()
+    assert f"report: {out}/report.html" in stdout
+    summary = json.loads((out / "summary.json").read_text())
+    # summary table: one row per aggregate, one column per generator run, and the ceiling
+    table = re.search(r'<table class="summary">.*?</table>', html, re.S).group(0)
+    header = re.search(r"<thead>.*?</thead>", table, re.S).group(0)
+    assert [h for h in re.findall(r"<th>(.*?)</th>", header)] == [
+        "metric", "better", "chance", "ceiling (reference)", "oracle", "ignore", "ignore-neutral"]
+    keys = list(summary["runs"]["oracle"]["metrics"])
+    assert re.findall(r"<tr><td>([a-z_]+)</td>", table) == keys
+    # per predicate: a chart and a 9-row table for each headline key
+    runs = [summary["runs"][n] for n in summary["runs"]]
+    heads = [k for k in keys if any(r["metrics"][k].get("chance") is not None for r in runs)
+             or k in ("mse_mean", "spatial_pos_detected")]
+    assert re.findall(r'<table class="predicate" data-key="([^"]+)"', html) == heads
+    assert html.count('<svg') == len(heads) and html.count('class="chart"') == len(heads)
+    pred_table = re.search(r'<table class="predicate" data-key="spatial_pair_acc">.*?</table>', html, re.S).group(0)
+    assert pred_table.count("<tr><td>") == 9
+    # comparisons: the seed record (mse_mean is shared), paired vs the first run, relation vs neutral
+    assert re.search(r"<h4>seed-20ep", html) and "<td>ignore</td><td>mse_mean</td>" in html
+    assert "<h4>ignore − oracle</h4>" in html and "<h4>ignore-neutral − oracle</h4>" in html
+    assert "<h4>shapes_ignore_relation: ignore − ignore-neutral</h4>" in html
+    # the manifest, last
+    assert html.index('id="manifest"') > html.index('id="gallery"')
+    assert "&#34;seeds&#34;: [" in html or "&quot;seeds&quot;: [" in html
+
+
+def test_report_gallery_worst_first_with_boxes(shapes_run):
+    out, _ = shapes_run
+    html = (out / "report.html").read_text()
+    figs = figures(html)
+    # 9 predicates x 3 runs x min(3, 4 cases) figures, each with two embedded thumbnails
+    assert len(figs) == 81
+    assert all(f.count('src="data:image/jpeg;base64,') == 2 for f in figs)
+    rows = list(csv.DictReader((out / "samples.csv").read_text().splitlines()))
+    assert all(json.loads(r["pos_boxes"]) for r in rows)  # the shapes detector finds every object
+    # for the random-placement run, the gallery shows failures before successes, per predicate
+    for pred in sorted({r["predicate"] for r in rows}):
+        mine = [r for r in rows if r["run"] == "ignore" and r["predicate"] == pred]
+        wrong = sum(r["pair_correct"] == "0.0" for r in mine)
+        shown = re.search(rf"<h3 id=\"gallery-\d+\">{pred}</h3>.*?(<h4>ignore <.*?</div>\n)(?=<h4>|<h3|</section>)",
+                          html, re.S).group(1)
+        shown_correct = re.findall(r"<dt>pair_correct</dt><dd>([0-9.]+)</dd>", shown)
+        assert shown_correct == sorted(shown_correct)  # 0 (wrong) before 1 (right)
+        assert shown_correct.count("0") == min(wrong, 3)
+
+
+def test_report_is_offline_and_bounded(shapes_run):
+    out, _ = shapes_run
+    html = (out / "report.html").read_text()
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+    # nothing is fetched: every src/href is a data: URI or an in-page anchor
+    for attr in re.findall(r'(?:src|href)="([^"]*)"', html):
+        assert attr.startswith(("data:", "#")), attr
+    assert all(u.startswith("#") for u in re.findall(r"url\(([^)]*)\)", html))  # SVG clip paths in the page
+    assert "@import" not in html and "<script" not in html
+    assert (out / "report.html").stat().st_size < 1_500_000
+
+
+def test_report_command_for_several_run_dirs(cli, shapes_run, tmp_path):
+    out, _ = shapes_run
+    res = cli("report", str(out), str(out), "-o", str(tmp_path / "both.html"))
+    assert res.returncode == 0, res.stderr
+    html = (tmp_path / "both.html").read_text()
+    # the same run names from two directories are told apart by directory
+    assert "<th>out:oracle</th>" in html and "<th>out:oracle#2</th>" in html
+    assert cli("report", str(tmp_path / "nope"), "-o", str(tmp_path / "x.html")).returncode == 2
+
+
+def test_no_report_flag(cli, small_config, tmp_path):
+    res = cli("run", "--config", str(small_config(tpp=1)), "--no-report")
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "out" / "summary.json").is_file() and not (tmp_path / "out" / "report.html").exists()
+
+
+def test_headline_keys():
+    class R:
+        def __init__(self, metrics):
+            self.metrics = metrics
+
+    runs = [R({"mse_mean": {"metric": "pair_mse"}, "mse_std": {"metric": "pair_mse"},
+               "acc": {"metric": "m", "chance": 0.5}, "count": {"metric": "m"}, "clip_pos_margin": {"metric": "c"}})]
+    # first of each metric, anything with a chance level, the seed's keys; not mse_std
+    assert headline_keys(runs) == ["mse_mean", "acc", "clip_pos_margin"]
