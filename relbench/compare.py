@@ -483,13 +483,15 @@ def format_comparison(result: dict) -> str:
     body = []
     for k in keys:
         chances = {round(r["metrics"][k]["chance"], 3) for r in runs if r["metrics"].get(k, {}).get("chance") is not None}
+        if not chances and base and base["metrics"].get(k, {}).get("chance") is not None:
+            chances = {base["metrics"][k]["chance"]}
         row = [k, "-" if not chances else (f"{chances.pop():.3g}" if len(chances) == 1 else "per run")]
         if base:
             b = base["metrics"].get(k)
             if b is None:
                 row.append("-")
             else:
-                row.append(f"{_num(b['value'])} ±{_num(Z95 * b['se'], 2)}" if b["se"] else f"{_num(b['value'])} (fixed)")
+                row.append(f"{_num(b['value'])} ±{_num(Z95 * b['se'], 2 if Z95 * b['se'] < 1 else 3)}" if b["se"] else f"{_num(b['value'])} (fixed)")
         row += [_ci(r["metrics"][k]) if k in r["metrics"] else "-" for r in runs]
         body.append(row)
     parts = ["Metrics, 95% intervals (bootstrap over triples; record: normal from its SE):", _table(header, body)]
