@@ -33,6 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     sub.add_parser("list", help="list available generators and metrics")
+
+    data = sub.add_parser("data", help="build suites from datasets (Visual Genome)")
+    data_sub = data.add_subparsers(dest="data_command", metavar="DATASET", required=True)
+    vg = data_sub.add_parser("vg", help="balanced relation splits (JSONL) from Visual Genome's own files")
+    from relbench.vg.command import add_vg_arguments
+
+    add_vg_arguments(vg)
     return p
 
 
@@ -103,7 +110,13 @@ def cmd_list(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list}
+def cmd_data(args) -> int:
+    from relbench.vg.command import vg_command
+
+    return vg_command(args)
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "data": cmd_data}
 
 
 def main(argv: list[str] | None = None) -> int:
