@@ -83,7 +83,9 @@ class FluxGraphLoraGenerator(FluxBase):
                 encoder = build_encoder(self.args.encoder or TextSpec(), embed_fn, text_dim)
                 self.graph_lora = attach_graph_lora(pipe.transformer, encoder, self.args.lora or LoraSpec(),
                                                     self.args.injection or InjectionSpec())
-        self.graph_lora.eval()
+        # under cpu_offload the transformer's weights rest on the CPU between calls; the graph
+        # parts are small and stay where the forward pass runs
+        self.graph_lora.to(pipe._execution_device).eval()
 
     def _group_key(self, request):
         return (tuple(request.size), len(request.graph))
