@@ -28,7 +28,11 @@ NON_IMAGE_ARGS = frozenset({"device", "cpu_offload", "prompt_cache_size", "allow
 
 
 class FluxArgs(GeneratorArgs):
-    model: str = Field(DEFAULT_MODEL, description="local directory with model_index.json, or a hub id in the HF cache")
+    model: str = Field(
+        default_factory=lambda: os.environ.get("RELBENCH_FLUX_MODEL") or DEFAULT_MODEL,
+        description="local directory with model_index.json, or a hub id in the HF cache "
+        "(default: $RELBENCH_FLUX_MODEL, else black-forest-labs/FLUX.1-schnell)",
+    )
     revision: str | None = Field(None, description="hub revision (branch, tag or commit) in the HF cache")
     allow_download: bool = Field(False, description="let diffusers download a missing model (ignored when HF_HUB_OFFLINE=1)")
     device: str = Field("auto", description="'auto' = the process's accelerator, else cuda if available, else cpu")
