@@ -131,19 +131,30 @@ def test_perturbed_injector_responds_to_graph():
     assert (a != b).mean() > 0.01
 
 
-def test_save_load_bit_identical_and_diffusers_format(tmp_path):
+def cgip_encoder(tmp_path) -> dict:
+    objs = ["__image__", "dog", "horse", "cat", "table", "cup"]
+    preds = ["__in_image__", "riding", "on", "hanging from"]
+    (tmp_path / "vocab.json").write_text(json.dumps({"object_name_to_idx": {n: i for i, n in enumerate(objs)},
+                                                     "pred_name_to_idx": {n: i for i, n in enumerate(preds)}}))
+    return {"kind": "cgip", "vocab": str(tmp_path / "vocab.json"), "embed_dim": 16, "width": 16, "layers": 2}
+
+
+@pytest.mark.parametrize("kind", ["text", "cgip"])
+def test_save_load_bit_identical_and_diffusers_format(tmp_path, kind):
     from safetensors.torch import load_file
 
     from generators._graph_lora_ckpt import LORA_FILE, save_checkpoint
 
-    gen = graph_lora()
+    gen = graph_lora(encoder=TEXT_ENC if kind == "text" else cgip_encoder(tmp_path))
     perturb(gen)
     reqs = [req(DOG_HORSE), req(HORSE_DOG, seed=2), req(TWO, prompt="a cat on a table", seed=5)]
     before = gen.generate(reqs)
     ck = save_checkpoint(tmp_path / "ck", gen.pipe.transformer, gen.graph_lora, base_model="tiny")
     cfg = json.loads((ck / "relbench_graph_lora.json").read_text())
     assert cfg["lora"]["rank"] == 16 and cfg["lora"]["blocks"] == [7, 8, 9, 10, 11, 12]
-    assert cfg["encoder"]["kind"] == "text" and cfg["format_version"] == 1
+    assert cfg["encoder"]["kind"] == kind and cfg["format_version"] == 1
+    if kind == "cgip":  # the checkpoint carries the vocabulary, not a path to it
+        assert cfg["encoder"]["object_name_to_idx"]["horse"] == 2 and cfg["encoder"]["vocab"] is None
     keys = set(load_file(str(ck / LORA_FILE)))
     assert keys == {f"transformer.{m}.lora_{ab}.weight" for m in EXPECTED_LORA for ab in "AB"}
     assert sorted(p.suffix for p in ck.iterdir()) == [".json", ".safetensors", ".safetensors", ".safetensors"]
