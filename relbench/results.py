@@ -188,6 +188,10 @@ def summarise(plan, collected, columns_rows) -> dict:
         "seeds": list(bench.seeds),
         "confidence": 0.95,
         "interval": f"percentile bootstrap over triples, {bench.bootstrap_resamples} resamples, seed {bench.bootstrap_seed}",
+        "metrics": {
+            name: {"flags": info["flags"], "aggregates": {a.key: a.description for a in info["aggregates"]}}
+            for name, info in collected["metrics"].items()
+        },
         "runs": out_runs,
     }
 
@@ -276,4 +280,6 @@ def format_table(summary: dict) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in body]
+    for name, info in summary.get("metrics", {}).items():
+        lines += [f"WARNING {name}: {flag}" for flag in info.get("flags", [])]
     return "\n".join(lines)

@@ -64,6 +64,14 @@ def _validate_args(cls, args: dict, where: str):
         raise UserError(f"{where}.{loc}: {msg}") from None
 
 
+def _probe(cls, args, ctx) -> None:
+    obj = cls(args, ctx)
+    try:
+        obj.fingerprint()
+    finally:
+        obj.close()
+
+
 def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = None) -> Plan:
     from relbench.config import locate
 
@@ -78,6 +86,14 @@ def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = 
     for i, m in enumerate(bench.metrics):
         cls = METRICS.get(m.name, where=f"{locate(source, lines, ('metrics', i))}: metrics.{i}")
         metrics.append((m.name, cls, _validate_args(cls, m.args, f"{locate(source, lines, ('metrics', i))}: metrics.{i}.args")))
+
+    # build each plugin once and fingerprint it: a missing checkpoint or model directory is
+    # reported now, before any image is generated (plugins load weights lazily, so this is cheap)
+    ctx = Context(vocab=vocab)
+    for spec, cls, args in runs:
+        _probe(cls, args, ctx)
+    for name, cls, args in metrics:
+        _probe(cls, args, ctx)
 
     from relbench.suites.loader import load_items
 
@@ -291,7 +307,8 @@ def execute(plan: Plan, show_progress: bool = True, topo: Topology | None = None
         m = cls(args, ctx)
         try:
             metric_info[name] = {"fingerprint": m.fingerprint(), "args": args.model_dump(mode="json"),
-                                 "columns": m.columns(), "aggregates": m.aggregates()}
+                                 "columns": m.columns(), "aggregates": m.aggregates(),
+                                 "flags": list(getattr(m, "flags", []) or [])}
             for run in runs:
                 for cid, row in score_run(plan, m, run, store, cache_dir, topo, timings, only_mine=False).items():
                     scores[run.name].setdefault(cid, {}).update(row)
