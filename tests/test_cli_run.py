@@ -125,3 +125,11 @@ def test_missing_lpips_backbone_is_one_line(cli, tmp_path):
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
     assert "alexnet" in res.stderr and "allow_random_backbone" in res.stderr
     assert not (tmp_path / "out").exists()  # found before any image was generated
+
+
+def test_example_configs_validate():
+    from relbench.config import load_benchmark
+
+    for path in sorted((ROOT / "examples").glob("*.yaml")):
+        bench = load_benchmark(path)
+        assert bench.runs, path
