@@ -261,40 +261,61 @@ class Trainer:
                              has_neg=k >= 0))
         return rows
 
+    def inputs(self, rows: list[dict]) -> dict:
+        """Batch tensors on the device: packed z0, eps, z_t, t, prompt embeddings, rotary ids."""
+        import torch
+
+        from trainers import _flow
+
+        dev, dtype = self.device, self.pipe.transformer.dtype
+        z0 = _flow.pack(torch.stack([r["z0"] for r in rows]).to(dev))
+        eps = _flow.pack(torch.stack([r["eps"] for r in rows]).to(dev))
+        t = torch.tensor([r["t"] for r in rows], device=dev)
+        text = [self.texts.get_text(r["prompt"]) for r in rows]
+        embeds = torch.stack([e for e, _ in text]).to(dev, dtype)
+        h, w = rows[0]["z0"].shape[-2:]
+        return dict(z0=z0, eps=eps, t=t, z_t=_flow.noisy(z0, eps, t), embeds=embeds,
+                    pooled=torch.stack([p for _, p in text]).to(dev, dtype), hw=(h, w),
+                    img_ids=_flow.image_ids(h, w, dev, dtype),
+                    txt_ids=torch.zeros(embeds.shape[1], 3, device=dev, dtype=dtype),
+                    has_neg=torch.tensor([r["has_neg"] for r in rows], device=dev))
+
+    def _autocast(self):
+        import torch
+
+        return torch.autocast(torch.device(self.device).type, dtype=self.autocast_dtype,
+                              enabled=self.autocast_dtype is not None)
+
+    def errors(self, x: dict, graphs: list, model=None):
+        """Per-sample flow error of the batch ``x`` under ``graphs`` (one forward pass)."""
+        from trainers import _flow
+
+        dtype = self.pipe.transformer.dtype
+        with self._autocast():
+            pred = (model or self.model)(x["z_t"].to(dtype), x["t"].to(dtype), x["embeds"], x["pooled"],
+                                         x["img_ids"], x["txt_ids"], GraphBatch(graphs))
+        return _flow.flow_errors(pred, x["z0"], x["eps"]), pred
+
     def losses(self, rows: list[dict], weights: dict, probe_rank: bool):
         """Forward pass(es) for one batch: (total loss, {name: detached value})."""
         import torch
 
         from trainers import _flow
 
-        dev, dtype = self.device, self.pipe.transformer.dtype
-        B = len(rows)
-        z0 = _flow.pack(torch.stack([r["z0"] for r in rows]).to(dev))
-        eps = _flow.pack(torch.stack([r["eps"] for r in rows]).to(dev))
-        t = torch.tensor([r["t"] for r in rows], device=dev)
-        z_t = _flow.noisy(z0, eps, t)
-        text = [self.texts.get_text(r["prompt"]) for r in rows]
-        embeds = torch.stack([e for e, _ in text]).to(dev, dtype)
-        pooled = torch.stack([p for _, p in text]).to(dev, dtype)
-        h, w = rows[0]["z0"].shape[-2:]
-        img_ids = _flow.image_ids(h, w, dev, dtype)
-        txt_ids = torch.zeros(embeds.shape[1], 3, device=dev, dtype=dtype)
-        has_neg = torch.tensor([r["has_neg"] for r in rows], device=dev)
+        x = self.inputs(rows)
+        B, has_neg, (h, w) = len(rows), x["has_neg"], x["hw"]
         pos, neg = [r["ex"].pos for r in rows], [r["neg"] for r in rows]
         rank_on = weights["rank_weight"] > 0
-        ac = torch.autocast(torch.device(dev).type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
         stats = {}
         if probe_rank and not rank_on:  # rank accuracy for the log when the loss does not need g-
-            with torch.no_grad(), ac:
-                err_neg_probe = _flow.flow_errors(self.model(z_t.to(dtype), t.to(dtype), embeds, pooled, img_ids, txt_ids,
-                                                             GraphBatch(neg)), z0, eps)
+            with torch.no_grad():
+                err_neg_probe, _ = self.errors(x, neg)
             self.model.clear()
-        n = 2 if rank_on else 1
-        rep = lambda x: torch.cat([x] * n)  # noqa: E731
-        with ac:
-            pred = self.ddp(rep(z_t).to(dtype), rep(t).to(dtype), rep(embeds), rep(pooled), img_ids, txt_ids,
-                            GraphBatch(pos + neg if rank_on else pos))
-        err = _flow.flow_errors(pred, rep(z0), rep(eps))
+        if rank_on:  # g+ and g- in one forward pass: one DDP forward per step
+            x2 = {k: (torch.cat([v, v]) if k not in ("hw", "img_ids", "txt_ids") else v) for k, v in x.items()}
+            err, pred = self.errors(x2, pos + neg, self.ddp)
+        else:
+            err, pred = self.errors(x, pos, self.ddp)
         l_gen = err[:B].mean()
         loss = l_gen
         stats["l_gen"] = l_gen.detach()
@@ -306,9 +327,9 @@ class Trainer:
             _, acc = _flow.rank_terms(err[:B].detach(), err_neg_probe, has_neg, 0.0)
             stats["rank_acc"] = acc
         if self.clip is not None and weights["clip_weight"] > 0:
-            z0_hat = _flow.z0_estimate(z_t, pred[:B], t)
+            z0_hat = _flow.z0_estimate(x["z_t"], pred[:B], x["t"])
             lat = _flow.denormalise_latents(_flow.unpack(z0_hat, h, w), self.pipe.vae)
-            with ac:
+            with self._autocast():
                 images = self.pipe.vae.decode(lat.to(self.pipe.vae.dtype)).sample
             l_clip, clip_acc = self.clip.loss(images, [r["ex"].prompt for r in rows], [r["neg_prompt"] for r in rows],
                                               self.cfg.objective.clip.margin, has_neg)
@@ -316,6 +337,35 @@ class Trainer:
             stats["l_clip"], stats["clip_acc"] = l_clip.detach(), clip_acc.detach()
         stats["loss"] = loss.detach()
         return loss, stats
+
+    def probe(self, draws: int = 4, neutral: bool = True) -> dict:
+        """Rank accuracy on the training cases: err(g+) vs err(g-) for every example and each
+        of its negatives, ``draws`` fixed (t, noise) pairs each, no gradients."""
+        import torch
+
+        from trainers._flow import sample_t
+        from trainers._train_data import sample_seed
+
+        rows = []
+        for i, ex in enumerate(self.examples):
+            for k, (_, neg) in enumerate(ex.negs):
+                for d in range(draws):
+                    g = torch.Generator().manual_seed(sample_seed(self.cfg.seed, "probe", i, k, d))
+                    t = sample_t(g, self.cfg.objective.timesteps)
+                    z0 = self.latents.get_latent(ex.image)
+                    rows.append(dict(ex=ex, t=t, z0=z0, eps=torch.randn(z0.shape, generator=g), neg=neg,
+                                     prompt=ex.neutral if neutral else ex.prompt, has_neg=True))
+        pos_err, neg_err = [], []
+        with torch.no_grad():
+            for s in range(0, len(rows), self.cfg.batch_size):
+                part = rows[s : s + self.cfg.batch_size]
+                x = self.inputs(part)
+                pos_err.append(self.errors(x, [r["ex"].pos for r in part])[0])
+                neg_err.append(self.errors(x, [r["neg"] for r in part])[0])
+        self.model.clear()
+        ep, en = torch.cat(pos_err), torch.cat(neg_err)
+        return {"rank_acc": float((ep < en).float().mean()), "margin": float((en - ep).mean()),
+                "l_gen": float(ep.mean()), "n": len(rows)}
 
     def step(self, epoch, step_in_epoch, step, weights, probe_rank) -> dict:
         import torch
