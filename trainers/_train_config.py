@@ -152,6 +152,7 @@ class TrainConfig(_Strict):
     cache: CacheSpec = CacheSpec()
     eval: EvalSpec | None = EvalSpec()
     log_every: StrictInt = Field(10, ge=1)
+    log_rank_acc: bool = Field(True, description="with rank_weight 0, one no-grad g- pass per log step reports rank_acc")
     save_every: StrictInt = Field(200, ge=1, description="steps between checkpoints (also at the end)")
     predicates: list[dict[str, Any]] = []
     progress: bool = True

@@ -161,7 +161,8 @@ class Trainer:
             pipe = load_pipeline(model_dir, dtype, self.device, cpu_offload=False)
         else:
             pipe.to(self.device)
-            ident = {"source": "injected", "vae": module_digest(pipe.vae), "t5": module_digest(pipe.text_encoder_2)}
+            ident = {"source": "injected", **{n: module_digest(getattr(pipe, n)) for n in ("vae", "text_encoder", "text_encoder_2")
+                                              if getattr(pipe, n, None) is not None}}
         for name in ("transformer", "vae", "text_encoder", "text_encoder_2"):
             m = getattr(pipe, name, None)
             if m is not None:
@@ -182,7 +183,7 @@ class Trainer:
 
         cfg, pipe = self.cfg, self.pipe
         transformer = pipe.transformer
-        embed_fn, text_dim = clip_pooled_embedder(pipe)
+        embed_fn, text_dim = clip_pooled_embedder(pipe) if cfg.encoder.kind == "text" else (None, None)
         devices = [torch.device(self.device).index or 0] if self.device.startswith("cuda") else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(cfg.seed)
@@ -485,7 +486,7 @@ class Trainer:
                 log_now = step % cfg.log_every == 0 or step == self.total_steps
                 t0 = time.perf_counter()
                 try:
-                    stats = self.step(epoch, sie, progress["step"], weights, probe_rank=log_now)
+                    stats = self.step(epoch, sie, progress["step"], weights, probe_rank=log_now and cfg.log_rank_acc)
                 except Diverged as exc:
                     last = existing_checkpoint(out / LAST)
                     kept = f"the last good checkpoint {last} (step {saved_at}) is untouched" if last else "no checkpoint was written"
