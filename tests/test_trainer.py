@@ -115,6 +115,8 @@ def test_config_errors_name_file_and_line(tmp_path):
     cfg, _ = load_train_config(str(p), {"stages": [{"epochs": 1, "rank_weight": 0}, {"rank_weight": 2.0}], "lora.rank": 8})
     assert cfg.lora.rank == 8 and cfg.lora.alpha == 16
     assert cfg.weights_at(0)["rank_weight"] == 0 and cfg.weights_at(3)["rank_weight"] == 2.0
+    example, _ = load_train_config(str(ROOT / "examples" / "train.yaml"))  # the shipped example validates
+    assert example.weights_at(4)["rank_weight"] == 0.0 and example.weights_at(5)["rank_weight"] == 1.0
 
 
 # ---------------------------------------------------------------------------- learning
