@@ -216,6 +216,12 @@ def test_checkpoint_scores_through_relbench_run(data, tmp_path, monkeypatch):
     ours = per_case(out / "eval" / "step-0000004" / "samples.csv")
     theirs = per_case(tmp_path / "run" / "samples.csv")
     assert ours == theirs and len(ours) == 2
+    # early stopping: mse_mean grew from step 2 to 4 above, so "min" with patience 1 stops at 4
+    assert evals[1]["metrics"]["mse_mean"] > evals[0]["metrics"]["mse_mean"]
+    res = train(config(data, tmp_path / "es", epochs=4, optim={"lr": 5e-3},
+                       eval={"every_steps": 2, "limit": 2, "metrics": ["pair_mse"], "best_metric": "mse_mean",
+                             "best_mode": "min", "patience": 1}))
+    assert res["step"] == 4 and res["stopped"].startswith("early stop at step 4") and res["best"]["step"] == 2
 
 
 def test_gradient_checkpointing_and_caches_do_not_change_results(data, tmp_path):
@@ -307,7 +313,6 @@ def test_nan_stops_without_touching_the_last_checkpoint(data, tmp_path, monkeypa
         return err * float("nan") if calls["n"] > 4 else err  # steps 1-2 fine (2 forward calls each: probe + loss)
 
     monkeypatch.setattr(_flow, "flow_errors", poisoned)
-    before = None
     with pytest.raises(UserError) as err:
         train(config(data, out, epochs=3, save_every=1, objective={"rank_weight": 0.0}))
     msg = str(err.value)
@@ -315,7 +320,6 @@ def test_nan_stops_without_touching_the_last_checkpoint(data, tmp_path, monkeypa
     state = json.loads((out / "last" / "trainer_state" / "state.json").read_text())
     assert state["progress"]["step"] == 2
     assert all(torch.isfinite(v).all() for v in trainable(out).values())
-    del before
 
 
 def test_trainer_module_imports_no_torch():

@@ -120,8 +120,6 @@ class Diverged(Exception):
 
 class Trainer:
     def __init__(self, cfg, pipe=None, source: str = "train.yaml"):
-        import torch
-
         from relbench.predicates import load_vocabulary
         from trainers._train_data import load_examples
 
@@ -457,7 +455,7 @@ class Trainer:
         import torch
         from tqdm import tqdm
 
-        from trainers._train_state import copy_dir_atomic, existing_checkpoint
+        from trainers._train_state import existing_checkpoint
 
         cfg, out = self.cfg, self.out
         if not resume and existing_checkpoint(out / LAST) is not None:
