@@ -53,9 +53,9 @@ class SpatialArgs(MetricArgs):
         return v
 
 
-def _not_checkable_count(values: np.ndarray, weights: np.ndarray) -> float:
-    """Number of images (bootstrap-weighted) whose graph could not be judged."""
-    return float(np.sum(weights * (values == 0.0)))
+def _not_checkable_count(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Number of images (bootstrap-weighted) whose graph could not be judged; weights (B, N) -> (B,)."""
+    return np.sum(weights * (values == 0.0), axis=-1)
 
 
 @register_metric("spatial")

@@ -37,6 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     # --- end reports ---
 
     sub.add_parser("list", help="list available generators and metrics")
+
+    data = sub.add_parser("data", help="build suites from datasets (Visual Genome)")
+    data_sub = data.add_subparsers(dest="data_command", metavar="DATASET", required=True)
+    vg = data_sub.add_parser("vg", help="balanced relation splits (JSONL) from Visual Genome's own files")
+    from relbench.vg.command import add_vg_arguments
+
+    add_vg_arguments(vg)
+    add_train_parser(sub)
     return p
 
 
@@ -173,7 +181,57 @@ def cmd_list(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "compare": cmd_compare}
+def cmd_data(args) -> int:
+    from relbench.vg.command import vg_command
+
+    return vg_command(args)
+
+
+# ---------------------------------------------------------------------------- train (issue 5)
+
+
+def add_train_parser(sub) -> None:
+    """`relbench train`: flags mirror the seed's train_flux_graph_lora_diffusion.py."""
+    t = sub.add_parser("train", help="train flux_graph_lora's graph encoder, injector and LoRA (docs/train.md)")
+    t.add_argument("--config", metavar="FILE", help="training YAML (see examples/train.yaml); flags override it")
+    t.add_argument("--train-jsonl", metavar="FILE", help="training split (relbench JSONL suite schema)")
+    t.add_argument("--val-jsonl", metavar="FILE", help="validation split, evaluated through the harness")
+    t.add_argument("--output-dir", metavar="DIR", help="checkpoints (last/, best/), train_log.jsonl, eval/")
+    t.add_argument("--epochs", type=int, metavar="N")
+    t.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimizer steps in all")
+    t.add_argument("--batch-size", type=int, metavar="N", help="per process")
+    t.add_argument("--lora-rank", type=int, metavar="R", help="lora.rank (alpha stays as configured)")
+    t.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:3 (single process)")
+    t.add_argument("--resume", action="store_true", help="continue exactly from <output-dir>/last")
+    t.add_argument("--stop-after", type=int, metavar="STEP",
+                   help="checkpoint and stop after this step, as if interrupted (for time-limited jobs)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def cmd_train(args) -> int:
+    from trainers._train_config import load_train_config
+
+    flags = {"train_jsonl": args.train_jsonl, "val_jsonl": args.val_jsonl, "output_dir": args.output_dir,
+             "epochs": args.epochs, "max_steps": args.max_steps, "batch_size": args.batch_size,
+             "lora.rank": args.lora_rank, "device": args.device}
+    if args.no_progress:
+        flags["progress"] = False
+    cfg, source = load_train_config(args.config, {k: v for k, v in flags.items() if v is not None})
+    from trainers.flux_graph_lora import train
+
+    res = train(cfg, source=source, resume=args.resume, stop_after=args.stop_after)
+    if res.get("is_main", True):
+        best = res["best"]
+        print(f"trained {res['step']}/{res['total_steps']} steps; checkpoint {res['last']}"
+              + (f"; best {best['metric']}={best['value']:.4g} at step {best['step']} ({cfg.output_dir}/best)" if best else "")
+              + f"; log {res['log']}")
+        if res["stopped"]:
+            print(res["stopped"])
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "train": cmd_train,
+            "report": cmd_report, "compare": cmd_compare}  # report, compare: issue 6
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,8 +59,9 @@ class Sample:
 class Aggregate:
     """One reported number: ``statistic`` over the non-missing values of ``column``.
 
-    statistic: "mean", "std" (population, ddof=0, as numpy's default) or a callable taking
-    (values: np.ndarray, weights: np.ndarray) -> float, where weights are bootstrap counts.
+    statistic: "mean", "std" (population, ddof=0, as numpy's default) or a vectorised callable
+    f(values (N,), weights (B, N)) -> (B,), where each row of weights holds the bootstrap
+    multiplicities of the N rows (the point estimate is f(values, ones((1, N)))).
     """
 
     key: str

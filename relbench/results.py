@@ -67,15 +67,21 @@ def write_samples_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
     write_text(path, buf.getvalue())
 
 
-def _entry(rows: list[dict], agg, bench, cluster_key: str = "triple_id") -> dict:
-    from relbench.stats import cluster_bootstrap
+def _entries(rows: list[dict], aggs: list, bench) -> list[dict]:
+    """Every aggregate over one set of rows, with intervals from one shared bootstrap."""
+    from relbench.stats import cluster_bootstrap_many
 
-    entry = cluster_bootstrap(
-        [r.get(agg.column) for r in rows], [r[cluster_key] for r in rows], agg.statistic,
+    found = cluster_bootstrap_many(
+        [([r.get(a.column) for r in rows], a.statistic) for a in aggs], [r["triple_id"] for r in rows],
         n_resamples=bench.bootstrap_resamples, seed=bench.bootstrap_seed,
     )
-    entry["chance"] = _chance(rows, agg)
-    return entry
+    for entry, agg in zip(found, aggs):
+        entry["chance"] = _chance(rows, agg)
+    return found
+
+
+def _entry(rows: list[dict], agg, bench) -> dict:
+    return _entries(rows, [agg], bench)[0]
 
 
 def _chance(rows: list[dict], agg) -> float | None:
@@ -143,15 +149,16 @@ def _aggregate_all(plan, collected, rows) -> dict:
     for run in collected["runs"]:
         mine = [r for r in rows if r["run"] == run.name]
         out: dict = {"metrics": {}, "by_predicate": {}, "by_negative_kind": {}, "seed_consistency": {}}
-        for mname, agg in aggs:
-            entry = _entry(mine, agg, bench)
+        just_aggs = [a for _, a in aggs]
+        for (mname, agg), entry in zip(aggs, _entries(mine, just_aggs, bench)):
             entry["metric"] = mname
             entry["higher_is_better"] = agg.higher_is_better
             out["metrics"][agg.key] = entry
-            for field, group in (("predicate", "by_predicate"), ("negative_kind", "by_negative_kind")):
-                for value in sorted({r[field] for r in mine}):
-                    sub = [r for r in mine if r[field] == value]
-                    out[group].setdefault(value, {})[agg.key] = _entry(sub, agg, bench)
+        for field, group in (("predicate", "by_predicate"), ("negative_kind", "by_negative_kind")):
+            for value in sorted({r[field] for r in mine}):
+                sub = [r for r in mine if r[field] == value]
+                out[group][value] = {a.key: e for a, e in zip(just_aggs, _entries(sub, just_aggs, bench))}
+        for mname, agg in aggs:
             if n_seeds > 1 and _is_binary(mine, agg):
                 out["seed_consistency"][agg.key] = _seed_consistency(mine, agg, bench, n_seeds)
         result[run.name] = out
@@ -188,6 +195,10 @@ def summarise(plan, collected, columns_rows) -> dict:
         "seeds": list(bench.seeds),
         "confidence": 0.95,
         "interval": f"percentile bootstrap over triples, {bench.bootstrap_resamples} resamples, seed {bench.bootstrap_seed}",
+        "metrics": {
+            name: {"flags": info["flags"], "aggregates": {a.key: a.description for a in info["aggregates"]}}
+            for name, info in collected["metrics"].items()
+        },
         "runs": out_runs,
     }
 
@@ -276,4 +287,6 @@ def format_table(summary: dict) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in body]
+    for name, info in summary.get("metrics", {}).items():
+        lines += [f"WARNING {name}: {flag}" for flag in info.get("flags", [])]
     return "\n".join(lines)

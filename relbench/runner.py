@@ -64,6 +64,14 @@ def _validate_args(cls, args: dict, where: str):
         raise UserError(f"{where}.{loc}: {msg}") from None
 
 
+def _probe(cls, args, ctx) -> None:
+    obj = cls(args, ctx)
+    try:
+        obj.fingerprint()
+    finally:
+        obj.close()
+
+
 def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = None) -> Plan:
     from relbench.config import locate
 
@@ -78,6 +86,14 @@ def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = 
     for i, m in enumerate(bench.metrics):
         cls = METRICS.get(m.name, where=f"{locate(source, lines, ('metrics', i))}: metrics.{i}")
         metrics.append((m.name, cls, _validate_args(cls, m.args, f"{locate(source, lines, ('metrics', i))}: metrics.{i}.args")))
+
+    # build each plugin once and fingerprint it: a missing checkpoint or model directory is
+    # reported now, before any image is generated (plugins load weights lazily, so this is cheap)
+    ctx = Context(vocab=vocab)
+    for spec, cls, args in runs:
+        _probe(cls, args, ctx)
+    for name, cls, args in metrics:
+        _probe(cls, args, ctx)
 
     from relbench.suites.loader import load_items
 
@@ -189,11 +205,11 @@ def reference_run(plan: Plan, store: ImageStore, topo: Topology) -> RunImages | 
         for case in chunk:
             prompts[case.id] = _prompts(plan, case, "relation")
             ref = case.reference
-            if ref is None:
-                keys[case.id] = (None, None)
-            elif ref.image is not None:
+            if ref is not None and ref.image is not None:
                 keys[case.id] = (f"file:{ref.image}", None)
-            else:
+            elif ref is None or plan.bench.suite.kind != "shapes":
+                keys[case.id] = (None, None)
+            else:  # the shapes world draws any graph correctly, g- included
                 pair = []
                 for graph in (case.pos, case.neg):
                     k = stable_hash({"reference": "shapes", "v": VERSION, "graph": [t.text() for t in graph],
@@ -213,39 +229,52 @@ def _chunk_key(metric_fp: str, run: RunImages, chunk: list[Case]) -> str:
     )
 
 
-def score_run(plan: Plan, metric, run: RunImages, store: ImageStore, cache_dir: Path, topo: Topology,
+def score_run(plan: Plan, metrics: list, run: RunImages, store: ImageStore, cache_dir: Path, topo: Topology,
               timings: Timings, only_mine: bool) -> dict[str, dict]:
-    """Per-case metric values for one run, reading score files where they exist."""
-    fp = metric.fingerprint()
+    """Per-case values of every metric for one run, reading score files where they exist.
+
+    Chunk-major: a chunk's images are decoded once and shared by all metrics."""
+    from relbench.atomic import write_text
+
+    fps = [m.fingerprint() for m in metrics]
     values: dict[str, dict] = {}
-    loaded: dict[str, object] = {}
-
-    def load(key: str):
-        if key not in loaded:
-            loaded[key] = store.get(key)
-        return loaded[key]
-
     for j, chunk in enumerate(_chunks(plan.cases, plan.bench.chunk_size)):
         if only_mine and not topo.owns(j):
             continue
-        path = cache_dir / f"{metric.name}-{fp}" / f"{_chunk_key(fp, run, chunk)}.json"
-        if path.is_file():
-            rows = json.loads(path.read_text())
-        else:
-            samples = [Sample(c, run.name, *run.prompts[c.id], *run.keys[c.id], _load=load,
-                              texts=_prompts(plan, c, "relation")) for c in chunk]
-            t0 = time.perf_counter()
-            rows = metric.score(samples)
-            timings.score_s += time.perf_counter() - t0
-            if len(rows) != len(chunk):
-                raise RuntimeError(f"metric {metric.name} returned {len(rows)} rows for {len(chunk)} samples")
-            from relbench.atomic import write_text
+        loaded: dict[str, object] = {}
 
-            write_text(path, json.dumps(rows))
-            loaded.clear()
-        for c, row in zip(chunk, rows):
-            values[c.id] = row
+        def load(key: str):
+            if key not in loaded:
+                loaded[key] = store.get(key)
+            return loaded[key]
+
+        samples = None
+        for metric, fp in zip(metrics, fps):
+            path = cache_dir / f"{metric.name}-{fp}" / f"{_chunk_key(fp, run, chunk)}.json"
+            if path.is_file():
+                rows = json.loads(path.read_text())
+            else:
+                if samples is None:
+                    samples = [Sample(c, run.name, *run.prompts[c.id], *run.keys[c.id], _load=load,
+                                      texts=_prompts(plan, c, "relation")) for c in chunk]
+                t0 = time.perf_counter()
+                rows = metric.score(samples)
+                timings.score_s += time.perf_counter() - t0
+                if len(rows) != len(chunk):
+                    raise RuntimeError(f"metric {metric.name} returned {len(rows)} rows for {len(chunk)} samples")
+                write_text(path, json.dumps(rows))
+            for c, row in zip(chunk, rows):
+                values.setdefault(c.id, {}).update(row)
     return values
+
+
+def _build_metrics(plan: Plan, ctx: Context) -> list:
+    return [cls(args, ctx) for _, cls, args in plan.metrics]
+
+
+def _close_all(objs) -> None:
+    for m in objs:
+        m.close()
 
 
 def execute(plan: Plan, show_progress: bool = True, topo: Topology | None = None) -> dict | None:
@@ -267,15 +296,12 @@ def execute(plan: Plan, show_progress: bool = True, topo: Topology | None = None
         runs.append(ref)
 
     ctx = Context(vocab=plan.vocab, rank=topo.rank, world_size=topo.world_size, device=topo.device)
-    metric_objs = []
-    for name, cls, args in plan.metrics:
-        m = cls(args, ctx)
-        try:
-            for run in runs:
-                score_run(plan, m, run, store, cache_dir, topo, timings, only_mine=True)
-        finally:
-            m.close()
-        metric_objs.append((name, cls, args))
+    metric_objs = _build_metrics(plan, ctx)
+    try:
+        for run in runs:
+            score_run(plan, metric_objs, run, store, cache_dir, topo, timings, only_mine=True)
+    finally:
+        _close_all(metric_objs)
     # every rank's counters, summed on rank 0 (gather doubles as the barrier)
     parts = topo.gather([timings.generate_s, timings.score_s, timings.images_generated, timings.images_reused])
     topo.barrier()
@@ -284,19 +310,20 @@ def execute(plan: Plan, show_progress: bool = True, topo: Topology | None = None
     timings.generate_s, timings.score_s = sum(p[0] for p in parts), sum(p[1] for p in parts)
     timings.images_generated, timings.images_reused = sum(p[2] for p in parts), sum(p[3] for p in parts)
 
-    # rank 0 collects every chunk (computing any a dead rank left behind)
-    scores: dict[str, dict[str, dict]] = {r.name: {} for r in runs}
-    metric_info = {}
-    for name, cls, args in metric_objs:
-        m = cls(args, ctx)
-        try:
-            metric_info[name] = {"fingerprint": m.fingerprint(), "args": args.model_dump(mode="json"),
-                                 "columns": m.columns(), "aggregates": m.aggregates()}
-            for run in runs:
-                for cid, row in score_run(plan, m, run, store, cache_dir, topo, timings, only_mine=False).items():
-                    scores[run.name].setdefault(cid, {}).update(row)
-        finally:
-            m.close()
+    # rank 0 collects every chunk (computing any a dead rank left behind); models load lazily,
+    # so reading score files costs no model load
+    scores: dict[str, dict[str, dict]] = {}
+    metric_objs = _build_metrics(plan, ctx)
+    try:
+        metric_info = {
+            name: {"fingerprint": m.fingerprint(), "args": args.model_dump(mode="json"), "columns": m.columns(),
+                   "aggregates": m.aggregates(), "flags": list(getattr(m, "flags", []) or [])}
+            for (name, _, args), m in zip(plan.metrics, metric_objs)
+        }
+        for run in runs:
+            scores[run.name] = score_run(plan, metric_objs, run, store, cache_dir, topo, timings, only_mine=False)
+    finally:
+        _close_all(metric_objs)
     return {
         "runs": runs,
         "scores": scores,

@@ -25,7 +25,7 @@ def _statistic_fn(statistic: str | Callable) -> Callable[[np.ndarray, np.ndarray
             return np.sqrt(np.clip(var, 0.0, None))
         return std
     if callable(statistic):
-        return lambda x, w: np.array([statistic(x, row) for row in w])
+        return statistic  # vectorised: f(x (N,), w (B, N)) -> (B,)
     raise ValueError(f"unknown statistic {statistic!r} (allowed: mean, std, or a callable)")
 
 
@@ -42,41 +42,66 @@ def cluster_bootstrap(
     seed: int = 0,
     confidence: float = 0.95,
 ) -> dict:
-    """{"value", "ci_low", "ci_high", "n"} over the non-missing values.
+    """{"value", "ci_low", "ci_high", "n"} over the non-missing values."""
+    return cluster_bootstrap_many([(values, statistic)], clusters, n_resamples, seed, confidence)[0]
 
-    Percentile interval of scipy.stats.bootstrap over cluster indices; a statistic of the
-    resampled clusters is computed from row weights, so any weighted statistic works.
+
+def cluster_bootstrap_many(
+    columns: list[tuple[Sequence[float | None], str | Callable]],
+    clusters: Sequence[str],
+    n_resamples: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> list[dict]:
+    """Several statistics over the same rows, under one set of resampled triples.
+
+    Percentile interval of scipy.stats.bootstrap over cluster indices; each resample becomes
+    row weights (how often its triple was drawn), and every statistic is a weighted one, so a
+    column with missing values simply leaves those rows out. One bootstrap call for all
+    columns keeps the cost of per-predicate breakdowns low.
     """
     from scipy import stats
 
-    x_all = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
-    keep = ~np.isnan(x_all)
-    x = x_all[keep]
-    cl = np.asarray(clusters, dtype=object)[keep]
-    n = int(len(x))
-    if n == 0:
-        return {"value": None, "ci_low": None, "ci_high": None, "n": 0}
-    fn = _statistic_fn(statistic)
-    value = float(fn(x, np.ones((1, n)))[0])
-    uniq, inverse = np.unique(cl.astype(str), return_inverse=True)
+    cl = np.asarray([str(c) for c in clusters])
+    n = len(cl)
+    out: list[dict] = []
+    live = []
+    for values, statistic in columns:
+        x = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+        if len(x) != n:
+            raise ValueError("values and clusters differ in length")
+        mask = ~np.isnan(x)
+        fn = _statistic_fn(statistic)
+        if not mask.any():
+            out.append({"value": None, "ci_low": None, "ci_high": None, "n": 0})
+            continue
+        value = float(np.asarray(fn(x[mask], np.ones((1, int(mask.sum()))))).reshape(-1)[0])
+        out.append({"value": _clean(value), "ci_low": _clean(value), "ci_high": _clean(value), "n": int(mask.sum())})
+        live.append((len(out) - 1, x[mask], mask, fn))
+    uniq, inverse = np.unique(cl, return_inverse=True)
     k = len(uniq)
-    if k < 2 or np.all(x == x[0]):
-        return {"value": _clean(value), "ci_low": _clean(value), "ci_high": _clean(value), "n": n}
-    onehot = np.zeros((k, n))
-    onehot[inverse, np.arange(n)] = 1.0
+    if k < 2 or not live:
+        return out
 
     def stat(idx, axis=-1):
         idx = np.atleast_2d(idx)
-        counts = np.zeros((idx.shape[0], k))
-        np.add.at(counts, (np.arange(idx.shape[0])[:, None], idx), 1.0)
-        return fn(x, counts @ onehot)
+        b = idx.shape[0]
+        # how often each triple was drawn in each resample, then broadcast to its rows
+        counts = np.bincount((idx + np.arange(b)[:, None] * k).ravel(), minlength=b * k).reshape(b, k)
+        w = counts[:, inverse].astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.stack([np.asarray(fn(x, w[:, m]), dtype=np.float64).reshape(-1) for _, x, m, fn in live])
 
     res = stats.bootstrap(
         (np.arange(k),), stat, n_resamples=n_resamples, vectorized=True, batch=500,
         confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed),
     )
-    lo, hi = res.confidence_interval
-    return {"value": _clean(value), "ci_low": _clean(lo), "ci_high": _clean(hi), "n": n}
+    lo, hi = (np.atleast_1d(v) for v in res.confidence_interval)
+    for (j, x, _, _), l, h in zip(live, lo, hi):
+        if np.all(x == x[0]):  # constant: no spread to resample
+            continue
+        out[j]["ci_low"], out[j]["ci_high"] = _clean(l), _clean(h)
+    return out
 
 
 def _clean(v) -> float | None:

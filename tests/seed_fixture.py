@@ -73,8 +73,8 @@ def case_rows(run: str, scores, mses) -> list[dict]:
 def metric_info() -> dict:
     ctx = Context(vocab=load_vocabulary())
     clip, mse = ClipAlignment(ClipAlignment.Args(), ctx), PairMSE(PairMSE.Args(), ctx)
-    return {"clip_alignment": {"columns": clip.columns(), "aggregates": clip.aggregates(), "args": {}},
-            "pair_mse": {"columns": mse.columns(), "aggregates": mse.aggregates(), "args": {}}}
+    return {"clip_alignment": {"columns": clip.columns(), "aggregates": clip.aggregates(), "args": {}, "flags": []},
+            "pair_mse": {"columns": mse.columns(), "aggregates": mse.aggregates(), "args": {}, "flags": []}}
 
 
 def summarise_rows(runs: dict[str, list[dict]], out: Path, resamples: int = 2000) -> dict:

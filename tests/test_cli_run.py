@@ -97,3 +97,39 @@ def test_core_imports_no_model_library():
 def test_help_lists_commands(cli):
     res = cli("--help")
     assert res.returncode == 0 and "run" in res.stdout and "list" in res.stdout
+
+
+def test_uncalibrated_metric_is_flagged_in_summary(cli, tmp_path):
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text(
+        "name: f\nsuite: {kind: shapes, triples_per_predicate: 1, predicates: [above, in]}\nseeds: [0]\n"
+        "metrics: [{name: lpips, args: {allow_random_backbone: true}}]\n"
+        f"runs: [{{name: oracle, generator: shapes_oracle}}]\noutput_dir: {tmp_path / 'out'}\n"
+    )
+    res = cli("run", "--config", str(cfg), env={"TORCH_HOME": str(tmp_path / "empty-torch-home")})
+    assert res.returncode == 0, res.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["metrics"]["lpips"]["flags"] and "uncalibrated" in summary["metrics"]["lpips"]["flags"][0]
+    assert summary["metrics"]["lpips"]["aggregates"]["lpips_mean"].startswith("UNCALIBRATED")
+    assert "WARNING lpips: uncalibrated" in res.stdout
+    assert summary["runs"]["oracle"]["metrics"]["lpips_mean"]["value"] > 0  # g+ and g- images differ
+
+
+def test_missing_lpips_backbone_is_one_line(cli, tmp_path):
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text(
+        "name: f\nsuite: {kind: shapes, triples_per_predicate: 1}\nseeds: [0]\nmetrics: [lpips]\n"
+        f"runs: [{{name: oracle, generator: shapes_oracle}}]\noutput_dir: {tmp_path / 'out'}\n"
+    )
+    res = cli("run", "--config", str(cfg), env={"TORCH_HOME": str(tmp_path / "empty-torch-home")})
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+    assert "alexnet" in res.stderr and "allow_random_backbone" in res.stderr
+    assert not (tmp_path / "out").exists()  # found before any image was generated
+
+
+def test_example_configs_validate():
+    from relbench.config import load_benchmark
+
+    for path in sorted((ROOT / "examples").glob("*.yaml")):
+        bench = load_benchmark(path)
+        assert bench.runs, path

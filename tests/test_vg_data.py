@@ -21,7 +21,8 @@ from relbench.errors import UserError
 from relbench.jsonstream import iter_json_array
 from relbench.predicates import load_vocabulary
 from relbench.suites.jsonl import load_jsonl_suite
-from relbench.vg import VGOptions, add_vg_arguments, build_vg_splits, vg_command
+from relbench.vg.build import VGOptions, build_vg_splits
+from relbench.vg.command import add_vg_arguments, vg_command
 from relbench.vg.boxes import fit_square, transform_box
 from relbench.vg.export import export_square
 from relbench.vg.read import CandidateFilter, read_image_data

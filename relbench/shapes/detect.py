@@ -18,8 +18,15 @@ MIN_PIXELS = 6
 _FILL = {"square": 1.0, "circle": np.pi / 4, "triangle": 0.5}
 
 
-def colour_box(image: np.ndarray, colour: str) -> tuple[Box, np.ndarray] | None:
-    mask = np.all(image == np.asarray(COLOURS[colour], dtype=image.dtype), axis=-1)
+def _packed(image: np.ndarray) -> np.ndarray:
+    """One int32 per pixel (r<<16 | g<<8 | b): one comparison per pixel instead of three."""
+    img = np.ascontiguousarray(image[..., :3], dtype=np.uint8).astype(np.int32)
+    return (img[..., 0] << 16) | (img[..., 1] << 8) | img[..., 2]
+
+
+def colour_box(image: np.ndarray, colour: str, packed: np.ndarray | None = None) -> tuple[Box, np.ndarray] | None:
+    r, g, b = COLOURS[colour]
+    mask = (_packed(image) if packed is None else packed) == ((r << 16) | (g << 8) | b)
     if mask.sum() < MIN_PIXELS:
         return None
     rows = np.flatnonzero(mask.any(axis=1))
@@ -46,13 +53,14 @@ def classify_shape(mask: np.ndarray) -> str:
 def detect_objects(image: np.ndarray, names: list[str]) -> dict[str, tuple[Box, float] | None]:
     """Box (pixels, x_max/y_max exclusive) and score 1.0 for each named object, None if absent."""
     out: dict[str, tuple[Box, float] | None] = {}
+    packed = _packed(image)
     for name in names:
         parts = name.strip().lower().split()
         colour = parts[0] if parts and parts[0] in COLOURS else None
         if colour is None or len(parts) != 2 or parts[1] not in SHAPE_KINDS:
             out[name] = None
             continue
-        found = colour_box(image, colour)
+        found = colour_box(image, colour, packed)
         out[name] = None if found is None else (found[0], 1.0)
     return out
 
@@ -60,8 +68,9 @@ def detect_objects(image: np.ndarray, names: list[str]) -> dict[str, tuple[Box, 
 def detect_all(image: np.ndarray) -> list[tuple[str, Box]]:
     """Every object present, labelled '<colour> <shape>'."""
     found = []
+    packed = _packed(image)
     for colour in COLOURS:
-        hit = colour_box(image, colour)
+        hit = colour_box(image, colour, packed)
         if hit is not None:
             found.append((f"{colour} {classify_shape(hit[1])}", hit[0]))
     return found

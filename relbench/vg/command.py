@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 
-from relbench.predicates import SEED_PREDICATES
 from relbench.vg.boxes import FITS
 
 
@@ -25,7 +24,7 @@ def add_vg_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val", type=int, default=160, help="val triples, split evenly over predicates (default: 160)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     parser.add_argument(
-        "--predicates", nargs="+", default=list(SEED_PREDICATES), metavar="P",
+        "--predicates", nargs="+", default=None, metavar="P",
         help="predicates to balance over; names or aliases, comma- or space-separated "
         "(default: the seed's 16; multi-word names need quotes or commas)",
     )
@@ -39,7 +38,11 @@ def add_vg_arguments(parser: argparse.ArgumentParser) -> None:
                         help="candidates kept per predicate while streaming (default: max(1000, 20 x quota))")
 
 
-def _predicate_list(values: list[str]) -> list[str]:
+def _predicate_list(values: list[str] | None) -> list[str]:
+    if values is None:  # default: the seed's 16 (imported late: --help stays instant)
+        from relbench.predicates import SEED_PREDICATES
+
+        return list(SEED_PREDICATES)
     out: list[str] = []
     for value in values:
         out += [v.strip() for v in value.split(",") if v.strip()]

@@ -1,0 +1,371 @@
+"""What the FLUX generators share: arguments, offline model resolution, prompt cache, drawing.
+
+Loading is lazy: ``fingerprint()`` needs only the resolved weights identity (a snapshot
+commit or a listing of the local directory), so a fully cached run never loads 30 GB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections import OrderedDict
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from relbench.data import Request
+from relbench.errors import UserError
+from relbench.generator import Context, Generator, GeneratorArgs
+
+DEFAULT_MODEL = "black-forest-labs/FLUX.1-schnell"
+
+#: arguments that change where or how fast images are drawn, never what they are
+NON_IMAGE_ARGS = frozenset({"device", "cpu_offload", "prompt_cache_size", "allow_download", "ckpt"})
+
+
+class FluxArgs(GeneratorArgs):
+    model: str = Field(
+        default_factory=lambda: os.environ.get("RELBENCH_FLUX_MODEL") or DEFAULT_MODEL,
+        description="local directory with model_index.json, or a hub id in the HF cache "
+        "(default: $RELBENCH_FLUX_MODEL, else black-forest-labs/FLUX.1-schnell)",
+    )
+    revision: str | None = Field(None, description="hub revision (branch, tag or commit) in the HF cache")
+    allow_download: bool = Field(False, description="let diffusers download a missing model (ignored when HF_HUB_OFFLINE=1)")
+    device: str = Field("auto", description="'auto' = the process's accelerator, else cuda if available, else cpu")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    steps: int = Field(4, ge=1)
+    guidance: float = 0.0
+    max_sequence_length: int = Field(256, ge=1, le=512, description="T5 tokens (schnell: at most 256)")
+    cpu_offload: bool = False
+    prompt_cache_size: int = Field(1024, ge=1)
+
+
+# ---------------------------------------------------------------------------- model location
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def hub_offline(args: FluxArgs) -> bool:
+    env = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    return env or not args.allow_download
+
+
+def resolve_model_dir(args: FluxArgs) -> tuple[Path, dict]:
+    """The local directory holding the pipeline, and its identity; one-line UserError if absent."""
+    path = Path(os.path.expanduser(args.model))
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise UserError(
+                f"flux: {path} has no model_index.json; point `model` at a diffusers FLUX directory "
+                f"(e.g. `huggingface-cli download {DEFAULT_MODEL} --local-dir {path}`)"
+            )
+        return path, {"source": "local", "listing": _dir_listing(path)}
+    if not _HUB_ID.fullmatch(args.model):
+        raise UserError(f"flux: model directory {args.model} does not exist; {_download_hint(args.model)}")
+    from huggingface_hub import snapshot_download
+
+    try:
+        snap = snapshot_download(
+            args.model,
+            revision=args.revision,
+            local_files_only=hub_offline(args),
+            # the diffusers layout only; the repo root also holds a 23 GB original-format file
+            allow_patterns=["model_index.json", "*/*.json", "*/*.safetensors", "*/*.txt", "*/*.model"],
+        )
+    except Exception as exc:  # LocalEntryNotFoundError, GatedRepoError, network errors
+        raise UserError(
+            f"flux: {args.model} is not in the Hugging Face cache ({_cache_dir()}) and downloads are off "
+            f"({type(exc).__name__}); {_download_hint(args.model)}"
+        ) from None
+    snap = Path(snap)
+    if not (snap / "model_index.json").is_file():
+        raise UserError(f"flux: cached snapshot {snap} is incomplete (no model_index.json); {_download_hint(args.model)}")
+    return snap, {"source": "hub", "repo": args.model, "commit": snap.name}
+
+
+def _download_hint(model: str) -> str:
+    repo = model if "/" in model and not model.startswith((".", "/", "~")) else DEFAULT_MODEL
+    return (
+        f"download it with `huggingface-cli download {repo}` (into the HF cache, {_cache_dir()}) "
+        f"or `huggingface-cli download {repo} --local-dir DIR` and set the generator arg model: DIR"
+    )
+
+
+def _cache_dir() -> str:
+    try:
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        return str(HF_HUB_CACHE)
+    except Exception:  # pragma: no cover - huggingface_hub always has it
+        return "~/.cache/huggingface/hub"
+
+
+def _dir_listing(path: Path) -> str:
+    """Cheap identity of a local model directory: model_index.json bytes + every file's size."""
+    h = hashlib.sha256((path / "model_index.json").read_bytes())
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(f"{f.relative_to(path).as_posix()}:{f.stat().st_size}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def file_digest(paths: list[Path]) -> str:
+    """sha256 over the names and bytes of small files (checkpoints, vocabularies)."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.name.encode() + b"\0")
+        with open(p, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def module_digest(module) -> str:
+    """sha256 of a module's tensors, for injected (in-memory) pipelines."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------- device and loading
+
+
+def resolve_device(args: FluxArgs, ctx: Context | None) -> str:
+    if args.device != "auto":
+        return args.device
+    if ctx is not None and ctx.device:
+        return ctx.device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(args: FluxArgs, device: str):
+    import torch
+
+    if args.dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return getattr(torch, args.dtype)
+
+
+def load_pipeline(model_dir: Path, dtype, device: str, cpu_offload: bool):
+    from diffusers import FluxPipeline
+    from diffusers.pipelines import pipeline_utils
+
+    # diffusers renamed torch_dtype to dtype (the old name warns); use whichever this version reads
+    dtype_kw = "dtype" if hasattr(pipeline_utils, "_resolve_dtype") else "torch_dtype"
+    try:
+        pipe = FluxPipeline.from_pretrained(str(model_dir), local_files_only=True, **{dtype_kw: dtype})
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"flux: cannot load a FluxPipeline from {model_dir}: {first}") from None
+    if cpu_offload and device.startswith("cuda"):
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _eval_mode(pipe) -> None:
+    """Inference only: no dropout anywhere (modules built from configs start in train mode)."""
+    for name in ("transformer", "vae", "text_encoder", "text_encoder_2"):
+        module = getattr(pipe, name, None)
+        if module is not None:
+            module.eval()
+
+
+# ---------------------------------------------------------------------------- prompts and drawing
+
+
+class PromptCache:
+    """T5 + pooled CLIP embeddings per unique prompt, encoded one prompt at a time.
+
+    One at a time so a prompt's embedding never depends on which prompts were encoded with it.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self._cache: OrderedDict[str, tuple] = OrderedDict()
+
+    def get(self, pipe, prompts: list[str], max_sequence_length: int):
+        import torch
+
+        out_e, out_p = [], []
+        for prompt in prompts:
+            hit = self._cache.get(prompt)
+            if hit is None:
+                with torch.no_grad():
+                    e, p, _ = pipe.encode_prompt(
+                        prompt, prompt_2=None, device=pipe._execution_device, max_sequence_length=max_sequence_length
+                    )
+                hit = (e, p)
+                self._cache[prompt] = hit
+                if len(self._cache) > self.size:
+                    self._cache.popitem(last=False)
+            else:
+                self._cache.move_to_end(prompt)
+            out_e.append(hit[0])
+            out_p.append(hit[1])
+        return torch.cat(out_e), torch.cat(out_p)
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+
+def check_size(req: Request, multiple: int) -> None:
+    w, h = req.size
+    if w % multiple or h % multiple:
+        raise UserError(f"flux: image size {w}x{h} must be a multiple of {multiple} in both sides")
+
+
+def draw(pipe, args: FluxArgs, prompts: PromptCache, reqs: list[Request]) -> list[np.ndarray]:
+    """One pipeline call for requests of one size; one CPU torch.Generator per request seed.
+
+    diffusers draws each request's initial noise from its own generator (randn_tensor with a
+    list), so a request's noise is what a batch of one with that seed would get.
+    """
+    import torch
+
+    multiple = pipe.vae_scale_factor * 2
+    for r in reqs:
+        check_size(r, multiple)
+    w, h = reqs[0].size
+    embeds, pooled = prompts.get(pipe, [r.prompt for r in reqs], args.max_sequence_length)
+    gens = [torch.Generator("cpu").manual_seed(int(r.seed)) for r in reqs]
+    with torch.no_grad():
+        images = pipe(
+            prompt_embeds=embeds,
+            pooled_prompt_embeds=pooled,
+            height=h,
+            width=w,
+            num_inference_steps=args.steps,
+            guidance_scale=args.guidance,
+            generator=gens,
+            output_type="np",
+            return_dict=False,
+            max_sequence_length=args.max_sequence_length,
+        )[0]
+    return [to_uint8(img) for img in images]
+
+
+def to_uint8(img) -> np.ndarray:
+    """Float [0, 1] (H, W, 3) to uint8 exactly as diffusers' numpy_to_pil rounds."""
+    return np.ascontiguousarray((np.asarray(img) * 255).round().clip(0, 255).astype(np.uint8))
+
+
+def group_indices(requests: list[Request], key) -> list[list[int]]:
+    """Indices of requests grouped by ``key(request)``, in first-seen order."""
+    groups: dict = {}
+    for i, r in enumerate(requests):
+        groups.setdefault(key(r), []).append(i)
+    return list(groups.values())
+
+
+def fingerprint_args(args: FluxArgs) -> dict:
+    return {k: v for k, v in args.model_dump(mode="json").items() if k not in NON_IMAGE_ARGS}
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, sort_keys=True, indent=2)
+
+
+# ---------------------------------------------------------------------------- the shared generator
+
+
+class FluxBase(Generator):
+    """FLUX drawing loop shared by ``flux`` and ``flux_graph_lora``; loads the pipeline lazily."""
+
+    Args = FluxArgs
+    uses = frozenset({"prompt"})
+
+    def __init__(self, args: FluxArgs, ctx: Context, pipe=None):
+        super().__init__(args, ctx)
+        self._pipe = pipe
+        self._model_dir: Path | None = None
+        self._base_identity: dict | None = None
+        if pipe is not None:
+            _eval_mode(pipe)
+            self.device = str(pipe._execution_device)
+            self.dtype = pipe.transformer.dtype
+        else:
+            self.device = resolve_device(args, ctx)
+            self.dtype = resolve_dtype(args, self.device)
+        self.prompts = PromptCache(args.prompt_cache_size)
+
+    @classmethod
+    def from_pipeline(cls, pipe, ctx: Context | None = None, **args):
+        """Wrap an already-built FluxPipeline (tests, notebooks, a trainer's evaluation loop)."""
+        if ctx is None:
+            from relbench.predicates import load_vocabulary
+
+            ctx = Context(vocab=load_vocabulary())
+        return cls(cls.Args(**args), ctx, pipe=pipe)
+
+    # identity ------------------------------------------------------------------------------
+    def base_identity(self) -> dict:
+        if self._base_identity is None:
+            if self._pipe is not None:
+                ident = {"source": "injected", "transformer": module_digest(self._pipe.transformer)}
+            else:
+                self._model_dir, ident = resolve_model_dir(self.args)
+            self._base_identity = {**ident, "device_type": self.device.split(":")[0], "dtype": str(self.dtype)}
+        return self._base_identity
+
+    def weights_identity(self):
+        return self.base_identity()
+
+    def fingerprint(self) -> str:
+        from relbench.data import stable_hash
+
+        return stable_hash(
+            {
+                "generator": self.name,
+                "version": self.version,
+                "args": fingerprint_args(self.args),
+                "weights": self.weights_identity(),
+            }
+        )
+
+    # drawing -------------------------------------------------------------------------------
+    @property
+    def pipe(self):
+        if self._pipe is None:
+            self.base_identity()
+            self._pipe = load_pipeline(self._model_dir, self.dtype, self.device, self.args.cpu_offload)
+            self._on_pipeline_loaded(self._pipe)
+        return self._pipe
+
+    def _on_pipeline_loaded(self, pipe) -> None:
+        """Hook for subclasses that modify the transformer (LoRA, graph injection)."""
+
+    def _group_key(self, request: Request):
+        return tuple(request.size)
+
+    def _draw_group(self, pipe, reqs: list[Request]) -> list[np.ndarray]:
+        return draw(pipe, self.args, self.prompts, reqs)
+
+    def generate(self, requests: list[Request]) -> list[np.ndarray]:
+        pipe = self.pipe
+        out: list[np.ndarray | None] = [None] * len(requests)
+        for idxs in group_indices(requests, self._group_key):
+            for i, img in zip(idxs, self._draw_group(pipe, [requests[i] for i in idxs])):
+                out[i] = img
+        return out  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self.prompts.clear()
+        self._pipe = None
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:  # pragma: no cover
+            pass

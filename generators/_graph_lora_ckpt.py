@@ -1,0 +1,141 @@
+"""The flux_graph_lora checkpoint: one directory, safetensors + JSON, no pickle.
+
+    pytorch_lora_weights.safetensors  diffusers LoRA format (transformer.<module>.lora_A/B.weight),
+                                      loadable by FluxPipeline.load_lora_weights
+    graph_encoder.safetensors         the scene-graph encoder (CGIP keys match SGDiff's)
+    graph_injector.safetensors        token projections + per-block zero-initialised outputs
+    relbench_graph_lora.json          format version, base model, LoRA / injection / encoder
+                                      specs (the CGIP vocabulary included)
+
+The trainer (issue 5) writes with ``save_checkpoint`` and the generator reads with
+``load_checkpoint``; both sides share the specs in ``_graph_specs``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from generators._graph_specs import InjectionSpec, LoraSpec
+from relbench.errors import UserError
+
+FORMAT = "relbench-graph-lora"
+FORMAT_VERSION = 1
+LORA_FILE = "pytorch_lora_weights.safetensors"
+ENCODER_FILE = "graph_encoder.safetensors"
+INJECTOR_FILE = "graph_injector.safetensors"
+CONFIG_FILE = "relbench_graph_lora.json"
+FILES = (CONFIG_FILE, LORA_FILE, ENCODER_FILE, INJECTOR_FILE)
+
+
+def save_checkpoint(out_dir, transformer, graph_lora, base_model: str, extra: dict | None = None) -> Path:
+    """Write the LoRA, encoder and injector weights (float32) and the config JSON into ``out_dir``."""
+    from diffusers import FluxPipeline
+    from safetensors.torch import save_file
+
+    from generators._graph_injection import lora_state_dict, transformer_width
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lora_sd = {k: v.detach().float().cpu().contiguous() for k, v in lora_state_dict(transformer).items()}
+    meta = {"r": graph_lora.lora.rank, "lora_alpha": graph_lora.lora.alpha,
+            "target_modules": graph_lora.lora.target_modules()}
+    FluxPipeline.save_lora_weights(out, transformer_lora_layers=lora_sd, weight_name=LORA_FILE,
+                                   transformer_lora_adapter_metadata=meta)
+    for name, module in ((ENCODER_FILE, graph_lora.encoder), (INJECTOR_FILE, graph_lora.injector)):
+        save_file({k: v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()}, str(out / name))
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "base_model": base_model,
+        "width": transformer_width(transformer),
+        "lora": graph_lora.lora.model_dump(mode="json") | {"target_modules": graph_lora.lora.target_modules()},
+        "injection": graph_lora.injection.model_dump(mode="json"),
+        "encoder": graph_lora.encoder.spec_dict(),
+        "extra": extra or {},
+    }
+    (out / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return out
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    config: dict
+    lora: LoraSpec
+    injection: InjectionSpec
+
+    def files(self) -> list[Path]:
+        return [self.path / f for f in FILES]
+
+
+def read_checkpoint(path) -> Checkpoint:
+    """Read and validate the JSON; weights are read by ``load_checkpoint``."""
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise UserError(f"flux_graph_lora: checkpoint directory {p} does not exist")
+    missing = [f for f in FILES if not (p / f).is_file()]
+    if missing:
+        raise UserError(f"flux_graph_lora: checkpoint {p} lacks {', '.join(missing)}")
+    try:
+        cfg = json.loads((p / CONFIG_FILE).read_text())
+    except ValueError as exc:
+        raise UserError(f"flux_graph_lora: {p / CONFIG_FILE} is not valid JSON: {exc}") from None
+    if cfg.get("format") != FORMAT or cfg.get("format_version") != FORMAT_VERSION:
+        raise UserError(
+            f"flux_graph_lora: {p / CONFIG_FILE} is format {cfg.get('format')!r} v{cfg.get('format_version')}; "
+            f"this relbench reads {FORMAT!r} v{FORMAT_VERSION}"
+        )
+    lora = dict(cfg["lora"])
+    lora.pop("target_modules", None)
+    return Checkpoint(p, cfg, LoraSpec(**lora), InjectionSpec(**cfg["injection"]))
+
+
+def load_checkpoint(path, transformer, embed_fn=None, text_dim: int | None = None):
+    """Rebuild encoder + injector + LoRA on ``transformer`` and load the weights, checking
+    every name and shape; returns (GraphLora, Checkpoint)."""
+    from safetensors.torch import load_file
+
+    from generators._graph_encoders import build_encoder, check_state_dict
+    from generators._graph_injection import attach_graph_lora, lora_state_dict, transformer_width
+
+    ck = read_checkpoint(path)
+    width = transformer_width(transformer)
+    if ck.config.get("width") != width:
+        raise UserError(
+            f"flux_graph_lora: checkpoint {ck.path} was trained on a transformer of width {ck.config.get('width')}, "
+            f"this model has width {width} (base model in the checkpoint: {ck.config.get('base_model')})"
+        )
+    encoder = build_encoder(ck.config["encoder"], embed_fn=embed_fn, text_dim=text_dim)
+    graph_lora = attach_graph_lora(transformer, encoder, ck.lora, ck.injection)
+
+    enc_sd = load_file(str(ck.path / ENCODER_FILE))
+    inj_sd = load_file(str(ck.path / INJECTOR_FILE))
+    check_state_dict(encoder, enc_sd, f"{ck.path / ENCODER_FILE}")
+    check_state_dict(graph_lora.injector, inj_sd, f"{ck.path / INJECTOR_FILE}")
+    trainable = [p.requires_grad for p in encoder.parameters()]
+    encoder.load_state_dict(enc_sd, strict=True)
+    graph_lora.injector.load_state_dict(inj_sd, strict=True)
+    for p, t in zip(encoder.parameters(), trainable):
+        p.requires_grad_(t)
+
+    raw = load_file(str(ck.path / LORA_FILE))
+    bad = [k for k in raw if not k.startswith("transformer.")]
+    if bad:
+        raise UserError(f"flux_graph_lora: {ck.path / LORA_FILE} has non-transformer keys: {', '.join(bad[:6])}")
+    lora_sd = {k[len("transformer."):]: v for k, v in raw.items()}
+    check_state_dict(lora_state_dict(transformer), lora_sd, str(ck.path / LORA_FILE))
+    _set_lora(transformer, lora_sd)
+    return graph_lora, ck
+
+
+def _set_lora(transformer, sd: dict) -> None:
+    from peft.utils import set_peft_model_state_dict
+
+    from generators._graph_injection import ADAPTER
+
+    result = set_peft_model_state_dict(transformer, sd, adapter_name=ADAPTER)
+    unexpected = [k for k in getattr(result, "unexpected_keys", []) if "lora_" in k]
+    if unexpected:
+        raise UserError(f"flux_graph_lora: LoRA keys not applied: {', '.join(unexpected[:6])}")

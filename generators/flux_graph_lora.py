@@ -1,0 +1,101 @@
+"""FLUX.1-schnell + scene-graph tokens injected into double-stream blocks 7-12 + LoRA.
+
+With ``ckpt`` the LoRA, encoder and injector come from a checkpoint directory (see
+``_graph_lora_ckpt``); without it the generator attaches an untrained injector and LoRA,
+which leave FLUX's images unchanged (a useful sanity run, identical to ``flux``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
+
+from generators._flux_common import FluxArgs, FluxBase, _eval_mode, draw, file_digest
+from generators._graph_specs import CGIPSpec, InjectionSpec, LoraSpec, TextSpec
+from relbench.errors import UserError
+from relbench.registry import register_generator
+
+
+class GraphLoraArgs(FluxArgs):
+    ckpt: str | None = Field(None, description="checkpoint directory written by the trainer (--ckpt)")
+    encoder: Annotated[CGIPSpec | TextSpec, Field(discriminator="kind")] | None = Field(
+        None, description="graph encoder when no ckpt is given (default: kind: text)")
+    lora: LoraSpec | None = Field(None, description="LoRA layout when no ckpt is given")
+    injection: InjectionSpec | None = Field(None, description="injected blocks when no ckpt is given")
+    init_seed: int = Field(0, description="seed for the untrained encoder/injector when no ckpt is given")
+
+
+@register_generator("flux_graph_lora")
+class FluxGraphLoraGenerator(FluxBase):
+    """FLUX + graph tokens in blocks 7-12's joint attention + LoRA, from a trained checkpoint.
+
+    Images depend on the prompt and the graph; requests are batched by size and number of
+    triples, so no graph is ever padded and a request's image never depends on its batch.
+    """
+
+    Args = GraphLoraArgs
+    uses = frozenset({"prompt", "graph"})
+    version = "1"
+
+    def __init__(self, args: GraphLoraArgs, ctx, pipe=None):
+        if args.ckpt and (args.encoder or args.lora or args.injection):
+            raise UserError("flux_graph_lora: encoder/lora/injection come from the checkpoint; drop them when ckpt is set")
+        super().__init__(args, ctx, pipe=None)
+        from generators._graph_lora_ckpt import read_checkpoint
+
+        self.checkpoint = read_checkpoint(args.ckpt) if args.ckpt else None
+        self.graph_lora = None
+        self._ident: dict | None = None
+        if pipe is not None:
+            _eval_mode(pipe)
+            self._pipe = pipe
+            self.device, self.dtype = str(pipe._execution_device), pipe.transformer.dtype
+            self.base_identity()  # digest the base weights before LoRA is added
+            self._on_pipeline_loaded(pipe)
+
+    def weights_identity(self):
+        if self._ident is None:
+            ident: dict = {"base": self.base_identity()}
+            if self.checkpoint is not None:
+                ident["ckpt"] = file_digest(self.checkpoint.files())
+            else:
+                files = [Path(p) for p in (getattr(self.args.encoder, "vocab", None),
+                                           getattr(self.args.encoder, "weights", None)) if p]
+                ident["encoder_files"] = file_digest(files) if files else None
+            self._ident = ident
+        return self._ident
+
+    def _on_pipeline_loaded(self, pipe) -> None:
+        import torch
+
+        from generators._graph_encoders import build_encoder, clip_pooled_embedder
+        from generators._graph_injection import attach_graph_lora
+        from generators._graph_lora_ckpt import load_checkpoint
+
+        embed_fn, text_dim = clip_pooled_embedder(pipe)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.args.init_seed)
+            if self.checkpoint is not None:
+                self.graph_lora, _ = load_checkpoint(self.checkpoint.path, pipe.transformer, embed_fn, text_dim)
+            else:
+                encoder = build_encoder(self.args.encoder or TextSpec(), embed_fn, text_dim)
+                self.graph_lora = attach_graph_lora(pipe.transformer, encoder, self.args.lora or LoraSpec(),
+                                                    self.args.injection or InjectionSpec())
+        # under cpu_offload the transformer's weights rest on the CPU between calls; the graph
+        # parts are small and stay where the forward pass runs
+        self.graph_lora.to(pipe._execution_device).eval()
+
+    def _group_key(self, request):
+        return (tuple(request.size), len(request.graph))
+
+    def _draw_group(self, pipe, reqs):
+        import torch
+
+        with torch.no_grad(), self.graph_lora.conditioning([r.graph for r in reqs]):
+            return draw(pipe, self.args, self.prompts, reqs)
+
+    def close(self) -> None:
+        self.graph_lora = None
+        super().close()

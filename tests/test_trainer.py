@@ -1,0 +1,328 @@
+"""relbench train on the tiny random FLUX (CPU, no network): objective, resume, harness
+evaluation, two processes, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+pytest.importorskip("peft")
+
+from conftest import ROOT  # noqa: E402
+from relbench.errors import UserError  # noqa: E402
+from trainers._train_config import TrainConfig, load_train_config  # noqa: E402
+
+torch.set_num_threads(1)
+
+SEQ = 48
+TRIPLES = [("dog", "riding", "horse"), ("cup", "on", "table"), ("man", "holding", "umbrella"), ("cat", "below", "chair")]
+
+
+def write_split(d, name, n, start=0):
+    from PIL import Image
+
+    rng = np.random.default_rng(start)
+    with open(d / f"{name}.jsonl", "w") as f:
+        for i in range(n):
+            s, p, o = TRIPLES[(start + i) % len(TRIPLES)]
+            img = f"{name}{i}.png"
+            Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(d / img)
+            f.write(json.dumps({"id": f"{name}{i}", "image": img, "subject": s, "predicate": p, "object": o}) + "\n")
+    return d / f"{name}.jsonl"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from generators._flux_tiny import tiny_flux_pipeline
+
+    d = tmp_path_factory.mktemp("data")
+    write_split(d, "train", 4)
+    write_split(d, "val", 2, start=1)
+    tiny_flux_pipeline(clip_max_length=SEQ).save_pretrained(d / "flux-tiny")
+    return d
+
+
+def config(data, out, **kw) -> TrainConfig:
+    base = dict(model=str(data / "flux-tiny"), train_jsonl=str(data / "train.jsonl"), val_jsonl=str(data / "val.jsonl"),
+                output_dir=str(out), resolution=32, epochs=2, batch_size=2, max_sequence_length=SEQ,
+                encoder={"kind": "text", "embed_dim": 16, "width": 16, "layers": 2}, eval=None, progress=False,
+                log_every=1, save_every=1000)
+    for k, v in kw.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            base[k] = {**base[k], **v}
+        else:
+            base[k] = v
+    return TrainConfig.model_validate(base)
+
+
+def trainable(out):
+    from safetensors.torch import load_file
+
+    return {f"{n}/{k}": v for n in ("pytorch_lora_weights", "graph_encoder", "graph_injector")
+            for k, v in load_file(str(out / "last" / f"{n}.safetensors")).items()}
+
+
+def log(out):
+    return [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+
+
+# ---------------------------------------------------------------------------- the objective by hand
+
+
+def test_flow_matching_terms_by_hand():
+    from trainers import _flow
+
+    z0, eps = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 4.0]])
+    assert torch.equal(_flow.noisy(z0, eps, torch.tensor([1.0])), eps)  # t = 1: pure noise
+    assert torch.equal(_flow.noisy(z0, eps, torch.tensor([0.0])), z0)  # t = 0: the clean latent
+    assert torch.equal(_flow.noisy(z0, eps, torch.tensor([0.25])), torch.tensor([[1.5, 1.0]]))
+    # target eps - z0 = (-2, 4); a prediction of (0, 0) errs by (4 + 16) / 2
+    assert _flow.flow_errors(torch.zeros(1, 2), z0, eps).item() == 10.0
+    z_t = _flow.noisy(z0, eps, torch.tensor([0.25]))
+    assert torch.allclose(_flow.z0_estimate(z_t, eps - z0, torch.tensor([0.25])), z0)  # exact velocity -> z0
+    loss, acc = _flow.rank_terms(torch.tensor([1.0, 3.0, 5.0]), torch.tensor([2.0, 2.0, 0.0]),
+                                 torch.tensor([True, True, False]), margin=0.5)
+    assert loss.item() == pytest.approx((0.0 + 1.5) / 2)  # max(0, .5 + 1 - 2), max(0, .5 + 3 - 2); 3rd has no g-
+    assert acc.item() == 0.5
+    z = torch.arange(2 * 1 * 4 * 6, dtype=torch.float32).view(2, 1, 4, 6)
+    assert torch.equal(_flow.unpack(_flow.pack(z), 4, 6), z)
+    g = torch.Generator().manual_seed(0)
+    ts = [_flow.sample_t(g, TrainConfig.model_fields["objective"].default.timesteps) for _ in range(200)]
+    assert 0.5 <= min(ts) and max(ts) <= 1.0  # the seed's range: the noisy half
+
+
+def test_config_errors_name_file_and_line(tmp_path):
+    p = tmp_path / "t.yaml"
+    p.write_text("train_jsonl: x.jsonl\nlora:\n  rank: 4\n  rnak: 8\n")
+    with pytest.raises(UserError) as err:
+        load_train_config(str(p))
+    assert str(err.value).startswith(f"{p}:4: lora.rnak: unknown key 'rnak' (allowed: rank, alpha, blocks, targets)")
+    p.write_text("train_jsonl: x.jsonl\nobjective:\n  timesteps: {low: 0.9, high: 0.2}\n")
+    with pytest.raises(UserError, match=rf"{p}:3: objective.timesteps: timesteps: low \(0.9\) must be below high"):
+        load_train_config(str(p))
+    p.write_text("train_jsonl: x.jsonl\nepochs: 4\nstages: [{epochs: 3}, {epochs: 2}]\n")
+    with pytest.raises(UserError, match="stages take 5 epochs but epochs is 4"):
+        load_train_config(str(p))
+    with pytest.raises(UserError, match="resolution: .*multiple of 16"):
+        load_train_config(str(p), {"stages": [], "resolution": 40})
+    cfg, _ = load_train_config(str(p), {"stages": [{"epochs": 1, "rank_weight": 0}, {"rank_weight": 2.0}], "lora.rank": 8})
+    assert cfg.lora.rank == 8 and cfg.lora.alpha == 16
+    assert cfg.weights_at(0)["rank_weight"] == 0 and cfg.weights_at(3)["rank_weight"] == 2.0
+    example, _ = load_train_config(str(ROOT / "examples" / "train.yaml"))  # the shipped example validates
+    assert example.weights_at(4)["rank_weight"] == 0.0 and example.weights_at(5)["rank_weight"] == 1.0
+
+
+# ---------------------------------------------------------------------------- learning
+
+
+def test_loss_falls_on_a_fixed_batch(data, tmp_path):
+    """50 steps on 2 examples: L_gen on fixed (t, noise) draws of the training cases drops."""
+    from trainers.flux_graph_lora import Trainer
+
+    write_split(tmp_path, "two", 2)
+    cfg = config(data, tmp_path / "o", train_jsonl=str(tmp_path / "two.jsonl"), epochs=50, optim={"lr": 2e-3},
+                 objective={"rank_weight": 0.0, "neutral_prompt_prob": 0.0}, log_every=10)
+    tr = Trainer(cfg)
+    before = tr.probe(neutral=False)["l_gen"]
+    tr.run()
+    after = tr.probe(neutral=False)["l_gen"]
+    # the random model starts near the variance of eps - z0 (about 2.0); 50 steps of LoRA +
+    # graph tokens on two photos fit a much lower velocity error (measured: 2.00 -> 0.88)
+    assert after < 0.75 * before, (before, after)
+    lines = log(tmp_path / "o")
+    assert [r["step"] for r in lines] == [10, 20, 30, 40, 50]
+    assert {"l_gen", "rank_acc", "lr", "step_s", "grad_norm"} <= set(lines[0])
+
+
+def test_rank_loss_teaches_the_graph(data, tmp_path):
+    """The same 40 steps with and without L_rel_rank; rank accuracy on fixed draws of the
+    training cases (neutral prompts: only the graph can tell g+ from g-)."""
+    from trainers.flux_graph_lora import Trainer
+
+    acc = {}
+    for lam in (0.0, 1.0):
+        cfg = config(data, tmp_path / f"l{lam}", epochs=20, optim={"lr": 1e-3},
+                     objective={"rank_weight": lam, "rank_margin": 0.05, "neutral_prompt_prob": 1.0})
+        tr = Trainer(cfg)
+        start = tr.probe()
+        assert start["rank_acc"] == 0.0 and start["margin"] == 0.0  # zero-init injector: the graph changes nothing
+        tr.run()
+        acc[lam] = tr.probe()
+    # 4 cases x 2 negatives x 4 draws = 32 comparisons. Measured: lambda 1 -> accuracy 0.91,
+    # mean margin 0.018; lambda 0 -> 0.50 and -6e-6 (L_gen alone gives the graph no direction)
+    assert acc[1.0]["rank_acc"] >= 0.8, acc
+    assert acc[1.0]["margin"] > 0 and acc[1.0]["margin"] > 5 * abs(acc[0.0]["margin"]), acc
+
+
+# ---------------------------------------------------------------------------- resume and the harness
+
+
+def test_resume_ends_bit_identical(data, tmp_path):
+    from trainers.flux_graph_lora import train
+
+    full = train(config(data, tmp_path / "full", epochs=3))
+    assert full["step"] == 6 and full["stopped"] is None
+    cut = train(config(data, tmp_path / "cut", epochs=3), stop_after=3)  # mid-epoch
+    assert cut["step"] == 3 and "--resume" in cut["stopped"]
+    with pytest.raises(UserError, match="already holds a checkpoint; pass --resume"):
+        train(config(data, tmp_path / "cut", epochs=3))
+    with pytest.raises(UserError, match="--resume: lora differ from the checkpoint"):
+        train(config(data, tmp_path / "cut", epochs=3, lora={"rank": 4}), resume=True)
+    assert train(config(data, tmp_path / "cut", epochs=3), resume=True)["step"] == 6
+    a, b = trainable(tmp_path / "full"), trainable(tmp_path / "cut")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    from safetensors.torch import load_file
+
+    oa, ob = (load_file(str(tmp_path / r / "last/trainer_state/optimizer.safetensors")) for r in ("full", "cut"))
+    assert oa.keys() == ob.keys() and all(torch.equal(oa[k], ob[k]) for k in oa)
+    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("step_s", "steps_per_s")} for r in rs]  # noqa: E731
+    assert strip(log(tmp_path / "full")) == strip(log(tmp_path / "cut"))  # the log is continuous, no duplicates
+
+
+def test_checkpoint_scores_through_relbench_run(data, tmp_path, monkeypatch):
+    """In-training evaluation = `relbench run --ckpt last/` on the same val cases, case by case."""
+    import csv
+
+    from relbench import cli
+    from trainers.flux_graph_lora import train
+
+    out = tmp_path / "o"
+    res = train(config(data, out, epochs=2, optim={"lr": 5e-3},
+                       eval={"every_steps": 2, "limit": 2, "metrics": ["pair_mse"], "prompt_mode": "neutral",
+                             "best_metric": "mse_mean", "best_mode": "max", "patience": 5}))
+    assert res["best"]["metric"] == "mse_mean" and (out / "best" / "relbench_graph_lora.json").is_file()
+    evals = [r for r in log(out) if r.get("event") == "eval"]
+    assert [e["step"] for e in evals] == [2, 4]
+    assert evals[-1]["metrics"]["mse_mean"] > 0  # trained graph tokens make g+ and g- images differ
+    bench = tmp_path / "bench.yaml"
+    bench.write_text(f"name: ck\nsuite: {{kind: jsonl, path: {data / 'val.jsonl'}}}\nseeds: [0]\nresolution: 32\n"
+                     f"limit: 2\nmetrics: [pair_mse]\nreference_run: false\noutput_dir: {tmp_path / 'run'}\n"
+                     f"runs: [{{name: x, generator: flux_graph_lora, prompt_mode: neutral, "
+                     f"args: {{ckpt: {out / 'last'}, max_sequence_length: {SEQ}}}}}]\n")
+    monkeypatch.setenv("RELBENCH_FLUX_MODEL", str(data / "flux-tiny"))
+    assert cli.main(["run", "--config", str(bench), "--no-progress"]) == 0
+
+    def per_case(path):
+        with open(path) as fh:
+            return {r["case_id"]: float(r["pair_mse"]) for r in csv.DictReader(fh)}
+
+    ours = per_case(out / "eval" / "step-0000004" / "samples.csv")
+    theirs = per_case(tmp_path / "run" / "samples.csv")
+    assert ours == theirs and len(ours) == 2
+    # early stopping: mse_mean grew from step 2 to 4 above, so "min" with patience 1 stops at 4
+    assert evals[1]["metrics"]["mse_mean"] > evals[0]["metrics"]["mse_mean"]
+    res = train(config(data, tmp_path / "es", epochs=4, optim={"lr": 5e-3},
+                       eval={"every_steps": 2, "limit": 2, "metrics": ["pair_mse"], "best_metric": "mse_mean",
+                             "best_mode": "min", "patience": 1}))
+    assert res["step"] == 4 and res["stopped"].startswith("early stop at step 4") and res["best"]["step"] == 2
+
+
+def test_gradient_checkpointing_and_caches_do_not_change_results(data, tmp_path):
+    from trainers.flux_graph_lora import train
+
+    train(config(data, tmp_path / "ref", epochs=1))
+    train(config(data, tmp_path / "gc", epochs=1, gradient_checkpointing=True, cache={"latents": "off", "text": "disk"}))
+    assert list((tmp_path / "gc" / "cache" / "text").glob("*.safetensors"))
+    a, b = trainable(tmp_path / "ref"), trainable(tmp_path / "gc")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_clip_ranking_term(data, tmp_path):
+    from metrics._clip_model import make_tiny_checkpoint
+    from trainers.flux_graph_lora import train
+
+    model, ckpt = make_tiny_checkpoint(tmp_path / "clip")
+    train(config(data, tmp_path / "o", epochs=1,
+                 objective={"clip": {"model": model, "checkpoint": ckpt, "weight": 1.0, "margin": 1.0}}))
+    rec = log(tmp_path / "o")[-1]
+    assert np.isfinite(rec["l_clip"]) and rec["l_clip"] >= 0 and 0 <= rec["clip_acc"] <= 1
+
+
+# ---------------------------------------------------------------------------- processes and errors
+
+
+def test_two_processes_match_one(data, tmp_path):
+    """2 CPU processes x batch 1 (gloo DDP) end where 1 process x batch 2 ends: the same samples
+    and noise (seeded by position in the global batch), gradients averaged."""
+    import shutil
+    from pathlib import Path
+
+    from trainers.flux_graph_lora import train
+
+    train(config(data, tmp_path / "one", epochs=2))
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text(json.dumps(config(data, tmp_path / "two", epochs=2, batch_size=1).model_dump(mode="json")))
+    exe = Path(sys.executable).with_name("accelerate")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
+    cmd = [str(exe) if exe.exists() else shutil.which("accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29533",
+           "-m", "relbench", "train", "--config", str(cfg)]
+    res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("trained 4/4 steps") == 1  # rank 0 reports
+    a, b = trainable(tmp_path / "one"), trainable(tmp_path / "two")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6, rtol=1e-4) for k in a)
+    assert [r["step"] for r in log(tmp_path / "two")] == [1, 2, 3, 4]
+
+
+def test_bad_input_is_one_line(data, tmp_path, capsys):
+    from relbench import cli
+    from trainers.flux_graph_lora import train
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text((data / "train.jsonl").read_text().splitlines()[0] + "\n{not json\n")
+    with pytest.raises(UserError, match=rf"{bad}:1: image: file not found: {tmp_path / 'train0.png'}"):
+        train(config(data, tmp_path / "o", train_jsonl=str(bad)))
+    with pytest.raises(UserError, match=rf"{bad}:2: not valid JSON"):
+        train(config(data, tmp_path / "o", train_jsonl=str(bad), images_root=str(data)))
+    with pytest.raises(UserError, match="cannot open JSONL suite"):
+        train(config(data, tmp_path / "o", train_jsonl=str(tmp_path / "missing.jsonl")))
+    vocab = tmp_path / "vocab.json"
+    objs = ["__image__", "dog", "horse", "cup", "table", "man", "umbrella", "cat", "chair"]
+    vocab.write_text(json.dumps({"object_name_to_idx": {n: i for i, n in enumerate(objs)},
+                                 "pred_name_to_idx": {n: i for i, n in enumerate(["__in_image__", "riding", "on"])}}))
+    enc = {"kind": "cgip", "vocab": str(vocab), "embed_dim": 16, "width": 16, "layers": 2}
+    with pytest.raises(UserError, match=r"train.jsonl: item 'train0': cgip: predicate 'below' is not in the CGIP vocabulary"):
+        train(config(data, tmp_path / "o", encoder=enc))
+    # through the CLI: exit 2, one line
+    t = tmp_path / "t.yaml"
+    t.write_text(f"train_jsonl: {tmp_path / 'missing.jsonl'}\nresolution: 32\neval: null\n")
+    capsys.readouterr()
+    assert cli.main(["train", "--config", str(t), "--output-dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("relbench: error:") and "missing.jsonl" in err and "\n" not in err
+
+
+def test_nan_stops_without_touching_the_last_checkpoint(data, tmp_path, monkeypatch):
+    from trainers import _flow
+    from trainers.flux_graph_lora import train
+
+    out = tmp_path / "o"
+    real, calls = _flow.flow_errors, {"n": 0}
+
+    def poisoned(pred, z0, eps):
+        calls["n"] += 1
+        err = real(pred, z0, eps)
+        return err * float("nan") if calls["n"] > 4 else err  # steps 1-2 fine (2 forward calls each: probe + loss)
+
+    monkeypatch.setattr(_flow, "flow_errors", poisoned)
+    with pytest.raises(UserError) as err:
+        train(config(data, out, epochs=3, save_every=1, objective={"rank_weight": 0.0}))
+    msg = str(err.value)
+    assert "step 3: loss is not finite (l_gen=nan" in msg and "(step 2) is untouched" in msg and "\n" not in msg
+    state = json.loads((out / "last" / "trainer_state" / "state.json").read_text())
+    assert state["progress"]["step"] == 2
+    assert all(torch.isfinite(v).all() for v in trainable(out).values())
+
+
+def test_trainer_module_imports_no_torch():
+    code = ("import sys, trainers.flux_graph_lora, trainers._train_config, relbench.cli; "
+            "bad = [m for m in ('torch', 'diffusers', 'peft') if m in sys.modules]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(ROOT))

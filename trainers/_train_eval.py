@@ -1,0 +1,108 @@
+"""In-training evaluation through the harness itself: the same plan/execute/write_results and
+metrics as `relbench run`, on the first val items, with the live training modules.
+
+The run's generator is flux_graph_lora drawing with the training pipeline and the current
+graph encoder/injector/LoRA (no reload of the base model per evaluation); its fingerprint is
+the digest of the checkpoint just written, so the images are those `relbench run --generator
+flux_graph_lora --ckpt <that checkpoint>` draws (bit-identical in float32; the tests check).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from relbench.errors import UserError
+
+RUN = "graph_lora"
+
+
+def eval_benchmark(cfg, out_dir: Path):
+    """The Benchmark an evaluation runs (validated like benchmark.yaml)."""
+    from relbench.config import Benchmark
+
+    ev = cfg.eval
+    metrics = [{"name": m} if isinstance(m, str) else m for m in ev.metrics]
+    suite = {"kind": "jsonl", "path": cfg.val_jsonl}
+    if cfg.val_images_root:
+        suite["images_root"] = cfg.val_images_root
+    try:
+        return Benchmark.model_validate({
+            "name": "train-eval", "suite": suite, "seeds": ev.seeds,
+            "negatives": {"kinds": cfg.objective.negatives.kinds, "per_triple": "one", "seed": cfg.objective.negatives.seed},
+            "resolution": ev.resolution or cfg.resolution, "batch_size": ev.batch_size, "limit": ev.limit,
+            "metrics": metrics,
+            "runs": [{"name": RUN, "generator": "flux_graph_lora", "prompt_mode": ev.prompt_mode,
+                      "args": {"model": cfg.model, "steps": ev.steps, "max_sequence_length": cfg.max_sequence_length}}],
+            "reference_run": False, "output_dir": str(out_dir), "bootstrap_resamples": ev.bootstrap_resamples,
+            "predicates": cfg.predicates,
+        })
+    except Exception as exc:  # pydantic ValidationError: say which eval key
+        err = exc.errors()[0] if hasattr(exc, "errors") else None
+        where = ".".join(str(p) for p in err["loc"]) if err else ""
+        raise UserError(f"eval: {where}: {err['msg'] if err else exc}") from None
+
+
+def check_eval(cfg, out_dir: Path) -> dict | None:
+    """Plan once before training (bad val files, metric names and best_metric fail now, not
+    after hours); returns {"key", "mode"} of the metric that picks the best checkpoint."""
+    if cfg.eval is None:
+        return None
+    if not cfg.val_jsonl:
+        raise UserError("eval: needs val_jsonl (--val-jsonl), or set eval: null")
+    from relbench.runner import plan
+
+    p = plan(eval_benchmark(cfg, out_dir))
+    if cfg.eval.best_metric is None:
+        return None
+    aggs = {}
+    for _, cls, args in p.metrics:
+        m = cls(args, None)
+        aggs.update({a.key: a for a in m.aggregates()})
+    agg = aggs.get(cfg.eval.best_metric)
+    if agg is None:
+        raise UserError(f"eval.best_metric: {cfg.eval.best_metric!r} is not an aggregate of the eval metrics "
+                        f"(known: {', '.join(sorted(aggs))})")
+    mode = cfg.eval.best_mode or {True: "max", False: "min"}.get(agg.higher_is_better)
+    if mode is None:
+        raise UserError(f"eval.best_mode: {cfg.eval.best_metric!r} has no better direction; set best_mode: max or min")
+    return {"key": cfg.eval.best_metric, "mode": mode}
+
+
+def live_generator_class(pipe, graph_lora, identity: dict):
+    """flux_graph_lora bound to the training pipeline and modules."""
+    from generators.flux_graph_lora import FluxGraphLoraGenerator
+
+    class LiveGraphLora(FluxGraphLoraGenerator):
+        name = "flux_graph_lora"
+
+        def __init__(self, args, ctx):
+            super().__init__(args, ctx, pipe=pipe)
+
+        def base_identity(self):  # no digest of 12B weights per evaluation
+            return {"source": "training"}
+
+        def weights_identity(self):
+            return identity
+
+        def _on_pipeline_loaded(self, pipe):
+            self.graph_lora = graph_lora
+
+        def close(self):
+            self.graph_lora = None
+            self.prompts.clear()
+
+    return LiveGraphLora
+
+
+def evaluate(cfg, out_dir: Path, pipe, graph_lora, identity: dict) -> dict:
+    """Run the harness on the val subset; returns summary.json's metrics of the run."""
+    from relbench.distributed import Topology
+    from relbench.results import write_results
+    from relbench.runner import execute, plan
+
+    p = plan(eval_benchmark(cfg, out_dir))
+    spec, _, args = p.runs[0]
+    p.runs = [(spec, live_generator_class(pipe, graph_lora, identity), args)]
+    collected = execute(p, show_progress=False, topo=Topology())  # this process only
+    summary = write_results(p, collected, argv=["train-eval"])
+    return {k: v.get("value") for k, v in summary["runs"][RUN]["metrics"].items()}
