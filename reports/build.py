@@ -315,6 +315,12 @@ def build_context(run_dirs, baselines=None, per_predicate: int = 3, max_pairs: i
                   "n_cases": r.summary.get("n_cases"), "n_triples": r.summary.get("n_triples"), "dir": str(r.path)}
                  for r in gens],
         "has_reference": ref is not None,
+        # metric warnings recorded in summary.json (e.g. an uncalibrated random LPIPS backbone)
+        "flags": [{"dir": str(d.path), "metric": name, "flag": flag}
+                  for d in dirs for name, info in (d.summary.get("metrics") or {}).items()
+                  for flag in (info.get("flags") or [])],
+        "descriptions": {k: v for d in dirs for info in (d.summary.get("metrics") or {}).values()
+                         for k, v in (info.get("aggregates") or {}).items()},
         "summary": summary_section(gens, ref, keys),
         "by_predicate": breakdown_section(gens, ref, heads, "by_predicate", charts),
         "by_kind": breakdown_section(gens, ref, heads, "by_negative_kind", False),

@@ -112,7 +112,9 @@ def test_run_writes_report(shapes_run):
     assert [h for h in re.findall(r"<th>(.*?)</th>", header)] == [
         "metric", "better", "chance", "ceiling (reference)", "oracle", "ignore", "ignore-neutral"]
     keys = list(summary["runs"]["oracle"]["metrics"])
-    assert re.findall(r"<tr><td>([a-z_]+)</td>", table) == keys
+    assert re.findall(r'<tr><td title="[^"]*">([a-z_]+)</td>', table) == keys
+    # each key's definition (summary.json's metrics.*.aggregates) is its tooltip
+    assert '<td title="mean over cases of the g+/g- pixel MSE (0-255 scale)">mse_mean</td>' in table
     # per predicate: a chart and a 9-row table for each headline key
     runs = [summary["runs"][n] for n in summary["runs"]]
     heads = [k for k in keys if any(r["metrics"][k].get("chance") is not None for r in runs)
@@ -187,3 +189,22 @@ def test_headline_keys():
                "acc": {"metric": "m", "chance": 0.5}, "count": {"metric": "m"}, "clip_pos_margin": {"metric": "c"}})]
     # first of each metric, anything with a chance level, the seed's keys; not mse_std
     assert headline_keys(runs) == ["mse_mean", "acc", "clip_pos_margin"]
+
+
+def test_metric_flags_are_shown(shapes_run, tmp_path):
+    """A metric's warning in summary.json (e.g. LPIPS on a random backbone) heads the report."""
+    import shutil
+
+    from reports import build_report
+
+    out, _ = shapes_run
+    copy = tmp_path / "flagged"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("images", "cache"))
+    summary = json.loads((copy / "summary.json").read_text())
+    summary["metrics"]["pair_mse"]["flags"] = ["uncalibrated: <random> backbone"]
+    (copy / "summary.json").write_text(json.dumps(summary))
+    build_report([copy], tmp_path / "r.html")
+    html = (tmp_path / "r.html").read_text()
+    assert '<p class="note flag"><b>pair_mse</b>: uncalibrated: &lt;random&gt; backbone' in html
+    # without the images the gallery says so instead of failing
+    assert '<div class="missing">no image</div>' in html
