@@ -105,10 +105,28 @@ def _write_run_report(args, out) -> None:
     """`relbench run` ends with report.html beside summary.json (skipped with --no-report)."""
     if getattr(args, "no_report", False):
         return
-    from reports import build_report
+    import hashlib
+    from pathlib import Path
 
-    info = build_report([out], out / "report.html")
-    print(f"report: {out}/report.html ({info['bytes'] / 1e6:.2f} MB)")
+    import reports
+
+    # a rerun that changed no result keeps the report it has (building one imports matplotlib and
+    # scipy: ~1.7 s, which would be most of a rerun); the manifest shown is the building run's
+    digest = hashlib.sha256()
+    code = [f for f in sorted(Path(reports.__file__).parent.rglob("*")) if f.suffix in (".py", ".j2")
+            and "__pycache__" not in f.parts]
+    for f in [out / "summary.json", out / "samples.csv"] + code:
+        digest.update(f.name.encode() + b"\0" + f.read_bytes())
+    marker = out / "cache" / f"report-{digest.hexdigest()[:32]}"
+    report = out / "report.html"
+    if marker.is_file() and report.is_file():
+        print(f"report: {report} (results unchanged, kept)")
+        return
+    info = reports.build_report([out], report)
+    from relbench.atomic import write_text
+
+    write_text(marker, "")
+    print(f"report: {report} ({info['bytes'] / 1e6:.2f} MB)")
 
 # --- end reports and comparisons ---------------------------------------------------------------
 

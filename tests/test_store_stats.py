@@ -20,6 +20,13 @@ def test_store_roundtrip_is_lossless(tmp_path):
     assert [p.name for p in store.path("ab" * 32).parent.iterdir()] == ["ab" * 32 + ".png"]  # no temp files
 
 
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    write_bytes(tmp_path / "r.json", b"{}")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
 def test_store_rejects_non_uint8(tmp_path):
     with pytest.raises(ValueError, match="uint8 RGB"):
         ImageStore(tmp_path).put("k" * 64, np.zeros((4, 4, 3), dtype=np.float32))
