@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402
 
 from generators._graph_encoders import CGIPEncoder, build_encoder  # noqa: E402
 from generators._graph_specs import CGIPSpec  # noqa: E402

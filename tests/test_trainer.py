@@ -11,9 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("diffusers")
-pytest.importorskip("peft")
+# the [models] extra is part of the test install: a missing library must fail, not skip
+import diffusers  # noqa: F401,E402
+import peft  # noqa: F401,E402
+import torch  # noqa: E402
 
 from conftest import ROOT  # noqa: E402
 from relbench.errors import UserError  # noqa: E402
