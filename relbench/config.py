@@ -178,14 +178,19 @@ def locate(source: str, lines: dict[tuple, int] | None, path: tuple) -> str:
     return source
 
 
-def _format_error(err: dict, source: str, lines: dict[tuple, int]) -> str:
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in ("shapes", "jsonl")))
+def format_validation_error(err: dict, source: str, lines: dict[tuple, int], root: type[BaseModel],
+                            tags: tuple[str, ...] = ()) -> str:
+    """'file:line: key.path: what is wrong (allowed ...)' for one pydantic error.
+
+    ``tags`` are the values of discriminated unions, which pydantic puts into error locations
+    but which are no keys of the file.
+    """
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in tags))
     where = locate(source, lines, loc)
     key = ".".join(str(p) for p in loc) or "(top level)"
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
-        parent = loc[:-1]
-        msg = f"unknown key {loc[-1]!r}" + _allowed_keys(parent)
+        msg = f"unknown key {loc[-1]!r}" + _allowed_keys(root, loc[:-1])
     elif err["type"] == "missing":
         msg = "required key is missing"
     elif err["type"] in ("int_type", "int_parsing"):
@@ -197,8 +202,8 @@ def _format_error(err: dict, source: str, lines: dict[tuple, int]) -> str:
     return f"{where}: {key}: {msg.removeprefix('Value error, ')}"
 
 
-def _allowed_keys(parent: tuple) -> str:
-    model: Any = Benchmark
+def _allowed_keys(root: type[BaseModel], parent: tuple) -> str:
+    model: Any = root
     for p in parent:
         if isinstance(p, int):
             continue
@@ -208,26 +213,30 @@ def _allowed_keys(parent: tuple) -> str:
         ann = field.annotation
         args = getattr(ann, "__args__", ()) or ()
         candidates = [a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)]
-        if not candidates:
-            # list[RunSpec] and friends
-            for a in args:
-                inner = [x for x in getattr(a, "__args__", ()) if isinstance(x, type) and issubclass(x, BaseModel)]
-                candidates += inner
+        for a in args:  # list[RunSpec], Optional[Spec] and friends
+            candidates += [x for x in getattr(a, "__args__", ()) if isinstance(x, type) and issubclass(x, BaseModel)]
         if not candidates:
             return ""
         model = candidates[0]
     return f" (allowed: {', '.join(model.model_fields)})"
 
 
-def parse_benchmark(data: Any, source: str, lines: dict[tuple, int] | None = None) -> Benchmark:
+def validate_mapping(root: type[BaseModel], data: Any, source: str, lines: dict[tuple, int] | None,
+                     what: str, hint: str, tags: tuple[str, ...] = ()):
+    """Validate a parsed YAML mapping against ``root``; any problem is one UserError line."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise UserError(f"{source}:1: the benchmark must be a mapping of keys (name, suite, seeds, runs, ...)")
+        raise UserError(f"{source}:1: the {what} must be a mapping of keys ({hint})")
     try:
-        return Benchmark.model_validate(data)
+        return root.model_validate(data)
     except ValidationError as exc:
-        raise UserError(_format_error(exc.errors()[0], source, lines or {})) from None
+        raise UserError(format_validation_error(exc.errors()[0], source, lines or {}, root, tags)) from None
+
+
+def parse_benchmark(data: Any, source: str, lines: dict[tuple, int] | None = None) -> Benchmark:
+    return validate_mapping(Benchmark, data, source, lines, "benchmark", "name, suite, seeds, runs, ...",
+                            tags=("shapes", "jsonl"))
 
 
 def read_benchmark_file(path: str | Path) -> tuple[dict, dict[tuple, int]]:

@@ -11,7 +11,6 @@ import json
 import math
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 from relbench.compare import (
     Run, chance_test, collect_runs, compare_paired, load_run_dir, record_se, shared_cases, versus_record,
@@ -300,7 +299,7 @@ def build_context(run_dirs, baselines=None, per_predicate: int = 3, max_pairs: i
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            charts, chart_note = False, "charts need matplotlib (pip install 'relbench[analysis]'); tables only"
+            charts, chart_note = False, "charts need matplotlib (pip install matplotlib); tables only"
     gallery, gstats = gallery_section(gens, per_predicate, max_pairs, thumb_px)
     vs_first, neutral = paired_section(gens, heads, n_resamples)
     first = dirs[0].summary

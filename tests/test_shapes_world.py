@@ -13,7 +13,7 @@ from relbench.predicates import load_vocabulary
 from relbench.shapes.detect import classify_shape, detect_all, detect_objects
 from relbench.shapes.reference import render_reference
 from relbench.shapes.suite import DEFAULT_PREDICATES, shapes_items
-from relbench.shapes.world import BACKGROUND, COLOURS, Placed, layout, render
+from relbench.shapes.world import COLOURS, Placed, layout, render
 
 V = load_vocabulary()
 SIZE = (256, 256)

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from generators._graph_specs import CGIPSpec, InjectionSpec, LoraSpec, TextSpec
 from relbench.errors import UserError
@@ -198,50 +198,11 @@ class TrainConfig(_Strict):
 # ---------------------------------------------------------------------------------------------
 
 
-def _allowed(parent: tuple) -> str:
-    model: Any = TrainConfig
-    for p in parent:
-        if isinstance(p, int) or p in ("cgip", "text"):
-            continue
-        field = getattr(model, "model_fields", {}).get(p)
-        if field is None:
-            return ""
-        ann = field.annotation
-        found = [a for a in (ann, *getattr(ann, "__args__", ())) if isinstance(a, type) and issubclass(a, BaseModel)]
-        for a in getattr(ann, "__args__", ()):
-            found += [x for x in getattr(a, "__args__", ()) if isinstance(x, type) and issubclass(x, BaseModel)]
-        if not found:
-            return ""
-        model = found[0]
-    return f" (allowed: {', '.join(model.model_fields)})"
-
-
-def _format(err: dict, source: str, lines: dict) -> str:
-    from relbench.config import locate
-
-    loc = tuple(p for p in err["loc"] if p not in ("cgip", "text"))
-    key = ".".join(str(p) for p in loc) or "(top level)"
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = f"unknown key {loc[-1]!r}" + _allowed(loc[:-1])
-    elif err["type"] == "missing":
-        msg = "required key is missing"
-    elif err["type"] == "literal_error":
-        msg = f"got {err.get('input')!r}; allowed: {err['ctx']['expected']}"
-    elif err["type"] == "union_tag_invalid":
-        msg = f"unknown kind {err['ctx'].get('tag')!r}; allowed: {err['ctx'].get('expected_tags')}"
-    return f"{locate(source, lines, loc)}: {key}: {msg}"
-
-
 def parse_train_config(data: Any, source: str = "train.yaml", lines: dict | None = None) -> TrainConfig:
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise UserError(f"{source}:1: the training config must be a mapping of keys (train_jsonl, output_dir, ...)")
-    try:
-        return TrainConfig.model_validate(data)
-    except ValidationError as exc:
-        raise UserError(_format(exc.errors()[0], source, lines or {})) from None
+    from relbench.config import validate_mapping
+
+    return validate_mapping(TrainConfig, data, source, lines, "training config", "train_jsonl, output_dir, ...",
+                            tags=("cgip", "text"))
 
 
 def load_train_config(path: str | None, overrides: dict | None = None) -> tuple[TrainConfig, str]:
