@@ -19,7 +19,7 @@ from relbench.predicates import SEED_PREDICATES, Vocabulary, load_vocabulary
 from relbench.suites.jsonl import SuiteRecord
 from relbench.vg.boxes import FITS, fit_square, transform_box
 from relbench.vg.export import export_square
-from relbench.vg.files import write_atomic
+from relbench.atomic import write_text
 from relbench.vg.read import DROP_REASONS, Candidate, CandidateFilter, read_image_data
 from relbench.vg.sample import Pool, assign, priority, quotas
 
@@ -117,7 +117,7 @@ def build_vg_splits(o: VGOptions, vocab: Vocabulary | None = None) -> dict:
 
     for name, items in split_items.items():
         lines = [_record(c, images[c.image_id], filt.paths[c.image_id], out, image_dir, o).to_json() for c in items]
-        write_atomic(os.path.join(out, f"{o.prefix}_{name}.jsonl"), "".join(line + "\n" for line in lines))
+        write_text(os.path.join(out, f"{o.prefix}_{name}.jsonl"), "".join(line + "\n" for line in lines))
 
     summary = {
         "sources": {"relationships": o.relationships, "image_data": o.image_data, "images": o.images},
@@ -149,7 +149,7 @@ def build_vg_splits(o: VGOptions, vocab: Vocabulary | None = None) -> dict:
         "images_resized_to_annotation": resized,
         "unmapped_predicates_top": dict(filt.unmapped.most_common(30)),
     }
-    write_atomic(os.path.join(out, f"{o.prefix}_counts.json"), json.dumps(summary, indent=2) + "\n")
+    write_text(os.path.join(out, f"{o.prefix}_counts.json"), json.dumps(summary, indent=2) + "\n")
     return summary
 
 

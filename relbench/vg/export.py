@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 
+from relbench.atomic import write_bytes
 from relbench.errors import UserError
 from relbench.vg.boxes import fit_square
-from relbench.vg.files import current_umask
 
 JPEG_QUALITY = 95
 
@@ -37,15 +36,8 @@ def export_square(src: str, dst: str, annotated_size: tuple[int, int], size: int
         canvas = Image.new("RGB", (size, size), (0, 0, 0))
         canvas.paste(im, (-ox, -oy))
         im = canvas
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dst) or ".", suffix=".tmp.jpg")
-    os.close(fd)
-    try:
-        im.save(tmp, format="JPEG", quality=JPEG_QUALITY)
-        os.chmod(tmp, 0o666 & ~current_umask())
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=JPEG_QUALITY)
+    write_bytes(dst, buf.getvalue())
     return mismatch
 
