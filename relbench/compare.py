@@ -190,9 +190,7 @@ def paired_difference(
 
     ``clusters`` gives each row's triple (any hashable); seeds of a triple move together.
     """
-    from scipy import stats
-
-    from relbench.stats import _statistic_fn
+    from relbench.stats import _statistic_fn, cluster_bootstrap_many
 
     xa, xb = np.asarray(xa, dtype=float), np.asarray(xb, dtype=float)
     n = len(xa)
@@ -206,29 +204,16 @@ def paired_difference(
     out = {"value": value, "ci_low": value, "ci_high": value, "n": n, "n_triples": k, "p_value": 1.0}
     if np.array_equal(xa, xb) or k < 2:
         return out
-    if statistic == "mean":  # per-triple sums suffice: (C @ sum_b - C @ sum_a) / (C @ size)
-        size = np.bincount(inverse, minlength=k).astype(float)
-        sa, sb = np.bincount(inverse, xa, minlength=k), np.bincount(inverse, xb, minlength=k)
+    if statistic == "mean":  # paired rows share weights: the difference of means is the mean difference
+        column = (xb - xa, "mean")
+    else:  # a statistic of each side under the same resampled triples
+        def diff(rows, w):
+            rows = rows.astype(int)
+            return fn(xb[rows], w) - fn(xa[rows], w)
 
-        def of_counts(c):
-            return (c @ sb - c @ sa) / (c @ size)
-    else:
-        onehot = np.zeros((k, n))
-        onehot[inverse, np.arange(n)] = 1.0
-
-        def of_counts(c):
-            w = c @ onehot
-            return fn(xb, w) - fn(xa, w)
-
-    def boot(idx, axis=-1):  # resampled triple indices -> multiplicities -> statistic
-        idx = np.atleast_2d(idx)
-        b = idx.shape[0]
-        counts = np.bincount((idx + k * np.arange(b)[:, None]).ravel(), minlength=b * k).reshape(b, k)
-        return of_counts(counts.astype(float))
-
-    res = stats.bootstrap((np.arange(k),), boot, n_resamples=n_resamples, vectorized=True, batch=500,
-                          method="percentile", rng=np.random.default_rng(seed))
-    out["ci_low"], out["ci_high"] = float(res.confidence_interval[0]), float(res.confidence_interval[1])
+        column = (np.arange(n, dtype=float), diff)
+    entry = cluster_bootstrap_many([column], clusters, n_resamples=n_resamples, seed=seed)[0]
+    out["ci_low"], out["ci_high"] = entry["ci_low"], entry["ci_high"]
     exact = 2**k <= n_permutations
     swaps = _swaps(k, n_permutations, seed)
     if statistic == "mean":
@@ -463,14 +448,9 @@ def _ci(e: dict) -> str:
     return f"{_num(e['value'])} [{_num(e['ci_low'])}, {_num(e['ci_high'])}]"
 
 
-def _table(header: list[str], body: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths)).rstrip(), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in body]
-    return "\n".join(lines)
-
-
 def format_comparison(result: dict) -> str:
+    from relbench.results import text_table
+
     runs = result["runs"]
     keys: list[str] = []
     for r in runs:
@@ -494,24 +474,24 @@ def format_comparison(result: dict) -> str:
                 row.append(f"{_num(b['value'])} ±{_num(Z95 * b['se'], 2 if Z95 * b['se'] < 1 else 3)}" if b["se"] else f"{_num(b['value'])} (fixed)")
         row += [_ci(r["metrics"][k]) if k in r["metrics"] else "-" for r in runs]
         body.append(row)
-    parts = ["Metrics, 95% intervals (bootstrap over triples; record: normal from its SE):", _table(header, body)]
+    parts = ["Metrics, 95% intervals (bootstrap over triples; record: normal from its SE):", text_table(header, body)]
     if base:
         chance_rows = [[k, f"{_num(v['value'])}", str(v["n"]), _p(v["p_chance"])]
                        for k, v in base["metrics"].items() if "p_chance" in v]
         if chance_rows:
             parts += ["", f"{base['name']} against chance (binomial, two-sided):",
-                      _table(["metric", "value", "n", "p"], chance_rows)]
+                      text_table(["metric", "value", "n", "p"], chance_rows)]
         vb = result["versus_baseline"]
         if vb:
             parts += ["", f"Against {base['name']} (z test; p one-sided toward better, two-sided where no direction):",
-                      _table(["metric", "run", "difference [95% CI]", "p", "test"],
+                      text_table(["metric", "run", "difference [95% CI]", "p", "test"],
                              [[v["key"], v["run"], _ci(v), _p(v["p_value"]), v["alternative"]] for v in vb])]
         else:
             parts += ["", f"Against {base['name']}: no metric in common with the runs"]
     if result["paired"]:
         parts += ["", "Paired differences against the first run (same cases; bootstrap CI over triples, "
                       "permutation p, two-sided):",
-                  _table(["metric", "run", "minus", "difference [95% CI]", "n", "p"],
+                  text_table(["metric", "run", "minus", "difference [95% CI]", "n", "p"],
                          [[v["key"], v["run"], v["against"], _ci(v), str(v["n"]), _p(v["p_value"])] for v in result["paired"]])]
     for note in result["notes"]:
         parts.append(f"note: {note}")

@@ -283,10 +283,15 @@ def format_table(summary: dict) -> str:
 
     header = ["metric", "chance"] + [f"{name} (n={r['n_cases']})" for name, r in runs.items()]
     body = [[k, chance(k)] + [cell(r["metrics"].get(k)) for r in runs.values()] for k in keys]
-    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in body]
+    lines = [text_table(header, body)]
     for name, info in summary.get("metrics", {}).items():
         lines += [f"WARNING {name}: {flag}" for flag in info.get("flags", [])]
+    return "\n".join(lines)
+
+
+def text_table(header: list[str], body: list[list[str]]) -> str:
+    """Left-aligned columns under a dashed rule, for the terminal."""
+    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths)).rstrip(), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in body]
     return "\n".join(lines)
