@@ -239,10 +239,11 @@ def parse_benchmark(data: Any, source: str, lines: dict[tuple, int] | None = Non
                             tags=("shapes", "jsonl"))
 
 
-def read_benchmark_file(path: str | Path) -> tuple[dict, dict[tuple, int]]:
+def read_yaml_mapping(path: str | Path, what: str, hint: str, missing: str = "") -> tuple[dict, dict[tuple, int]]:
+    """A YAML file's mapping and the line of every key; a missing or non-mapping file is one line."""
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"{p}: no such benchmark file (pass --config FILE)")
+        raise UserError(f"{p}: no such {what}{missing}")
     try:
         text = p.read_text()
     except (OSError, UnicodeDecodeError) as exc:
@@ -251,8 +252,12 @@ def read_benchmark_file(path: str | Path) -> tuple[dict, dict[tuple, int]]:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise UserError(f"{p}:1: the benchmark must be a mapping of keys (name, suite, seeds, runs, ...)")
+        raise UserError(f"{p}:1: the {what} must be a mapping of keys ({hint})")
     return data, lines
+
+
+def read_benchmark_file(path: str | Path) -> tuple[dict, dict[tuple, int]]:
+    return read_yaml_mapping(path, "benchmark file", "name, suite, seeds, runs, ...", " (pass --config FILE)")
 
 
 def load_benchmark(path: str | Path) -> Benchmark:

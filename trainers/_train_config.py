@@ -8,13 +8,11 @@ so ``--epochs -1`` fails the same way ``epochs: -1`` does.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from generators._graph_specs import CGIPSpec, InjectionSpec, LoraSpec, TextSpec
-from relbench.errors import UserError
 
 DEFAULT_MODEL = "black-forest-labs/FLUX.1-schnell"
 
@@ -207,19 +205,13 @@ def parse_train_config(data: Any, source: str = "train.yaml", lines: dict | None
 
 def load_train_config(path: str | None, overrides: dict | None = None) -> tuple[TrainConfig, str]:
     """Read ``path`` (optional), apply ``overrides`` (dotted keys allowed: 'lora.rank'), validate."""
-    from relbench.config import _load_yaml_with_lines
+    from relbench.config import read_yaml_mapping
 
     data: dict = {}
     lines: dict = {}
     source = str(path) if path else "command line"
     if path:
-        p = Path(path)
-        if not p.is_file():
-            raise UserError(f"{p}: no such training config")
-        data, lines = _load_yaml_with_lines(p.read_text(), str(p))
-        data = {} if data is None else data
-        if not isinstance(data, dict):
-            raise UserError(f"{p}:1: the training config must be a mapping of keys (train_jsonl, output_dir, ...)")
+        data, lines = read_yaml_mapping(path, "training config", "train_jsonl, output_dir, ...")
     for dotted, value in (overrides or {}).items():
         keys = dotted.split(".")
         node = data
