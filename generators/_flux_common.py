@@ -12,14 +12,16 @@ import os
 import re
 from collections import OrderedDict
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
 from pydantic import Field
 
 from relbench.data import Request
 from relbench.errors import UserError
 from relbench.generator import Context, Generator, GeneratorArgs
+
+if TYPE_CHECKING:  # numpy is imported where images are made, not at plugin discovery
+    import numpy as np
 
 DEFAULT_MODEL = "black-forest-labs/FLUX.1-schnell"
 
@@ -256,6 +258,8 @@ def draw(pipe, args: FluxArgs, prompts: PromptCache, reqs: list[Request]) -> lis
 
 
 def to_uint8(img) -> np.ndarray:
+    import numpy as np
+
     """Float [0, 1] (H, W, 3) to uint8 exactly as diffusers' numpy_to_pil rounds."""
     return np.ascontiguousarray((np.asarray(img) * 255).round().clip(0, 255).astype(np.uint8))
 

@@ -169,17 +169,19 @@ def generate_run(plan: Plan, spec: RunSpec, cls, args, store: ImageStore, topo: 
                         else:
                             todo.append(k)
         t_gen = 0.0
-        with _progress(len(todo), f"{spec.name}: generating", show_progress and bool(todo)) as bar:
-            for i in range(0, len(todo), batch):
-                part = todo[i : i + batch]
-                t0 = time.perf_counter()
-                images = gen.generate([requests[k] for k in part])
-                t_gen += time.perf_counter() - t0
-                if len(images) != len(part):
-                    raise RuntimeError(f"generator {spec.generator} returned {len(images)} images for {len(part)} requests")
-                for k, img in zip(part, images):
-                    store.put(k, img)
-                bar.update(len(part))
+        if todo:  # a finished run draws nothing and imports no progress bar
+            with _progress(len(todo), f"{spec.name}: generating", show_progress) as bar:
+                for i in range(0, len(todo), batch):
+                    part = todo[i : i + batch]
+                    t0 = time.perf_counter()
+                    images = gen.generate([requests[k] for k in part])
+                    t_gen += time.perf_counter() - t0
+                    if len(images) != len(part):
+                        raise RuntimeError(
+                            f"generator {spec.generator} returned {len(images)} images for {len(part)} requests")
+                    for k, img in zip(part, images):
+                        store.put(k, img)
+                    bar.update(len(part))
         timings.generate_s += t_gen
         timings.images_generated += len(todo)
         info = {"generator": spec.generator, "fingerprint": fp, "prompt_mode": spec.prompt_mode,
