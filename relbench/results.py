@@ -80,10 +80,6 @@ def _entries(rows: list[dict], aggs: list, bench) -> list[dict]:
     return found
 
 
-def _entry(rows: list[dict], agg, bench) -> dict:
-    return _entries(rows, [agg], bench)[0]
-
-
 def _chance(rows: list[dict], agg) -> float | None:
     if agg.chance_column:
         vals = [r.get(agg.chance_column) for r in rows if r.get(agg.column) is not None]
@@ -114,13 +110,17 @@ def _seed_consistency(rows: list[dict], agg, bench, n_seeds: int) -> dict:
             c = r.get(agg.chance_column) if agg.chance_column else agg.chance
             if c is not None:
                 chance_of.setdefault(r["triple_id"], []).append(c)
-    out = {}
-    for k in range(1, n_seeds + 1):
-        trip = [{"triple_id": t, "v": float(sum(vs) >= k)} for t, vs in per_triple.items() if len(vs) == n_seeds]
-        from relbench.metric import Aggregate
+    from relbench.metric import Aggregate
 
-        entry = _entry(trip, Aggregate(f"{agg.key}@{k}", "v"), bench)
-        cs = [sum(cv) / len(cv) for t, cv in chance_of.items() if len(per_triple.get(t, ())) == n_seeds]
+    complete = {t: vs for t, vs in per_triple.items() if len(vs) == n_seeds}
+    trip = [{"triple_id": t, **{f"k{k}": float(sum(vs) >= k) for k in range(1, n_seeds + 1)}}
+            for t, vs in complete.items()]
+    ks = range(1, n_seeds + 1)
+    # every k under one shared bootstrap of the same triples
+    entries = _entries(trip, [Aggregate(f"{agg.key}@{k}", f"k{k}") for k in ks], bench)
+    cs = [sum(cv) / len(cv) for t, cv in chance_of.items() if t in complete]
+    out = {}
+    for k, entry in zip(ks, entries):
         entry["chance"] = (
             round(sum(sum(comb(n_seeds, j) * c**j * (1 - c) ** (n_seeds - j) for j in range(k, n_seeds + 1)) for c in cs) / len(cs), 10)
             if cs and len(cs) == len(trip) else None
