@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from metrics._clip_model import make_tiny_checkpoint  # noqa: E402
-from metrics.clip_alignment import ClipAlignment  # noqa: E402
+from relbench.testing.clip import make_tiny_checkpoint  # noqa: E402
+from relbench.metrics.clip_alignment import ClipAlignment  # noqa: E402
 from relbench.data import Case, Triple  # noqa: E402
 from relbench.generator import Context  # noqa: E402
 from relbench.metric import Sample  # noqa: E402

@@ -30,9 +30,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from generators._flux_tiny import tiny_flux_pipeline
-    from generators.flux import FluxGenerator
-    from generators.flux_graph_lora import FluxGraphLoraGenerator
+    from relbench.testing.flux import tiny_flux_pipeline
+    from relbench.generators.flux import FluxGenerator
+    from relbench.generators.flux_graph_lora import FluxGraphLoraGenerator
     from relbench.data import Request, Triple
 
     seq = 64

@@ -49,7 +49,7 @@ def build(tiny: bool, device: str, dtype):
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
 
     if tiny:
-        from generators._flux_tiny import tiny_flux_pipeline
+        from relbench.testing.flux import tiny_flux_pipeline
 
         pipe = tiny_flux_pipeline()
         pipe.text_encoder = pipe.text_encoder_2 = pipe.tokenizer = pipe.tokenizer_2 = None
@@ -127,9 +127,9 @@ def main() -> None:
     pipe = build(args.tiny, device, dtype)
     n_params = sum(p.numel() for p in pipe.transformer.parameters())
     if args.graph:
-        from generators._graph_encoders import CGIPEncoder
-        from generators._graph_injection import attach_graph_lora
-        from generators._graph_specs import CGIPSpec, InjectionSpec, LoraSpec
+        from relbench.models.graph_encoders import CGIPEncoder
+        from relbench.models.graph_injection import attach_graph_lora
+        from relbench.models.graph_specs import CGIPSpec, InjectionSpec, LoraSpec
 
         enc = CGIPEncoder(CGIPSpec(), {f"o{i}": i for i in range(179)} | {"__image__": 179},
                           {f"p{i}": i for i in range(45)} | {"__in_image__": 45})

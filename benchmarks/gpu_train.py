@@ -80,8 +80,8 @@ def main(argv=None) -> int:
         print("gpu_train.py: no CUDA device here; this benchmark needs a GPU (or --tiny for a CPU dry run)", file=sys.stderr)
         return 2
     from benchmarks.gpu_flux import build
-    from trainers._train_config import TrainConfig
-    from trainers.flux_graph_lora import Trainer
+    from relbench.trainers._train_config import TrainConfig
+    from relbench.trainers.flux_graph_lora import Trainer
 
     device = "cpu" if args.tiny else "cuda"
     dtype = torch.float32 if args.tiny else torch.bfloat16

@@ -54,7 +54,7 @@ def make_run(work: Path) -> Path:
         return out
     clip = ""
     try:
-        from metrics._clip_model import make_tiny_checkpoint
+        from relbench.testing.clip import make_tiny_checkpoint
 
         d = work / "clip"
         model, ckpt = make_tiny_checkpoint(d)
@@ -97,7 +97,7 @@ def main() -> None:
         cold.append(time.perf_counter() - t0)
         if res.returncode != 0:
             sys.exit(res.stderr)
-    from reports import build_report
+    from relbench.reports import build_report
 
     build_report([run], out)  # imports
     warm = []

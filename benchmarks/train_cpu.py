@@ -36,7 +36,7 @@ def make_data(d: Path) -> None:
     import numpy as np
     from PIL import Image
 
-    from generators._flux_tiny import tiny_flux_pipeline
+    from relbench.testing.flux import tiny_flux_pipeline
 
     rng = np.random.default_rng(0)
     triples = [("dog", "riding", "horse"), ("cup", "on", "table"), ("man", "holding", "umbrella"), ("cat", "below", "chair")]
@@ -51,8 +51,8 @@ def make_data(d: Path) -> None:
 def child(d: Path, name: str, epochs: int) -> dict:
     import torch
 
-    from trainers._train_config import TrainConfig
-    from trainers.flux_graph_lora import Trainer
+    from relbench.trainers._train_config import TrainConfig
+    from relbench.trainers.flux_graph_lora import Trainer
 
     torch.set_num_threads(1)
     v = VARIANTS[name]

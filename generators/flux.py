@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from generators._flux_common import FluxArgs, FluxBase
+from relbench.models.flux import FluxArgs, FluxBase
 from relbench.registry import register_generator
 
 

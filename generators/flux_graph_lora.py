@@ -12,8 +12,8 @@ from typing import Annotated
 
 from pydantic import Field
 
-from generators._flux_common import FluxArgs, FluxBase, _eval_mode, draw, file_digest
-from generators._graph_specs import CGIPSpec, InjectionSpec, LoraSpec, TextSpec
+from relbench.models.flux import FluxArgs, FluxBase, _eval_mode, draw, file_digest
+from relbench.models.graph_specs import CGIPSpec, InjectionSpec, LoraSpec, TextSpec
 from relbench.errors import UserError
 from relbench.registry import register_generator
 
@@ -43,7 +43,7 @@ class FluxGraphLoraGenerator(FluxBase):
         if args.ckpt and (args.encoder or args.lora or args.injection):
             raise UserError("flux_graph_lora: encoder/lora/injection come from the checkpoint; drop them when ckpt is set")
         super().__init__(args, ctx, pipe=None)
-        from generators._graph_lora_ckpt import read_checkpoint
+        from relbench.models.graph_lora_ckpt import read_checkpoint
 
         self.checkpoint = read_checkpoint(args.ckpt) if args.ckpt else None
         self.graph_lora = None
@@ -70,9 +70,9 @@ class FluxGraphLoraGenerator(FluxBase):
     def _on_pipeline_loaded(self, pipe) -> None:
         import torch
 
-        from generators._graph_encoders import build_encoder, clip_pooled_embedder
-        from generators._graph_injection import attach_graph_lora
-        from generators._graph_lora_ckpt import load_checkpoint
+        from relbench.models.graph_encoders import build_encoder, clip_pooled_embedder
+        from relbench.models.graph_injection import attach_graph_lora
+        from relbench.models.graph_lora_ckpt import load_checkpoint
 
         embed_fn, text_dim = clip_pooled_embedder(pipe)
         with torch.random.fork_rng(devices=[]):

@@ -87,7 +87,7 @@ class ClipAlignment(Metric):
     @property
     def encoder(self):
         if self._encoder is None:
-            from metrics import _clip_model
+            from relbench.models import clip as _clip_model
 
             device = self.args.device or self.ctx.device or "cpu"
             model, preprocess, tokenizer = _clip_model.load(self.args.model, self.args.checkpoint, device)
@@ -100,7 +100,7 @@ class ClipAlignment(Metric):
         return dict(self._encoder.counts) if self._encoder else {"image": 0, "text": 0}
 
     def fingerprint(self) -> str:
-        from metrics import _clip_model
+        from relbench.models import clip as _clip_model
 
         weights = _clip_model.identity(self.args.model, self.args.checkpoint)
         return stable_hash({"base": super().fingerprint(), "weights": weights})

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from pydantic import Field, field_validator
 
-from metrics._spatial_rules import (  # noqa: F401  (re-exported: metrics.spatial.relation_holds)
+from relbench.spatial_rules import (  # noqa: F401  (re-exported: relbench.metrics.spatial.relation_holds)
     RULE_SETS,
     check_rule_set,
     covered,
@@ -76,7 +76,7 @@ class Spatial(Metric):
         for r in self.rule_sets:
             check_rule_set(r)
         self.prefixed = not isinstance(args.rule_set, str)
-        from metrics._detectors import DETECTORS, build_detector
+        from relbench.models.detectors import DETECTORS, build_detector
 
         if args.detector not in DETECTORS:
             raise UserError(f"spatial: unknown detector {args.detector!r} (known: {', '.join(sorted(DETECTORS))})")

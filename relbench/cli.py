@@ -68,7 +68,7 @@ def _add_report_commands(sub) -> None:
 def cmd_report(args) -> int:
     from pathlib import Path
 
-    from reports import build_report
+    from relbench.reports import build_report
 
     out = Path(args.output) if args.output else Path(args.run_dirs[0]) / "report.html"
     info = build_report(args.run_dirs, out, baselines=args.baseline)
@@ -108,7 +108,7 @@ def _write_run_report(args, out) -> None:
     import hashlib
     from pathlib import Path
 
-    import reports
+    import relbench.reports as reports
 
     # a rerun that changed no result keeps the report it has (building one imports matplotlib and
     # scipy: ~1.7 s, which would be most of a rerun); the manifest shown is the building run's
@@ -227,7 +227,7 @@ def add_train_parser(sub) -> None:
 
 
 def cmd_train(args) -> int:
-    from trainers._train_config import load_train_config
+    from relbench.trainers._train_config import load_train_config
 
     flags = {"train_jsonl": args.train_jsonl, "val_jsonl": args.val_jsonl, "output_dir": args.output_dir,
              "epochs": args.epochs, "max_steps": args.max_steps, "batch_size": args.batch_size,
@@ -235,7 +235,7 @@ def cmd_train(args) -> int:
     if args.no_progress:
         flags["progress"] = False
     cfg, source = load_train_config(args.config, {k: v for k, v in flags.items() if v is not None})
-    from trainers.flux_graph_lora import train
+    from relbench.trainers.flux_graph_lora import train
 
     res = train(cfg, source=source, resume=args.resume, stop_after=args.stop_after)
     if res.get("is_main", True):

@@ -68,8 +68,8 @@ def _qualname(obj) -> str:
     return f"{obj.__module__}.{obj.__qualname__}"
 
 
-GENERATORS = Registry("generator", "generators", "relbench.generators")
-METRICS = Registry("metric", "metrics", "relbench.metrics")
+GENERATORS = Registry("generator", "relbench.generators", "relbench.generators")
+METRICS = Registry("metric", "relbench.metrics", "relbench.metrics")
 
 register_generator = GENERATORS.register
 register_metric = METRICS.register

@@ -10,6 +10,6 @@ from __future__ import annotations
 
 def build_report(run_dirs, out, baselines=None, **options) -> dict:
     """Write the report for ``run_dirs`` to ``out``; returns {"path", "bytes", "seconds"}."""
-    from reports.build import build_report as _build
+    from relbench.reports.build import build_report as _build
 
     return _build(run_dirs, out, baselines=baselines, **options)

@@ -137,7 +137,7 @@ def breakdown_section(gens: list[Run], ref: Run | None, keys: list[str], group: 
 def _chart(key: str, values: list[str], runs: list[Run], group: str):
     from markupsafe import Markup
 
-    from reports.charts import bar_chart
+    from relbench.reports.charts import bar_chart
 
     series = []
     for r in runs:
@@ -238,7 +238,7 @@ def _gallery_values(row: dict) -> list[tuple[str, str]]:
 
 
 def gallery_section(gens: list[Run], per_predicate: int, max_pairs: int, thumb_px: int) -> tuple[list[dict], dict]:
-    from reports.thumbs import image_path, parse_boxes, thumbnail
+    from relbench.reports.thumbs import image_path, parse_boxes, thumbnail
 
     predicates = sorted({r["predicate"] for g in gens for r in g.rows})
     sections, shown, total = [], 0, 0

@@ -22,8 +22,8 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-from metrics.clip_alignment import ClipAlignment, alignment_from_scores
-from metrics.pair_mse import PairMSE
+from relbench.metrics.clip_alignment import ClipAlignment, alignment_from_scores
+from relbench.metrics.pair_mse import PairMSE
 from relbench.generator import Context
 from relbench.predicates import load_vocabulary
 

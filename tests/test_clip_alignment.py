@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from metrics._clip_model import TINY_CONFIG, make_tiny_checkpoint
-from metrics.clip_alignment import ClipAlignment, alignment_from_scores
+from relbench.testing.clip import TINY_CONFIG, make_tiny_checkpoint
+from relbench.metrics.clip_alignment import ClipAlignment, alignment_from_scores
 from relbench.data import Case, Triple
 from relbench.errors import UserError
 from relbench.generator import Context

@@ -15,7 +15,7 @@ import diffusers  # noqa: F401,E402
 import peft  # noqa: F401,E402
 import torch  # noqa: E402
 
-from generators._flux_tiny import tiny_flux_pipeline  # noqa: E402
+from relbench.testing.flux import tiny_flux_pipeline  # noqa: E402
 from relbench.data import Request, Triple  # noqa: E402
 from relbench.errors import UserError  # noqa: E402
 from relbench.generator import Context  # noqa: E402
@@ -65,7 +65,7 @@ def maxdiff(a, b) -> int:
 
 
 def test_plugins_register_without_importing_torch():
-    code = ("import sys, generators.flux, generators.flux_graph_lora; "
+    code = ("import sys, relbench.generators.flux, relbench.generators.flux_graph_lora; "
             "from relbench.registry import GENERATORS; "
             "assert {'flux', 'flux_graph_lora'} <= set(GENERATORS.names()); "
             "bad = [m for m in ('torch', 'diffusers', 'peft', 'transformers') if m in sys.modules]; "
@@ -91,7 +91,7 @@ def test_flux_image_contract_and_text_only_key():
 
 
 def test_lora_exactly_on_blocks_7_to_12_attention():
-    from generators._graph_injection import GraphInjectionProcessor, lora_module_names
+    from relbench.models.graph_injection import GraphInjectionProcessor, lora_module_names
 
     gen = graph_lora()
     tr = gen.pipe.transformer
@@ -144,7 +144,7 @@ def cgip_encoder(tmp_path) -> dict:
 def test_save_load_bit_identical_and_diffusers_format(tmp_path, kind):
     from safetensors.torch import load_file
 
-    from generators._graph_lora_ckpt import LORA_FILE, save_checkpoint
+    from relbench.models.graph_lora_ckpt import LORA_FILE, save_checkpoint
 
     gen = graph_lora(encoder=TEXT_ENC if kind == "text" else cgip_encoder(tmp_path))
     perturb(gen)
@@ -179,7 +179,7 @@ def test_save_load_bit_identical_and_diffusers_format(tmp_path, kind):
 def test_checkpoint_mismatch_says_what(tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from generators._graph_lora_ckpt import INJECTOR_FILE, save_checkpoint
+    from relbench.models.graph_lora_ckpt import INJECTOR_FILE, save_checkpoint
 
     gen = graph_lora()
     ck = save_checkpoint(tmp_path / "ck", gen.pipe.transformer, gen.graph_lora, base_model="tiny")
@@ -207,7 +207,7 @@ def test_request_image_independent_of_batch():
 
 def test_local_dir_loading_through_registry(tmp_path):
     """What the runner does: cls(cls.Args(**run_args), ctx) with a model directory and --ckpt."""
-    from generators._graph_lora_ckpt import save_checkpoint
+    from relbench.models.graph_lora_ckpt import save_checkpoint
 
     model_dir = tmp_path / "flux-tiny"
     tiny_flux_pipeline(clip_max_length=SEQ).save_pretrained(model_dir)
@@ -249,7 +249,7 @@ def test_missing_model_is_one_clear_line(tmp_path, monkeypatch):
 def test_cli_run_end_to_end(tmp_path, monkeypatch):
     """`relbench run --generator flux_graph_lora --ckpt DIR` on the tiny model, then a resume."""
     from relbench import cli
-    from generators._graph_lora_ckpt import save_checkpoint
+    from relbench.models.graph_lora_ckpt import save_checkpoint
 
     model_dir = tmp_path / "flux-tiny"
     tiny_flux_pipeline(clip_max_length=SEQ).save_pretrained(model_dir)

@@ -8,8 +8,8 @@ import pytest
 
 import torch  # noqa: E402
 
-from generators._graph_encoders import CGIPEncoder, build_encoder  # noqa: E402
-from generators._graph_specs import CGIPSpec  # noqa: E402
+from relbench.models.graph_encoders import CGIPEncoder, build_encoder  # noqa: E402
+from relbench.models.graph_specs import CGIPSpec  # noqa: E402
 from relbench.data import Triple  # noqa: E402
 from relbench.errors import UserError  # noqa: E402
 

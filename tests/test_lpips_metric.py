@@ -4,7 +4,7 @@ random backbone only on request, and then flagged uncalibrated."""
 import numpy as np
 import pytest
 
-from metrics.lpips_pair import Lpips
+from relbench.metrics.lpips_pair import Lpips
 from relbench.data import Case, Triple
 from relbench.errors import UserError
 from relbench.generator import Context

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from metrics.pair_mse import PairMSE, pair_mse
+from relbench.metrics.pair_mse import PairMSE, pair_mse
 from relbench.data import Case, Triple
 from relbench.generator import Context
 from relbench.metric import Sample

@@ -9,9 +9,9 @@ import re
 import pytest
 from PIL import Image
 
-from reports.build import _severity, headline_keys
-from reports.charts import bar_chart
-from reports.thumbs import parse_boxes, thumbnail
+from relbench.reports.build import _severity, headline_keys
+from relbench.reports.charts import bar_chart
+from relbench.reports.thumbs import parse_boxes, thumbnail
 
 # --- pieces ------------------------------------------------------------------------------------
 
@@ -195,7 +195,7 @@ def test_metric_flags_are_shown(shapes_run, tmp_path):
     """A metric's warning in summary.json (e.g. LPIPS on a random backbone) heads the report."""
     import shutil
 
-    from reports import build_report
+    from relbench.reports import build_report
 
     out, _ = shapes_run
     copy = tmp_path / "flagged"

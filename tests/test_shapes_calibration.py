@@ -71,7 +71,7 @@ def test_breakdowns_and_seed_consistency(summary):
 def test_chance_model_symmetries():
     """Random placement is mirror-symmetric, so mirrored predicates share a chance level; a
     relation and its contradiction cannot both hold, so their chances sum to at most 1."""
-    from metrics._detectors import ShapesDetector
+    from relbench.models.detectors import ShapesDetector
     from relbench.data import Triple
     from relbench.predicates import load_vocabulary
 

@@ -5,7 +5,7 @@ import random
 import numpy as np
 import pytest
 
-from generators.shapes import ShapesIgnoreRelation, ShapesInverse, ShapesOracle
+from relbench.generators.shapes import ShapesIgnoreRelation, ShapesInverse, ShapesOracle
 from relbench.data import Request, Triple
 from relbench.errors import UserError
 from relbench.generator import Context

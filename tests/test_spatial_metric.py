@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from metrics._detectors import Detector, register_detector
-from metrics.spatial import Spatial
+from relbench.models.detectors import Detector, register_detector
+from relbench.metrics.spatial import Spatial
 from relbench.data import Case, Triple
 from relbench.errors import UserError
 from relbench.generator import Context

@@ -3,7 +3,7 @@ the expected values in comments are worked out by hand from the rule definitions
 
 import pytest
 
-from metrics.spatial import (
+from relbench.metrics.spatial import (
     geneval_relations,
     relation_holds,
     t2i_compbench_image_score,

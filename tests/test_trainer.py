@@ -18,7 +18,7 @@ import torch  # noqa: E402
 
 from conftest import ROOT  # noqa: E402
 from relbench.errors import UserError  # noqa: E402
-from trainers._train_config import TrainConfig, load_train_config  # noqa: E402
+from relbench.trainers._train_config import TrainConfig, load_train_config  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -41,7 +41,7 @@ def write_split(d, name, n, start=0):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from generators._flux_tiny import tiny_flux_pipeline
+    from relbench.testing.flux import tiny_flux_pipeline
 
     d = tmp_path_factory.mktemp("data")
     write_split(d, "train", 4)
@@ -78,7 +78,7 @@ def log(out):
 
 
 def test_flow_matching_terms_by_hand():
-    from trainers import _flow
+    from relbench.trainers import _flow
 
     z0, eps = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 4.0]])
     assert torch.equal(_flow.noisy(z0, eps, torch.tensor([1.0])), eps)  # t = 1: pure noise
@@ -125,7 +125,7 @@ def test_config_errors_name_file_and_line(tmp_path):
 
 def test_loss_falls_on_a_fixed_batch(data, tmp_path):
     """50 steps on 2 examples: L_gen on fixed (t, noise) draws of the training cases drops."""
-    from trainers.flux_graph_lora import Trainer
+    from relbench.trainers.flux_graph_lora import Trainer
 
     write_split(tmp_path, "two", 2)
     cfg = config(data, tmp_path / "o", train_jsonl=str(tmp_path / "two.jsonl"), epochs=50, optim={"lr": 2e-3},
@@ -145,7 +145,7 @@ def test_loss_falls_on_a_fixed_batch(data, tmp_path):
 def test_rank_loss_teaches_the_graph(data, tmp_path):
     """The same 40 steps with and without L_rel_rank; rank accuracy on fixed draws of the
     training cases (neutral prompts: only the graph can tell g+ from g-)."""
-    from trainers.flux_graph_lora import Trainer
+    from relbench.trainers.flux_graph_lora import Trainer
 
     acc = {}
     for lam in (0.0, 1.0):
@@ -166,7 +166,7 @@ def test_rank_loss_teaches_the_graph(data, tmp_path):
 
 
 def test_resume_ends_bit_identical(data, tmp_path):
-    from trainers.flux_graph_lora import train
+    from relbench.trainers.flux_graph_lora import train
 
     full = train(config(data, tmp_path / "full", epochs=3))
     assert full["step"] == 6 and full["stopped"] is None
@@ -192,7 +192,7 @@ def test_checkpoint_scores_through_relbench_run(data, tmp_path, monkeypatch):
     import csv
 
     from relbench import cli
-    from trainers.flux_graph_lora import train
+    from relbench.trainers.flux_graph_lora import train
 
     out = tmp_path / "o"
     res = train(config(data, out, epochs=2, optim={"lr": 5e-3},
@@ -226,7 +226,7 @@ def test_checkpoint_scores_through_relbench_run(data, tmp_path, monkeypatch):
 
 
 def test_gradient_checkpointing_and_caches_do_not_change_results(data, tmp_path):
-    from trainers.flux_graph_lora import train
+    from relbench.trainers.flux_graph_lora import train
 
     train(config(data, tmp_path / "ref", epochs=1))
     train(config(data, tmp_path / "gc", epochs=1, gradient_checkpointing=True, cache={"latents": "off", "text": "disk"}))
@@ -236,8 +236,8 @@ def test_gradient_checkpointing_and_caches_do_not_change_results(data, tmp_path)
 
 
 def test_clip_ranking_term(data, tmp_path):
-    from metrics._clip_model import make_tiny_checkpoint
-    from trainers.flux_graph_lora import train
+    from relbench.testing.clip import make_tiny_checkpoint
+    from relbench.trainers.flux_graph_lora import train
 
     model, ckpt = make_tiny_checkpoint(tmp_path / "clip")
     train(config(data, tmp_path / "o", epochs=1,
@@ -255,7 +255,7 @@ def test_two_processes_match_one(data, tmp_path):
     import shutil
     from pathlib import Path
 
-    from trainers.flux_graph_lora import train
+    from relbench.trainers.flux_graph_lora import train
 
     train(config(data, tmp_path / "one", epochs=2))
     cfg = tmp_path / "t.yaml"
@@ -275,7 +275,7 @@ def test_two_processes_match_one(data, tmp_path):
 
 def test_bad_input_is_one_line(data, tmp_path, capsys):
     from relbench import cli
-    from trainers.flux_graph_lora import train
+    from relbench.trainers.flux_graph_lora import train
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text((data / "train.jsonl").read_text().splitlines()[0] + "\n{not json\n")
@@ -302,8 +302,8 @@ def test_bad_input_is_one_line(data, tmp_path, capsys):
 
 
 def test_nan_stops_without_touching_the_last_checkpoint(data, tmp_path, monkeypatch):
-    from trainers import _flow
-    from trainers.flux_graph_lora import train
+    from relbench.trainers import _flow
+    from relbench.trainers.flux_graph_lora import train
 
     out = tmp_path / "o"
     real, calls = _flow.flow_errors, {"n": 0}
@@ -324,6 +324,6 @@ def test_nan_stops_without_touching_the_last_checkpoint(data, tmp_path, monkeypa
 
 
 def test_trainer_module_imports_no_torch():
-    code = ("import sys, trainers.flux_graph_lora, trainers._train_config, relbench.cli; "
+    code = ("import sys, relbench.trainers.flux_graph_lora, relbench.trainers._train_config, relbench.cli; "
             "bad = [m for m in ('torch', 'diffusers', 'peft') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(ROOT))

@@ -18,7 +18,7 @@ OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 class ClipRanker:
     def __init__(self, spec, device: str):
-        from metrics import _clip_model
+        from relbench.models import clip as _clip_model
 
         self.model, _, self.tokenizer = _clip_model.load(spec.model, spec.checkpoint, device)
         self.model.requires_grad_(False)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from trainers._flow import normalise_latents
-from trainers._train_data import load_image
+from relbench.trainers._flow import normalise_latents
+from relbench.trainers._train_data import load_image
 
 
 def _key(*parts) -> str:

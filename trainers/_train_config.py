@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
-from generators._graph_specs import CGIPSpec, InjectionSpec, LoraSpec, TextSpec
+from relbench.models.graph_specs import CGIPSpec, InjectionSpec, LoraSpec, TextSpec
 
 DEFAULT_MODEL = "black-forest-labs/FLUX.1-schnell"
 

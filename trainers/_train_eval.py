@@ -70,7 +70,7 @@ def check_eval(cfg, out_dir: Path) -> dict | None:
 
 def live_generator_class(pipe, graph_lora, identity: dict):
     """flux_graph_lora bound to the training pipeline and modules."""
-    from generators.flux_graph_lora import FluxGraphLoraGenerator
+    from relbench.generators.flux_graph_lora import FluxGraphLoraGenerator
 
     class LiveGraphLora(FluxGraphLoraGenerator):
         name = "flux_graph_lora"

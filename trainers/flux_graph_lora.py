@@ -121,7 +121,7 @@ class Diverged(Exception):
 class Trainer:
     def __init__(self, cfg, pipe=None, source: str = "train.yaml"):
         from relbench.predicates import load_vocabulary
-        from trainers._train_data import load_examples
+        from relbench.trainers._train_data import load_examples
 
         self.cfg, self.source, self.out = cfg, source, Path(cfg.output_dir)
         self.dist = Dist(cfg.device)
@@ -137,7 +137,7 @@ class Trainer:
         self.total_steps = cfg.epochs * self.steps_per_epoch
         if cfg.max_steps is not None:
             self.total_steps = min(self.total_steps, cfg.max_steps)
-        from trainers._train_eval import check_eval
+        from relbench.trainers._train_eval import check_eval
 
         self.best_spec = check_eval(cfg, self.out / EVAL_DIR)
         self.pipe, self.base_ident = self._pipeline(pipe)
@@ -147,7 +147,7 @@ class Trainer:
     def _pipeline(self, pipe):
         import torch
 
-        from generators._flux_common import FluxArgs, load_pipeline, module_digest, resolve_model_dir
+        from relbench.models.flux import FluxArgs, load_pipeline, module_digest, resolve_model_dir
 
         cuda = self.device.startswith("cuda")
         if self.cfg.dtype == "auto":
@@ -174,10 +174,10 @@ class Trainer:
     def _build_parts(self):
         import torch
 
-        from generators._graph_encoders import build_encoder, clip_pooled_embedder
-        from generators._graph_injection import attach_graph_lora
-        from trainers._train_cache import LatentCache, TextCache
-        from trainers._train_data import check_vocabulary
+        from relbench.models.graph_encoders import build_encoder, clip_pooled_embedder
+        from relbench.models.graph_injection import attach_graph_lora
+        from relbench.trainers._train_cache import LatentCache, TextCache
+        from relbench.trainers._train_data import check_vocabulary
 
         cfg, pipe = self.cfg, self.pipe
         transformer = pipe.transformer
@@ -221,7 +221,7 @@ class Trainer:
         self.texts = TextCache(cfg.cache.text, self.out / "cache" / "text", ident, pipe, cfg.max_sequence_length)
         self.clip = None
         if cfg.objective.clip is not None:
-            from trainers._clip_rank import ClipRanker
+            from relbench.trainers._clip_rank import ClipRanker
 
             self.clip = ClipRanker(cfg.objective.clip, self.device)
 
@@ -239,8 +239,8 @@ class Trainer:
         """This process's samples of global step ``step`` with their own seeded randomness."""
         import torch
 
-        from trainers._flow import sample_t
-        from trainers._train_data import epoch_order, sample_seed
+        from relbench.trainers._flow import sample_t
+        from relbench.trainers._train_data import epoch_order, sample_seed
 
         if getattr(self, "_order_epoch", None) != epoch:
             self._order, self._order_epoch = epoch_order(len(self.examples), self.cfg.seed, epoch), epoch
@@ -264,7 +264,7 @@ class Trainer:
         """Batch tensors on the device: packed z0, eps, z_t, t, prompt embeddings, rotary ids."""
         import torch
 
-        from trainers import _flow
+        from relbench.trainers import _flow
 
         dev, dtype = self.device, self.pipe.transformer.dtype
         z0 = _flow.pack(torch.stack([r["z0"] for r in rows]).to(dev))
@@ -287,7 +287,7 @@ class Trainer:
 
     def errors(self, x: dict, graphs: list, model=None):
         """Per-sample flow error of the batch ``x`` under ``graphs`` (one forward pass)."""
-        from trainers import _flow
+        from relbench.trainers import _flow
 
         dtype = self.pipe.transformer.dtype
         with self._autocast():
@@ -299,7 +299,7 @@ class Trainer:
         """Forward pass(es) for one batch: (total loss, {name: detached value})."""
         import torch
 
-        from trainers import _flow
+        from relbench.trainers import _flow
 
         x = self.inputs(rows)
         B, has_neg, (h, w) = len(rows), x["has_neg"], x["hw"]
@@ -342,8 +342,8 @@ class Trainer:
         of its negatives, ``draws`` fixed (t, noise) pairs each, no gradients."""
         import torch
 
-        from trainers._flow import sample_t
-        from trainers._train_data import sample_seed
+        from relbench.trainers._flow import sample_t
+        from relbench.trainers._train_data import sample_seed
 
         rows = []
         for i, ex in enumerate(self.examples):
@@ -392,8 +392,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, progress: dict) -> Path:
-        from generators._graph_lora_ckpt import save_checkpoint
-        from trainers._train_state import swap_in, temp_dir_for, write_state
+        from relbench.models.graph_lora_ckpt import save_checkpoint
+        from relbench.trainers._train_state import swap_in, temp_dir_for, write_state
 
         final = self.out / LAST
         if self.dist.is_main:
@@ -410,10 +410,10 @@ class Trainer:
         import torch
         from safetensors.torch import load_file
 
-        from generators._graph_encoders import check_state_dict
-        from generators._graph_lora_ckpt import ENCODER_FILE, INJECTOR_FILE, LORA_FILE, _set_lora, read_checkpoint
-        from generators._graph_injection import lora_state_dict
-        from trainers._train_state import existing_checkpoint, read_state, restore_state
+        from relbench.models.graph_encoders import check_state_dict
+        from relbench.models.graph_lora_ckpt import ENCODER_FILE, INJECTOR_FILE, LORA_FILE, _set_lora, read_checkpoint
+        from relbench.models.graph_injection import lora_state_dict
+        from relbench.trainers._train_state import existing_checkpoint, read_state, restore_state
 
         ck = existing_checkpoint(self.out / LAST)
         if ck is None:
@@ -438,9 +438,9 @@ class Trainer:
         return state["progress"]
 
     def evaluate(self, step: int, ckpt: Path) -> dict:
-        from generators._flux_common import file_digest
-        from generators._graph_lora_ckpt import FILES
-        from trainers._train_eval import evaluate
+        from relbench.models.flux import file_digest
+        from relbench.models.graph_lora_ckpt import FILES
+        from relbench.trainers._train_eval import evaluate
 
         ident = {"training_ckpt": file_digest([ckpt / f for f in FILES])}
         out = self.out / EVAL_DIR / f"step-{step:07d}"
@@ -455,7 +455,7 @@ class Trainer:
         import torch
         from tqdm import tqdm
 
-        from trainers._train_state import existing_checkpoint
+        from relbench.trainers._train_state import existing_checkpoint
 
         cfg, out = self.cfg, self.out
         if not resume and existing_checkpoint(out / LAST) is not None:
@@ -539,7 +539,7 @@ class Trainer:
                 fh.write(json.dumps(rec) + "\n")
 
     def _eval_and_keep_best(self, step: int, ckpt: Path, progress: dict) -> str | None:
-        from trainers._train_state import copy_dir_atomic
+        from relbench.trainers._train_state import copy_dir_atomic
 
         decision = None
         if self.dist.is_main:

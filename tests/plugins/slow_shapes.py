@@ -7,7 +7,7 @@ import json
 import os
 import time
 
-from generators.shapes import ShapesOracle
+from relbench.generators.shapes import ShapesOracle
 from relbench.generator import GeneratorArgs
 from relbench.registry import register_generator
 

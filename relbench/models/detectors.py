@@ -184,7 +184,7 @@ def _query_text(name: str) -> str:
 def _placement_chance(pattern, rule_set: str, size, kind: str, n: int = 4000) -> float | None:
     import random
 
-    from metrics._spatial_rules import relation_holds
+    from relbench.spatial_rules import relation_holds
     from relbench.data import Triple
     from relbench.shapes.world import COLOURS, layout, pixel_box
 

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from generators._graph_specs import InjectionSpec, LoraSpec
+from relbench.models.graph_specs import InjectionSpec, LoraSpec
 from relbench.errors import UserError
 
 FORMAT = "relbench-graph-lora"
@@ -34,7 +34,7 @@ def save_checkpoint(out_dir, transformer, graph_lora, base_model: str, extra: di
     from diffusers import FluxPipeline
     from safetensors.torch import save_file
 
-    from generators._graph_injection import lora_state_dict, transformer_width
+    from relbench.models.graph_injection import lora_state_dict, transformer_width
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -97,8 +97,8 @@ def load_checkpoint(path, transformer, embed_fn=None, text_dim: int | None = Non
     every name and shape; returns (GraphLora, Checkpoint)."""
     from safetensors.torch import load_file
 
-    from generators._graph_encoders import build_encoder, check_state_dict
-    from generators._graph_injection import attach_graph_lora, lora_state_dict, transformer_width
+    from relbench.models.graph_encoders import build_encoder, check_state_dict
+    from relbench.models.graph_injection import attach_graph_lora, lora_state_dict, transformer_width
 
     ck = read_checkpoint(path)
     width = transformer_width(transformer)
@@ -133,7 +133,7 @@ def load_checkpoint(path, transformer, embed_fn=None, text_dim: int | None = Non
 def _set_lora(transformer, sd: dict) -> None:
     from peft.utils import set_peft_model_state_dict
 
-    from generators._graph_injection import ADAPTER
+    from relbench.models.graph_injection import ADAPTER
 
     result = set_peft_model_state_dict(transformer, sd, adapter_name=ADAPTER)
     unexpected = [k for k in getattr(result, "unexpected_keys", []) if "lora_" in k]

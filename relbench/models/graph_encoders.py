@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from generators._graph_specs import CGIPSpec, EncoderSpec, TextSpec
+from relbench.models.graph_specs import CGIPSpec, EncoderSpec, TextSpec
 from relbench.data import Graph, graph_objects
 from relbench.errors import UserError
 from relbench.predicates import normalise

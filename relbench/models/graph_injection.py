@@ -22,7 +22,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from generators._graph_specs import InjectionSpec, LoraSpec
+from relbench.models.graph_specs import InjectionSpec, LoraSpec
 from relbench.data import Graph
 from relbench.errors import UserError
 
