@@ -110,7 +110,7 @@ class ClipAlignment(Metric):
 
     def aggregates(self) -> list[Aggregate]:
         return [
-            Aggregate("clip_alignment_acc", "clip_acc", chance=0.5,
+            Aggregate("clip_alignment_acc", "clip_acc", chance=0.5, headline=True,
                       description="share of comparisons where the image's own prompt scores higher "
                                   "(img_pos: p+ > p-, img_neg: p- > p+; ties 0.5)"),
             Aggregate("clip_pos_margin", "clip_pos_margin", description="mean S(img_pos,p+) - S(img_pos,p-)"),

@@ -55,14 +55,16 @@ def _add_report_commands(sub) -> None:
     rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     rep.add_argument("-o", "--output", metavar="FILE", help="HTML file to write (default: RUN_DIR/report.html)")
     rep.add_argument("--baseline", action="append", metavar="NAME",
-                     help="pinned baseline record(s) to compare with (default: every shipped record)")
+                     help="pinned baseline record(s) to compare with (default: those the benchmark declares "
+                          "comparable_with)")
     cmp_ = sub.add_parser("compare", help="compare runs with each other and with a pinned baseline record")
     cmp_.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    cmp_.add_argument("--baseline", metavar="NAME", help="a pinned record, e.g. seed-20ep (see docs/reports.md)")
+    cmp_.add_argument("--baseline", metavar="NAME", help="a pinned record, e.g. seed-20ep (default: the one the "
+                      "benchmark declares comparable_with, else none; see docs/reports.md)")
     cmp_.add_argument("--require-better", metavar="KEY",
                       help="exit 1 unless every run beats the baseline on KEY (one-sided p < 0.05)")
     cmp_.add_argument("-o", "--output", metavar="PREFIX",
-                      help="write PREFIX.csv and PREFIX.json (default: FIRST_RUN_DIR/compare)")
+                      help="write PREFIX.csv and PREFIX.json (default: compare-DIRS beside the run directories)")
 
 
 def cmd_report(args) -> int:
@@ -79,24 +81,29 @@ def cmd_report(args) -> int:
 def cmd_compare(args) -> int:
     from pathlib import Path
 
-    from relbench.compare import check_gate_key, compare, format_comparison, gate, load_run_dir, write_outputs
+    from relbench.compare import (
+        check_gate_key, compare, declared_baselines, default_output_prefix, format_comparison, gate, load_run_dir,
+        write_outputs,
+    )
 
     dirs = [load_run_dir(d) for d in args.run_dirs]
-    baseline = args.baseline or ("seed-20ep" if args.require_better else None)
+    # a record only when asked for, or when the benchmark declares itself comparable with it
+    baseline = args.baseline or next(iter(declared_baselines(dirs)), None)
     result = compare(dirs, baseline=baseline)
     if args.require_better:
         check_gate_key(result, args.require_better)
         result["gate"] = gate(result, args.require_better)
     print(format_comparison(result))
-    prefix = Path(args.output) if args.output else Path(args.run_dirs[0]) / "compare"
+    prefix = Path(args.output) if args.output else default_output_prefix(args.run_dirs)
     csv_path, json_path = write_outputs(result, prefix)
     print(f"written: {csv_path}, {json_path}")
     if args.require_better:
         failed = [g for g in result["gate"] if not g["better"]]
         for g in result["gate"]:
             verdict = "better" if g["better"] else "NOT better"
+            p = "undefined (no standard error)" if g["p_value"] is None else f"{g['p_value']:.3g}"
             print(f"gate: {g['run']} {verdict} than {baseline} on {g['key']} "
-                  f"(difference {g['difference']:+.4g}, one-sided p = {g['p_value']:.3g}, need < {g['alpha']})")
+                  f"(difference {g['difference']:+.4g}, one-sided p = {p}, need < {g['alpha']})")
         return 1 if failed else 0
     return 0
 

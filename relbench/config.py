@@ -88,6 +88,19 @@ class Benchmark(_Strict):
     bootstrap_seed: StrictInt = 0
     predicates: list[dict[str, Any]] = []
     plugins: list[str] = []
+    #: pinned baseline records (relbench/baselines) this benchmark's runs are comparable with
+    #: (same suite, image size and judge models); reports and compare use them unasked
+    comparable_with: list[str] = []
+
+    @field_validator("comparable_with")
+    @classmethod
+    def _known_records(cls, v):
+        from relbench import baselines
+
+        unknown = [n for n in v if n not in baselines.known()]
+        if unknown:
+            raise ValueError(f"unknown baseline record {unknown[0]!r} (known: {', '.join(baselines.known())})")
+        return v
 
     @field_validator("metrics", mode="before")
     @classmethod

@@ -73,6 +73,11 @@ class Aggregate:
     #: per-sample column holding each case's chance level (when it depends on the case, e.g.
     #: on the predicate's geometry); its mean over the rows aggregated is the chance shown
     chance_column: str | None = None
+    #: the judge's headline relation accuracy: reports open with it (one or a few per metric)
+    headline: bool = False
+    #: keys of the detection rates this number depends on: where one is 0 the number says
+    #: "not detected", not "relation wrong"
+    requires_detected: tuple[str, ...] = ()
 
 
 class Metric:

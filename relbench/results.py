@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import platform
 import subprocess
 import sys
@@ -28,16 +29,30 @@ def _graph_text(graph) -> str:
     return "; ".join(t.text() for t in graph)
 
 
+def tested_triple(case):
+    """(g+ triple, g- triple) of the relation a case tests: the triple its negative changed.
+
+    A graph may hold several triples; a negative corrupts exactly one (relbench.negatives), so
+    the case's predicate, subject and object in samples.csv (and the per-predicate breakdown)
+    are that triple's. A case whose graphs do not differ in one position falls back to the
+    first triple.
+    """
+    if len(case.pos) == len(case.neg):
+        changed = [i for i, (p, n) in enumerate(zip(case.pos, case.neg)) if p != n]
+        if len(changed) == 1:
+            return case.pos[changed[0]], case.neg[changed[0]]
+    return case.pos[0], case.neg[0]
+
+
 def sample_rows(plan, collected) -> tuple[list[str], list[dict]]:
     metric_cols = [c for info in collected["metrics"].values() for c in info["columns"]]
     rows = []
     for run in collected["runs"]:
         for case in plan.cases:
-            t = case.pos[0]
+            t, t_neg = tested_triple(case)
             row = {
                 "run": run.name, "case_id": case.id, "triple_id": case.triple_id, "seed": case.seed,
-                "negative_kind": case.negative_kind, "predicate": t.predicate,
-                "neg_predicate": case.neg[0].predicate if len(case.pos) == 1 else "",
+                "negative_kind": case.negative_kind, "predicate": t.predicate, "neg_predicate": t_neg.predicate,
                 "subject": t.subject, "object": t.object,
                 "graph_pos": _graph_text(case.pos), "graph_neg": _graph_text(case.neg),
                 "prompt_pos": run.prompts[case.id][0], "prompt_neg": run.prompts[case.id][1],
@@ -137,9 +152,9 @@ def _aggregate_all(plan, collected, rows) -> dict:
     """
     bench = plan.bench
     aggs = [(mname, a) for mname, info in collected["metrics"].items() for a in info["aggregates"]]
-    specs = [[m, a.key, a.column, a.statistic if isinstance(a.statistic, str) else _qual(a.statistic),
-              a.higher_is_better, a.chance, a.chance_column] for m, a in aggs]
-    key = stable_hash({"rows": rows, "specs": specs, "b": [bench.bootstrap_resamples, bench.bootstrap_seed], "v": 2}, n=32)
+    specs = [[m, a.key, a.column, statistic_name(a.statistic), a.higher_is_better, a.chance, a.chance_column]
+             for m, a in aggs]
+    key = stable_hash({"rows": rows, "specs": specs, "b": [bench.bootstrap_resamples, bench.bootstrap_seed], "v": 3}, n=32)
     cache = plan.out / "cache" / "aggregates" / f"{key}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
@@ -166,11 +181,26 @@ def _aggregate_all(plan, collected, rows) -> dict:
     return result
 
 
-def _qual(fn) -> str:
-    return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}"
+def statistic_name(statistic) -> str:
+    """"mean", "std", or a callable's qualified name (summary.json holds data, not code)."""
+    if isinstance(statistic, str):
+        return statistic
+    return f"{getattr(statistic, '__module__', '')}.{getattr(statistic, '__qualname__', repr(statistic))}"
+
+
+def aggregate_spec(metric: str, agg) -> dict:
+    """What a reader of summary.json needs to know of an aggregate without loading its plugin:
+    which column, which statistic, its chance level and better direction, whether it is the
+    judge's headline accuracy and which detection rates it depends on."""
+    return {"metric": metric, "column": agg.column, "statistic": statistic_name(agg.statistic),
+            "chance": agg.chance, "chance_column": agg.chance_column, "higher_is_better": agg.higher_is_better,
+            "headline": bool(getattr(agg, "headline", False)),
+            "requires_detected": list(getattr(agg, "requires_detected", ()))}
 
 
 def summarise(plan, collected, columns_rows) -> dict:
+    from relbench.runner import REFERENCE
+
     _, rows = columns_rows
     bench = plan.bench
     aggregated = _aggregate_all(plan, collected, rows)
@@ -182,7 +212,7 @@ def summarise(plan, collected, columns_rows) -> dict:
             "generator": run.info.get("generator"),
             "prompt_mode": run.info.get("prompt_mode"),
             "fingerprint": run.info.get("fingerprint"),
-            "is_reference": run.name == "reference",
+            "is_reference": run.name == REFERENCE,
             "n_cases": len(mine),
             "n_triples": len(set(clusters)),
             **aggregated[run.name],
@@ -195,8 +225,10 @@ def summarise(plan, collected, columns_rows) -> dict:
         "seeds": list(bench.seeds),
         "confidence": 0.95,
         "interval": f"percentile bootstrap over triples, {bench.bootstrap_resamples} resamples, seed {bench.bootstrap_seed}",
+        "comparable_with": list(getattr(bench, "comparable_with", [])),
         "metrics": {
-            name: {"flags": info["flags"], "aggregates": {a.key: a.description for a in info["aggregates"]}}
+            name: {"flags": info["flags"], "aggregates": {a.key: a.description for a in info["aggregates"]},
+                   "specs": {a.key: aggregate_spec(name, a) for a in info["aggregates"]}}
             for name, info in collected["metrics"].items()
         },
         "runs": out_runs,
@@ -272,9 +304,7 @@ def format_table(summary: dict) -> str:
                 keys.append(k)
 
     def cell(e):
-        if e is None or e.get("value") is None:
-            return "-"
-        return f"{e['value']:.4g} [{e['ci_low']:.4g}, {e['ci_high']:.4g}]"
+        return interval_text(e, 4, missing="-")
 
     def chance(k):
         vals = {round(r["metrics"][k]["chance"], 3) for r in runs.values()
@@ -287,6 +317,39 @@ def format_table(summary: dict) -> str:
     for name, info in summary.get("metrics", {}).items():
         lines += [f"WARNING {name}: {flag}" for flag in info.get("flags", [])]
     return "\n".join(lines)
+
+
+UNDEFINED = "–"  # an interval (or value) that cannot be computed, e.g. from fewer than two triples
+
+
+def number(v, digits: int = 4, missing: str = UNDEFINED) -> str:
+    """One number for terminals, CSV-side tables and reports: ``digits`` significant digits,
+    fixed notation up to 10^digits, scientific below 1e-3."""
+    if v is None:
+        return missing
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return str(v)
+    if v != 0 and abs(v) < 1e-3:
+        return f"{v:.2e}"
+    if abs(v) >= 10**digits:
+        return f"{v:.0f}"
+    return f"{v:.{digits}g}"
+
+
+def interval_text(e: dict | None, digits: int = 4, missing: str = UNDEFINED) -> str:
+    """"value [low, high]"; "value [–]" where the interval is undefined (e.g. one triple)."""
+    if e is None or e.get("value") is None:
+        return missing
+    if e.get("ci_low") is None or e.get("ci_high") is None:
+        return f"{number(e['value'], digits)} [{UNDEFINED}]"
+    return f"{number(e['value'], digits)} [{number(e['ci_low'], digits)}, {number(e['ci_high'], digits)}]"
+
+
+def p_text(p) -> str:
+    """A p-value as printed everywhere: three significant digits, floored at <0.0001."""
+    if p is None:
+        return UNDEFINED
+    return "<0.0001" if p < 1e-4 else f"{p:.3g}"
 
 
 def text_table(header: list[str], body: list[list[str]]) -> str:
