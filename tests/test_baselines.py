@@ -99,3 +99,13 @@ def test_versus_record_arithmetic():
     # no SE anywhere (an undefined run interval): no test, not a certain difference
     undefined = versus_record({"value": 1.2, "ci_low": None, "ci_high": None, "n": 2}, fixed, True)
     assert undefined["p_value"] is None and undefined["ci_low"] is None
+
+
+def test_a_benchmark_declares_the_records_it_is_comparable_with(tmp_path):
+    from relbench.config import parse_benchmark
+
+    base = {"runs": [{"name": "a", "generator": "shapes_oracle"}]}
+    assert parse_benchmark(base, "b.yaml", {}).comparable_with == []
+    assert parse_benchmark({**base, "comparable_with": ["seed-20ep"]}, "b.yaml", {}).comparable_with == ["seed-20ep"]
+    with pytest.raises(UserError, match=r"unknown baseline record 'seed-99' \(known: seed-10ep-quick, seed-20ep\)"):
+        parse_benchmark({**base, "comparable_with": ["seed-99"]}, "b.yaml", {})
