@@ -123,7 +123,7 @@ def dot_interval_chart(title: str, rows: list[dict]) -> str:
             drew_run = True
             ax.text(1.04, y, f"{r['value']:.3g}", va="center", fontsize=7.5, transform=ax.get_yaxis_transform())
         ax.set_yticks(ys)
-        ax.set_yticklabels([r["label"] for r in runs])
+        ax.set_yticklabels([r["label"] if len(r["label"]) <= 28 else r["label"][:27] + "…" for r in runs])
         ax.set_ylim(-0.6, n - 0.4)
         ax.set_xlim(-0.02, 1.02)
         ax.set_xlabel("accuracy")

@@ -85,11 +85,27 @@ def test_cluster_bootstrap_resamples_triples_not_rows():
 
 
 def test_interval_width_at_seed_sample_sizes():
-    # ARCHITECTURE §3: near 0.5, n=480 gives about +-0.045; n=10 about +-0.3
+    # ARCHITECTURE §3: near 0.5, n=480 independent cases give about +-0.045; n=10 about +-0.3
     big = cluster_bootstrap([1.0] * 240 + [0.0] * 240, [str(i) for i in range(480)], seed=0)
     assert 0.035 < (big["ci_high"] - big["ci_low"]) / 2 < 0.055
     small = cluster_bootstrap([1.0] * 5 + [0.0] * 5, [str(i) for i in range(10)], seed=0)
     assert 0.25 < (small["ci_high"] - small["ci_low"]) / 2 < 0.35
+
+
+def test_interval_with_three_correlated_seeds_per_triple():
+    """README: at n = 480 = 160 triples x 3 seeds an accuracy near 0.5 has an interval of about
+    +-0.057, not the iid binomial's +-0.045 (ARCHITECTURE §3). Seeds correlated as in the
+    seed's evaluation (intraclass correlation ~0.3: of 160 triples, 39 have 0 of 3 seeds right,
+    41 one, 41 two, 39 all three)."""
+    from pathlib import Path
+
+    per_triple = [0] * 39 + [1] * 41 + [2] * 41 + [3] * 39
+    rows = [float(s < k) for k in per_triple for s in range(3)]
+    res = cluster_bootstrap(rows, np.repeat(np.arange(160), 3).astype(str), seed=0)
+    assert res["value"] == pytest.approx(0.5)
+    assert 0.052 < (res["ci_high"] - res["ci_low"]) / 2 < 0.062
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    assert "= 160 triples × 3 seeds an accuracy near 0.5 has an interval of about ±0.057" in readme
 
 
 def test_degenerate_inputs():
