@@ -331,3 +331,18 @@ def test_record_only_when_asked_or_declared(cli, shapes_run, tmp_path):
     res = cli("report", str(declared), "-o", str(tmp_path / "declared.html"))
     html = (tmp_path / "declared.html").read_text()
     assert re.search(r"<h4>seed-10ep-quick", html) and not re.search(r"<h4>seed-20ep", html)
+
+
+def test_one_triple_prints_undefined_interval_and_writes_the_report(cli, small_config, tmp_path):
+    """One triple (two seeds): no interval can be estimated. The table says "[–]" (it printed a
+    zero-width interval from a single triple as if it were certain) and the run still ends with
+    report.html."""
+    res = cli("run", "--config", str(small_config(tpp=1)), "--limit", "1")
+    assert res.returncode == 0, res.stderr
+    line = next(l for l in res.stdout.splitlines() if l.startswith("mse_mean"))
+    assert line.count("[–]") == 3, line  # oracle, inverse, reference: two differing seeds each
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    e = summary["runs"]["oracle"]["metrics"]["mse_mean"]
+    assert (e["n"], e["n_triples"], e["ci_low"], e["ci_high"]) == (2, 1, None, None)
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "<span class=\"ci\">[–]</span>" in html
