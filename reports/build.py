@@ -279,7 +279,7 @@ def gallery_section(gens: list[Run], per_predicate: int, max_pairs: int, thumb_p
 def _env():
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
-    env = Environment(loader=PackageLoader("reports", "templates"), autoescape=True, undefined=StrictUndefined,
+    env = Environment(loader=PackageLoader("relbench.reports", "templates"), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
     return env
 
@@ -329,9 +329,16 @@ def build_context(run_dirs, baselines=None, per_predicate: int = 3, max_pairs: i
         "neutral": neutral,
         "gallery": gallery,
         "gallery_stats": gstats,
+        "human": _human_rows(dirs),  # issue 14
         "per_predicate": per_predicate,
         "manifests": [{"path": str(d.path), "text": json.dumps(d.manifest, indent=2)} for d in dirs],
     }
+
+
+def _human_rows(dirs) -> list[dict]:
+    from relbench.human import report_rows
+
+    return report_rows(dirs)
 
 
 def render(context: dict) -> str:
