@@ -131,3 +131,25 @@ def test_summary_json_human_section_follows_the_answer_files(run_dir, tmp_path):
     refresh(d)
     s = json.loads((d / "summary.json").read_text())
     assert "human" not in s and "human_acc" not in s["runs"]["oracle"]["metrics"]
+
+
+def test_judges_found_by_their_per_image_verdicts():
+    from relbench.human import judge_columns
+    from relbench.metric import Aggregate
+
+    specs = {a.key: a for a in [
+        Aggregate("clip_alignment_acc", "clip_acc"), Aggregate("clip_pos_acc", "clip_pos_acc"),
+        Aggregate("clip_neg_acc", "clip_neg_acc"), Aggregate("spatial_pos_acc", "pos_uncond"),
+        Aggregate("spatial_neg_acc", "neg_uncond"), Aggregate("spatial_pos_acc_given_detected", "pos_correct"),
+        Aggregate("spatial_visor_pos_acc", "visor_pos_uncond"), Aggregate("spatial_visor_neg_acc", "visor_neg_uncond"),
+        Aggregate("vlm2_pos_acc", "vlm2_pos_acc"), Aggregate("vlm2_neg_acc", "vlm2_neg_acc"),
+        Aggregate("lonely_pos_acc", "x"), Aggregate("human_pos_acc", "h"), Aggregate("human_neg_acc", "h"),
+    ]}
+    summary = {"runs": {"g": {"metrics": {"clip_pos_acc": {"metric": "clip_alignment"}, "vlm2_pos_acc": {"metric": "vlm_judge"}}}}}
+    found = judge_columns(specs, summary)
+    assert found == {
+        "clip": {"metric": "clip_alignment", "pos": "clip_pos_acc", "neg": "clip_neg_acc"},
+        "spatial": {"metric": None, "pos": "pos_uncond", "neg": "neg_uncond"},
+        "spatial_visor": {"metric": None, "pos": "visor_pos_uncond", "neg": "visor_neg_uncond"},
+        "vlm2": {"metric": "vlm_judge", "pos": "vlm2_pos_acc", "neg": "vlm2_neg_acc"},
+    }
