@@ -300,12 +300,10 @@ def _compute(run_dir) -> dict:
 
 def refresh(run_dir, force: bool = False) -> dict | None:
     """Bring summary.json's human parts up to date with the answer files; returns ``human``."""
-    path = Path(run_dir) / "summary.json"
-    if not path.is_file():
-        from relbench.errors import UserError
+    from relbench.compare import load_run_dir
 
-        raise UserError(f"{run_dir}: not a run directory (no summary.json)")
-    current = json.loads(path.read_text())
+    path = Path(run_dir) / "summary.json"
+    current = load_run_dir(run_dir).summary  # the usual one-line errors for a missing or broken directory
     has_answers = any((Path(run_dir) / HUMAN_DIR).glob("*.jsonl"))
     if not force and ((not has_answers and "human" not in current) or
                       (current.get("human") or {}).get("source") == _digest(Path(run_dir))):
