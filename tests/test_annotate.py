@@ -231,3 +231,14 @@ def test_export_is_self_contained_and_import_validates(run_dir, tmp_path):
     # summary.json got the human judge
     summary = json.loads((d / "summary.json").read_text())
     assert summary["human"]["n_answers"] == sum(it.kind != "repeat" for it in plan.items)
+
+
+def test_cli_refuses_a_port_in_use(run_dir):
+    pytest.importorskip("starlette")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        res = run_cli("annotate", str(run_dir), "--annotator", "ann", "--port", str(s.getsockname()[1]))
+    assert res.returncode == 2 and "cannot listen on 127.0.0.1" in res.stderr and res.stderr.count("\n") == 1

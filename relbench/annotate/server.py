@@ -163,11 +163,28 @@ def create_app(plan: Plan, annotator: str, host: str = "127.0.0.1"):
     return _secure_headers(app)
 
 
+def _check_port(host: str, port: int) -> None:
+    import socket
+
+    from relbench.errors import UserError
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.bind((host, port))
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port or --host") from None
+
+
 def serve(plan: Plan, annotator: str, host: str = "127.0.0.1", port: int = 8765) -> None:
     import uvicorn
 
+    _check_port(host, port)
     app = create_app(plan, annotator, host)
     shown = f"[{host}]" if ":" in host else host
+    if host not in LOOPBACK:
+        print(f"note: listening on {host}: anyone who can reach this machine can open the page and answer as "
+              f"{annotator}", flush=True)
+    dirs = " ".join(str(d) for d in plan.run_dirs)
     print(f"annotating {len(plan.items)} items (plan {plan.id}) as {annotator}: open http://{shown}:{port}/ "
-          f"(Ctrl-C stops; answers are saved as you go)", flush=True)
+          f"(Ctrl-C stops; answers are saved as you go; then `relbench annotate {dirs} --summarize`)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
