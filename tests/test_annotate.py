@@ -203,6 +203,7 @@ def test_export_is_self_contained_and_import_validates(run_dir, tmp_path):
         (lambda a: a.update(image_key=foreign_key), "another run's images"),
         (lambda a: a.update(order=a["order"][::-1]), "caption order"),
         (lambda a: a.update(choice=3), "choice"),
+        (lambda a: a.update(time="yesterday"), "time"),
     ):
         sub = json.loads(json.dumps(good))
         mutate(sub["answers"][-1])  # the last answer is bad: the good ones before it must not land

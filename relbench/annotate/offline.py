@@ -16,6 +16,7 @@ import hmac
 import json
 import mimetypes
 import secrets
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
@@ -39,7 +40,7 @@ class SubmittedAnswer(BaseModel):
     image_key: str = Field(max_length=4096)
     order: tuple[Literal["pos", "neg"], Literal["pos", "neg"]]
     choice: Literal[0, 1, 2]
-    time: str = Field(max_length=64)
+    time: datetime  # when the annotator answered (the page writes ISO 8601 UTC)
 
 
 class Submission(BaseModel):
@@ -170,7 +171,8 @@ def import_answers(run_dirs, file: str | Path, plan_for=build_plan) -> tuple[int
             raise UserError(f"{path}: answers.{k}: {sub.annotator} already has an answer to item {a.item} "
                             f"(a duplicate submission?); nothing merged")
         seen.add(a.item)
-        records.append((item, answer_for(plan, item, sub.annotator, a.choice, source=f"import:{digest[:16]}", time=a.time)))
+        records.append((item, answer_for(plan, item, sub.annotator, a.choice, source=f"import:{digest[:16]}",
+                                   time=a.time.astimezone(timezone.utc).isoformat(timespec="microseconds"))))
     # merge: one atomic rewrite per answer file, then the ledger
     by_file: dict[Path, list] = {}
     for item, rec in records:
