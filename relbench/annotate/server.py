@@ -170,6 +170,7 @@ def _check_port(host: str, port: int) -> None:
 
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: TIME_WAIT is no conflict
             s.bind((host, port))
     except OSError as exc:
         raise UserError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port or --host") from None
