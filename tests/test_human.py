@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 from annotate_helpers import make_shapes_run
+from conftest import run_cli
 from relbench.annotate.plan import build_plan
 from relbench.annotate.storage import Answer, Undo, answer_for, answers_path, append_event
 from relbench.human import (
@@ -118,6 +119,19 @@ def test_summary_json_human_section_follows_the_answer_files(run_dir, tmp_path):
     assert spatial["overall"]["n"] == human["n_images"] == sum(it.kind != "repeat" for it in plan.items)
     assert human["annotators"]["a"]["consistency"]["same"] == 1.0
     assert "Krippendorff" in format_human(human) and "spatial" in format_human(human)
+    # the front ends read it: compare prints and writes it, the report has its section
+    res = run_cli("compare", str(d), "-o", str(tmp_path / "cmp"))
+    assert res.returncode == 0, res.stderr
+    assert "Krippendorff's alpha (nominal): 1 " in res.stdout and "human_acc" in res.stdout
+    assert json.loads((tmp_path / "cmp.json").read_text())["human"][str(d)]["judges"]["spatial"]["overall"]["share"] == 1.0
+    res = run_cli("report", str(d), "-o", str(tmp_path / "r.html"))
+    assert res.returncode == 0, res.stderr
+    html = (tmp_path / "r.html").read_text()
+    assert '<section id="human">' in html and "human_majority_acc" in html
+    # a rerun of `relbench run` rewrites summary.json and keeps the human judge in it
+    res = run_cli("run", "--config", str(run_dir.parent / "bench.yaml"), "--out", str(d), "--no-report")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((d / "summary.json").read_text())["human"]["n_answers"] == human["n_answers"]
     # unchanged files: nothing recomputed (same bytes); an undo changes the numbers
     before = (d / "summary.json").read_bytes()
     refresh(d)
