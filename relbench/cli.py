@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_vg_arguments(vg)
     add_train_parser(sub)
+    from relbench.annotate.command import add_annotate_parser  # issue 14
+
+    add_annotate_parser(sub)
     return p
 
 
@@ -73,6 +76,7 @@ def cmd_report(args) -> int:
     from relbench.reports import build_report
 
     out = Path(args.output) if args.output else Path(args.run_dirs[0]) / "report.html"
+    _refresh_human(args.run_dirs)  # issue 14
     info = build_report(args.run_dirs, out, baselines=args.baseline)
     print(f"report: {out} ({info['bytes'] / 1e6:.2f} MB, {info['seconds']:.1f}s)")
     return 0
@@ -86,14 +90,22 @@ def cmd_compare(args) -> int:
         write_outputs,
     )
 
+    _refresh_human(args.run_dirs)  # issue 14
     dirs = [load_run_dir(d) for d in args.run_dirs]
     # a record only when asked for, or when the benchmark declares itself comparable with it
     baseline = args.baseline or next(iter(declared_baselines(dirs)), None)
     result = compare(dirs, baseline=baseline)
+    human = {str(d.path): d.summary["human"] for d in dirs if d.summary.get("human")}  # issue 14
     if args.require_better:
         check_gate_key(result, args.require_better)
         result["gate"] = gate(result, args.require_better)
     print(format_comparison(result))
+    if human:  # issue 14
+        from relbench.human import format_human
+
+        result["human"] = human
+        for path, section in human.items():
+            print(f"{path}:\n{format_human(section)}")
     prefix = Path(args.output) if args.output else default_output_prefix(args.run_dirs)
     csv_path, json_path = write_outputs(result, prefix)
     print(f"written: {csv_path}, {json_path}")
@@ -106,6 +118,14 @@ def cmd_compare(args) -> int:
                   f"(difference {g['difference']:+.4g}, one-sided p = {p}, need < {g['alpha']})")
         return 1 if failed else 0
     return 0
+
+
+def _refresh_human(run_dirs) -> None:
+    """Human judgments (issue 14): summary.json's human parts follow RUN_DIR/human/*.jsonl."""
+    from relbench.human import refresh
+
+    for d in run_dirs:
+        refresh(d)
 
 
 def _write_run_report(args, out) -> None:
@@ -190,6 +210,8 @@ def cmd_run(args) -> int:
               f"(listed in manifest.json)")
     print(format_table(summary))
     print(f"results: {p.out}/summary.json, {p.out}/samples.csv, {p.out}/manifest.json")
+    if (p.out / "human").is_dir():  # issue 14: a rerun keeps the human judge in summary.json
+        _refresh_human([p.out])
     _write_run_report(args, p.out)  # reports (issue 6)
     return 0
 
@@ -204,6 +226,12 @@ def cmd_list(args) -> int:
         for name, cls in items:
             print(f"  {name.ljust(width)}  {summary_line(cls)}")
     return 0
+
+
+def cmd_annotate(args) -> int:  # issue 14
+    from relbench.annotate.command import annotate_command
+
+    return annotate_command(args)
 
 
 def cmd_data(args) -> int:
@@ -256,7 +284,8 @@ def cmd_train(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "train": cmd_train,
-            "report": cmd_report, "compare": cmd_compare}  # report, compare: issue 6
+            "report": cmd_report, "compare": cmd_compare,  # report, compare: issue 6
+            "annotate": cmd_annotate}  # issue 14
 
 
 def main(argv: list[str] | None = None) -> int:

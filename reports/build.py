@@ -407,9 +407,16 @@ def build_context(run_dirs, baselines=None, per_predicate: int = 3, max_pairs: i
         "neutral": neutral,
         "gallery": gallery,
         "gallery_stats": gstats,
+        "human": _human_rows(dirs),  # issue 14
         "per_predicate": per_predicate,
         "manifests": [{"path": str(d.path), "text": json.dumps(d.manifest, indent=2)} for d in dirs],
     }
+
+
+def _human_rows(dirs) -> list[dict]:
+    from relbench.human import report_rows
+
+    return report_rows(dirs)
 
 
 def render(context: dict) -> str:
