@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from relbench.errors import UserError
+from relbench.results import AggregateSpec
 
 Z95 = 1.959963984540054
 #: how the binomial p-value against chance is labelled wherever it is shown
@@ -56,7 +57,7 @@ class Run:
     path: Path
     summary: dict  # summary.json's runs[name]
     rows: list[dict]
-    specs: dict[str, dict]  # aggregate key -> summary.json's spec (column, statistic, chance, direction)
+    specs: dict[str, AggregateSpec]  # aggregate key -> its spec as summary.json stores it
 
     @property
     def is_reference(self) -> bool:
@@ -74,7 +75,7 @@ class RunDir:
     manifest: dict
     columns: list[str]
     rows: list[dict]
-    specs: dict[str, dict] = field(default_factory=dict)
+    specs: dict[str, AggregateSpec] = field(default_factory=dict)
 
 
 def _parse(value: str):
@@ -103,17 +104,17 @@ def read_samples(path: Path) -> tuple[list[str], list[dict]]:
     return columns, rows
 
 
-def aggregate_specs(summary: dict) -> dict[str, dict]:
+def aggregate_specs(summary: dict) -> dict[str, AggregateSpec]:
     """Each aggregate's spec by key, as summary.json stores it (no plugin is loaded: a run
     directory is compared the same wherever it is read). Empty for a summary written before
     specs were stored; compare then says that paired tests need a rerun."""
-    return {k: spec for info in (summary.get("metrics") or {}).values()
+    return {k: AggregateSpec.from_json(spec) for info in (summary.get("metrics") or {}).values()
             for k, spec in (info.get("specs") or {}).items()}
 
 
-def headline_keys(specs: dict[str, dict], keys: list[str]) -> list[str]:
+def headline_keys(specs: dict[str, AggregateSpec], keys: list[str]) -> list[str]:
     """The judges' headline relation accuracies among ``keys``, as their metrics declare them."""
-    return [k for k in keys if (specs.get(k) or {}).get("headline")]
+    return [k for k in keys if k in specs and specs[k].headline]
 
 
 def load_run_dir(path: str | Path) -> RunDir:
@@ -264,13 +265,13 @@ def compare_paired(a: Run, b: Run, key: str, n_resamples: int = 2000, seed: int 
     """Run b minus run a for aggregate ``key`` on their shared cases; None if not computable
     (no spec in summary.json, a statistic other than mean/std, or no shared values)."""
     spec = a.specs.get(key) or b.specs.get(key)
-    if spec is None or spec.get("statistic") not in PAIRED_STATISTICS:
+    if spec is None or spec.statistic not in PAIRED_STATISTICS:
         return None
-    xa, xb, cl = _joined(a, b, spec["column"])
+    xa, xb, cl = _joined(a, b, spec.column)
     if len(xa) == 0:
         return None
-    out = paired_difference(xa, xb, cl, spec["statistic"], n_resamples=n_resamples, seed=seed)
-    out.update(key=key, run=b.label, against=a.label, higher_is_better=spec.get("higher_is_better"))
+    out = paired_difference(xa, xb, cl, spec.statistic, n_resamples=n_resamples, seed=seed)
+    out.update(key=key, run=b.label, against=a.label, higher_is_better=spec.higher_is_better)
     return out
 
 
@@ -441,7 +442,7 @@ def compare(dirs: list[RunDir], baseline: str | None = None, keys: list[str] | N
                     if d is not None:
                         out["paired"].append(d)
                     elif k in specs:
-                        out["notes"].append(f"{k}: no paired test for statistic {specs[k].get('statistic')!r} "
+                        out["notes"].append(f"{k}: no paired test for statistic {specs[k].statistic!r} "
                                             f"(paired tests take {' or '.join(PAIRED_STATISTICS)})")
     return out
 

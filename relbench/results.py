@@ -13,6 +13,7 @@ import math
 import platform
 import subprocess
 import sys
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -188,14 +189,39 @@ def statistic_name(statistic) -> str:
     return f"{getattr(statistic, '__module__', '')}.{getattr(statistic, '__qualname__', repr(statistic))}"
 
 
-def aggregate_spec(metric: str, agg) -> dict:
+@dataclass(frozen=True)
+class AggregateSpec:
     """What a reader of summary.json needs to know of an aggregate without loading its plugin:
     which column, which statistic, its chance level and better direction, whether it is the
     judge's headline accuracy and which detection rates it depends on."""
-    return {"metric": metric, "column": agg.column, "statistic": statistic_name(agg.statistic),
-            "chance": agg.chance, "chance_column": agg.chance_column, "higher_is_better": agg.higher_is_better,
-            "headline": bool(getattr(agg, "headline", False)),
-            "requires_detected": list(getattr(agg, "requires_detected", ()))}
+
+    metric: str
+    column: str
+    statistic: str
+    chance: float | None = None
+    chance_column: str | None = None
+    higher_is_better: bool | None = None
+    headline: bool = False
+    requires_detected: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, metric: str, agg) -> "AggregateSpec":
+        return cls(metric, agg.column, statistic_name(agg.statistic), agg.chance, agg.chance_column,
+                   agg.higher_is_better, bool(agg.headline), tuple(agg.requires_detected))
+
+    @classmethod
+    def from_json(cls, d: dict) -> "AggregateSpec":
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        return cls(**{**d, "requires_detected": tuple(d.get("requires_detected") or ())})
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "requires_detected": list(self.requires_detected)}
+
+
+def aggregate_spec(metric: str, agg) -> dict:
+    """The JSON form of an aggregate's spec, as summary.json stores it."""
+    return AggregateSpec.of(metric, agg).to_json()
 
 
 def summarise(plan, collected, columns_rows) -> dict:

@@ -39,7 +39,7 @@ def undetected(run: Run, key: str, specs: dict, group: str | None = None, value:
     """Whether ``key`` (overall, or in one predicate / negative kind) rests on a detection rate
     of 0: then its accuracy says nothing about the relation, only that no object was found."""
     scope = run.metrics if group is None else run.summary.get(group, {}).get(value, {})
-    for det in (specs.get(key) or {}).get("requires_detected") or []:
+    for det in (specs[key].requires_detected if key in specs else ()):
         e = scope.get(det)
         if e is not None and e.get("value") == 0:
             return True
@@ -95,8 +95,10 @@ def summary_order(keys: list[str], specs: dict) -> list[str]:
     """The judges' headline accuracies first, then the numbers with a better direction, then
     the rest (bookkeeping counts, descriptive means, pair sensitivity such as mse and lpips)."""
     def rank(k):
-        spec = specs.get(k) or {}
-        return 0 if spec.get("headline") else 1 if spec.get("higher_is_better") is not None else 2
+        spec = specs.get(k)
+        if spec is None:
+            return 2
+        return 0 if spec.headline else 1 if spec.higher_is_better is not None else 2
 
     return sorted(keys, key=lambda k: (rank(k), keys.index(k)))
 
@@ -150,7 +152,7 @@ def answer_section(gens: list[Run], ref: Run | None, specs: dict, heads: list[st
             from relbench.reports.charts import dot_interval_chart
 
             svg = Markup(dot_interval_chart(f"{k} (95% CI)", rows))  # matplotlib's SVG writer escapes labels
-        out.append({"key": k, "metric": (specs.get(k) or {}).get("metric", ""), "rows": rows, "chart": svg,
+        out.append({"key": k, "metric": specs[k].metric if k in specs else "", "rows": rows, "chart": svg,
                     "columns": [r["label"] for r in rows], "heatmap": heat})
     return out
 
@@ -173,7 +175,7 @@ def summary_section(gens: list[Run], ref: Run | None, keys: list[str], specs: di
         chance = _chance(every, k)
         rows.append({
             "key": k, "metric": e0.get("metric", ""), "higher_is_better": e0.get("higher_is_better"),
-            "headline": bool((specs.get(k) or {}).get("headline")),
+            "headline": k in specs and specs[k].headline,
             "chance": _num(chance) if chance is not None else "–",
             "ceiling": cell(ref.metrics.get(k), None, undetected(ref, k, specs)) if ref else None,
             "cells": [cell(r.metrics.get(k), chance, undetected(r, k, specs)) for r in gens],
