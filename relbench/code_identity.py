@@ -1,0 +1,108 @@
+"""What a plugin's cache keys change with when its code changes.
+
+The digest covers the source of the plugin's module and, transitively, of every module it
+imports within ``relbench`` and within the plugin's own top-level package, imports inside
+functions included (plugins import lazily). Third-party libraries are not hashed (a
+site-packages tree is large and is not where a benchmark's code is edited); the installed
+version of each one imported is recorded instead. Modules are read without being imported,
+and each module once per process, so a rerun of a finished run stays cheap.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import sys
+from functools import lru_cache
+
+# import name -> distribution name, where they differ (no scan of every installed distribution)
+_DISTRIBUTIONS = {"PIL": "pillow", "yaml": "pyyaml", "open_clip": "open_clip_torch", "sklearn": "scikit-learn",
+                  "cv2": "opencv-python", "skimage": "scikit-image"}
+
+
+@lru_cache(maxsize=None)
+def _spec(name: str):
+    """The module's spec without importing it (find_spec imports the parent package only)."""
+    parent = name.rpartition(".")[0]
+    if parent and not _is_package(parent):
+        return None  # `from relbench.metric import Aggregate`: an attribute, not a module
+    try:
+        return importlib.util.find_spec(name)
+    except (ImportError, ValueError, AttributeError):
+        return None
+
+
+def _is_package(name: str) -> bool:
+    spec = _spec(name)
+    return spec is not None and spec.submodule_search_locations is not None
+
+
+@lru_cache(maxsize=None)
+def _imports(name: str) -> tuple[bytes, tuple[tuple[str, tuple[str, ...]], ...]]:
+    """(source bytes, (module, names imported from it) of every import statement) of one module."""
+    spec = _spec(name)
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return b"", ()
+    with open(spec.origin, "rb") as f:
+        source = f.read()
+    package = name if spec.submodule_search_locations is not None else name.rpartition(".")[0]
+    found: list[tuple[str, tuple[str, ...]]] = []
+    for node in ast.walk(ast.parse(source, spec.origin)):
+        if isinstance(node, ast.Import):
+            found += [(a.name, ()) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            found.append((base, tuple(a.name for a in node.names if a.name != "*")))
+    return source, tuple(found)
+
+
+def _version(top: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(_DISTRIBUTIONS.get(top, top))
+    except PackageNotFoundError:
+        mod = sys.modules.get(top)
+        return str(getattr(mod, "__version__", "unknown"))
+
+
+@lru_cache(maxsize=None)
+def module_identity(root: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """(digest of the sources in root's import closure, ((library, version), ...))."""
+    own = {"relbench", root.split(".")[0]}
+    stdlib = sys.stdlib_module_names
+    seen: set[str] = set()
+    libraries: set[str] = set()
+    todo = [root]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for base, names in _imports(name)[1]:
+            top = base.split(".")[0]
+            if top in own:  # only our own modules are located (locating imports their parent package)
+                todo += [m for m in [base] + [f"{base}.{n}" for n in names if _is_package(base)] if _spec(m)]
+            elif top and top not in stdlib and top != "__future__":
+                libraries.add(top)
+    digest = hashlib.sha256()
+    for name in sorted(seen):
+        source = _imports(name)[0]
+        if source:
+            digest.update(name.encode() + b"\0" + hashlib.sha256(source).digest())
+    return digest.hexdigest()[:32], tuple(sorted((lib, _version(lib)) for lib in libraries))
+
+
+def code_identity(cls: type) -> dict:
+    """Digest of the source behind ``cls`` (its module and its bases' modules, with their
+    relbench and same-package imports) and the versions of the libraries they import."""
+    modules = sorted({c.__module__ for c in cls.__mro__ if c.__module__ not in ("builtins", "__main__")})
+    parts = [module_identity(m) for m in modules]
+    return {
+        "source": hashlib.sha256("".join(p[0] for p in parts).encode()).hexdigest()[:32],
+        "libraries": dict(sorted({lib for p in parts for lib in p[1]})),
+    }
