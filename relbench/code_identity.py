@@ -10,9 +10,10 @@ and each module once per process, so a rerun of a finished run stays cheap.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import importlib.util
+import os
+import re
 import sys
 from functools import lru_cache
 
@@ -48,26 +49,54 @@ def _imports(name: str) -> tuple[bytes, tuple[tuple[str, tuple[str, ...]], ...]]
         source = f.read()
     package = name if spec.submodule_search_locations is not None else name.rpartition(".")[0]
     found: list[tuple[str, tuple[str, ...]]] = []
-    for node in ast.walk(ast.parse(source, spec.origin)):
-        if isinstance(node, ast.Import):
-            found += [(a.name, ()) for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-                base = ".".join(anchor + ([base] if base else []))
-            found.append((base, tuple(a.name for a in node.names if a.name != "*")))
+    # a regular expression, not ast.parse (5x slower, and this runs on every rerun); an import
+    # quoted in a docstring at most adds a module to the digest, never drops one
+    for m in _IMPORT.finditer(source.decode("utf-8", "replace")):
+        if m["plain"]:
+            found += [(n.split()[0], ()) for n in m["plain"].split(",") if n.strip()]
+            continue
+        dots, base = len(m["dots"]), m["base"] or ""
+        if dots:
+            anchor = package.split(".")[: len(package.split(".")) - (dots - 1)]
+            base = ".".join(anchor + ([base] if base else []))
+        names = re.sub(r"#[^\n]*", "", m["paren"] or m["names"] or "").replace("\\", " ").split(",")
+        found.append((base, tuple(n.split()[0] for n in names if n.strip() and n.split()[0] != "*")))
     return source, tuple(found)
 
 
-def _version(top: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
+_IMPORT = re.compile(
+    r"^[ \t]*(?:import[ \t]+(?P<plain>[\w., \t]+?)[ \t]*(?:#.*)?$"
+    r"|from[ \t]+(?P<dots>\.*)(?P<base>[\w.]*)[ \t]+import[ \t]+(?:\((?P<paren>(?:[^)#]|#[^\n]*)*)\)|(?P<names>[\w., \t\\]+)))",
+    re.MULTILINE,
+)
 
-    try:
-        return version(_DISTRIBUTIONS.get(top, top))
-    except PackageNotFoundError:
-        mod = sys.modules.get(top)
-        return str(getattr(mod, "__version__", "unknown"))
+
+@lru_cache(maxsize=None)
+def _installed_versions() -> dict[str, str]:
+    """Normalised distribution name -> version, from the names of the *.dist-info folders on the
+    path (reading each METADATA file, as importlib.metadata.version does, costs ~10 ms apiece)."""
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for n in names:
+            if n.endswith(".dist-info") and "-" in n:
+                dist, _, ver = n[: -len(".dist-info")].partition("-")
+                found.setdefault(_normalise(dist), ver)
+    return found
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def _version(top: str) -> str:
+    ver = _installed_versions().get(_normalise(_DISTRIBUTIONS.get(top, top)))
+    if ver is None:
+        ver = str(getattr(sys.modules.get(top), "__version__", "unknown"))
+    return ver
 
 
 @lru_cache(maxsize=None)
