@@ -100,26 +100,36 @@ def _version(top: str) -> str:
 
 
 @lru_cache(maxsize=None)
-def module_identity(root: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """(digest of the sources in root's import closure, ((library, version), ...))."""
+def import_closure(root: str) -> tuple[dict[str, str], frozenset[str]]:
+    """Modules reachable from ``root`` through imports within relbench and root's own top-level
+    package (module -> the module that first imports it), and the other top-level names imported
+    (third-party libraries; the standard library left out)."""
     own = {"relbench", root.split(".")[0]}
     stdlib = sys.stdlib_module_names
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
     libraries: set[str] = set()
-    todo = [root]
+    todo = [(root, "")]
     while todo:
-        name = todo.pop()
+        name, importer = todo.pop()
         if name in seen:
             continue
-        seen.add(name)
+        seen[name] = importer
         for base, names in _imports(name)[1]:
             top = base.split(".")[0]
             if top in own:  # only our own modules are located (locating imports their parent package)
-                todo += [m for m in [base] + [f"{base}.{n}" for n in names if _is_package(base)] if _spec(m)]
+                found = [base] + [f"{base}.{n}" for n in names if _is_package(base)]
+                todo += [(m, name) for m in found if _spec(m)]
             elif top and top not in stdlib and top != "__future__":
                 libraries.add(top)
+    return seen, frozenset(libraries)
+
+
+@lru_cache(maxsize=None)
+def module_identity(root: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """(digest of the sources in root's import closure, ((library, version), ...))."""
+    modules, libraries = import_closure(root)
     digest = hashlib.sha256()
-    for name in sorted(seen):
+    for name in sorted(modules):
         source = _imports(name)[0]
         if source:
             digest.update(name.encode() + b"\0" + hashlib.sha256(source).digest())
