@@ -51,8 +51,8 @@ def test_identity_follows_own_package_and_records_libraries(tmp_path, monkeypatc
     digest, libs = ci.module_identity("idpkg.plugin")
     assert dict(libs) == {"numpy": __import__("numpy").__version__}
     # the closure: the plugin, its package helper, and relbench.data with what it imports
-    ci.module_identity.cache_clear()
-    ci._imports.cache_clear()
+    for cached in (ci.module_identity, ci.import_closure, ci._imports):
+        cached.cache_clear()
     (pkg / "helper.py").write_text("X = 2\n")
     assert ci.module_identity("idpkg.plugin")[0] != digest
     data_source, _ = ci._imports("relbench.data")

@@ -88,3 +88,8 @@ def test_registration_requires_the_base_class():
         @register_metric("not_a_metric")
         class NotAMetric:
             pass
+
+
+def test_lazily_imported_missing_library_is_one_line(cli, tmp_path):
+    res = _run(cli, tmp_path, generator="lazy_missing")
+    _one_line_refusal(res, tmp_path, "generator 'lazy_missing' needs the package 'fancylib_not_installed'")

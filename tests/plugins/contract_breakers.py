@@ -50,3 +50,13 @@ class TransposedShapes(ShapesOracle):
 
     def generate(self, requests):
         return [np.ascontiguousarray(img.transpose(1, 0, 2)) for img in super().generate(requests)]
+
+
+@register_generator("lazy_missing")
+class LazyMissing(ShapesOracle):
+    """Test only: imports a library that is not installed when it first draws (as model plugins do)."""
+
+    def generate(self, requests):
+        import fancylib_not_installed  # noqa: F401
+
+        return super().generate(requests)
