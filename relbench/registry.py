@@ -166,7 +166,7 @@ def needs_packages(registry: Registry, name: str):
 
 def _installed(top: str) -> bool:
     if top in sys.modules:
-        return True
+        return sys.modules[top] is not None  # None: import blocked
     try:
         return importlib.util.find_spec(top) is not None
     except (ImportError, ValueError):

@@ -116,3 +116,22 @@ def test_duplicate_plugin_module_names_both_places(cli, tmp_path):
     assert "\n" not in err and "'shapes_oracle' is defined twice" in err
     assert "relbench.generators.shapes:ShapesOracle (" in err and "generators/shapes.py:" in err
     assert f"dup_plugins:Mine ({tmp_path / 'dup_plugins.py'}:5)" in err
+
+
+def test_builtin_with_missing_library_is_listed_unavailable_and_refused_in_one_line(tmp_path):
+    """As on an install without the `models` extra: open_clip cannot be imported."""
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text(SHAPES.format(metric="clip_alignment", out=tmp_path / "out"))
+    code = ("import sys; sys.modules['open_clip'] = None\n"  # import open_clip now fails
+            "from relbench.cli import main\n"
+            "print('list', main(['list']))\n"
+            f"print('run', main(['run', '--config', {str(cfg)!r}, '--no-report']))\n")
+    res = _py(code)
+    lines = res.stdout.splitlines()
+    assert "list 0" in lines and "run 2" in lines, res.stdout + res.stderr
+    assert any(l.split()[:2] == ["clip_alignment", "UNAVAILABLE:"] and l.endswith(
+        "needs the package 'open_clip' (pip install 'relbench[models]')") for l in lines)
+    assert any(l.split()[:1] == ["pair_mse"] and "UNAVAILABLE" not in l for l in lines)
+    assert res.stderr.strip() == (f"relbench: error: {cfg}:4: metrics.0: metric 'clip_alignment' is unavailable: "
+                                  "needs the package 'open_clip' (pip install 'relbench[models]')")
+    assert not (tmp_path / "out").exists()
