@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report_commands(sub)
     # --- end reports ---
 
-    sub.add_parser("list", help="list available generators and metrics")
+    lst = sub.add_parser("list", help="list generators and metrics (unavailable ones with the reason)")
+    lst.add_argument("--config", metavar="FILE", help="also list the plugins this benchmark YAML names (plugins:)")
 
     data = sub.add_parser("data", help="build suites from datasets (Visual Genome)")
     data_sub = data.add_subparsers(dest="data_command", metavar="DATASET", required=True)
@@ -201,10 +202,10 @@ def cmd_run(args) -> int:
     if collected is None:  # a non-zero rank under accelerate/torchrun
         return 0
     summary = write_results(p, collected, argv=sys.argv[1:])
-    t = collected["timings"]
+    t = collected.timings
     print(f"{bench.name}: {len(p.cases)} cases ({summary['n_triples']} triples x {len(bench.seeds)} seeds), "
           f"{len(bench.runs)} run(s); {t.images_generated} images generated, {t.images_reused} reused; "
-          f"{collected['wall_s']:.1f}s")
+          f"{collected.wall_s:.1f}s")
     if p.skipped_items:
         print(f"note: {len(p.skipped_items)} suite item(s) had no applicable negative and were left out "
               f"(listed in manifest.json)")
@@ -217,14 +218,25 @@ def cmd_run(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from relbench.registry import GENERATORS, METRICS, summary_line
+    from relbench.errors import UserError
+    from relbench.registry import GENERATORS, METRICS, load_plugin_modules, summary_line
 
+    if args.config:
+        from relbench.config import plugin_search_path, read_benchmark_file
+
+        data, _ = read_benchmark_file(args.config)
+        plugins = data.get("plugins") or []
+        if not (isinstance(plugins, list) and all(isinstance(m, str) for m in plugins)):
+            raise UserError(f"{args.config}: plugins: must be a list of module names")
+        load_plugin_modules(plugins, plugin_search_path(args.config))
     for title, reg in (("generators", GENERATORS), ("metrics", METRICS)):
         print(f"{title}:")
-        items = reg.items()
-        width = max((len(n) for n, _ in items), default=0)
-        for name, cls in items:
-            print(f"  {name.ljust(width)}  {summary_line(cls)}")
+        rows = reg.status()
+        width = max((len(name) for name, *_ in rows), default=0)
+        for name, entry, cls, why in rows:
+            text = summary_line(cls) if cls is not None else f"UNAVAILABLE: {why}"
+            origin = "" if entry.origin == "built-in" else f"  [{entry.origin}]"
+            print(f"  {name.ljust(width)}  {text}{origin}")
     return 0
 
 

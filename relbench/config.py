@@ -286,3 +286,10 @@ def default_benchmark_path() -> Path:
     from importlib import resources
 
     return Path(str(resources.files("relbench").joinpath("default_benchmark.yaml")))
+
+
+def plugin_search_path(source: str | Path) -> list[Path]:
+    """Where a config's ``plugins:`` modules resolve: the config file's directory, then the
+    working directory (the same under the ``relbench`` script and ``python -m relbench``)."""
+    here = Path(source).resolve().parent if source else Path.cwd()
+    return [here] if here == Path.cwd().resolve() else [here, Path.cwd()]

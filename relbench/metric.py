@@ -9,12 +9,16 @@ bootstrap interval that resamples triples (see ``relbench.stats``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
 from relbench.data import Case, stable_hash
 from relbench.generator import Context
+
+
+#: what a metric may declare in ``consumes``
+CONSUMES = frozenset({"images", "prompts", "graphs", "references"})
 
 
 class MetricArgs(BaseModel):
@@ -85,17 +89,34 @@ class Metric:
 
     name: ClassVar[str] = ""
     Args: ClassVar[type[MetricArgs]] = MetricArgs
-    #: what the metric reads: subset of {"images", "prompts", "graphs", "references"}
+    #: what the metric reads, a subset of CONSUMES (checked at registration); a metric that does
+    #: not declare "images" is refused the images at run time, so it can never depend on them
     consumes: ClassVar[frozenset[str]] = frozenset({"images"})
+    #: explicit override: scores are keyed by the plugin's code already (``code_identity``)
     version: ClassVar[str] = "1"
+    #: warnings about this configuration's numbers (e.g. an uncalibrated backbone), shown under
+    #: the results table and stored in summary.json; a plugin sets them in __init__
+    flags: Sequence[str] = ()
 
     def __init__(self, args: MetricArgs, ctx: Context):
         self.args = args
         self.ctx = ctx
 
+    def code_identity(self) -> dict:
+        """Digest of the plugin's source and the relbench modules it imports: editing a metric
+        rescores."""
+        from relbench.code_identity import code_identity
+
+        return code_identity(type(self))
+
+    def weights_identity(self) -> Any:
+        """Content identity of the weights the scores depend on (file digests); None if none."""
+        return None
+
     def fingerprint(self) -> str:
-        """Score caches key on this: change the version when the arithmetic changes."""
-        return stable_hash({"metric": self.name, "version": self.version, "args": self.args.model_dump(mode="json")})
+        """Score caches key on this: the code, the validated arguments and the weights."""
+        return stable_hash({"metric": self.name, "version": self.version, "code": self.code_identity(),
+                            "args": self.args.model_dump(mode="json"), "weights": self.weights_identity()})
 
     def columns(self) -> list[str]:
         """Per-sample columns this metric writes, in table order."""

@@ -16,9 +16,13 @@ import sys
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from relbench.atomic import write_text
 from relbench.data import stable_hash
+
+if TYPE_CHECKING:
+    from relbench.runner import RunResult
 
 BASE_COLUMNS = [
     "run", "case_id", "triple_id", "seed", "negative_kind", "predicate", "neg_predicate", "subject", "object",
@@ -45,10 +49,10 @@ def tested_triple(case):
     return case.pos[0], case.neg[0]
 
 
-def sample_rows(plan, collected) -> tuple[list[str], list[dict]]:
-    metric_cols = [c for info in collected["metrics"].values() for c in info["columns"]]
+def sample_rows(plan, collected: RunResult) -> tuple[list[str], list[dict]]:
+    metric_cols = [c for info in collected.metrics.values() for c in info.columns]
     rows = []
-    for run in collected["runs"]:
+    for run in collected.runs:
         for case in plan.cases:
             t, t_neg = tested_triple(case)
             row = {
@@ -59,7 +63,7 @@ def sample_rows(plan, collected) -> tuple[list[str], list[dict]]:
                 "prompt_pos": run.prompts[case.id][0], "prompt_neg": run.prompts[case.id][1],
                 "image_pos": run.keys[case.id][0] or "", "image_neg": run.keys[case.id][1] or "",
             }
-            scores = collected["scores"][run.name].get(case.id, {})
+            scores = collected.scores[run.name].get(case.id, {})
             for col in metric_cols:
                 row[col] = scores.get(col)
             rows.append(row)
@@ -152,7 +156,7 @@ def _aggregate_all(plan, collected, rows) -> dict:
     finished run needs no bootstrap (and no scipy import).
     """
     bench = plan.bench
-    aggs = [(mname, a) for mname, info in collected["metrics"].items() for a in info["aggregates"]]
+    aggs = [(mname, a) for mname, info in collected.metrics.items() for a in info.aggregates]
     specs = [[m, a.key, a.column, statistic_name(a.statistic), a.higher_is_better, a.chance, a.chance_column]
              for m, a in aggs]
     key = stable_hash({"rows": rows, "specs": specs, "b": [bench.bootstrap_resamples, bench.bootstrap_seed], "v": 3}, n=32)
@@ -162,7 +166,7 @@ def _aggregate_all(plan, collected, rows) -> dict:
 
     n_seeds = len(bench.seeds)
     result = {}
-    for run in collected["runs"]:
+    for run in collected.runs:
         mine = [r for r in rows if r["run"] == run.name]
         out: dict = {"metrics": {}, "by_predicate": {}, "by_negative_kind": {}, "seed_consistency": {}}
         just_aggs = [a for _, a in aggs]
@@ -231,7 +235,7 @@ def summarise(plan, collected, columns_rows) -> dict:
     bench = plan.bench
     aggregated = _aggregate_all(plan, collected, rows)
     out_runs = {}
-    for run in collected["runs"]:
+    for run in collected.runs:
         mine = [r for r in rows if r["run"] == run.name]
         clusters = [r["triple_id"] for r in mine]
         out_runs[run.name] = {
@@ -253,9 +257,9 @@ def summarise(plan, collected, columns_rows) -> dict:
         "interval": f"percentile bootstrap over triples, {bench.bootstrap_resamples} resamples, seed {bench.bootstrap_seed}",
         "comparable_with": list(getattr(bench, "comparable_with", [])),
         "metrics": {
-            name: {"flags": info["flags"], "aggregates": {a.key: a.description for a in info["aggregates"]},
-                   "specs": {a.key: aggregate_spec(name, a) for a in info["aggregates"]}}
-            for name, info in collected["metrics"].items()
+            name: {"flags": info.flags, "aggregates": {a.key: a.description for a in info.aggregates},
+                   "specs": {a.key: aggregate_spec(name, a) for a in info.aggregates}}
+            for name, info in collected.metrics.items()
         },
         "runs": out_runs,
     }
@@ -284,8 +288,8 @@ def _git_commit() -> str | None:
 
 
 def manifest(plan, collected, argv: list[str] | None) -> dict:
-    t = collected["timings"]
-    topo = collected["topology"]
+    t = collected.timings
+    topo = collected.topology
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "argv": argv,
@@ -293,15 +297,16 @@ def manifest(plan, collected, argv: list[str] | None) -> dict:
         "seeds": list(plan.bench.seeds),
         "n_cases": len(plan.cases),
         "items_without_negative": plan.skipped_items,
-        "runs": {r.name: r.info for r in collected["runs"]},
-        "metrics": {k: {"fingerprint": v["fingerprint"], "args": v["args"]} for k, v in collected["metrics"].items()},
+        "runs": {r.name: r.info for r in collected.runs},
+        "metrics": {k: {"fingerprint": v.fingerprint, "args": v.args, "consumes": v.consumes}
+                    for k, v in collected.metrics.items()},
         "versions": _versions(),
         "git_commit": _git_commit(),
         "platform": platform.platform(),
         "command": sys.argv,
         "world_size": topo.world_size,
         "timings": {
-            "wall_s": round(collected["wall_s"], 3),
+            "wall_s": round(collected.wall_s, 3),
             "generate_s": round(t.generate_s, 3),
             "score_s": round(t.score_s, 3),
             "images_generated": t.images_generated,

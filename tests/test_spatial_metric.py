@@ -170,37 +170,9 @@ def test_bad_args():
 
 @pytest.fixture(scope="module")
 def tiny_grounding_dino(tmp_path_factory):
-    import torch
-    from transformers import (
-        BertTokenizer,
-        GroundingDinoConfig,
-        GroundingDinoForObjectDetection,
-        GroundingDinoImageProcessor,
-        GroundingDinoProcessor,
-        SwinConfig,
-    )
+    from relbench.testing.grounding_dino import save_tiny_grounding_dino
 
-    d = tmp_path_factory.mktemp("gdino")
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "dog", "cat", "red", "cube"]
-    (d / "vocab.txt").write_text("\n".join(words) + "\n")
-    processor = GroundingDinoProcessor(
-        image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 64}),
-        tokenizer=BertTokenizer(str(d / "vocab.txt")),
-    )
-    torch.manual_seed(0)
-    config = GroundingDinoConfig(
-        d_model=32, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
-        encoder_ffn_dim=16, decoder_ffn_dim=16, num_queries=10, encoder_n_points=2, decoder_n_points=2,
-        num_feature_levels=3,  # 3 Swin stages; a 4th level would be 1x1 at 64 px (GroupNorm needs > 1 value)
-        max_text_len=16,
-        backbone_config=SwinConfig(window_size=7, embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
-                                   image_size=64, out_indices=[2, 3, 4]),
-        text_config={"model_type": "bert", "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2,
-                     "intermediate_size": 8, "max_position_embeddings": 16, "vocab_size": len(words)},
-    )
-    GroundingDinoForObjectDetection(config).save_pretrained(d / "model")
-    processor.save_pretrained(d / "model")
-    return d / "model"
+    return save_tiny_grounding_dino(tmp_path_factory.mktemp("gdino"))
 
 
 def gd_sample(kpos="a", kneg="b"):
