@@ -1,8 +1,10 @@
-"""clip_alignment: does CLIP prefer each image's own prompt over the other graph's prompt?
+"""clip_alignment: does CLIP prefer each image's own relation text over the other graph's?
 
 Per case, with S(img, text) = CLIP's scaled cosine similarity (logit_scale.exp() · cos, the
-model's own logit scale; about 13 for ViT-B/32 on 256 px images) and p+ / p- the prompts of
-g+ / g-:
+model's own logit scale; about 13 for ViT-B/32 on 256 px images) and p+ / p- the relation texts
+of g+ / g- (``Sample.text_pos`` / ``text_neg``, "a dog riding a horse" / "a horse riding a dog"),
+whatever the generator was prompted with: in neutral mode both images got the same object-only
+prompt, and judging against that would score every pair exactly 0.5:
 
     clip_pos_correct = S(img_pos, p+)    clip_pos_wrong = S(img_pos, p-)
     clip_neg_correct = S(img_neg, p-)    clip_neg_wrong = S(img_neg, p+)
@@ -74,11 +76,11 @@ class ClipAlignmentArgs(MetricArgs):
 
 @register_metric("clip_alignment")
 class ClipAlignment(Metric):
-    """CLIP prefers each image's own prompt: accuracy and margins with the seed report's keys."""
+    """CLIP prefers each image's own relation text: accuracy and margins with the seed report's keys."""
 
     Args = ClipAlignmentArgs
-    consumes = frozenset({"images", "prompts"})
-    version = "1"
+    consumes = frozenset({"images", "texts"})
+    version = "2"  # 2: judged against the relation texts (v1 used the prompts: 0.5 in neutral mode)
 
     def __init__(self, args: ClipAlignmentArgs, ctx):
         super().__init__(args, ctx)
@@ -111,7 +113,7 @@ class ClipAlignment(Metric):
     def aggregates(self) -> list[Aggregate]:
         return [
             Aggregate("clip_alignment_acc", "clip_acc", chance=0.5,
-                      description="share of comparisons where the image's own prompt scores higher "
+                      description="share of comparisons where the image's own relation text scores higher "
                                   "(img_pos: p+ > p-, img_neg: p- > p+; ties 0.5)"),
             Aggregate("clip_pos_margin", "clip_pos_margin", description="mean S(img_pos,p+) - S(img_pos,p-)"),
             Aggregate("clip_neg_margin", "clip_neg_margin", description="mean S(img_neg,p-) - S(img_neg,p+)"),
@@ -127,7 +129,7 @@ class ClipAlignment(Metric):
 
     def score(self, samples: list[Sample]) -> list[dict[str, Optional[float]]]:
         enc = self.encoder
-        enc.encode_texts(t for s in samples if s.image_pos_key is not None for t in (s.prompt_pos, s.prompt_neg))
+        enc.encode_texts(t for s in samples if s.image_pos_key is not None for t in s.texts)
         images = []
         for s in samples:
             if s.image_pos_key is not None:
@@ -140,10 +142,10 @@ class ClipAlignment(Metric):
             if s.image_pos_key is None:
                 rows.append(dict.fromkeys(COLUMNS))
                 continue
-            pc, pw = enc.score(s.image_pos_key, s.prompt_pos), enc.score(s.image_pos_key, s.prompt_neg)
+            pc, pw = enc.score(s.image_pos_key, s.text_pos), enc.score(s.image_pos_key, s.text_neg)
             nc = nw = None
             if s.image_neg_key is not None:
-                nc, nw = enc.score(s.image_neg_key, s.prompt_neg), enc.score(s.image_neg_key, s.prompt_pos)
+                nc, nw = enc.score(s.image_neg_key, s.text_neg), enc.score(s.image_neg_key, s.text_pos)
             rows.append(alignment_from_scores(pc, pw, nc, nw))
         return rows
 

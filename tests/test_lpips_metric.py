@@ -26,7 +26,7 @@ def empty_torch_home(tmp_path, monkeypatch):
 def sample(kpos, kneg):
     case = Case(id=f"{kpos}-{kneg}", triple_id="t", pos=(Triple("dog", "on", "sofa"),),
                 neg=(Triple("sofa", "on", "dog"),), negative_kind="swap", seed=0)
-    return Sample(case, "run", "p", "n", kpos, kneg, _load=IMAGES.__getitem__)
+    return Sample(case, "run", "p", "n", kpos, kneg, _load=IMAGES.__getitem__, texts=("p", "n"))
 
 
 SAMPLES = [sample("a", "a_copy"), sample("a", "c"), sample("a", None), sample("a", "a")]
@@ -55,6 +55,20 @@ def test_random_backbone_on_request_is_flagged():
     # the random backbone is seeded: a second instance gives the same number
     again = Lpips(Lpips.Args(allow_random_backbone=True), CTX).score([SAMPLES[1]])[0]["lpips"]
     assert again == pytest.approx(rows[1]["lpips"], rel=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["relation", "neutral"])
+def test_both_prompt_modes_read_only_pixels(mode):
+    """The neutral prompts (identical for g+ and g-) change nothing: same pixels 0, the same
+    distance as the relation-mode sample for different pixels."""
+    from relbench.testing.samples import make_sample
+
+    m = Lpips(Lpips.Args(allow_random_backbone=True), CTX)
+    case = SAMPLES[1].case
+    rows = m.score([make_sample(case, "a", "a_copy", IMAGES.__getitem__, mode),
+                    make_sample(case, "a", "c", IMAGES.__getitem__, mode)])
+    assert rows[0]["lpips"] == pytest.approx(0.0, abs=1e-7)
+    assert rows[1]["lpips"] == pytest.approx(m.score([SAMPLES[1]])[0]["lpips"], rel=1e-6) and rows[1]["lpips"] > 0
 
 
 def test_backbone_from_local_file(tmp_path, empty_torch_home):

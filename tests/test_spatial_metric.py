@@ -47,7 +47,8 @@ def image(i):
 def sample(pos, neg, kpos, kneg, kind="swap"):
     case = Case(id=f"c{kpos}{kneg}{pos}", triple_id="t", pos=(Triple(*pos),), neg=(Triple(*neg),), negative_kind=kind, seed=0)
     keys = {f"k{i}": image(i) for i in SCENES}
-    return Sample(case, "run", " ".join(pos), " ".join(neg), kpos, kneg, _load=keys.__getitem__)
+    return Sample(case, "run", " ".join(pos), " ".join(neg), kpos, kneg, _load=keys.__getitem__,
+                  texts=(" ".join(pos), " ".join(neg)))
 
 
 def metric(**kw):
@@ -209,7 +210,7 @@ def gd_sample(kpos="a", kneg="b"):
     case = Case(id="c", triple_id="t", pos=(Triple("dog", "left of", "red cube"),),
                 neg=(Triple("red cube", "left of", "dog"),), negative_kind="swap", seed=0)
     return Sample(case, "run", "a dog to the left of a red cube", "a red cube to the left of a dog", kpos, kneg,
-                  _load=imgs.__getitem__)
+                  _load=imgs.__getitem__, texts=("a dog to the left of a red cube", "a red cube to the left of a dog"))
 
 
 def test_grounding_dino_tiny_model_wiring(tiny_grounding_dino):
@@ -236,3 +237,27 @@ def test_grounding_dino_missing_model_is_one_line(tmp_path):
         m.score([gd_sample()])
     msg = str(err.value)
     assert "\n" not in msg and "not available locally" in msg and "no download" in msg
+
+
+# --- shapes renders in both prompt modes: the right answer is known ----------------------------
+
+
+@pytest.mark.parametrize("mode", ["relation", "neutral"])
+def test_shapes_renders_both_prompt_modes(mode):
+    """img_pos draws g+ and img_neg draws g- (the world's reference renderer); the spatial
+    metric judges each against its own graph, whatever the generator's prompts said."""
+    from relbench.shapes.reference import render_reference
+    from relbench.testing.samples import make_sample
+
+    pos, neg = (Triple("red square", "left of", "blue circle"),), (Triple("blue circle", "left of", "red square"),)
+    case = Case(id="c", triple_id="t", pos=pos, neg=neg, negative_kind="swap", seed=0)
+    imgs = {"pos": render_reference(pos, 0, (64, 64))[0], "neg": render_reference(neg, 0, (64, 64))[0]}
+    m = Spatial(Spatial.Args(detector="shapes"), CTX)
+    right = make_sample(case, "pos", "neg", imgs.__getitem__, mode)
+    swapped = make_sample(case, "neg", "pos", imgs.__getitem__, mode)
+    ignored = make_sample(case, "pos", "pos", imgs.__getitem__, mode)
+    assert (right.prompt_pos == right.prompt_neg) == (mode == "neutral")
+    rows = m.score([right, swapped, ignored])
+    assert [(r["pos_detected"], r["neg_detected"]) for r in rows] == [(1.0, 1.0)] * 3
+    assert [(r["pos_correct"], r["neg_correct"], r["pair_correct"]) for r in rows] == [
+        (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (1.0, 0.0, 0.0)]
