@@ -25,9 +25,9 @@ read this metric next to its ceiling on reference images.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
-from pydantic import AliasChoices, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from relbench.data import stable_hash
 from relbench.metric import Aggregate, Metric, MetricArgs, Sample
@@ -64,14 +64,35 @@ def alignment_from_scores(
     return row
 
 
+class ClipPreprocess(BaseModel):
+    """Image preprocessing of the weights (open_clip's PreprocessCfg fields); unset fields come
+    from the pretrained tag's config, else the architecture's defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+    mean: Optional[tuple[float, float, float]] = None
+    std: Optional[tuple[float, float, float]] = None
+    interpolation: Optional[Literal["bicubic", "bilinear", "nearest"]] = None
+    resize_mode: Optional[Literal["shortest", "longest", "squash"]] = None
+
+
 class ClipAlignmentArgs(MetricArgs):
     model: str = Field("ViT-B-32", description="open_clip architecture name (open_clip.list_models())")
-    checkpoint: Optional[str] = Field(
-        None, validation_alias=AliasChoices("checkpoint", "pretrained"),
-        description="local weights file, or a directory holding one (or an open_clip local-dir with open_clip_config.json)",
+    pretrained: Optional[str] = Field(
+        None, description="open_clip pretrained tag (openai, laion2b_s34b_b79k, webli, ...): quick_gelu and "
+                          "preprocessing come from its pretrained config; weights from checkpoint: or the HF cache",
     )
+    checkpoint: Optional[str] = Field(
+        None, description="local weights file, or a directory holding one (or an open_clip local-dir with open_clip_config.json)",
+    )
+    quick_gelu: Optional[bool] = Field(None, description="QuickGELU activations (OpenAI weights); default: the tag's")
+    preprocess: Optional[ClipPreprocess] = None
     device: Optional[str] = None
     batch_size: int = Field(32, ge=1)
+
+    def weights(self) -> dict:
+        """The keyword arguments of relbench.models.clip.resolve / load / identity."""
+        return {"pretrained": self.pretrained, "quick_gelu": self.quick_gelu,
+                "preprocess": self.preprocess.model_dump() if self.preprocess else None}
 
 
 @register_metric("clip_alignment")
@@ -92,7 +113,8 @@ class ClipAlignment(Metric):
             from relbench.models import clip as _clip_model
 
             device = self.args.device or self.ctx.device or "cpu"
-            model, preprocess, tokenizer = _clip_model.load(self.args.model, self.args.checkpoint, device)
+            model, preprocess, tokenizer = _clip_model.load(self.args.model, self.args.checkpoint, device,
+                                                             **self.args.weights())
             self._encoder = _clip_model.ClipEncoder(model, preprocess, tokenizer, device, self.args.batch_size)
         return self._encoder
 
@@ -104,7 +126,7 @@ class ClipAlignment(Metric):
     def fingerprint(self) -> str:
         from relbench.models import clip as _clip_model
 
-        weights = _clip_model.identity(self.args.model, self.args.checkpoint)
+        weights = _clip_model.identity(self.args.model, self.args.checkpoint, **self.args.weights())
         return stable_hash({"base": super().fingerprint(), "weights": weights})
 
     def columns(self) -> list[str]:

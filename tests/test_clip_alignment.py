@@ -53,6 +53,11 @@ def test_same_image_for_both_graphs_is_exactly_chance():
 # --- the metric with a tiny random model -------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def private_hash_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("RELBENCH_CACHE_DIR", str(tmp_path / "relbench-cache"))
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     return make_tiny_checkpoint(tmp_path_factory.mktemp("clip"))
@@ -238,7 +243,7 @@ def one_line_user_error(m):
 
 def test_missing_checkpoint_errors(tiny, tmp_path):
     msg = one_line_user_error(ClipAlignment(ClipAlignment.Args(), CTX))
-    assert "no checkpoint given" in msg and "nothing is downloaded" in msg
+    assert "no weights given" in msg and "nothing is downloaded" in msg
     msg = one_line_user_error(ClipAlignment(ClipAlignment.Args(checkpoint=str(tmp_path / "nope.bin")), CTX))
     assert "not found" in msg and "checkpoint:" in msg
     msg = one_line_user_error(ClipAlignment(ClipAlignment.Args(checkpoint=str(tmp_path)), CTX))
@@ -255,9 +260,12 @@ def test_fingerprint_tracks_weights(tiny, tmp_path):
     model_name, ckpt = tiny
     a = ClipAlignment(ClipAlignment.Args(model=model_name, checkpoint=ckpt), CTX).fingerprint()
     assert a == ClipAlignment(ClipAlignment.Args(model=model_name, checkpoint=ckpt), CTX).fingerprint()
-    other = tmp_path / "other.pt"
-    other.write_bytes(b"x" * 10)
-    assert a != ClipAlignment(ClipAlignment.Args(model=model_name, checkpoint=str(other)), CTX).fingerprint()
+    other = make_tiny_checkpoint(tmp_path, seed=1)[1]
+    assert a != ClipAlignment(ClipAlignment.Args(model=model_name, checkpoint=other), CTX).fingerprint()
+    bad = tmp_path / "other.pt"
+    bad.write_bytes(b"x" * 10)
+    with pytest.raises(UserError, match="cannot read weights file"):  # checked with the fingerprint, at plan time
+        ClipAlignment(ClipAlignment.Args(model=model_name, checkpoint=str(bad)), CTX).fingerprint()
 
 
 def test_encoding_benchmark_runs_and_halves(capsys):
