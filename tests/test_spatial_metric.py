@@ -261,3 +261,67 @@ def test_shapes_renders_both_prompt_modes(mode):
     assert [(r["pos_detected"], r["neg_detected"]) for r in rows] == [(1.0, 1.0)] * 3
     assert [(r["pos_correct"], r["neg_correct"], r["pair_correct"]) for r in rows] == [
         (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (1.0, 0.0, 0.0)]
+
+
+# --- GroundingDINO's phrase rule on planted logits ----------------------------------------------
+
+# one query "dog." tokenised [CLS] dog . [SEP] (positions 0-3), padded to the model's 16 tokens
+PLANTED = {  # query -> (position -> probability), box (cx, cy, w, h) normalised
+    0: ({2: 0.90, 1: 0.10}, (0.50, 0.50, 0.20, 0.20)),  # only "." is confident
+    1: ({1: 0.62, 2: 0.30}, (0.25, 0.50, 0.30, 0.40)),  # the name itself at 0.62
+    2: ({3: 0.95, 0: 0.97}, (0.75, 0.50, 0.20, 0.20)),  # only [SEP] (and [CLS])
+}
+
+
+def planted_outputs(queries=10, text_len=16):
+    import torch
+
+    logit = lambda p: float(torch.logit(torch.tensor(p)))  # noqa: E731
+    logits = torch.full((1, queries, text_len), -20.0)
+    boxes = torch.full((1, queries, 4), 0.5)
+    for q, (probs, box) in PLANTED.items():
+        for pos, p in probs.items():
+            logits[0, q, pos] = logit(p)
+        boxes[0, q] = torch.tensor(box)
+    return logits, boxes
+
+
+def test_name_box_from_planted_probabilities():
+    import torch
+
+    from relbench.models.detectors import best_name_box
+
+    logits, boxes = planted_outputs()
+    found = best_name_box(logits[0].sigmoid(), boxes[0], [1], 0.35, 0.25, (64, 48))
+    (x0, y0, x1, y1), score = found
+    # query 1: cx .25*64 = 16, w .3*64 = 19.2; cy .5*48 = 24, h .4*48 = 19.2
+    assert (x0, y0, x1, y1) == pytest.approx((6.4, 14.4, 25.6, 33.6), abs=1e-4) and score == pytest.approx(0.62, abs=1e-5)
+    assert best_name_box(logits[0].sigmoid(), boxes[0], [1], 0.65, 0.25, (64, 48)) is None  # 0.62 < 0.65
+    assert best_name_box(logits[0].sigmoid(), boxes[0], [1], 0.35, 0.70, (64, 48)) is None  # no name token > 0.7
+    # a box reaching past the image is clipped to it
+    probs = torch.zeros(1, 4)
+    probs[0, 1] = 0.9
+    (x0, y0, x1, y1), _ = best_name_box(probs, torch.tensor([[0.95, 0.05, 0.3, 0.3]]), [1], 0.35, 0.25, (64, 48))
+    assert (x0, y0, x1, y1) == pytest.approx((0.8 * 64, 0.0, 64.0, 0.2 * 48))
+
+
+def test_grounding_dino_name_box_on_planted_logits(tiny_grounding_dino, monkeypatch):
+    """The detector end to end with the tiny model's outputs replaced by planted logits: the box
+    whose only confident token is "." (query 0) or [SEP] (query 2) never stands for "dog"."""
+    from types import SimpleNamespace
+
+    m = Spatial(Spatial.Args(detector="grounding_dino", model=str(tiny_grounding_dino)), CTX)
+    det = m.detector
+    real = det.model
+    ids = det.processor(images=[gd_sample()._load("a")], text=["dog."], return_tensors="pt")["input_ids"][0].tolist()
+    assert ids[:4] == [2, 6, 5, 3]  # [CLS] dog . [SEP] in the tiny vocabulary
+    logits, boxes = planted_outputs(real.config.num_queries, real.config.max_text_len)
+
+    def planted(**inputs):
+        out = real(**inputs)
+        return SimpleNamespace(logits=logits.to(out.logits.dtype), pred_boxes=boxes.to(out.pred_boxes.dtype))
+
+    monkeypatch.setattr(det, "model", planted)
+    (x0, y0, x1, y1), score = det.detect(gd_sample()._load("a"), ["dog"])["dog"]
+    assert (x0, y0, x1, y1) == pytest.approx((0.1 * 64, 0.3 * 64, 0.4 * 64, 0.7 * 64), abs=1e-3)  # query 1
+    assert score == pytest.approx(0.62, abs=1e-5)
