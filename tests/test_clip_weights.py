@@ -261,3 +261,16 @@ def test_replaced_weights_are_rescored_by_the_cli(cli, tmp_path):
     b = run()
     assert len(list(scores.iterdir())) == 2  # scored again under the new weights' fingerprint
     assert a["clip_pos_correct"]["value"] != pytest.approx(b["clip_pos_correct"]["value"], abs=1e-6)
+
+
+def test_hf_tokenizer_is_read_offline(tiny, tmp_path, monkeypatch):
+    """SigLIP's text side uses a Hugging Face tokenizer: read from the cache only, else one line."""
+    import huggingface_hub.constants as hf
+
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    spec = clip_model.resolve("ViT-B-16-SigLIP", tiny[1], pretrained="webli")
+    with pytest.raises(UserError) as err:
+        clip_model.tokenizer(spec)
+    msg = str(err.value)
+    assert "\n" not in msg and "timm/ViT-B-16-SigLIP" in msg and "nothing is downloaded" in msg
+    assert clip_model.tokenizer(clip_model.resolve(*tiny))(["a dog"]).shape == (1, 16)  # open_clip's own BPE

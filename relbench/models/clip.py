@@ -220,7 +220,27 @@ def load(model: str, checkpoint: str | None, device: str = "cpu", **kw):
     except (RuntimeError, ValueError, KeyError, OSError, AssertionError, TypeError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         raise UserError(f"clip_alignment: cannot load {str(spec.weights)!r} as open_clip {model!r}: {first}") from None
-    return clip.to(device).eval(), preprocess, open_clip.get_tokenizer(spec.name)
+    return clip.to(device).eval(), preprocess, tokenizer(spec)
+
+
+def tokenizer(spec: ClipSpec):
+    """open_clip's tokenizer for the model; a Hugging Face tokenizer (SigLIP, multilingual
+    models) is read from the local directory or the HF cache only."""
+    import open_clip
+
+    cfg = open_clip.get_model_config(spec.name) if spec.config is None else (
+        json.loads(spec.config.read_text()).get("model_cfg") or {})
+    hf_name = ((cfg or {}).get("text_cfg") or {}).get("hf_tokenizer_name")
+    if not hf_name:
+        return open_clip.get_tokenizer(spec.name)
+    try:
+        return open_clip.get_tokenizer(spec.name, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise UserError(
+            f"clip_alignment: the tokenizer of {spec.name} ({hf_name}) is not in the Hugging Face cache ({first}); "
+            f"nothing is downloaded: fetch it once (huggingface-cli download {hf_name})"
+        ) from None
 
 
 class ClipEncoder:
