@@ -274,3 +274,27 @@ def test_hf_tokenizer_is_read_offline(tiny, tmp_path, monkeypatch):
     msg = str(err.value)
     assert "\n" not in msg and "timm/ViT-B-16-SigLIP" in msg and "nothing is downloaded" in msg
     assert clip_model.tokenizer(clip_model.resolve(*tiny))(["a dog"]).shape == (1, 16)  # open_clip's own BPE
+
+
+def test_neutral_run_scores_like_the_relation_run(cli, tmp_path):
+    """The shapes oracle draws from the graph, so its relation and neutral runs hold the same
+    images: clip_alignment must give them the same scores (it reads the relation texts). Before
+    the fix every neutral case read margin 0 and accuracy 0.5."""
+    import csv
+
+    cfg, _ = clip_run(tmp_path, open(make_tiny_checkpoint(tmp_path / "tiny")[1], "rb").read())
+    cfg.write_text(cfg.read_text().replace(
+        "  - {name: oracle, generator: shapes_oracle}\n",
+        "  - {name: oracle, generator: shapes_oracle}\n  - {name: neutral, generator: shapes_oracle, prompt_mode: neutral}\n"))
+    res = cli("run", "--config", str(cfg), "--no-progress", env={"RELBENCH_CACHE_DIR": str(tmp_path / "c")})
+    assert res.returncode == 0, res.stderr
+    rows = list(csv.DictReader((tmp_path / "out" / "samples.csv").open()))
+    by_run = {run: {r["case_id"]: r for r in rows if r["run"] == run} for run in ("oracle", "neutral")}
+    assert by_run["oracle"] and by_run["oracle"].keys() == by_run["neutral"].keys()
+    for case, rel in by_run["oracle"].items():
+        neu = by_run["neutral"][case]
+        assert neu["prompt_pos"] == neu["prompt_neg"] != rel["prompt_pos"]
+        assert (neu["image_pos"], neu["image_neg"]) == (rel["image_pos"], rel["image_neg"])
+        for col in ("clip_pos_margin", "clip_neg_margin", "clip_acc"):
+            assert float(neu[col]) == pytest.approx(float(rel[col]), abs=1e-5)
+    assert any(float(r["clip_pos_margin"]) != 0.0 for r in by_run["neutral"].values())
