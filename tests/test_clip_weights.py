@@ -103,17 +103,21 @@ def test_tag_builds_quick_gelu_and_its_preprocessing(tiny, tmp_path, monkeypatch
     with pytest.raises(UserError) as err:  # not in the cache yet
         clip_model.resolve(model_name, None, pretrained="quick_test")
     assert "\n" not in str(err.value) and "org/tiny-clip" in str(err.value) and "nothing is downloaded" in str(err.value)
-    cached = put_in_hf_cache(tmp_path / "hub", "org/tiny-clip", "open_clip_pytorch_model.bin", ckpt)
+    import torch
+    from safetensors.torch import save_file
+
+    save_file(torch.load(ckpt, weights_only=True), tmp_path / "w.safetensors")  # as the HF repos hold them
+    cached = put_in_hf_cache(tmp_path / "hub", "org/tiny-clip", "open_clip_model.safetensors", tmp_path / "w.safetensors")
+    assert cached.is_symlink()
 
     m = ClipAlignment(ClipAlignment.Args(model=model_name, pretrained="quick_test"), CTX)
     enc = m.encoder
     assert modules(enc.model) == {QuickGELU}
     mean, std, resize, crop = transform_parts(enc.preprocess)
     assert (mean, std, tuple(resize.size), resize.interpolation.value, crop) == ([0.5] * 3, [0.5] * 3, (32, 32), "bilinear", False)
-    assert clip_model.resolve(model_name, None, pretrained="quick_test").weights == cached.resolve()
+    assert clip_model.resolve(model_name, None, pretrained="quick_test").weights == cached
 
     plain = ClipAlignment(ClipAlignment.Args(model=model_name, checkpoint=ckpt), CTX).encoder  # no tag: defaults
-    import torch
 
     assert modules(plain.model) == {torch.nn.GELU}
     mean, std, resize, crop = transform_parts(plain.preprocess)

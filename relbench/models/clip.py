@@ -105,14 +105,16 @@ def resolve(model: str, checkpoint: str | None, pretrained: str | None = None, q
     pre = {k: tag_cfg[k] for k in PREPROCESS_KEYS if tag_cfg.get(k) is not None}
     pre.update({k: v for k, v in (preprocess or {}).items() if v is not None})
     pre = {k: list(v) if isinstance(v, (tuple, list)) else v for k, v in pre.items()}
-    return ClipSpec(name, path.resolve(), quick_gelu, pre, pretrained, config)
+    # absolute, links kept: the HF cache links snapshots/<rev>/open_clip_model.safetensors to a
+    # suffix-less blob, and the file name's suffix decides how the weights are read
+    return ClipSpec(name, Path(os.path.abspath(path)), quick_gelu, pre, pretrained, config)
 
 
 def _from_hf_cache(name: str, tag: str, cfg: dict) -> Path:
     """The tag's weights in the Hugging Face cache, read offline (as open_clip would name them)."""
     from open_clip.pretrained import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
 
-    repo, filename = os.path.split(str(cfg.get("hf_hub") or "").rstrip("/") + "/")
+    repo, filename = os.path.split(str(cfg.get("hf_hub") or ""))  # "org/name/" or "org/name/file", as open_clip splits it
     repo = repo.strip("/")
     names = [n for n in (HF_SAFE_WEIGHTS_NAME, filename or HF_WEIGHTS_NAME, HF_WEIGHTS_NAME) if n]
     if repo:
@@ -137,6 +139,9 @@ def _find_weights(directory: Path) -> Path | None:
     return found[0] if found else None
 
 
+_CHECKED: set[str] = set()  # sha256 of files check_weights_file passed in this process
+
+
 def identity(model: str, checkpoint: str | None, **kw) -> dict:
     """What the scores depend on, for fingerprints: the weights' and config's content hashes
     and the resolved quick_gelu / preprocessing (a replaced file changes the hash)."""
@@ -150,9 +155,6 @@ def identity(model: str, checkpoint: str | None, **kw) -> dict:
     return {"model": spec.name if spec.config is None else "local-dir", "weights_sha256": digest,
             "config_sha256": None if spec.config is None else file_sha256(spec.config),
             "quick_gelu": spec.quick_gelu, "preprocess": dict(spec.preprocess)}
-
-
-_CHECKED: set[str] = set()  # sha256 of files check_weights_file passed in this process
 
 
 def check_weights_file(path: Path) -> None:

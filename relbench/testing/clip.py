@@ -43,15 +43,20 @@ def register_tiny_tag(tag: str, hf_hub: str, **cfg) -> None:
 
 
 def put_in_hf_cache(cache_dir: str | os.PathLike, repo: str, filename: str, source: str | os.PathLike) -> Path:
-    """Copy a weights file into the Hugging Face cache layout (``models--org--name/refs/main``
-    -> ``snapshots/<revision>/<filename>``), where offline lookups find downloaded files."""
-    import shutil
+    """Store a weights file the way huggingface_hub does: the bytes in ``blobs/<sha256>``, a
+    relative link ``snapshots/<revision>/<filename>`` to it, ``refs/main`` naming the revision.
+    Returns the link (the path offline lookups answer)."""
+    import hashlib
 
+    data = Path(source).read_bytes()
     root = Path(cache_dir) / f"models--{repo.replace('/', '--')}"
     revision = "0" * 40
+    blob = root / "blobs" / hashlib.sha256(data).hexdigest()
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    blob.write_bytes(data)
     (root / "refs").mkdir(parents=True, exist_ok=True)
     (root / "refs" / "main").write_text(revision)
-    target = root / "snapshots" / revision / filename
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(source, target)
-    return target
+    link = root / "snapshots" / revision / filename
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(os.path.relpath(blob, link.parent))
+    return link
