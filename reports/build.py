@@ -279,7 +279,7 @@ def gallery_section(gens: list[Run], per_predicate: int, max_pairs: int, thumb_p
 def _env():
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
-    env = Environment(loader=PackageLoader("reports", "templates"), autoescape=True, undefined=StrictUndefined,
+    env = Environment(loader=PackageLoader("relbench.reports", "templates"), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
     return env
 
