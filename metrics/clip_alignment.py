@@ -123,6 +123,22 @@ class ClipAlignment(Metric):
         """How many images and texts went through CLIP so far (each unique one once)."""
         return dict(self._encoder.counts) if self._encoder else {"image": 0, "text": 0}
 
+    @property
+    def flags(self) -> list[str]:
+        """A weights file with nothing said about how it was trained is built with the
+        architecture's defaults; OpenAI weights built that way (GELU for QuickGELU) score
+        differently without any error, so the summary says which defaults were assumed."""
+        import os
+
+        a = self.args
+        ckpt = os.path.expanduser(a.checkpoint or "")
+        if a.pretrained or a.quick_gelu is not None or a.preprocess is not None or not ckpt or (
+                os.path.isfile(os.path.join(ckpt, "open_clip_config.json"))):
+            return []
+        return [f"no pretrained tag: {os.path.basename(ckpt.rstrip(os.sep))} built as {a.model}'s defaults (no QuickGELU, "
+                f"its default preprocessing); state pretrained: TAG (e.g. openai) or quick_gelu / preprocess if the "
+                f"weights were trained otherwise"]
+
     def fingerprint(self) -> str:
         from relbench.models import clip as _clip_model
 

@@ -302,3 +302,16 @@ def test_neutral_run_scores_like_the_relation_run(cli, tmp_path):
         for col in ("clip_pos_margin", "clip_neg_margin", "clip_acc"):
             assert float(neu[col]) == pytest.approx(float(rel[col]), abs=1e-5)
     assert any(float(r["clip_pos_margin"]) != 0.0 for r in by_run["neutral"].values())
+
+
+def test_untagged_weights_file_is_flagged(tiny, tmp_path):
+    """Nothing said about how a weights file was trained: the run's summary says which defaults
+    were assumed (a warning line, the numbers stay)."""
+    flags = ClipAlignment(ClipAlignment.Args(model=tiny[0], checkpoint=tiny[1]), CTX).flags
+    assert len(flags) == 1 and flags[0].startswith("no pretrained tag: tiny_clip.pt built as relbench-tiny-clip's")
+    for said in ({"pretrained": "openai"}, {"quick_gelu": False}, {"preprocess": {"resize_mode": "squash"}}):
+        assert ClipAlignment(ClipAlignment.Args(model="ViT-B-32", checkpoint=tiny[1], **said), CTX).flags == []
+    d = tmp_path / "local"
+    d.mkdir()
+    (d / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CONFIG}))  # the config says it
+    assert ClipAlignment(ClipAlignment.Args(checkpoint=str(d)), CTX).flags == []
