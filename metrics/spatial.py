@@ -86,6 +86,12 @@ class Spatial(Metric):
 
     # --- plumbing -----------------------------------------------------------------------------
 
+    def fingerprint(self) -> str:
+        from relbench.data import stable_hash
+        from relbench.models.detectors import DETECTORS
+
+        return stable_hash({"base": super().fingerprint(), "detector": DETECTORS[self.args.detector].identity(self.args)})
+
     @property
     def detector(self):
         if self._detector is None:

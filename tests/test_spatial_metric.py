@@ -325,3 +325,25 @@ def test_grounding_dino_name_box_on_planted_logits(tiny_grounding_dino, monkeypa
     (x0, y0, x1, y1), score = det.detect(gd_sample()._load("a"), ["dog"])["dog"]
     assert (x0, y0, x1, y1) == pytest.approx((0.1 * 64, 0.3 * 64, 0.4 * 64, 0.7 * 64), abs=1e-3)  # query 1
     assert score == pytest.approx(0.62, abs=1e-5)
+
+
+def test_grounding_dino_weights_are_in_the_fingerprint(tiny_grounding_dino, tmp_path, monkeypatch):
+    """Replacing the model's weights by other weights of the same name changes the fingerprint
+    (cached scores are not reused); the shapes detector has no weights."""
+    import shutil
+
+    import torch
+    from transformers import GroundingDinoForObjectDetection
+
+    monkeypatch.setenv("RELBENCH_CACHE_DIR", str(tmp_path / "hash-cache"))
+    d = tmp_path / "gd"
+    shutil.copytree(tiny_grounding_dino, d)
+    fp = lambda: Spatial(Spatial.Args(detector="grounding_dino", model=str(d)), CTX).fingerprint()  # noqa: E731
+    first = fp()
+    assert fp() == first
+    model = GroundingDinoForObjectDetection.from_pretrained(d)
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    model.save_pretrained(d)
+    assert fp() != first
+    assert Spatial(Spatial.Args(detector="shapes"), CTX).fingerprint() == Spatial(Spatial.Args(detector="shapes"), CTX).fingerprint()

@@ -47,6 +47,12 @@ class Detector:
     def close(self) -> None:
         pass
 
+    @classmethod
+    def identity(cls, options: Any) -> Any:
+        """What the detections depend on besides the options (e.g. the weights' content hash),
+        computed without loading a model; part of the spatial metric's fingerprint."""
+        return None
+
 
 def build_detector(name: str, options: Any, device: str | None = None) -> Detector:
     if name not in DETECTORS:
@@ -143,6 +149,26 @@ class GroundingDinoDetector(Detector):
         self.box_threshold = float(getattr(options, "box_threshold", 0.35))
         self.text_threshold = float(getattr(options, "text_threshold", 0.25))
         self.batch_size = int(getattr(options, "batch_size", 8))
+
+    @classmethod
+    def identity(cls, options: Any) -> Any:
+        """sha256 of the model directory's weights and configs (a replaced model rescores);
+        None while the model is not available locally (loading then says how to get it)."""
+        from pathlib import Path
+
+        from relbench.content_hash import file_sha256
+
+        model = getattr(options, "model", None) or DEFAULT_GROUNDING_DINO
+        path = Path(model).expanduser()
+        if not path.is_dir():
+            try:
+                from huggingface_hub import snapshot_download
+
+                path = Path(snapshot_download(model, local_files_only=True))
+            except Exception:  # noqa: BLE001 - not cached (or not a repo id): nothing to hash yet
+                return None
+        files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".json", ".txt") and p.is_file())
+        return {p.name: file_sha256(p) for p in files} or None
 
     def detect_many(self, items):
         import torch
