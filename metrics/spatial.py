@@ -68,7 +68,7 @@ class Spatial(Metric):
 
     Args = SpatialArgs
     consumes = frozenset({"images", "graphs"})
-    version = "4"  # 4: pos_boxes / neg_boxes columns (JSON text) for reports
+    version = "5"  # 5: GroundingDINO boxes count only through the name's own tokens, clipped to the image
 
     def __init__(self, args: SpatialArgs, ctx):
         super().__init__(args, ctx)
@@ -85,6 +85,12 @@ class Spatial(Metric):
         self._cache: dict[tuple[str, str], Any] = {}  # (image key, name) -> detection
 
     # --- plumbing -----------------------------------------------------------------------------
+
+    def fingerprint(self) -> str:
+        from relbench.data import stable_hash
+        from relbench.models.detectors import DETECTORS
+
+        return stable_hash({"base": super().fingerprint(), "detector": DETECTORS[self.args.detector].identity(self.args)})
 
     @property
     def detector(self):

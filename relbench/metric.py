@@ -18,7 +18,7 @@ from relbench.generator import Context
 
 
 #: what a metric may declare in ``consumes``
-CONSUMES = frozenset({"images", "prompts", "graphs", "references"})
+CONSUMES = frozenset({"images", "texts", "prompts", "graphs", "references"})
 
 
 class MetricArgs(BaseModel):
@@ -29,8 +29,14 @@ class MetricArgs(BaseModel):
 class Sample:
     """Everything a metric may read about one case of one run. Images load lazily.
 
-    prompt_pos/prompt_neg are what the generator was given (identical in neutral mode);
-    text_pos/text_neg are the relation texts of g+ and g- that a metric judges images against.
+    Two kinds of text, never interchangeable:
+
+    - ``texts`` = (text_pos, text_neg): the relation texts of g+ and g- ("a dog riding a horse",
+      "a horse riding a dog"). A metric that judges an image against text uses these, in every
+      prompt mode. Required: there is no fallback, so a caller cannot forget them.
+    - ``prompt_pos`` / ``prompt_neg``: what the generator was given. In neutral mode both are
+      the same object-only prompt ("a photo of a dog and a horse"), so judging against them
+      scores every image pair exactly at chance; they are provenance, not ground truth.
     """
 
     case: Case
@@ -40,15 +46,20 @@ class Sample:
     image_pos_key: str | None
     image_neg_key: str | None
     _load: Callable[[str], Any] = field(repr=False, default=None)  # key -> np.ndarray (H, W, 3) uint8
-    texts: tuple[str, str] | None = None  # relation texts (p+, p-); default: the prompts
+    texts: tuple[str, str] = field(kw_only=True)
+
+    def __post_init__(self):
+        t = self.texts
+        if not (isinstance(t, tuple) and len(t) == 2 and all(isinstance(x, str) and x for x in t)):
+            raise TypeError(f"Sample.texts must be (text_pos, text_neg), two non-empty strings; got {t!r}")
 
     @property
     def text_pos(self) -> str:
-        return self.texts[0] if self.texts else self.prompt_pos
+        return self.texts[0]
 
     @property
     def text_neg(self) -> str:
-        return self.texts[1] if self.texts else self.prompt_neg
+        return self.texts[1]
 
     @property
     def image_pos(self):
@@ -89,8 +100,10 @@ class Metric:
 
     name: ClassVar[str] = ""
     Args: ClassVar[type[MetricArgs]] = MetricArgs
-    #: what the metric reads, a subset of CONSUMES (checked at registration); a metric that does
-    #: not declare "images" is refused the images at run time, so it can never depend on them
+    #: what the metric reads, a subset of CONSUMES (checked at registration): "images", "texts"
+    #: (the relation texts, Sample.texts), "prompts" (what the generator was given: provenance
+    #: only), "graphs", "references"; a metric that does not declare "images" is refused the
+    #: images at run time, so it can never depend on them
     consumes: ClassVar[frozenset[str]] = frozenset({"images"})
     #: explicit override: scores are keyed by the plugin's code already (``code_identity``)
     version: ClassVar[str] = "1"

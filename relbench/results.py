@@ -343,7 +343,9 @@ def format_table(summary: dict) -> str:
         return "-" if not vals else (f"{vals.pop():.3g}" if len(vals) == 1 else "per run")
 
     header = ["metric", "chance"] + [f"{name} (n={r['n_cases']})" for name, r in runs.items()]
-    body = [[k, chance(k)] + [cell(r["metrics"].get(k)) for r in runs.values()] for k in keys]
+    uncalibrated = _uncalibrated_keys(summary)
+    body = [[k, chance(k)] + ["UNCALIBRATED" if k in uncalibrated else cell(r["metrics"].get(k)) for r in runs.values()]
+            for k in keys]
     lines = [text_table(header, body)]
     for name, info in summary.get("metrics", {}).items():
         lines += [f"WARNING {name}: {flag}" for flag in info.get("flags", [])]
@@ -381,6 +383,14 @@ def p_text(p) -> str:
     if p is None:
         return UNDEFINED
     return "<0.0001" if p < 1e-4 else f"{p:.3g}"
+
+
+def _uncalibrated_keys(summary: dict) -> set[str]:
+    """Aggregates of metrics flagged uncalibrated: the table shows the word, not a number that
+    looks like LPIPS (summary.json keeps the value next to the flag)."""
+    return {key for info in summary.get("metrics", {}).values()
+            if any(str(f).lower().startswith("uncalibrated") for f in info.get("flags", []))
+            for key in info.get("aggregates", {})}
 
 
 def text_table(header: list[str], body: list[list[str]]) -> str:

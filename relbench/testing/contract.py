@@ -65,7 +65,7 @@ def tiny_samples(size=(64, 64), modes=("relation", "neutral")):
     """Samples of a few cases with shapes-world images (g+ drawn right, g- drawn as g-), in each
     prompt mode, plus one reference-style sample whose g- image is missing."""
     from relbench.metric import Sample
-    from relbench.prompts import build_prompt
+    from relbench.testing.samples import make_sample
     from relbench.shapes.reference import render_reference
 
     cases, vocab = tiny_cases(3)
@@ -78,10 +78,7 @@ def tiny_samples(size=(64, 64), modes=("relation", "neutral")):
                 key = f"{c.id}:{tag}"
                 images.setdefault(key, render_reference(graph, c.seed, size)[0])
                 keys.append(key)
-            pos = build_prompt(c.pos, mode, vocab)
-            neg = pos if mode == "neutral" else build_prompt(c.neg, mode, vocab)
-            texts = (build_prompt(c.pos, "relation", vocab), build_prompt(c.neg, "relation", vocab))
-            samples.append(Sample(c, f"tiny-{mode}", pos, neg, *keys, _load=images.__getitem__, texts=texts))
+            samples.append(make_sample(c, *keys, images.__getitem__, mode, vocab, run=f"tiny-{mode}"))
     last = samples[0]
     samples.append(Sample(last.case, "reference", last.prompt_pos, last.prompt_neg, last.image_pos_key, None,
                           _load=images.__getitem__, texts=last.texts))
