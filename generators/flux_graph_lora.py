@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from relbench.models.flux import FluxArgs, FluxBase, _eval_mode, draw, file_digest
+from relbench.models.flux import FluxArgs, FluxBase, freeze_for_inference, draw, file_digest
 from relbench.models.graph_specs import CGIPSpec, InjectionSpec, LoraSpec, TextSpec
 from relbench.errors import UserError
 from relbench.registry import register_generator
@@ -49,7 +49,7 @@ class FluxGraphLoraGenerator(FluxBase):
         self.graph_lora = None
         self._ident: dict | None = None
         if pipe is not None:
-            _eval_mode(pipe)
+            freeze_for_inference(pipe)
             self._pipe = pipe
             self.device, self.dtype = str(pipe._execution_device), pipe.transformer.dtype
             self.base_identity()  # digest the base weights before LoRA is added
@@ -85,7 +85,8 @@ class FluxGraphLoraGenerator(FluxBase):
                                                     self.args.injection or InjectionSpec())
         # under cpu_offload the transformer's weights rest on the CPU between calls; the graph
         # parts are small and stay where the forward pass runs
-        self.graph_lora.to(pipe._execution_device).eval()
+        self.graph_lora.to(pipe._execution_device)
+        freeze_for_inference(pipe, self.graph_lora)  # LoRA and graph parts too: see freeze_for_inference
 
     def _group_key(self, request):
         return (tuple(request.size), len(request.graph))

@@ -268,3 +268,30 @@ def test_cli_run_end_to_end(tmp_path, monkeypatch):
     assert cli.main(argv) == 0
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["timings"]["images_generated"] == 0 and manifest["timings"]["images_reused"] == 4
+
+
+def test_inference_freezes_every_parameter_and_restores_training_flags(tmp_path):
+    """A requires_grad weight sends ATen's batched matmul down another path (last-bit
+    differences, a pixel after rounding): generators draw with everything frozen, and the
+    trainer's evaluation freezes its live modules for the duration only."""
+    from relbench.models.flux import inference_state
+    from relbench.models.graph_lora_ckpt import save_checkpoint
+
+    model_dir = tmp_path / "flux-tiny"
+    tiny_flux_pipeline(clip_max_length=SEQ).save_pretrained(model_dir)
+    trained = graph_lora()
+    ck = save_checkpoint(tmp_path / "ck", trained.pipe.transformer, trained.graph_lora, base_model=str(model_dir))
+    cls = GENERATORS.get("flux_graph_lora")
+    gen = cls(cls.Args(model=str(model_dir), ckpt=str(ck), max_sequence_length=SEQ), Context(vocab=load_vocabulary()))
+    pipe = gen.pipe
+    modules = [pipe.transformer, pipe.vae, pipe.text_encoder, pipe.text_encoder_2, gen.graph_lora]
+    assert not any(p.requires_grad for m in modules for p in m.parameters())
+    live = graph_lora()
+    lora = [n for n, p in live.pipe.transformer.named_parameters() if "lora_" in n]
+    for n, p in live.pipe.transformer.named_parameters():
+        p.requires_grad_(n in lora)
+    live.graph_lora.train()
+    with inference_state(live.pipe, live.graph_lora):
+        assert not any(p.requires_grad for p in live.pipe.transformer.parameters()) and not live.graph_lora.training
+    assert {n for n, p in live.pipe.transformer.named_parameters() if p.requires_grad} == set(lora)
+    assert live.graph_lora.training and not live.pipe.vae.training

@@ -438,17 +438,15 @@ class Trainer:
         return state["progress"]
 
     def evaluate(self, step: int, ckpt: Path) -> dict:
-        from relbench.models.flux import file_digest
+        from relbench.models.flux import file_digest, inference_state
         from relbench.models.graph_lora_ckpt import FILES
         from relbench.trainers._train_eval import evaluate
 
         ident = {"training_ckpt": file_digest([ckpt / f for f in FILES])}
         out = self.out / EVAL_DIR / f"step-{step:07d}"
-        try:
+        # frozen like a loaded generator, so the images are those `relbench run --ckpt` draws
+        with inference_state(self.pipe, self.graph_lora):
             return evaluate(self.cfg, out, self.pipe, self.graph_lora, ident)
-        finally:
-            self.pipe.transformer.train()
-            self.graph_lora.train()
 
     # ------------------------------------------------------------------ the loop
     def run(self, resume: bool = False, stop_after: int | None = None, show_progress: bool | None = None) -> dict:

@@ -11,6 +11,7 @@ import json
 import os
 import re
 from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -172,15 +173,44 @@ def load_pipeline(model_dir: Path, dtype, device: str, cpu_offload: bool):
     else:
         pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
+    freeze_for_inference(pipe)
     return pipe
 
 
-def _eval_mode(pipe) -> None:
-    """Inference only: no dropout anywhere (modules built from configs start in train mode)."""
-    for name in ("transformer", "vae", "text_encoder", "text_encoder_2"):
-        module = getattr(pipe, name, None)
+PIPE_MODULES = ("transformer", "vae", "text_encoder", "text_encoder_2")
+
+
+def freeze_for_inference(pipe, *extra) -> None:
+    """Inference only: no dropout anywhere, and every parameter frozen.
+
+    Frozen matters for the numbers, not only for memory: ATen's matmul takes another path for
+    a batched, non-contiguous input when the weight requires grad (it does not fold the batch
+    dimensions), which changes results in the last bit; after uint8 rounding that is a pixel.
+    diffusers loads weights with requires_grad=True, the trainer freezes them, so without this
+    `relbench run --ckpt` and the trainer's own evaluation drew different images.
+    """
+    modules = [getattr(pipe, n, None) for n in PIPE_MODULES] + list(extra)
+    for module in modules:
         if module is not None:
             module.eval()
+            module.requires_grad_(False)
+
+
+@contextmanager
+def inference_state(pipe, *extra):
+    """``freeze_for_inference`` for a block, restoring every module's training flag and every
+    parameter's requires_grad afterwards (the trainer evaluates its live modules)."""
+    modules = [m for m in [getattr(pipe, n, None) for n in PIPE_MODULES] + list(extra) if m is not None]
+    flags = [(p, p.requires_grad) for m in modules for p in m.parameters()]
+    modes = [(sub, sub.training) for m in modules for sub in m.modules()]
+    freeze_for_inference(pipe, *extra)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        for sub, mode in modes:
+            sub.training = mode
 
 
 # ---------------------------------------------------------------------------- prompts and drawing
@@ -295,7 +325,7 @@ class FluxBase(Generator):
         self._model_dir: Path | None = None
         self._base_identity: dict | None = None
         if pipe is not None:
-            _eval_mode(pipe)
+            freeze_for_inference(pipe)
             self.device = str(pipe._execution_device)
             self.dtype = pipe.transformer.dtype
         else:
