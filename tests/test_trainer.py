@@ -16,7 +16,7 @@ import diffusers  # noqa: F401,E402
 import peft  # noqa: F401,E402
 import torch  # noqa: E402
 
-from conftest import ROOT  # noqa: E402
+from conftest import ACCELERATE_LAUNCH, ROOT  # noqa: E402
 from relbench.errors import UserError  # noqa: E402
 from relbench.trainers._train_config import TrainConfig, load_train_config  # noqa: E402
 
@@ -174,7 +174,8 @@ def test_resume_ends_bit_identical(data, tmp_path):
     assert cut["step"] == 3 and "--resume" in cut["stopped"]
     with pytest.raises(UserError, match="already holds a checkpoint; pass --resume"):
         train(config(data, tmp_path / "cut", epochs=3))
-    with pytest.raises(UserError, match="--resume: lora differ from the checkpoint"):
+    with pytest.raises(UserError, match=r"--resume: .*cut/last was trained with other values \(lora.rank: 16 in the "
+                                         r"checkpoint, 4 now\); an exact resume needs the same values"):
         train(config(data, tmp_path / "cut", epochs=3, lora={"rank": 4}), resume=True)
     assert train(config(data, tmp_path / "cut", epochs=3), resume=True)["step"] == 6
     a, b = trainable(tmp_path / "full"), trainable(tmp_path / "cut")
@@ -185,6 +186,25 @@ def test_resume_ends_bit_identical(data, tmp_path):
     assert oa.keys() == ob.keys() and all(torch.equal(oa[k], ob[k]) for k in oa)
     strip = lambda rs: [{k: v for k, v in r.items() if k not in ("step_s", "steps_per_s")} for r in rs]  # noqa: E731
     assert strip(log(tmp_path / "full")) == strip(log(tmp_path / "cut"))  # the log is continuous, no duplicates
+
+
+def test_output_dir_checks_run_before_the_model_loads(data, tmp_path, monkeypatch):
+    """On real FLUX loading takes minutes: a wrong --output-dir / --resume fails first."""
+    import relbench.models.flux as flux_models
+    from relbench.trainers.flux_graph_lora import train
+
+    train(config(data, tmp_path / "o", epochs=1))
+
+    def no_loading(*a, **k):
+        raise AssertionError("the model was loaded before the output directory was checked")
+
+    monkeypatch.setattr(flux_models, "load_pipeline", no_loading)
+    with pytest.raises(UserError, match="already holds a checkpoint; pass --resume"):
+        train(config(data, tmp_path / "o", epochs=1))
+    with pytest.raises(UserError, match="--resume: no checkpoint in"):
+        train(config(data, tmp_path / "fresh", epochs=1), resume=True)
+    with pytest.raises(UserError, match=r"was trained with other values \(resolution: 32 in the checkpoint, 64 now\)"):
+        train(config(data, tmp_path / "o", epochs=1, resolution=64), resume=True)
 
 
 def test_checkpoint_scores_through_relbench_run(data, tmp_path, monkeypatch):
@@ -252,17 +272,13 @@ def test_clip_ranking_term(data, tmp_path):
 def test_two_processes_match_one(data, tmp_path):
     """2 CPU processes x batch 1 (gloo DDP) end where 1 process x batch 2 ends: the same samples
     and noise (seeded by position in the global batch), gradients averaged."""
-    import shutil
-    from pathlib import Path
-
     from relbench.trainers.flux_graph_lora import train
 
     train(config(data, tmp_path / "one", epochs=2))
     cfg = tmp_path / "t.yaml"
     cfg.write_text(json.dumps(config(data, tmp_path / "two", epochs=2, batch_size=1).model_dump(mode="json")))
-    exe = Path(sys.executable).with_name("accelerate")
     env = dict(os.environ, PYTHONPATH=str(ROOT), CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
-    cmd = [str(exe) if exe.exists() else shutil.which("accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
+    cmd = [*ACCELERATE_LAUNCH, "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29533",
            "-m", "relbench", "train", "--config", str(cfg)]
     res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from relbench.distributed import topology
 from relbench.errors import UserError
 
 LAST, BEST, LOG, EVAL_DIR = "last", "best", "train_log.jsonl", "eval"
@@ -34,53 +35,6 @@ class GraphBatch:
     """Graphs passed through DDP's forward untouched (DDP recurses into lists and tuples)."""
 
     graphs: list
-
-
-class Dist:
-    """This process's place: rank, world size, device; collectives are no-ops alone."""
-
-    def __init__(self, device_arg: str):
-        import os
-
-        import torch
-
-        world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-        self.state = None
-        if world > 1:
-            from accelerate import PartialState
-
-            cpu = device_arg == "cpu" or not torch.cuda.is_available()
-            self.state = PartialState(cpu=cpu)
-            self.rank, self.world, self.device = self.state.process_index, self.state.num_processes, str(self.state.device)
-        else:
-            self.rank, self.world = 0, 1
-            self.device = device_arg if device_arg != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-            if self.device.startswith("cuda") and not torch.cuda.is_available():
-                raise UserError(f"device: {self.device} requested but CUDA is not available (use --device cpu)")
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.state is not None:
-            self.state.wait_for_everyone()
-
-    def sum_(self, tensor):
-        if self.world > 1:
-            import torch.distributed as td
-
-            td.all_reduce(tensor)
-        return tensor
-
-    def broadcast(self, obj):
-        if self.world == 1:
-            return obj
-        import torch.distributed as td
-
-        box = [obj]
-        td.broadcast_object_list(box, src=0)
-        return box[0]
 
 
 def _step_module():
@@ -99,9 +53,7 @@ def _step_module():
             self.transformer, self.graph_lora = transformer, graph_lora
 
         def forward(self, hidden, timestep, embeds, pooled, img_ids, txt_ids, graphs: GraphBatch):
-            tokens, mask = self.graph_lora.tokens(graphs.graphs)
-            inj = self.graph_lora.injector
-            inj._tokens, inj._key_mask = tokens, (None if bool(mask.all()) else mask)
+            self.graph_lora.injector.set_tokens(*self.graph_lora.tokens(graphs.graphs))
             guidance = None
             if self.transformer.config.guidance_embeds:
                 guidance = torch.full((hidden.shape[0],), 3.5, device=hidden.device, dtype=hidden.dtype)
@@ -109,7 +61,7 @@ def _step_module():
                                     encoder_hidden_states=embeds, txt_ids=txt_ids, img_ids=img_ids, return_dict=False)[0]
 
         def clear(self):
-            self.graph_lora.injector._tokens = self.graph_lora.injector._key_mask = None
+            self.graph_lora.injector.clear()
 
     return StepModel
 
@@ -119,20 +71,20 @@ class Diverged(Exception):
 
 
 class Trainer:
-    def __init__(self, cfg, pipe=None, source: str = "train.yaml"):
+    def __init__(self, cfg, pipe=None, source: str = "train.yaml", resume: bool = False):
         from relbench.predicates import load_vocabulary
         from relbench.trainers._train_data import load_examples
 
         self.cfg, self.source, self.out = cfg, source, Path(cfg.output_dir)
-        self.dist = Dist(cfg.device)
+        self.dist = topology(cfg.device)
         self.device = self.dist.device
         self.vocab = load_vocabulary(cfg.predicates)
         neg = cfg.objective.negatives
         self.examples = load_examples(cfg.train_jsonl, self.vocab, cfg.images_root, list(neg.kinds), neg.seed)
-        self.global_batch = cfg.batch_size * self.dist.world
+        self.global_batch = cfg.batch_size * self.dist.world_size
         if len(self.examples) < self.global_batch:
             raise UserError(f"{cfg.train_jsonl}: {len(self.examples)} examples, fewer than one global batch "
-                            f"({cfg.batch_size} x {self.dist.world} processes)")
+                            f"({cfg.batch_size} x {self.dist.world_size} processes)")
         self.steps_per_epoch = len(self.examples) // self.global_batch  # the incomplete tail is dropped
         self.total_steps = cfg.epochs * self.steps_per_epoch
         if cfg.max_steps is not None:
@@ -140,10 +92,36 @@ class Trainer:
         from relbench.trainers._train_eval import check_eval
 
         self.best_spec = check_eval(cfg, self.out / EVAL_DIR)
+        self.resume = resume
+        self.resume_from = self._check_output_dir(resume)  # before minutes of model loading
         self.pipe, self.base_ident = self._pipeline(pipe)
         self._build_parts()
 
     # ------------------------------------------------------------------ setup
+    def _check_output_dir(self, resume: bool) -> Path | None:
+        """The output directory agrees with --resume, and a resumed config with its checkpoint;
+        returns the checkpoint to resume from."""
+        from relbench.models.graph_lora_ckpt import read_checkpoint
+        from relbench.trainers._train_state import existing_checkpoint, read_state
+
+        ck = existing_checkpoint(self.out / LAST)
+        if not resume:
+            if ck is not None:
+                raise UserError(f"{self.out / LAST} already holds a checkpoint; pass --resume to continue it, "
+                                f"or another --output-dir")
+            return None
+        if ck is None:
+            raise UserError(f"--resume: no checkpoint in {self.out / LAST} (start without --resume)")
+        read_state(ck)  # a trainer checkpoint, with its state
+        saved = read_checkpoint(ck).config.get("extra", {}).get("config", {})
+        now = self.cfg.model_dump(mode="json")
+        changed = [d for k in RESUMABLE_KEYS if k in saved for d in _differences(k, saved[k], now[k])]
+        if changed:
+            diffs = "; ".join(f"{k}: {_short(a)} in the checkpoint, {_short(b)} now" for k, a, b in changed)
+            raise UserError(f"--resume: {ck} was trained with other values ({diffs}); an exact resume needs the "
+                            f"same values (or start a new --output-dir)")
+        return ck
+
     def _pipeline(self, pipe):
         import torch
 
@@ -200,7 +178,7 @@ class Trainer:
             transformer.enable_gradient_checkpointing()
         self.model = _step_module()(transformer, self.graph_lora)
         self.ddp = self.model
-        if self.dist.world > 1:
+        if self.dist.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             frozen = [n for n, p in self.model.named_parameters() if not p.requires_grad]
@@ -371,7 +349,7 @@ class Trainer:
 
         rows = self.batch(epoch, step_in_epoch, step, weights)
         loss, stats = self.losses(rows, weights, probe_rank)
-        bad = self.dist.sum_(torch.tensor([0.0 if torch.isfinite(loss) else 1.0], device=self.device))
+        bad = self.dist.all_sum(torch.tensor([0.0 if torch.isfinite(loss) else 1.0], device=self.device))
         if bad.item() > 0:
             self.model.clear()
             raise Diverged(", ".join(f"{k}={float(v):.4g}" for k, v in stats.items()))
@@ -411,20 +389,12 @@ class Trainer:
         from safetensors.torch import load_file
 
         from relbench.models.graph_encoders import check_state_dict
-        from relbench.models.graph_lora_ckpt import ENCODER_FILE, INJECTOR_FILE, LORA_FILE, _set_lora, read_checkpoint
+        from relbench.models.graph_lora_ckpt import ENCODER_FILE, INJECTOR_FILE, LORA_FILE, set_lora_weights
         from relbench.models.graph_injection import lora_state_dict
-        from relbench.trainers._train_state import existing_checkpoint, read_state, restore_state
+        from relbench.trainers._train_state import read_state, restore_state
 
-        ck = existing_checkpoint(self.out / LAST)
-        if ck is None:
-            raise UserError(f"--resume: no checkpoint in {self.out / LAST} (start without --resume)")
+        ck = self.resume_from
         state = read_state(ck)
-        saved = read_checkpoint(ck).config.get("extra", {}).get("config", {})
-        now = self.cfg.model_dump(mode="json")
-        changed = [k for k in RESUMABLE_KEYS if k in saved and saved[k] != now[k]]
-        if changed:
-            raise UserError(f"--resume: {', '.join(changed)} differ from the checkpoint in {ck}; "
-                            f"an exact resume needs the same values (or start a new --output-dir)")
         enc_sd, inj_sd = load_file(str(ck / ENCODER_FILE)), load_file(str(ck / INJECTOR_FILE))
         check_state_dict(self.graph_lora.encoder, enc_sd, str(ck / ENCODER_FILE))
         check_state_dict(self.graph_lora.injector, inj_sd, str(ck / INJECTOR_FILE))
@@ -433,7 +403,7 @@ class Trainer:
         with torch.no_grad():
             self.graph_lora.encoder.load_state_dict(enc_sd, strict=True)
             self.graph_lora.injector.load_state_dict(inj_sd, strict=True)
-            _set_lora(self.pipe.transformer, lora_sd)
+            set_lora_weights(self.pipe.transformer, lora_sd)
         restore_state(ck, self.opt, self.sched, state)
         return state["progress"]
 
@@ -449,15 +419,17 @@ class Trainer:
             return evaluate(self.cfg, out, self.pipe, self.graph_lora, ident)
 
     # ------------------------------------------------------------------ the loop
-    def run(self, resume: bool = False, stop_after: int | None = None, show_progress: bool | None = None) -> dict:
+    def run(self, resume: bool | None = None, stop_after: int | None = None, show_progress: bool | None = None) -> dict:
         import torch
         from tqdm import tqdm
 
         from relbench.trainers._train_state import existing_checkpoint
 
         cfg, out = self.cfg, self.out
-        if not resume and existing_checkpoint(out / LAST) is not None:
-            raise UserError(f"{out / LAST} already holds a checkpoint; pass --resume to continue it, or another --output-dir")
+        if resume is None:
+            resume = self.resume
+        elif resume != self.resume:
+            self.resume_from = self._check_output_dir(resume)
         progress = {"step": 0, "epoch": 0, "step_in_epoch": 0, "best": None, "evals_since_best": 0, "last_eval": None}
         if resume:
             progress = self.restore()
@@ -523,7 +495,7 @@ class Trainer:
 
         keys = sorted(window)
         vals = torch.tensor([[window[k][0], window[k][1]] for k in keys], dtype=torch.float64, device=self.device)
-        vals = self.dist.sum_(vals).cpu()
+        vals = self.dist.all_sum(vals).cpu()
         rec = {"step": step, "epoch": round(step / self.steps_per_epoch, 4), "stage": weights["stage"],
                "lr": self.sched.get_last_lr()[0], "rank_weight": weights["rank_weight"]}
         for k, (s, c) in zip(keys, vals.tolist()):
@@ -565,6 +537,18 @@ class Trainer:
         return decision
 
 
+def _differences(key: str, a, b) -> list[tuple]:
+    """(dotted key, old, new) for each differing leaf of two JSON values."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _differences(f"{key}.{k}", a.get(k), b.get(k))]
+    return [] if a == b else [(key, a, b)]
+
+
+def _short(value, limit: int = 60) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _trim_log(path: Path, step: int) -> None:
     """On resume, drop log lines written after the checkpoint (the interrupted tail is redone)."""
     if not path.is_file():
@@ -578,4 +562,4 @@ def _trim_log(path: Path, step: int) -> None:
 def train(cfg, source: str = "train.yaml", resume: bool = False, stop_after: int | None = None, pipe=None,
           show_progress: bool | None = None) -> dict:
     """Build the trainer and run it; returns a summary dict (step, best, last, stopped)."""
-    return Trainer(cfg, pipe=pipe, source=source).run(resume=resume, stop_after=stop_after, show_progress=show_progress)
+    return Trainer(cfg, pipe=pipe, source=source, resume=resume).run(stop_after=stop_after, show_progress=show_progress)

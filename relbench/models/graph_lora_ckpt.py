@@ -126,11 +126,11 @@ def load_checkpoint(path, transformer, embed_fn=None, text_dim: int | None = Non
         raise UserError(f"flux_graph_lora: {ck.path / LORA_FILE} has non-transformer keys: {', '.join(bad[:6])}")
     lora_sd = {k[len("transformer."):]: v for k, v in raw.items()}
     check_state_dict(lora_state_dict(transformer), lora_sd, str(ck.path / LORA_FILE))
-    _set_lora(transformer, lora_sd)
+    set_lora_weights(transformer, lora_sd)
     return graph_lora, ck
 
 
-def _set_lora(transformer, sd: dict) -> None:
+def set_lora_weights(transformer, sd: dict) -> None:
     from peft.utils import set_peft_model_state_dict
 
     from relbench.models.graph_injection import ADAPTER
