@@ -143,7 +143,8 @@ def _progress(total: int, desc: str, enabled: bool):
 
 def generate_run(plan: Plan, spec: RunSpec, cls, args, store: ImageStore, topo: Topology, timings: Timings,
                  show_progress: bool) -> RunImages:
-    ctx = Context(vocab=plan.vocab, rank=topo.rank, world_size=topo.world_size, device=topo.device)
+    ctx = Context(vocab=plan.vocab, rank=topo.rank, world_size=topo.world_size, device=topo.device,
+                  progress=show_progress)
     gen = cls(args, ctx)
     try:
         fp = gen.fingerprint()

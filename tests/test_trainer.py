@@ -207,7 +207,7 @@ def test_output_dir_checks_run_before_the_model_loads(data, tmp_path, monkeypatc
         train(config(data, tmp_path / "o", epochs=1, resolution=64), resume=True)
 
 
-def test_checkpoint_scores_through_relbench_run(data, tmp_path, monkeypatch):
+def test_checkpoint_scores_through_relbench_run(data, tmp_path, monkeypatch, capsys):
     """In-training evaluation = `relbench run --ckpt last/` on the same val cases, case by case."""
     import csv
 
@@ -227,7 +227,8 @@ def test_checkpoint_scores_through_relbench_run(data, tmp_path, monkeypatch):
                      f"limit: 2\nmetrics: [pair_mse]\nreference_run: false\noutput_dir: {tmp_path / 'run'}\n"
                      f"runs: [{{name: x, generator: flux_graph_lora, prompt_mode: neutral, "
                      f"args: {{ckpt: {out / 'last'}, max_sequence_length: {SEQ}}}}}]\n")
-    monkeypatch.setenv("RELBENCH_FLUX_MODEL", str(data / "flux-tiny"))
+    # no RELBENCH_FLUX_MODEL, no `model`: the run uses the base recorded in the checkpoint
+    monkeypatch.delenv("RELBENCH_FLUX_MODEL", raising=False)
     assert cli.main(["run", "--config", str(bench), "--no-progress"]) == 0
 
     def per_case(path):
@@ -237,6 +238,14 @@ def test_checkpoint_scores_through_relbench_run(data, tmp_path, monkeypatch):
     ours = per_case(out / "eval" / "step-0000004" / "samples.csv")
     theirs = per_case(tmp_path / "run" / "samples.csv")
     assert ours == theirs and len(ours) == 2
+    # --ckpt takes the training output directory: its best/ (kept at step 4, mse_mean "max")
+    capsys.readouterr()
+    assert cli.main(["run", "--config", str(bench), "--generator", "flux_graph_lora", "--ckpt", str(out),
+                     "--out", str(tmp_path / "run2"), "--no-progress", "--no-report"]) == 0
+    assert f"--ckpt {out} is a training output directory; using its best/ checkpoint" in capsys.readouterr().err
+    manifest = json.loads((tmp_path / "run2" / "manifest.json").read_text())
+    assert manifest["runs"]["x"]["args"]["ckpt"] == str(out / "best")
+    assert per_case(tmp_path / "run2" / "samples.csv") == theirs
     # early stopping: mse_mean grew from step 2 to 4 above, so "min" with patience 1 stops at 4
     assert evals[1]["metrics"]["mse_mean"] > evals[0]["metrics"]["mse_mean"]
     res = train(config(data, tmp_path / "es", epochs=4, optim={"lr": 5e-3},

@@ -128,13 +128,17 @@ class Trainer:
         from relbench.models.flux import FluxArgs, load_pipeline, module_digest, resolve_model_dir
 
         cuda = self.device.startswith("cuda")
+        self.base_model = self.cfg.model
         if self.cfg.dtype == "auto":
             dtype = torch.bfloat16 if cuda else torch.float32
         else:
             dtype = getattr(torch, self.cfg.dtype)
         if pipe is None:
-            model_dir, ident = resolve_model_dir(FluxArgs(model=self.cfg.model, revision=self.cfg.revision))
-            pipe = load_pipeline(model_dir, dtype, self.device, cpu_offload=False)
+            model_dir, ident = resolve_model_dir(FluxArgs(model=self.cfg.model, revision=self.cfg.revision), "train")
+            pipe = load_pipeline(model_dir, dtype, self.device, cpu_offload=False, who="train",
+                                 progress=self.cfg.progress and sys.stderr.isatty() and self.dist.is_main)
+            if ident["source"] == "local":  # recorded in checkpoints: absolute, so runs elsewhere find it
+                self.base_model = str(model_dir.resolve())
         else:
             pipe.to(self.device)
             ident = {"source": "injected", **{n: module_digest(getattr(pipe, n)) for n in ("vae", "text_encoder", "text_encoder_2")
@@ -378,7 +382,8 @@ class Trainer:
             tmp = temp_dir_for(final)
             extra = {"trainer": "relbench.trainers.flux_graph_lora", "step": progress["step"], "epoch": progress["epoch"],
                      "config": self.cfg.model_dump(mode="json")}
-            save_checkpoint(tmp, self.pipe.transformer, self.graph_lora, base_model=self.cfg.model, extra=extra)
+            save_checkpoint(tmp, self.pipe.transformer, self.graph_lora, base_model=self.base_model, extra=extra,
+                            base_identity=self.base_ident)
             write_state(tmp, self.opt, self.sched, progress)
             swap_in(tmp, final)
         self.dist.barrier()
