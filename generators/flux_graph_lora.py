@@ -85,7 +85,7 @@ class FluxGraphLoraGenerator(FluxBase):
         if self._ident is None:
             ident: dict = {"base": self.base_identity()}
             if self.checkpoint is not None:
-                ident["ckpt"] = file_digest(self.checkpoint.files())
+                ident["ckpt"] = self.checkpoint.digest()
             else:
                 files = [Path(p) for p in (getattr(self.args.encoder, "vocab", None),
                                            getattr(self.args.encoder, "weights", None)) if p]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -424,3 +425,53 @@ def test_generator_flag_keeps_the_config_args_and_arg_sets_them(tmp_path, monkey
     # a generator the config does not run: one new run of it
     assert cli.main(base + ["--generator", "shapes_inverse", "--out", str(tmp_path / "s")]) == 0
     assert list(json.loads((tmp_path / "s" / "manifest.json").read_text())["runs"]) == ["shapes_inverse"]
+
+
+SAVE_SCRIPT = """
+import sys, torch
+from relbench.testing.flux import tiny_flux_pipeline
+from relbench.models.graph_encoders import build_encoder, clip_pooled_embedder
+from relbench.models.graph_injection import attach_graph_lora
+from relbench.models.graph_specs import InjectionSpec, LoraSpec, TextSpec
+from relbench.models.graph_lora_ckpt import checkpoint_digest, save_checkpoint
+pipe = tiny_flux_pipeline(clip_max_length=48)
+embed, dim = clip_pooled_embedder(pipe)
+torch.manual_seed(0)
+gl = attach_graph_lora(pipe.transformer, build_encoder(TextSpec(embed_dim=16, width=16, layers=2), embed, dim),
+                       LoraSpec(), InjectionSpec())
+save_checkpoint(sys.argv[1], pipe.transformer, gl, base_model="tiny", extra={"step": 3, "epoch": 1})
+print(checkpoint_digest(sys.argv[1]))
+"""
+
+
+def _reorder_metadata(path):
+    """The LoRA file as another process may write it: the header's metadata keys reversed."""
+    import struct
+
+    from relbench.models.graph_lora_ckpt import LORA_FILE
+
+    data = (path / LORA_FILE).read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    header["__metadata__"] = dict(reversed(list(header["__metadata__"].items())))
+    text = json.dumps(header, separators=(",", ":")).encode().ljust(n)
+    assert len(text) == n
+    (path / LORA_FILE).write_bytes(data[:8] + text + data[8 + n :])
+
+
+def test_checkpoint_identity_is_its_content_across_processes(tmp_path):
+    """safetensors orders header metadata differently per process; the identity must not care,
+    or a resumed and an uninterrupted run regenerate every image."""
+    from relbench.models.graph_lora_ckpt import LORA_FILE
+
+    digests = set()
+    for i in range(2):
+        res = subprocess.run([sys.executable, "-c", SAVE_SCRIPT, str(tmp_path / f"ck{i}")], capture_output=True,
+                             text=True, timeout=300, env={**os.environ, "PYTHONHASHSEED": str(i)})
+        assert res.returncode == 0, res.stderr[-2000:]
+        digests.add(res.stdout.split()[-1])
+    assert len(digests) == 1
+    shutil.copytree(tmp_path / "ck0", tmp_path / "other")
+    _reorder_metadata(tmp_path / "other")
+    assert (tmp_path / "other" / LORA_FILE).read_bytes() != (tmp_path / "ck0" / LORA_FILE).read_bytes()
+    assert graph_lora(ckpt=str(tmp_path / "other")).fingerprint() == graph_lora(ckpt=str(tmp_path / "ck0")).fingerprint()

@@ -413,11 +413,11 @@ class Trainer:
         return state["progress"]
 
     def evaluate(self, step: int, ckpt: Path) -> dict:
-        from relbench.models.flux import file_digest, inference_state
-        from relbench.models.graph_lora_ckpt import FILES
+        from relbench.models.flux import inference_state
+        from relbench.models.graph_lora_ckpt import checkpoint_digest
         from relbench.trainers._train_eval import evaluate
 
-        ident = {"training_ckpt": file_digest([ckpt / f for f in FILES])}
+        ident = {"training_ckpt": checkpoint_digest(ckpt)}
         out = self.out / EVAL_DIR / f"step-{step:07d}"
         # frozen like a loaded generator, so the images are those `relbench run --ckpt` draws
         with inference_state(self.pipe, self.graph_lora):

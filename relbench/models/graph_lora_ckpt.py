@@ -79,6 +79,34 @@ class Checkpoint:
     def files(self) -> list[Path]:
         return [self.path / f for f in FILES]
 
+    def digest(self) -> str:
+        """Content identity: see ``checkpoint_digest``."""
+        return checkpoint_digest(self.path)
+
+
+def checkpoint_digest(path) -> str:
+    """sha256 of a checkpoint's tensors and metadata, not of its bytes.
+
+    safetensors writes the header's ``__metadata__`` map in an order that changes from process
+    to process (a Rust HashMap; the LoRA file has two keys), so a resumed run and an
+    uninterrupted one with bit-identical tensors wrote different bytes and would regenerate
+    every image. Each header is hashed as sorted JSON, then the tensor bytes as written.
+    """
+    import hashlib
+    import struct
+
+    h = hashlib.sha256()
+    for name in FILES:
+        data = (Path(path) / name).read_bytes()
+        h.update(name.encode() + b"\0")
+        if name.endswith(".safetensors"):
+            (n,) = struct.unpack("<Q", data[:8])
+            header = json.loads(data[8 : 8 + n])
+            h.update(json.dumps(header, sort_keys=True).encode() + b"\0")
+            data = data[8 + n :]
+        h.update(data)
+    return h.hexdigest()
+
 
 def resolve_checkpoint_dir(path, say=print) -> Path:
     """A checkpoint directory, or a training output directory (``relbench train --output-dir``):
