@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -215,10 +216,17 @@ def test_checkpoint_scores_through_relbench_run(data, tmp_path, monkeypatch, cap
     from relbench.trainers.flux_graph_lora import train
 
     out = tmp_path / "o"
-    res = train(config(data, out, epochs=2, optim={"lr": 5e-3},
+    res = train(config(data, out, epochs=2, max_steps=10, optim={"lr": 5e-3},
                        eval={"every_steps": 2, "limit": 2, "metrics": ["pair_mse"], "prompt_mode": "neutral",
                              "best_metric": "mse_mean", "best_mode": "max", "patience": 5}))
     assert res["best"]["metric"] == "mse_mean" and (out / "best" / "relbench_graph_lora.json").is_file()
+    # stderr is no terminal here: plain lines, each evaluation announced and its numbers shown
+    err = capsys.readouterr().err
+    assert "note: --max-steps 10 is beyond 2 epochs x 2 steps; training stops at step 4" in err
+    assert "step 1/4  epoch 0.50  stage1  loss " in err and "Loading" not in err  # no loading bars either
+    for step in (2, 4):
+        assert f"evaluating step {step} ...\n" in err
+        assert re.search(rf"eval step {step}: mse_mean \d\.\d+ \[\d\.\d+, \d\.\d+\] \(.*step-000000{step}\)", err), err
     evals = [r for r in log(out) if r.get("event") == "eval"]
     assert [e["step"] for e in evals] == [2, 4]
     assert evals[-1]["metrics"]["mse_mean"] > 0  # trained graph tokens make g+ and g- images differ

@@ -87,7 +87,12 @@ class Trainer:
                             f"({cfg.batch_size} x {self.dist.world_size} processes)")
         self.steps_per_epoch = len(self.examples) // self.global_batch  # the incomplete tail is dropped
         self.total_steps = cfg.epochs * self.steps_per_epoch
+        self.notes: list[str] = []
         if cfg.max_steps is not None:
+            if cfg.max_steps > self.total_steps:
+                self.notes.append(f"note: --max-steps {cfg.max_steps} is beyond {cfg.epochs} epochs x "
+                                  f"{self.steps_per_epoch} steps; training stops at step {self.total_steps} "
+                                  f"(raise --epochs to go further)")
             self.total_steps = min(self.total_steps, cfg.max_steps)
         from relbench.trainers._train_eval import check_eval
 
@@ -448,6 +453,11 @@ class Trainer:
         show = (cfg.progress and sys.stderr.isatty()) if show_progress is None else show_progress
         bar = tqdm(total=self.total_steps, initial=progress["step"], desc="train", unit="step",
                    disable=not (show and self.dist.is_main), dynamic_ncols=True)
+        self._say = (lambda msg: bar.write(msg, file=sys.stderr)) if show else _plain_line
+        for note in self.notes:
+            self.say(note)
+        if progress["step"] >= self.total_steps:
+            self.say(f"nothing to train: the checkpoint is at step {progress['step']} of {self.total_steps}")
         window: dict = {}
         stopped, saved_at = None, progress["step"] if resume else None
         t_window = time.perf_counter()
@@ -478,6 +488,8 @@ class Trainer:
                     window, t_window = {}, time.perf_counter()
                     bar.set_postfix(l_gen=f"{rec['l_gen']:.4f}", acc=rec.get("rank_acc"))
                     self._log(rec)
+                    if not show:  # no bar (stderr is not a terminal, or --no-progress): one plain line
+                        self.say(_log_line(rec, self.total_steps))
                 eval_now = cfg.eval is not None and (
                     (cfg.eval.every_steps and step % cfg.eval.every_steps == 0)
                     or (step == self.total_steps and cfg.eval.at_end))
@@ -508,6 +520,11 @@ class Trainer:
         rec["steps_per_s"] = window["l_gen"][1] / wall if wall > 0 else None  # this process's steps, wall clock
         return rec
 
+    def say(self, msg: str) -> None:
+        """One line on stderr from the main process (above the progress bar when there is one)."""
+        if self.dist.is_main:
+            getattr(self, "_say", _plain_line)(msg)
+
     def _log(self, rec: dict) -> None:
         if self.dist.is_main:
             with open(self.out / LOG, "a") as fh:
@@ -516,9 +533,15 @@ class Trainer:
     def _eval_and_keep_best(self, step: int, ckpt: Path, progress: dict) -> str | None:
         from relbench.trainers._train_state import copy_dir_atomic
 
+        from relbench.trainers._train_eval import headline
+
         decision = None
         if self.dist.is_main:
-            values = self.evaluate(step, ckpt)
+            self.say(f"evaluating step {step} ...")
+            entries = self.evaluate(step, ckpt)
+            values = {k: e.get("value") for k, e in entries.items()}
+            self.say(f"eval step {step}: {headline(entries, self.best_spec and self.best_spec['key'])} "
+                     f"({self.out / EVAL_DIR / f'step-{step:07d}'})")
             rec = {"event": "eval", "step": step, "metrics": values}
             spec = self.best_spec
             if spec is not None:
@@ -540,6 +563,21 @@ class Trainer:
         decision, best, since = self.dist.broadcast((decision, progress["best"], progress["evals_since_best"]))
         progress["best"], progress["evals_since_best"] = best, since
         return decision
+
+
+def _plain_line(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _log_line(rec: dict, total: int) -> str:
+    """A train_log.jsonl record as one terminal line."""
+    parts = [f"step {rec['step']}/{total}", f"epoch {rec['epoch']:.2f}", rec["stage"]]
+    for k in ("loss", "l_gen", "l_rank", "rank_acc", "l_clip", "clip_acc", "grad_norm", "lr"):
+        if rec.get(k) is not None:
+            parts.append(f"{k} {rec[k]:.4g}")
+    if rec.get("steps_per_s"):
+        parts.append(f"{rec['steps_per_s']:.2f} steps/s")
+    return "  ".join(parts)
 
 
 def _differences(key: str, a, b) -> list[tuple]:
