@@ -318,6 +318,11 @@ def test_bad_input_is_one_line(data, tmp_path, capsys):
         train(config(data, tmp_path / "o", train_jsonl=str(bad), images_root=str(data)))
     with pytest.raises(UserError, match="cannot open JSONL suite"):
         train(config(data, tmp_path / "o", train_jsonl=str(tmp_path / "missing.jsonl")))
+    no_image = tmp_path / "no_image.jsonl"
+    lines = (data / "train.jsonl").read_text().splitlines()
+    no_image.write_text(lines[0] + "\n" + json.dumps({k: v for k, v in json.loads(lines[1]).items() if k != "image"}) + "\n")
+    with pytest.raises(UserError, match=rf"^{no_image}:2: image: required field is missing \(training needs the photo"):
+        train(config(data, tmp_path / "o", train_jsonl=str(no_image), images_root=str(data)))
     vocab = tmp_path / "vocab.json"
     objs = ["__image__", "dog", "horse", "cup", "table", "man", "umbrella", "cat", "chair"]
     vocab.write_text(json.dumps({"object_name_to_idx": {n: i for i, n in enumerate(objs)},
