@@ -43,6 +43,10 @@ class Generator:
     #: explicit override: images are keyed by the plugin's code already (``code_identity``);
     #: bump this to redraw when something outside the code changes them
     version: ClassVar[str] = "1"
+    #: largest per-pixel difference (0-255 levels) allowed between an image drawn in a batch and
+    #: drawn alone: float kernels of neural generators round differently with the batch size
+    #: (the tiny FLUX: 1 level on ~0.03% of pixels), which is not a dependence on other requests
+    batch_tolerance: ClassVar[int] = 0
 
     def __init__(self, args: GeneratorArgs, ctx: Context):
         self.args = args

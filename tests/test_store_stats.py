@@ -161,7 +161,9 @@ def test_multi_triple_case_reports_the_triple_its_negative_changed():
     from types import SimpleNamespace
 
     from relbench.data import Case, Triple
+    from relbench.distributed import topology
     from relbench.results import sample_rows, tested_triple
+    from relbench.runner import RunResult, Timings
 
     pos = (Triple("man", "holding", "cup"), Triple("cup", "on", "table"))
     swapped = Case("c1", "t1", pos, (pos[0], Triple("table", "on", "cup")), "swap", 0)
@@ -169,7 +171,8 @@ def test_multi_triple_case_reports_the_triple_its_negative_changed():
     assert tested_triple(swapped) == (pos[1], Triple("table", "on", "cup"))
     assert tested_triple(replaced) == (pos[0], Triple("man", "wearing", "cup"))
     run = SimpleNamespace(name="r", prompts={"c1": ("p", "n"), "c2": ("p", "n")}, keys={"c1": (None, None), "c2": (None, None)})
-    collected = {"metrics": {}, "runs": [run], "scores": {"r": {}}}
+    collected = RunResult(runs=[run], scores={"r": {}}, metrics={}, timings=Timings(), wall_s=0.0,
+                          topology=topology())
     _, rows = sample_rows(SimpleNamespace(cases=[swapped, replaced]), collected)
     assert [(r["predicate"], r["neg_predicate"], r["subject"], r["object"]) for r in rows] == [
         ("on", "on", "cup", "table"), ("holding", "wearing", "man", "cup")]

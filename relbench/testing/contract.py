@@ -40,7 +40,8 @@ def check_generator(generator, sizes=((32, 32), (48, 32)), batch_invariance: boo
     """Draw the g+ and g- of a few cases at each size; returns the images.
 
     Checks one uint8 (H, W, 3) image per request of the requested (width, height), and, with
-    ``batch_invariance``, that the last request drawn alone gives the same pixels.
+    ``batch_invariance``, that the last request drawn alone gives the same pixels (to within the
+    generator's declared ``batch_tolerance``, float rounding of batched kernels).
     """
     from relbench.data import Request
     from relbench.prompts import build_prompt
@@ -55,9 +56,11 @@ def check_generator(generator, sizes=((32, 32), (48, 32)), batch_invariance: boo
 
         alone = generator.generate([requests[-1]])
         check_images(generator, [requests[-1]], alone)
-        if not np.array_equal(np.asarray(alone[0]), np.asarray(images[-1])):
+        diff = np.abs(np.asarray(alone[0], dtype=np.int16) - np.asarray(images[-1], dtype=np.int16)).max()
+        if diff > generator.batch_tolerance:
             raise ContractError(f"generator {generator.name!r}: image {len(requests) - 1} differs when drawn "
-                                f"alone; an image must depend only on its own request")
+                                f"alone (by up to {diff} levels, allowed {generator.batch_tolerance}); an image "
+                                f"must depend only on its own request")
     return images
 
 
