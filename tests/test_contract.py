@@ -80,6 +80,15 @@ def test_testing_checks_find_the_same():
         check_generator(TransposedShapes(TransposedShapes.Args(), ctx))
 
 
+def test_batch_dependence_beyond_the_declared_tolerance_is_found():
+    """An image that changes with its batch (here by 2 levels per request) breaks the contract
+    even for a generator that declares float-rounding tolerance (1 level)."""
+    from tests.plugins.contract_breakers import BatchDimmedShapes
+
+    with pytest.raises(ContractError, match="image 7 differs when drawn alone .by up to 14 levels, allowed 1"):
+        check_generator(BatchDimmedShapes(BatchDimmedShapes.Args(), tiny_context()))
+
+
 def test_registration_requires_the_base_class():
     from relbench.errors import UserError
     from relbench.registry import register_metric

@@ -60,3 +60,13 @@ class LazyMissing(ShapesOracle):
         import fancylib_not_installed  # noqa: F401
 
         return super().generate(requests)
+
+
+@register_generator("batch_dimmed_shapes")
+class BatchDimmedShapes(ShapesOracle):
+    """Test only: darkens every image by the batch size, so an image depends on its batch."""
+
+    batch_tolerance = 1
+
+    def generate(self, requests):
+        return [(img // 2 + 100 - 2 * len(requests)).astype(np.uint8) for img in super().generate(requests)]
