@@ -21,7 +21,6 @@ Weights are read from a local directory or the Hugging Face cache only (never do
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -224,7 +223,9 @@ class VLM:
             batch = {k: v.to(self.device) for k, v in self._collate([r for _, r in pending]).items()}
             if "pixel_values" in batch:
                 batch["pixel_values"] = batch["pixel_values"].to(self.dtype)
-            logits = self.model(**batch).logits[:, -1, :].float()
+            # only the last position's logits (a (B, L, vocab) tensor is ~0.7 GB at B 8 for Qwen's
+            # 152k vocabulary), and no KV cache: nothing is generated
+            logits = self.model(**batch, logits_to_keep=1, use_cache=False).logits[:, -1, :].float()
             probs = torch.softmax(logits, dim=-1).cpu()
             for j, (qi, _) in enumerate(pending):
                 out[qi] = [float(probs[j, g].sum()) for g in groups]
@@ -245,28 +246,3 @@ class VLM:
                     flush()
         flush()
         return out  # type: ignore[return-value]
-
-
-def param_count_from_config(config: dict) -> int:
-    """Parameters of a Qwen-VL style model from its config.json (text decoder + vision tower)."""
-    t = config.get("text_config", config)
-    v = config.get("vision_config", {})
-    h, inter, layers = t["hidden_size"], t["intermediate_size"], t["num_hidden_layers"]
-    heads, kv = t["num_attention_heads"], t.get("num_key_value_heads", t["num_attention_heads"])
-    hd = t.get("head_dim") or h // heads
-    attn = h * heads * hd + 2 * h * kv * hd + heads * hd * h
-    mlp = 3 * h * inter
-    text = layers * (attn + mlp + 2 * h) + t["vocab_size"] * h * (1 if config.get("tie_word_embeddings", t.get("tie_word_embeddings")) else 2)
-    vision = 0
-    if v:
-        vh, vi, vd = v["hidden_size"], v["intermediate_size"], v["depth"]
-        patch = v.get("in_channels", 3) * v.get("temporal_patch_size", 2) * v["patch_size"] ** 2 * vh
-        merged = vh * v.get("spatial_merge_size", 2) ** 2
-        merger = merged * merged + merged * v.get("out_hidden_size", h)
-        vision = vd * (4 * vh * vh + 2 * vh * vi) + patch + merger * (1 + len(v.get("deepstack_visual_indexes", [])))
-        vision += v.get("num_position_embeddings", 0) * vh
-    return int(text + vision)
-
-
-def read_config(path: Path) -> dict:
-    return json.loads((path / "config.json").read_text())

@@ -88,7 +88,8 @@ def make_tiny_vlm(family: str, directory: str | os.PathLike, seed: int = 0) -> s
         ids = {t: tok.convert_tokens_to_ids(t) for t in _QWEN_SPECIAL}
         token_ids = dict(image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
                          vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
-        text = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        eos = ids["<|endoftext|>"]
+        text = dict(vocab_size=len(tok), bos_token_id=eos, eos_token_id=eos, pad_token_id=eos, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                     num_attention_heads=4, num_key_value_heads=2, head_dim=8)
         vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=4, out_hidden_size=32,
                       spatial_merge_size=2, temporal_patch_size=2)
