@@ -181,6 +181,12 @@ def cmd_run(args) -> int:
     if p.skipped_items:
         print(f"note: {len(p.skipped_items)} suite item(s) had no applicable negative and were left out "
               f"(listed in manifest.json)")
+    if p.suite_rejected:
+        from relbench.suites.peers import rejected_summary
+
+        reasons = "; ".join(f"{n} {r}" for r, n in rejected_summary(p.suite_rejected)["by_reason"].items())
+        print(f"note: {len(p.suite_rejected)} line(s) of the {bench.suite.kind} file are not one triple and were left "
+              f"out ({reasons}; listed in manifest.json under suite_lines_rejected)")
     print(format_table(summary))
     print(f"results: {p.out}/summary.json, {p.out}/samples.csv, {p.out}/manifest.json")
     _write_run_report(args, p.out)  # reports (issue 6)

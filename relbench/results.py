@@ -225,6 +225,15 @@ def _git_commit() -> str | None:
     return res.stdout.strip() or None if res.returncode == 0 else None
 
 
+def _suite_rejected(plan) -> dict:
+    rejected = getattr(plan, "suite_rejected", None)
+    if not rejected:
+        return {}
+    from relbench.suites.peers import rejected_summary
+
+    return {"suite_lines_rejected": rejected_summary(rejected)}
+
+
 def manifest(plan, collected, argv: list[str] | None) -> dict:
     t = collected["timings"]
     topo = collected["topology"]
@@ -235,6 +244,7 @@ def manifest(plan, collected, argv: list[str] | None) -> dict:
         "seeds": list(plan.bench.seeds),
         "n_cases": len(plan.cases),
         "items_without_negative": plan.skipped_items,
+        **_suite_rejected(plan),
         "runs": {r.name: r.info for r in collected["runs"]},
         "metrics": {k: {"fingerprint": v["fingerprint"], "args": v["args"]} for k, v in collected["metrics"].items()},
         "versions": _versions(),

@@ -48,6 +48,7 @@ class Plan:
     runs: list[tuple[RunSpec, type, object]]  # (spec, generator class, validated args)
     metrics: list[tuple[str, type, object]]  # (name, metric class, validated args)
     out: Path
+    suite_rejected: list = field(default_factory=list)  # peers' lines that are not one triple
 
 
 def _validate_args(cls, args: dict, where: str):
@@ -95,9 +96,9 @@ def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = 
     for name, cls, args in metrics:
         _probe(cls, args, ctx)
 
-    from relbench.suites.loader import load_items
+    from relbench.suites.loader import load_suite
 
-    items = load_items(bench.suite, vocab)
+    items, rejected = load_suite(bench.suite, vocab)
     if bench.limit is not None:
         items = items[: bench.limit]
     cases, skipped = build_cases(
@@ -109,7 +110,7 @@ def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = 
     out = Path(bench.output_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"{source}: output_dir: {out} exists and is not a directory")
-    return Plan(bench, vocab, cases, skipped, runs, metrics, out)
+    return Plan(bench, vocab, cases, skipped, runs, metrics, out, rejected)
 
 
 def _chunks(cases: list[Case], size: int) -> list[list[Case]]:
