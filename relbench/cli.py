@@ -188,6 +188,10 @@ def cmd_run(args) -> int:
         print(f"note: {len(p.suite_rejected)} line(s) of the {bench.suite.kind} file are not one triple and were left "
               f"out ({reasons}; listed in manifest.json under suite_lines_rejected)")
     print(format_table(summary))
+    from relbench.agreement import format_agreement
+
+    if agreement_lines := format_agreement(summary):
+        print(agreement_lines)
     print(f"results: {p.out}/summary.json, {p.out}/samples.csv, {p.out}/manifest.json")
     _write_run_report(args, p.out)  # reports (issue 6)
     return 0

@@ -170,6 +170,17 @@ def _qual(fn) -> str:
     return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
+def _agreement(plan, rows: list[dict]) -> dict:
+    """Where two judges scored the same images: how often they agree (relbench.agreement)."""
+    from relbench.agreement import judge_agreement
+
+    def geometric(p: str) -> bool:
+        return p in plan.vocab and plan.vocab.get(p).geometric
+
+    found = judge_agreement(rows, geometric, resamples=plan.bench.bootstrap_resamples, seed=plan.bench.bootstrap_seed)
+    return {"agreement": found} if found else {}
+
+
 def summarise(plan, collected, columns_rows) -> dict:
     _, rows = columns_rows
     bench = plan.bench
@@ -186,6 +197,7 @@ def summarise(plan, collected, columns_rows) -> dict:
             "n_cases": len(mine),
             "n_triples": len(set(clusters)),
             **aggregated[run.name],
+            **_agreement(plan, mine),
         }
     return {
         "benchmark": bench.name,

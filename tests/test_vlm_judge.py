@@ -207,3 +207,42 @@ def test_bad_args_are_rejected():
         VlmJudge.Args(model="x", modes=["vibes"])
     with pytest.raises(ValidationError):
         VlmJudge.Args(model="x", vqa_template="no placeholder")
+
+
+SHAPES = """\
+name: vlm-shapes
+suite: {{kind: shapes, triples_per_predicate: 1, predicates: [left of, above]}}
+seeds: [0]
+metrics:
+  - {{name: spatial, args: {{detector: shapes}}}}
+  - {{name: vlm_judge, args: {{model: {model}, modes: [vqascore, atoms]}}}}
+runs:
+  - {{name: oracle, generator: shapes_oracle}}
+  - {{name: oracle_neutral, generator: shapes_oracle, prompt_mode: neutral}}
+output_dir: {out}
+"""
+
+
+def test_run_reports_judge_agreement(cli, tmp_path):
+    import json
+
+    model = make_tiny_vlm("idefics3", tmp_path / "judge")
+    (tmp_path / "b.yaml").write_text(SHAPES.format(model=model, out=tmp_path / "out"))
+    res = cli("run", "--config", str(tmp_path / "b.yaml"))
+    assert res.returncode == 0, res.stderr
+    assert "agreement oracle vlm~spatial (geometric predicates" in res.stdout
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    for run in ("oracle", "oracle_neutral", "reference"):
+        info = summary["runs"][run]
+        agree = info["agreement"]["vlm~spatial"]
+        assert set(agree["by_predicate"]) == {"left of", "above"}
+        assert agree["overall"]["n"] == 2 * info["n_cases"] if run != "reference" else agree["overall"]["n"] >= 1
+        assert info["metrics"]["vlm_alignment_acc"]["n"] == info["n_cases"]
+    # the relation texts are judged in neutral mode too, so the two modes' VQAScore rows match
+    # (the oracle draws the same images: only the prompts given to the generator differ)
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "out" / "samples.csv")))
+    rel = {r["case_id"]: r["vlm_pos_margin"] for r in rows if r["run"] == "oracle"}
+    neu = {r["case_id"]: r["vlm_pos_margin"] for r in rows if r["run"] == "oracle_neutral"}
+    assert rel == neu and all(v not in ("", "0", "0.0") for v in rel.values())
