@@ -246,3 +246,6 @@ def test_run_reports_judge_agreement(cli, tmp_path):
     rel = {r["case_id"]: r["vlm_pos_margin"] for r in rows if r["run"] == "oracle"}
     neu = {r["case_id"]: r["vlm_pos_margin"] for r in rows if r["run"] == "oracle_neutral"}
     assert rel == neu and all(v not in ("", "0", "0.0") for v in rel.values())
+    res = cli("compare", str(tmp_path / "out"))
+    assert res.returncode == 0, res.stderr
+    assert "Judge agreement" in res.stdout and "agreement oracle_neutral vlm~spatial" in res.stdout
