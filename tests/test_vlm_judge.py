@@ -249,3 +249,5 @@ def test_run_reports_judge_agreement(cli, tmp_path):
     res = cli("compare", str(tmp_path / "out"))
     assert res.returncode == 0, res.stderr
     assert "Judge agreement" in res.stdout and "agreement oracle_neutral vlm~spatial" in res.stdout
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert '<section id="agreement">' in html and "oracle_neutral: vlm~spatial (geometric predicates)" in html
