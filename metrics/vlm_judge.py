@@ -33,6 +33,9 @@ atoms (Soft-TIFA, GenEval 2): for each image against its own graph (img_pos: g+,
         vlm_atoms_{pos,neg}_am   arithmetic mean of all the image's atom scores (GenEval 2's
             atom-level Soft-TIFA), _gm  geometric mean (its prompt-level Soft-TIFA)
         vlm_atoms_am, vlm_atoms_gm   mean over the case's images
+        vlm_atoms_suite_am / _gm  when the suite brings its own atom questions (GenEval 2's
+            vqa_list): Soft-TIFA over those questions on img_pos, each scored as P(expected
+            answer) (answer_spellings), i.e. GenEval 2's own score; None otherwise
         vlm_atoms_present        share of the case's images where every object scores > 0.5
         vlm_atoms_rel_given_present   mean relation score over those images only (None when no
             image has all objects present): VISOR's separation of detection from relation.
@@ -66,7 +69,30 @@ VQA_COLUMNS = tuple(c.replace("clip_", "vlm_") for c in (
 TWOWAY_COLUMNS = ("vlm2_pos_p", "vlm2_neg_p", "vlm2_pos_acc", "vlm2_neg_acc", "vlm2_acc", "vlm2_bias")
 ATOM_COLUMNS = tuple(
     f"vlm_atoms_{side}_{k}" for side in ("pos", "neg") for k in ("subject", "object", "relation", "am", "gm")
-) + ("vlm_atoms_am", "vlm_atoms_gm", "vlm_atoms_present", "vlm_atoms_rel_given_present")
+) + ("vlm_atoms_am", "vlm_atoms_gm", "vlm_atoms_present", "vlm_atoms_rel_given_present",
+     "vlm_atoms_suite_am", "vlm_atoms_suite_gm")
+_NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def answer_spellings(answer: str) -> tuple[str, ...]:
+    """The spellings whose first-token probabilities count for an expected answer.
+
+    yes / no: GenEval 2's four ("Yes", "yes", " Yes", " yes"). A count (a number word or digit,
+    0-10): the word in lower and capitalised case, each with and without a leading space, and the
+    digit with and without one. Anything else: the answer in lower and capitalised case, with and
+    without a leading space. (First-token ids are deduplicated by the judge.)
+    """
+    a = answer.strip()
+    low = a.lower()
+    if low == "yes":
+        return YES
+    if low == "no":
+        return NO
+    forms = [low, low.capitalize()]
+    if low in _NUMBERS or (low.isdigit() and int(low) < len(_NUMBERS)):
+        word = low if low in _NUMBERS else _NUMBERS[int(low)]
+        forms = [word, word.capitalize(), str(_NUMBERS.index(word))]
+    return tuple(dict.fromkeys(f for x in forms for f in (x, f" {x}")))
 
 
 # -- functional twins ----------------------------------------------------------------------------
@@ -280,6 +306,10 @@ class VlmJudge(Metric):
                 Aggregate("vlm_atoms_rel_given_present", "vlm_atoms_rel_given_present",
                           description="mean relation P(yes) over images with every object present (VISOR-style)"),
                 Aggregate("vlm_atoms_pos_relation", "vlm_atoms_pos_relation", description="img_pos: relation P(yes) for g+"),
+                Aggregate("vlm_atoms_suite_am", "vlm_atoms_suite_am",
+                          description="GenEval 2 Soft-TIFA AM over the suite's own questions (img_pos; suites with vqa_list)"),
+                Aggregate("vlm_atoms_suite_gm", "vlm_atoms_suite_gm",
+                          description="GenEval 2 Soft-TIFA GM over the suite's own questions (img_pos; suites with vqa_list)"),
                 Aggregate("vlm_atoms_neg_relation", "vlm_atoms_neg_relation", description="img_neg: relation P(yes) for g-"),
             ]
         return aggs
@@ -296,7 +326,12 @@ class VlmJudge(Metric):
         a = self.args
         images, keys = [], {}
         questions: list[Question] = []
-        answers = [YES, *LETTERS]
+        answers: list[tuple[str, ...]] = [YES, *LETTERS]
+
+        def group(spellings):
+            if spellings not in answers:
+                answers.append(spellings)
+            return answers.index(spellings)
         plan: list[dict] = []  # per sample: side -> {what: question indices}
 
         def image_index(key, loader):
@@ -335,6 +370,9 @@ class VlmJudge(Metric):
                     q["presence"] = [ask(img, a.atom_template.format(question=t)) for t in presence]
                     q["roles"] = roles
                     q["relation"] = [ask(img, a.atom_template.format(question=t)) for t in relation]
+                    if side == "pos" and s.case.questions:  # the suite's own atoms are about g+
+                        q["suite"] = [(ask(img, a.atom_template.format(question=qt)), group(answer_spellings(ans)))
+                                      for qt, ans in s.case.questions]
                 entry[side] = q
             plan.append(entry)
 
@@ -361,6 +399,9 @@ class VlmJudge(Metric):
                     return {"presence": pres, "subject": by_role("subject"), "object": by_role("object"),
                             "relation": [yes(i) for i in q["relation"]]}
                 row.update(atoms_columns(atoms(pos), atoms(neg) if neg else None))
+                if pos.get("suite"):
+                    row["vlm_atoms_suite_am"], row["vlm_atoms_suite_gm"] = soft_tifa(
+                        [probs[i][g] for i, g in pos["suite"]])
             rows.append(row)
         return rows
 

@@ -227,7 +227,8 @@ def reference_run(plan: Plan, store: ImageStore, topo: Topology) -> RunImages | 
 def _chunk_key(metric_fp: str, run: RunImages, chunk: list[Case]) -> str:
     return stable_hash(
         {"m": metric_fp, "rows": [[c.id, c.triple_id, c.negative_kind, c.seed, [t.text() for t in c.pos],
-                                   [t.text() for t in c.neg], run.prompts[c.id], run.keys[c.id]] for c in chunk]},
+                                   [t.text() for t in c.neg], run.prompts[c.id], run.keys[c.id]]
+                 + ([[list(q) for q in c.questions]] if c.questions else []) for c in chunk]},
         n=32,
     )
 

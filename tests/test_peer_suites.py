@@ -41,6 +41,8 @@ def test_geneval2_prompts_parsed_or_rejected():
     items, rejected = load_peer_suite("geneval2", str(FIX / "geneval2_data.jsonl"), VOCAB)
     assert triples(items) == [("geneval21", (Triple("dog", "left of", "red car"),)),
                               ("geneval23", (Triple("horse", "below", "bridge"),))]
+    assert items[0].questions == (("Is there a dog?", "Yes"), ("Is there a car?", "Yes"), ("Is the car red?", "Yes"),
+                                  ("Is the dog to the left of the car?", "Yes"))
     assert reasons(rejected) == [
         (2, "not '<a X> <relation> <a Y>' with a known relation"),  # "three cats sleeping on ..."
         (4, "more than one relation in the prompt"),

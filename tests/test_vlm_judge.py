@@ -251,3 +251,33 @@ def test_run_reports_judge_agreement(cli, tmp_path):
     assert "Judge agreement" in res.stdout and "agreement oracle_neutral vlm~spatial" in res.stdout
     html = (tmp_path / "out" / "report.html").read_text()
     assert '<section id="agreement">' in html and "oracle_neutral: vlm~spatial (geometric predicates)" in html
+
+
+def test_answer_spellings():
+    from relbench.metrics.vlm_judge import NO, answer_spellings
+
+    assert answer_spellings("Yes") == YES and answer_spellings(" no") == NO
+    assert answer_spellings("3") == answer_spellings("three") == (
+        "three", " three", "Three", " Three", "3", " 3")
+    assert answer_spellings("Red") == ("red", " red", "Red", " Red")
+
+
+def test_suite_questions_scored_as_geneval2(tmp_path):
+    """GenEval 2's own vqa_list questions: Soft-TIFA over P(expected answer), on img_pos only."""
+    from dataclasses import replace
+
+    from relbench.metrics.vlm_judge import answer_spellings
+
+    path = make_tiny_vlm("qwen3_vl", tmp_path / "q")
+    questions = (("Is there a dog?", "Yes"), ("How many horses are there?", "one"), ("Is the dog red?", "No"))
+    s = sample(0, "img0", "img1")
+    s = Sample(replace(s.case, questions=questions), s.run, s.prompt_pos, s.prompt_neg, "img0", "img1",
+               _load=load, texts=s.texts)
+    row = VlmJudge(VlmJudge.Args(model=path, modes=["atoms"]), CTX).score([s])[0]
+    ref = [reference_probs(path, "img0", q + " Answer in one word.", [answer_spellings(a)])[0] for q, a in questions]
+    am, gm = soft_tifa(ref)
+    assert row["vlm_atoms_suite_am"] == pytest.approx(am, abs=1e-6)
+    assert row["vlm_atoms_suite_gm"] == pytest.approx(gm, rel=1e-5)
+    plain = VlmJudge(VlmJudge.Args(model=path, modes=["atoms"]), CTX).score([sample(0, "img0", "img1")])[0]
+    assert plain["vlm_atoms_suite_am"] is None
+    assert plain["vlm_atoms_am"] == pytest.approx(row["vlm_atoms_am"], abs=1e-6)  # relbench's atoms unchanged

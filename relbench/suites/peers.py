@@ -15,6 +15,8 @@ geneval2       ``geneval2_data.jsonl``: {"prompt", "atom_count", "vqa_list", "sk
                has no structured relation, so the prompt is parsed: it must read
                "[a photo of] <a|an|one|the> X <predicate> <a|an|one|the> Y" with exactly one
                predicate of the vocabulary (by name or alias); anything else is rejected.
+               Its vqa_list ([question, answer] pairs) is kept on the item: the vlm_judge's
+               atoms mode scores those questions as GenEval 2 does (Soft-TIFA AM / GM).
 t2i_compbench  the spatial prompt files (``spatial_val.txt``), one prompt per line, e.g. "a girl on
                the top of a frog". T2I-CompBench's phrases map to the vocabulary: "on the left
                of" -> left of, "on the right of" -> right of, "on the top of" -> above, "on the
@@ -145,19 +147,28 @@ def _from_prompts(prompts, vocab: Vocabulary, kind: str, extra=None):
 
 
 def _geneval2(lines: list[str], vocab: Vocabulary, kind: str):
-    prompts = []
+    prompts, questions = [], {}
     for i, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
         try:
-            prompt = json.loads(raw)["prompt"]
+            rec = json.loads(raw)
+            prompt = rec["prompt"]
             if not isinstance(prompt, str):
                 raise TypeError
         except (json.JSONDecodeError, KeyError, TypeError):
             yield Rejected(i, "not a JSON object with a 'prompt' string", raw[:200])
             continue
+        vqa = rec.get("vqa_list") or []
+        if not (isinstance(vqa, list) and all(isinstance(x, list) and len(x) == 2 for x in vqa)):
+            yield Rejected(i, "vqa_list is not a list of [question, answer] pairs", prompt[:200])
+            continue
+        questions[i] = tuple((str(q), str(a)) for q, a in vqa)
         prompts.append((i, prompt))
-    yield from _from_prompts(prompts, vocab, kind)
+    for item in _from_prompts(prompts, vocab, kind):
+        if isinstance(item, SuiteItem):  # its own questions feed the vlm_judge's atoms
+            item = SuiteItem(id=item.id, graph=item.graph, questions=questions[int(item.id[len(kind):])])
+        yield item
 
 
 def _t2i_compbench(lines: list[str], vocab: Vocabulary, kind: str):
