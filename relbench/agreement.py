@@ -21,6 +21,7 @@ the formula is tested against hand-computed tables in tests/test_agreement.py.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -91,10 +92,14 @@ def agreement(
     for i, (va, vb) in enumerate(zip(a, b)):
         ca, cb = _code(va, "a", i), _code(vb, "b", i)
         codes.append(None if ca is None or cb is None else float(3 * ca + cb))
-    share, kappa = cluster_bootstrap_many(
-        [(codes, _share_stat), (codes, _kappa_stat)], [str(c) for c in clusters],
-        n_resamples=resamples, seed=seed,
-    )
+    with warnings.catch_warnings():
+        # resamples where kappa is undefined (p_e = 1) make scipy warn; the interval is then None
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.filterwarnings("ignore", message=".*confidence interval cannot be calculated.*")
+        share, kappa = cluster_bootstrap_many(
+            [(codes, _share_stat), (codes, _kappa_stat)], [str(c) for c in clusters],
+            n_resamples=resamples, seed=seed,
+        )
     return Agreement(
         n=share["n"],
         share=share["value"], share_ci=(share["ci_low"], share["ci_high"]),
