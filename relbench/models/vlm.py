@@ -105,7 +105,6 @@ class VLM:
     """A loaded judge: processor + AutoModelForImageTextToText, scored by next-token softmax."""
 
     def __init__(self, path: Path, device: str = "cpu", dtype: Any = None, batch_size: int = 8):
-        import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self.device = device
@@ -120,7 +119,6 @@ class VLM:
         self.pad_id = pad if pad is not None else self.tokenizer.eos_token_id
         self._checked = False
         self.counts = {"images": 0, "forwards": 0, "questions": 0}
-        torch.set_grad_enabled(False)
 
     def first_token_ids(self, spellings: Sequence[str]) -> list[int]:
         """Distinct first-token ids of the spellings (GenEval 2: "Yes", "yes", " Yes", " yes")."""
@@ -225,7 +223,8 @@ class VLM:
                 batch["pixel_values"] = batch["pixel_values"].to(self.dtype)
             # only the last position's logits (a (B, L, vocab) tensor is ~0.7 GB at B 8 for Qwen's
             # 152k vocabulary), and no KV cache: nothing is generated
-            logits = self.model(**batch, logits_to_keep=1, use_cache=False).logits[:, -1, :].float()
+            with torch.inference_mode():
+                logits = self.model(**batch, logits_to_keep=1, use_cache=False).logits[:, -1, :].float()
             probs = torch.softmax(logits, dim=-1).cpu()
             for j, (qi, _) in enumerate(pending):
                 out[qi] = [float(probs[j, g].sum()) for g in groups]
