@@ -45,7 +45,8 @@ def make_samples(triples: int, seeds: int, shared_image: bool, size: int = 32) -
             case = Case(id=f"t{t}s{s}", triple_id=f"t{t}", pos=(pos,), neg=(neg,), negative_kind="swap", seed=s)
             kpos = f"img-{t}-{s}-pos"
             kneg = kpos if shared_image else f"img-{t}-{s}-neg"
-            samples.append(Sample(case, "run", pos.text(), neg.text(), kpos, kneg, _load=load))
+            samples.append(Sample(case, "run", pos.text(), neg.text(), kpos, kneg, _load=load,
+                                  texts=(pos.text(), neg.text())))
     return samples
 
 

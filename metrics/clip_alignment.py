@@ -1,8 +1,10 @@
-"""clip_alignment: does CLIP prefer each image's own prompt over the other graph's prompt?
+"""clip_alignment: does CLIP prefer each image's own relation text over the other graph's?
 
 Per case, with S(img, text) = CLIP's scaled cosine similarity (logit_scale.exp() · cos, the
-model's own logit scale; about 13 for ViT-B/32 on 256 px images) and p+ / p- the prompts of
-g+ / g-:
+model's own logit scale; about 13 for ViT-B/32 on 256 px images) and p+ / p- the relation texts
+of g+ / g- (``Sample.text_pos`` / ``text_neg``, "a dog riding a horse" / "a horse riding a dog"),
+whatever the generator was prompted with: in neutral mode both images got the same object-only
+prompt, and judging against that would score every pair exactly 0.5:
 
     clip_pos_correct = S(img_pos, p+)    clip_pos_wrong = S(img_pos, p-)
     clip_neg_correct = S(img_neg, p-)    clip_neg_wrong = S(img_neg, p+)
@@ -23,9 +25,9 @@ read this metric next to its ceiling on reference images.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
-from pydantic import AliasChoices, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from relbench.data import stable_hash
 from relbench.metric import Aggregate, Metric, MetricArgs, Sample
@@ -62,23 +64,44 @@ def alignment_from_scores(
     return row
 
 
+class ClipPreprocess(BaseModel):
+    """Image preprocessing of the weights (open_clip's PreprocessCfg fields); unset fields come
+    from the pretrained tag's config, else the architecture's defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+    mean: Optional[tuple[float, float, float]] = None
+    std: Optional[tuple[float, float, float]] = None
+    interpolation: Optional[Literal["bicubic", "bilinear", "nearest"]] = None
+    resize_mode: Optional[Literal["shortest", "longest", "squash"]] = None
+
+
 class ClipAlignmentArgs(MetricArgs):
     model: str = Field("ViT-B-32", description="open_clip architecture name (open_clip.list_models())")
-    checkpoint: Optional[str] = Field(
-        None, validation_alias=AliasChoices("checkpoint", "pretrained"),
-        description="local weights file, or a directory holding one (or an open_clip local-dir with open_clip_config.json)",
+    pretrained: Optional[str] = Field(
+        None, description="open_clip pretrained tag (openai, laion2b_s34b_b79k, webli, ...): quick_gelu and "
+                          "preprocessing come from its pretrained config; weights from checkpoint: or the HF cache",
     )
+    checkpoint: Optional[str] = Field(
+        None, description="local weights file, or a directory holding one (or an open_clip local-dir with open_clip_config.json)",
+    )
+    quick_gelu: Optional[bool] = Field(None, description="QuickGELU activations (OpenAI weights); default: the tag's")
+    preprocess: Optional[ClipPreprocess] = None
     device: Optional[str] = None
     batch_size: int = Field(32, ge=1)
+
+    def weights(self) -> dict:
+        """The keyword arguments of relbench.models.clip.resolve / load / identity."""
+        return {"pretrained": self.pretrained, "quick_gelu": self.quick_gelu,
+                "preprocess": self.preprocess.model_dump() if self.preprocess else None}
 
 
 @register_metric("clip_alignment")
 class ClipAlignment(Metric):
-    """CLIP prefers each image's own prompt: accuracy and margins with the seed report's keys."""
+    """CLIP prefers each image's own relation text: accuracy and margins with the seed report's keys."""
 
     Args = ClipAlignmentArgs
-    consumes = frozenset({"images", "prompts"})
-    version = "1"
+    consumes = frozenset({"images", "texts"})
+    version = "2"  # 2: judged against the relation texts (v1 used the prompts: 0.5 in neutral mode)
 
     def __init__(self, args: ClipAlignmentArgs, ctx):
         super().__init__(args, ctx)
@@ -90,7 +113,8 @@ class ClipAlignment(Metric):
             from relbench.models import clip as _clip_model
 
             device = self.args.device or self.ctx.device or "cpu"
-            model, preprocess, tokenizer = _clip_model.load(self.args.model, self.args.checkpoint, device)
+            model, preprocess, tokenizer = _clip_model.load(self.args.model, self.args.checkpoint, device,
+                                                             **self.args.weights())
             self._encoder = _clip_model.ClipEncoder(model, preprocess, tokenizer, device, self.args.batch_size)
         return self._encoder
 
@@ -99,10 +123,26 @@ class ClipAlignment(Metric):
         """How many images and texts went through CLIP so far (each unique one once)."""
         return dict(self._encoder.counts) if self._encoder else {"image": 0, "text": 0}
 
+    @property
+    def flags(self) -> list[str]:
+        """A weights file with nothing said about how it was trained is built with the
+        architecture's defaults; OpenAI weights built that way (GELU for QuickGELU) score
+        differently without any error, so the summary says which defaults were assumed."""
+        import os
+
+        a = self.args
+        ckpt = os.path.expanduser(a.checkpoint or "")
+        if a.pretrained or a.quick_gelu is not None or a.preprocess is not None or not ckpt or (
+                os.path.isfile(os.path.join(ckpt, "open_clip_config.json"))):
+            return []
+        return [f"no pretrained tag: {os.path.basename(ckpt.rstrip(os.sep))} built as {a.model}'s defaults (no QuickGELU, "
+                f"its default preprocessing); state pretrained: TAG (e.g. openai) or quick_gelu / preprocess if the "
+                f"weights were trained otherwise"]
+
     def fingerprint(self) -> str:
         from relbench.models import clip as _clip_model
 
-        weights = _clip_model.identity(self.args.model, self.args.checkpoint)
+        weights = _clip_model.identity(self.args.model, self.args.checkpoint, **self.args.weights())
         return stable_hash({"base": super().fingerprint(), "weights": weights})
 
     def columns(self) -> list[str]:
@@ -110,8 +150,8 @@ class ClipAlignment(Metric):
 
     def aggregates(self) -> list[Aggregate]:
         return [
-            Aggregate("clip_alignment_acc", "clip_acc", chance=0.5,
-                      description="share of comparisons where the image's own prompt scores higher "
+            Aggregate("clip_alignment_acc", "clip_acc", chance=0.5, headline=True,
+                      description="share of comparisons where the image's own relation text scores higher "
                                   "(img_pos: p+ > p-, img_neg: p- > p+; ties 0.5)"),
             Aggregate("clip_pos_margin", "clip_pos_margin", description="mean S(img_pos,p+) - S(img_pos,p-)"),
             Aggregate("clip_neg_margin", "clip_neg_margin", description="mean S(img_neg,p-) - S(img_neg,p+)"),
@@ -127,7 +167,7 @@ class ClipAlignment(Metric):
 
     def score(self, samples: list[Sample]) -> list[dict[str, Optional[float]]]:
         enc = self.encoder
-        enc.encode_texts(t for s in samples if s.image_pos_key is not None for t in (s.prompt_pos, s.prompt_neg))
+        enc.encode_texts(t for s in samples if s.image_pos_key is not None for t in s.texts)
         images = []
         for s in samples:
             if s.image_pos_key is not None:
@@ -140,10 +180,10 @@ class ClipAlignment(Metric):
             if s.image_pos_key is None:
                 rows.append(dict.fromkeys(COLUMNS))
                 continue
-            pc, pw = enc.score(s.image_pos_key, s.prompt_pos), enc.score(s.image_pos_key, s.prompt_neg)
+            pc, pw = enc.score(s.image_pos_key, s.text_pos), enc.score(s.image_pos_key, s.text_neg)
             nc = nw = None
             if s.image_neg_key is not None:
-                nc, nw = enc.score(s.image_neg_key, s.prompt_neg), enc.score(s.image_neg_key, s.prompt_pos)
+                nc, nw = enc.score(s.image_neg_key, s.text_neg), enc.score(s.image_neg_key, s.text_pos)
             rows.append(alignment_from_scores(pc, pw, nc, nw))
         return rows
 

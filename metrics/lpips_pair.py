@@ -7,6 +7,11 @@ explicit ``backbone_checkpoint``; nothing is downloaded. Only with ``allow_rando
 true`` does a missing backbone fall back to a seeded random one, and then every aggregate is
 flagged UNCALIBRATED (``metric.calibrated`` is False, ``metric.flags`` says why).
 
+LPIPS' linear heads were calibrated on torchvision's ImageNet weights and no others. torchvision
+names its files with the first hex digits of their sha256 (alexnet-owt-**7be5be79**.pth), which
+torch.hub's ``check_hash`` verifies after a download; the same check runs here on whatever file
+is used, so a file of the right name holding other weights is UNCALIBRATED too.
+
 (The module is not called ``lpips`` so that it does not shadow the package.)
 """
 
@@ -18,12 +23,20 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
+from relbench.content_hash import file_sha256
 from relbench.data import stable_hash
 from relbench.errors import UserError
 from relbench.metric import Aggregate, Metric, MetricArgs, Sample
 from relbench.registry import register_metric
 
 BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
+
+
+def published_prefix(net: str) -> str:
+    """The sha256 prefix torchvision publishes in the backbone's file name (torch.hub's rule)."""
+    import torch.hub
+
+    return torch.hub.HASH_REGEX.search(BACKBONE_FILES[net]).group(1)
 
 
 class LpipsArgs(MetricArgs):
@@ -69,12 +82,18 @@ class Lpips(Metric):
                 f"uncalibrated score instead"
             )
         self.backbone = path
-        self.calibrated = path is not None
-        self.flags = [] if self.calibrated else [f"uncalibrated: random {args.net} backbone (allow_random_backbone)"]
+        self.backbone_sha256 = None if path is None else file_sha256(path)
+        self.flags = []
+        if path is None:
+            self.flags.append(f"uncalibrated: random {args.net} backbone (allow_random_backbone)")
+        elif not self.backbone_sha256.startswith(published_prefix(args.net)):
+            self.flags.append(
+                f"uncalibrated: {path} is not torchvision's {BACKBONE_FILES[args.net]} (its sha256 starts "
+                f"{self.backbone_sha256[:8]}, torchvision publishes {published_prefix(args.net)})")
+        self.calibrated = not self.flags
 
     def fingerprint(self) -> str:
-        b = None if self.backbone is None else {"file": self.backbone.name, "bytes": self.backbone.stat().st_size}
-        return stable_hash({"base": super().fingerprint(), "backbone": b})
+        return stable_hash({"base": super().fingerprint(), "backbone_sha256": self.backbone_sha256})
 
     @property
     def model(self):
@@ -86,7 +105,8 @@ class Lpips(Metric):
         return ["lpips"]
 
     def aggregates(self) -> list[Aggregate]:
-        tag = "" if self.calibrated else "UNCALIBRATED (random backbone): "
+        tag = "" if self.calibrated else (
+            "UNCALIBRATED (random backbone): " if self.backbone is None else "UNCALIBRATED (not torchvision's weights): ")
         return [
             Aggregate("lpips_mean", "lpips", "mean", higher_is_better=None,
                       description=f"{tag}mean LPIPS({self.args.net}) between img_pos and img_neg"),

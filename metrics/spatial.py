@@ -68,7 +68,7 @@ class Spatial(Metric):
 
     Args = SpatialArgs
     consumes = frozenset({"images", "graphs"})
-    version = "4"  # 4: pos_boxes / neg_boxes columns (JSON text) for reports
+    version = "5"  # 5: GroundingDINO boxes count only through the name's own tokens, clipped to the image
 
     def __init__(self, args: SpatialArgs, ctx):
         super().__init__(args, ctx)
@@ -85,6 +85,12 @@ class Spatial(Metric):
         self._cache: dict[tuple[str, str], Any] = {}  # (image key, name) -> detection
 
     # --- plumbing -----------------------------------------------------------------------------
+
+    def fingerprint(self) -> str:
+        from relbench.data import stable_hash
+        from relbench.models.detectors import DETECTORS
+
+        return stable_hash({"base": super().fingerprint(), "detector": DETECTORS[self.args.detector].identity(self.args)})
 
     @property
     def detector(self):
@@ -116,10 +122,12 @@ class Spatial(Metric):
             for side, g in (("pos", "g+"), ("neg", "g-")):
                 aggs += [
                     Aggregate(f"{k}{side}_acc", f"{p}{side}_uncond", chance_column=f"{p}{side}_chance",
+                              requires_detected=(f"spatial_{side}_detected",),
                               description=f"[{r}] img_{side}: detected and {g} relation holds, over checkable images (VISOR_uncond)"),
                     Aggregate(f"{k}{side}_acc_given_detected", f"{p}{side}_correct", chance_column=f"{p}{side}_chance",
+                              requires_detected=(f"spatial_{side}_detected",),
                               description=f"[{r}] img_{side}: {g} relation holds, given both objects detected (VISOR_cond)"),
-                    Aggregate(f"{k}{side}_checkable", f"{p}{side}_checkable",
+                    Aggregate(f"{k}{side}_checkable", f"{p}{side}_checkable", higher_is_better=None,
                               description=f"[{r}] img_{side}: share of images whose {g} the rule set can judge"),
                     Aggregate(f"{k}{side}_not_checkable", f"{p}{side}_checkable", statistic=_not_checkable_count,
                               higher_is_better=None,
@@ -128,7 +136,8 @@ class Spatial(Metric):
                 if r == "t2i_compbench":
                     aggs.append(Aggregate(f"{k}{side}_score", f"{p}{side}_score",
                                           description=f"[{r}] img_{side}: T2I-CompBench graded image score (their spatial number)"))
-            aggs.append(Aggregate(f"{k}pair_acc", f"{p}pair_correct", chance_column=f"{p}pair_chance",
+            aggs.append(Aggregate(f"{k}pair_acc", f"{p}pair_correct", chance_column=f"{p}pair_chance", headline=True,
+                                  requires_detected=("spatial_pos_detected", "spatial_neg_detected"),
                                   description=f"[{r}] img_pos holds g+ and img_neg holds g- (both detected and correct)"))
         return aggs
 

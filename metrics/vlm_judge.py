@@ -246,17 +246,22 @@ class VlmJudge(Metric):
             self._vlm = _vlm.VLM(self._path, device, dtype, self.args.batch_size)
         return self._vlm
 
-    def fingerprint(self) -> str:
-        """Keyed on the judge's content (weights, tokenizer, processor, chat template), not on its
-        path; batch size and device do not change the numbers, the dtype does."""
+    def weights_identity(self) -> dict:
         if self._identity is None:
             from relbench.models import vlm as _vlm
 
             self._identity = _vlm.identity(self._path)
+        return self._identity
+
+    def fingerprint(self) -> str:
+        """Keyed on the code and the judge's content (weights, tokenizer, processor, chat
+        template), not on its path; batch size and device do not change the numbers, the dtype
+        does."""
         args = self.args.model_dump(mode="json", exclude={"model", "device", "batch_size"})
         device = self.args.device or self.ctx.device or "cpu"
         args["dtype"] = self.args.dtype or ("bfloat16" if str(device).startswith("cuda") else "float32")
-        return stable_hash({"metric": self.name, "version": self.version, "args": args, "weights": self._identity})
+        return stable_hash({"metric": self.name, "version": self.version, "code": self.code_identity(),
+                            "args": args, "weights": self.weights_identity()})
 
     def columns(self) -> list[str]:
         cols: list[str] = []
@@ -272,7 +277,7 @@ class VlmJudge(Metric):
         aggs: list[Aggregate] = []
         if "vqascore" in self.args.modes:
             aggs += [
-                Aggregate("vlm_alignment_acc", "vlm_acc", chance=0.5,
+                Aggregate("vlm_alignment_acc", "vlm_acc", chance=0.5, headline=True,
                           description="VQAScore: share of comparisons where the image's own relation text has the "
                                       "higher P(yes) (img_pos: p+ > p-, img_neg: p- > p+; ties 0.5)"),
                 Aggregate("vlm_pos_margin", "vlm_pos_margin", description="mean P_yes(img_pos,p+) - P_yes(img_pos,p-)"),
@@ -287,7 +292,7 @@ class VlmJudge(Metric):
             ]
         if "twoway" in self.args.modes:
             aggs += [
-                Aggregate("vlm2_acc", "vlm2_acc", chance=0.5,
+                Aggregate("vlm2_acc", "vlm2_acc", chance=0.5, headline=True,
                           description="two-way question, both orders: share of images whose own text wins (ties 0.5)"),
                 Aggregate("vlm2_pos_p", "vlm2_pos_p", chance=0.5, description="img_pos: mean P(right) over both orders"),
                 Aggregate("vlm2_neg_p", "vlm2_neg_p", chance=0.5, description="img_neg: mean P(right) over both orders"),

@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report_commands(sub)
     # --- end reports ---
 
-    sub.add_parser("list", help="list available generators and metrics")
+    lst = sub.add_parser("list", help="list generators and metrics (unavailable ones with the reason)")
+    lst.add_argument("--config", metavar="FILE", help="also list the plugins this benchmark YAML names (plugins:)")
 
     data = sub.add_parser("data", help="build suites from datasets (Visual Genome)")
     data_sub = data.add_subparsers(dest="data_command", metavar="DATASET", required=True)
@@ -45,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_vg_arguments(vg)
     add_train_parser(sub)
+    from relbench.annotate.command import add_annotate_parser  # issue 14
+
+    add_annotate_parser(sub)
     return p
 
 
@@ -55,14 +59,16 @@ def _add_report_commands(sub) -> None:
     rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     rep.add_argument("-o", "--output", metavar="FILE", help="HTML file to write (default: RUN_DIR/report.html)")
     rep.add_argument("--baseline", action="append", metavar="NAME",
-                     help="pinned baseline record(s) to compare with (default: every shipped record)")
+                     help="pinned baseline record(s) to compare with (default: those the benchmark declares "
+                          "comparable_with)")
     cmp_ = sub.add_parser("compare", help="compare runs with each other and with a pinned baseline record")
     cmp_.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    cmp_.add_argument("--baseline", metavar="NAME", help="a pinned record, e.g. seed-20ep (see docs/reports.md)")
+    cmp_.add_argument("--baseline", metavar="NAME", help="a pinned record, e.g. seed-20ep (default: the one the "
+                      "benchmark declares comparable_with, else none; see docs/reports.md)")
     cmp_.add_argument("--require-better", metavar="KEY",
                       help="exit 1 unless every run beats the baseline on KEY (one-sided p < 0.05)")
     cmp_.add_argument("-o", "--output", metavar="PREFIX",
-                      help="write PREFIX.csv and PREFIX.json (default: FIRST_RUN_DIR/compare)")
+                      help="write PREFIX.csv and PREFIX.json (default: compare-DIRS beside the run directories)")
 
 
 def cmd_report(args) -> int:
@@ -71,6 +77,7 @@ def cmd_report(args) -> int:
     from relbench.reports import build_report
 
     out = Path(args.output) if args.output else Path(args.run_dirs[0]) / "report.html"
+    _refresh_human(args.run_dirs)  # issue 14
     info = build_report(args.run_dirs, out, baselines=args.baseline)
     print(f"report: {out} ({info['bytes'] / 1e6:.2f} MB, {info['seconds']:.1f}s)")
     return 0
@@ -79,26 +86,47 @@ def cmd_report(args) -> int:
 def cmd_compare(args) -> int:
     from pathlib import Path
 
-    from relbench.compare import check_gate_key, compare, format_comparison, gate, load_run_dir, write_outputs
+    from relbench.compare import (
+        check_gate_key, compare, declared_baselines, default_output_prefix, format_comparison, gate, load_run_dir,
+        write_outputs,
+    )
 
+    _refresh_human(args.run_dirs)  # issue 14
     dirs = [load_run_dir(d) for d in args.run_dirs]
-    baseline = args.baseline or ("seed-20ep" if args.require_better else None)
+    # a record only when asked for, or when the benchmark declares itself comparable with it
+    baseline = args.baseline or next(iter(declared_baselines(dirs)), None)
     result = compare(dirs, baseline=baseline)
+    human = {str(d.path): d.summary["human"] for d in dirs if d.summary.get("human")}  # issue 14
     if args.require_better:
         check_gate_key(result, args.require_better)
         result["gate"] = gate(result, args.require_better)
     print(format_comparison(result))
-    prefix = Path(args.output) if args.output else Path(args.run_dirs[0]) / "compare"
+    if human:  # issue 14
+        from relbench.human import format_human
+
+        result["human"] = human
+        for path, section in human.items():
+            print(f"{path}:\n{format_human(section)}")
+    prefix = Path(args.output) if args.output else default_output_prefix(args.run_dirs)
     csv_path, json_path = write_outputs(result, prefix)
     print(f"written: {csv_path}, {json_path}")
     if args.require_better:
         failed = [g for g in result["gate"] if not g["better"]]
         for g in result["gate"]:
             verdict = "better" if g["better"] else "NOT better"
+            p = "undefined (no standard error)" if g["p_value"] is None else f"{g['p_value']:.3g}"
             print(f"gate: {g['run']} {verdict} than {baseline} on {g['key']} "
-                  f"(difference {g['difference']:+.4g}, one-sided p = {g['p_value']:.3g}, need < {g['alpha']})")
+                  f"(difference {g['difference']:+.4g}, one-sided p = {p}, need < {g['alpha']})")
         return 1 if failed else 0
     return 0
+
+
+def _refresh_human(run_dirs) -> None:
+    """Human judgments (issue 14): summary.json's human parts follow RUN_DIR/human/*.jsonl."""
+    from relbench.human import refresh
+
+    for d in run_dirs:
+        refresh(d)
 
 
 def _write_run_report(args, out) -> None:
@@ -174,10 +202,10 @@ def cmd_run(args) -> int:
     if collected is None:  # a non-zero rank under accelerate/torchrun
         return 0
     summary = write_results(p, collected, argv=sys.argv[1:])
-    t = collected["timings"]
+    t = collected.timings
     print(f"{bench.name}: {len(p.cases)} cases ({summary['n_triples']} triples x {len(bench.seeds)} seeds), "
           f"{len(bench.runs)} run(s); {t.images_generated} images generated, {t.images_reused} reused; "
-          f"{collected['wall_s']:.1f}s")
+          f"{collected.wall_s:.1f}s")
     if p.skipped_items:
         print(f"note: {len(p.skipped_items)} suite item(s) had no applicable negative and were left out "
               f"(listed in manifest.json)")
@@ -193,20 +221,39 @@ def cmd_run(args) -> int:
     if agreement_lines := format_agreement(summary):
         print(agreement_lines)
     print(f"results: {p.out}/summary.json, {p.out}/samples.csv, {p.out}/manifest.json")
+    if (p.out / "human").is_dir():  # issue 14: a rerun keeps the human judge in summary.json
+        _refresh_human([p.out])
     _write_run_report(args, p.out)  # reports (issue 6)
     return 0
 
 
 def cmd_list(args) -> int:
-    from relbench.registry import GENERATORS, METRICS, summary_line
+    from relbench.errors import UserError
+    from relbench.registry import GENERATORS, METRICS, load_plugin_modules, summary_line
 
+    if args.config:
+        from relbench.config import plugin_search_path, read_benchmark_file
+
+        data, _ = read_benchmark_file(args.config)
+        plugins = data.get("plugins") or []
+        if not (isinstance(plugins, list) and all(isinstance(m, str) for m in plugins)):
+            raise UserError(f"{args.config}: plugins: must be a list of module names")
+        load_plugin_modules(plugins, plugin_search_path(args.config))
     for title, reg in (("generators", GENERATORS), ("metrics", METRICS)):
         print(f"{title}:")
-        items = reg.items()
-        width = max((len(n) for n, _ in items), default=0)
-        for name, cls in items:
-            print(f"  {name.ljust(width)}  {summary_line(cls)}")
+        rows = reg.status()
+        width = max((len(name) for name, *_ in rows), default=0)
+        for name, entry, cls, why in rows:
+            text = summary_line(cls) if cls is not None else f"UNAVAILABLE: {why}"
+            origin = "" if entry.origin == "built-in" else f"  [{entry.origin}]"
+            print(f"  {name.ljust(width)}  {text}{origin}")
     return 0
+
+
+def cmd_annotate(args) -> int:  # issue 14
+    from relbench.annotate.command import annotate_command
+
+    return annotate_command(args)
 
 
 def cmd_data(args) -> int:
@@ -259,7 +306,8 @@ def cmd_train(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "train": cmd_train,
-            "report": cmd_report, "compare": cmd_compare}  # report, compare: issue 6
+            "report": cmd_report, "compare": cmd_compare,  # report, compare: issue 6
+            "annotate": cmd_annotate}  # issue 14
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,16 +7,21 @@ Three tests, each chosen for what the data allows:
   triples (both runs resampled together, so the pairing is kept), and a two-sided p-value from
   a permutation test that swaps the two runs' values within whole triples. For a mean this is
   the sign-flip test of per-triple summed differences (``scipy.stats.permutation_test``);
-  for other statistics (std, counts) the swaps are drawn directly. Fixed seeds throughout.
+  for a std the swaps are drawn directly. Fixed seeds throughout. Only the judges' headline
+  keys are paired by default (bookkeeping counts are not something to be better at).
 * **against a record** (published aggregates, no per-sample data): a z test,
-  ``z = (run - record) / sqrt(se_run^2 + se_record^2)``, with se_run from the run's bootstrap
-  interval (``(ci_high - ci_low) / 3.92``) and se_record = binomial ``sqrt(p(1-p)/n)`` for a
-  proportion, ``std/sqrt(n)`` for a mean whose std was published, else 0 (the record's value
-  is treated as fixed, which favours finding a difference). One-sided in the metric's better
-  direction; two-sided for metrics without one.
-* **against chance**: ``scipy.stats.binomtest`` on ``round(value * n)`` successes out of n.
-  It treats the n cases as independent; seeds of one triple are correlated, so for a run the
-  bootstrap interval over triples is the stricter check.
+  ``z = (run - record) / sqrt(se_run^2 + se_record^2)``, with se_run from the run's cluster
+  bootstrap interval (``(ci_high - ci_low) / 3.92``). se_record is the record's published
+  ``se`` where it has one; otherwise it is estimated from the run's own SE scaled to the
+  record's n (``se_run * sqrt(n_run / n_record)``): the record's cases are assumed to vary as
+  the run's do. That holds the gate's false-positive rate at its nominal 5% when run and
+  record come from the same generator (tests/test_compare.py simulates it), where the iid
+  formulas do not: a binomial SE ignores that the seeds of a triple are correlated, and for
+  clip_alignment_acc, that the two votes of a case are anti-correlated. One-sided in the
+  metric's better direction; two-sided for metrics without one.
+* **against chance**: ``scipy.stats.binomtest`` on ``round(value * n)`` successes out of n,
+  a *convention*: it treats the n cases as independent, which seeds of one triple are not; the
+  run's bootstrap interval over triples is the check to trust.
 """
 
 from __future__ import annotations
@@ -32,9 +37,11 @@ from typing import Any
 import numpy as np
 
 from relbench.errors import UserError
+from relbench.results import AggregateSpec
 
 Z95 = 1.959963984540054
-REFERENCE = "reference"
+#: how the binomial p-value against chance is labelled wherever it is shown
+CHANCE_TEST = "binomial vs chance (convention: cases taken as independent)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -50,7 +57,7 @@ class Run:
     path: Path
     summary: dict  # summary.json's runs[name]
     rows: list[dict]
-    specs: dict[str, Any]  # aggregate key -> relbench.metric.Aggregate (None when unknown)
+    specs: dict[str, AggregateSpec]  # aggregate key -> its spec as summary.json stores it
 
     @property
     def is_reference(self) -> bool:
@@ -68,7 +75,7 @@ class RunDir:
     manifest: dict
     columns: list[str]
     rows: list[dict]
-    specs: dict[str, Any] = field(default_factory=dict)
+    specs: dict[str, AggregateSpec] = field(default_factory=dict)
 
 
 def _parse(value: str):
@@ -97,32 +104,17 @@ def read_samples(path: Path) -> tuple[list[str], list[dict]]:
     return columns, rows
 
 
-def _aggregate_specs(manifest: dict) -> dict[str, Any]:
-    """Aggregate specs (column, statistic) by key, from the metric plugins named in the manifest.
+def aggregate_specs(summary: dict) -> dict[str, AggregateSpec]:
+    """Each aggregate's spec by key, as summary.json stores it (no plugin is loaded: a run
+    directory is compared the same wherever it is read). Empty for a summary written before
+    specs were stored; compare then says that paired tests need a rerun."""
+    return {k: AggregateSpec.from_json(spec) for info in (summary.get("metrics") or {}).values()
+            for k, spec in (info.get("specs") or {}).items()}
 
-    A metric that cannot be loaded here (a plugin not installed) contributes nothing: its
-    numbers still show, only paired differences are unavailable for them.
-    """
-    from relbench.generator import Context
-    from relbench.predicates import load_vocabulary
-    from relbench.registry import METRICS, load_plugin_modules
 
-    config = manifest.get("config") or {}
-    try:
-        load_plugin_modules(config.get("plugins") or [])
-        vocab = load_vocabulary(config.get("predicates") or [])
-    except UserError:
-        return {}
-    specs = {}
-    for name, info in (manifest.get("metrics") or {}).items():
-        try:
-            cls = METRICS.get(name)
-            metric = cls(cls.Args(**(info.get("args") or {})), Context(vocab=vocab))
-            for agg in metric.aggregates():
-                specs[agg.key] = agg
-        except Exception:  # noqa: BLE001 - an unloadable plugin only costs its paired tests
-            continue
-    return specs
+def headline_keys(specs: dict[str, AggregateSpec], keys: list[str]) -> list[str]:
+    """The judges' headline relation accuracies among ``keys``, as their metrics declare them."""
+    return [k for k in keys if k in specs and specs[k].headline]
 
 
 def load_run_dir(path: str | Path) -> RunDir:
@@ -141,12 +133,24 @@ def load_run_dir(path: str | Path) -> RunDir:
     if not isinstance(summary.get("runs"), dict):
         raise UserError(f"{p}/summary.json: no 'runs' mapping")
     columns, rows = read_samples(p / "samples.csv")
-    return RunDir(p, summary, manifest, columns, rows, _aggregate_specs(manifest))
+    return RunDir(p, summary, manifest, columns, rows, aggregate_specs(summary))
 
 
 def collect_runs(dirs: list[RunDir]) -> list[Run]:
-    """Every run of every directory, labelled uniquely (run name, else dir:run)."""
-    pairs = [(d, name) for d in dirs for name in d.summary["runs"]]
+    """Every run of every directory, labelled uniquely (run name, else dir:run).
+
+    The suite's reference run appears once: directories of the same suite hold the same
+    reference numbers, so a second copy with identical metrics is dropped (a differing one,
+    from another suite, is kept and labelled by its directory)."""
+    pairs = []
+    refs: list[dict] = []
+    for d in dirs:
+        for name, info in d.summary["runs"].items():
+            if info.get("is_reference"):
+                if any(info.get("metrics") == seen for seen in refs):
+                    continue
+                refs.append(info.get("metrics"))
+            pairs.append((d, name))
     names = [n for _, n in pairs]
     labels: list[str] = []
     for d, name in pairs:
@@ -254,17 +258,37 @@ def permutation_p(null: np.ndarray, observed: float, exact: bool) -> float:
     return float(extreme / len(null)) if exact else float((extreme + 1) / (len(null) + 1))
 
 
+PAIRED_STATISTICS = ("mean", "std")
+
+
 def compare_paired(a: Run, b: Run, key: str, n_resamples: int = 2000, seed: int = 0) -> dict | None:
-    """Run b minus run a for aggregate ``key`` on their shared cases; None if not computable."""
-    agg = a.specs.get(key) or b.specs.get(key)
-    if agg is None:
+    """Run b minus run a for aggregate ``key`` on their shared cases; None if not computable
+    (no spec in summary.json, a statistic other than mean/std, or no shared values)."""
+    spec = a.specs.get(key) or b.specs.get(key)
+    if spec is None or spec.statistic not in PAIRED_STATISTICS:
         return None
-    xa, xb, cl = _joined(a, b, agg.column)
+    xa, xb, cl = _joined(a, b, spec.column)
     if len(xa) == 0:
         return None
-    out = paired_difference(xa, xb, cl, agg.statistic, n_resamples=n_resamples, seed=seed)
-    out.update(key=key, run=b.label, against=a.label, higher_is_better=agg.higher_is_better)
+    out = paired_difference(xa, xb, cl, spec.statistic, n_resamples=n_resamples, seed=seed)
+    out.update(key=key, run=b.label, against=a.label, higher_is_better=spec.higher_is_better)
     return out
+
+
+def pairing_warning(a: Run, b: Run) -> str | None:
+    """A line when two runs pair on only some of their cases, or differ in prompt mode."""
+    n = shared_cases(a, b)
+    total = max(len(a.rows), len(b.rows))
+    modes = (a.summary.get("prompt_mode"), b.summary.get("prompt_mode"))
+    partial = 0 < n < total
+    if not partial and modes[0] == modes[1]:
+        return None
+    text = f"{b.label} pairs with {a.label} on {n} of {total} cases"
+    if partial:
+        text += " (the paired tests use only these)"
+    if modes[0] != modes[1]:
+        text += f"; prompt modes differ ({a.label}: {modes[0]}, {b.label}: {modes[1]})"
+    return text
 
 
 def shared_cases(a: Run, b: Run) -> int:
@@ -276,50 +300,63 @@ def shared_cases(a: Run, b: Run) -> int:
 # records and chance
 
 
-def record_se(entry: dict) -> float:
-    """Standard error of a record's value: binomial for proportions, std/sqrt(n) for means
-    with a published std, else 0 (the value is taken as fixed)."""
-    n = entry.get("n")
-    if not n:
-        return 0.0
-    if entry.get("kind") == "proportion":
-        p = entry["value"]
-        return math.sqrt(max(p * (1 - p), 0.0) / n)
-    if entry.get("kind") == "mean" and entry.get("std") is not None:
-        return entry["std"] / math.sqrt(n)
-    return 0.0
+def record_se(rec: dict, run_entry: dict | None = None) -> tuple[float | None, str]:
+    """(standard error of a record's value, where it comes from).
+
+    The record's published ``se`` if it has one; else the run's cluster-bootstrap SE scaled to
+    the record's n, ``se_run * sqrt(n_run / n_record)`` (the record's cases are assumed to vary
+    as the run's do); else unknown (None). The iid formulas (binomial, std/sqrt(n)) are not
+    used: seeds of a triple are correlated, and clip_alignment_acc's two votes per case are
+    anti-correlated, so they miss the real spread in either direction.
+    """
+    if rec.get("se") is not None:
+        return float(rec["se"]), "published"
+    if run_entry is not None and run_entry.get("n") and rec.get("n"):
+        se = run_se(run_entry)
+        if se is not None:
+            return se * math.sqrt(run_entry["n"] / rec["n"]), "run's bootstrap SE scaled to the record's n"
+    return None, "unknown"
 
 
-def run_se(entry: dict) -> float:
-    """Standard error read off a run's 95% bootstrap interval."""
+def run_se(entry: dict) -> float | None:
+    """Standard error read off a run's 95% bootstrap interval (None where it is undefined)."""
     if entry.get("ci_low") is None or entry.get("ci_high") is None:
-        return 0.0
+        return None
     return (entry["ci_high"] - entry["ci_low"]) / (2 * Z95)
 
 
 def versus_record(run_entry: dict, rec_entry: dict, higher_is_better: bool | None) -> dict:
-    """Run minus record: difference, normal 95% interval, z and p (one-sided toward better)."""
+    """Run minus record: difference, normal 95% interval, z and p (one-sided toward better).
+
+    Without a standard error on either side the test is undefined: p, z and the interval are
+    None (never a certain difference made up from a missing SE)."""
     from scipy.stats import norm
 
     diff = run_entry["value"] - rec_entry["value"]
-    se = math.hypot(run_se(run_entry), record_se(rec_entry))
-    half = Z95 * se
+    se_rec, basis = record_se(rec_entry, run_entry)
+    se_run = run_se(run_entry)
     alt = {True: "greater", False: "less"}.get(higher_is_better, "two-sided")
+    out = {"value": diff, "ci_low": None, "ci_high": None, "z": None, "p_value": None, "alternative": alt,
+           "run_value": run_entry["value"], "baseline_value": rec_entry["value"], "se": None, "record_se": se_rec,
+           "record_se_basis": basis, "test": "z test: run bootstrap SE and record SE"}
+    if se_run is None or se_rec is None:
+        return out
+    se = math.hypot(se_run, se_rec)
+    out.update(se=se, ci_low=diff - Z95 * se, ci_high=diff + Z95 * se)
     if se > 0:
         z = diff / se
         p = {"greater": norm.sf(z), "less": norm.cdf(z)}.get(alt, 2 * norm.sf(abs(z)))
-    else:  # both values exact: the difference is certain
-        z = None
+        out.update(z=float(z), p_value=float(p))
+    else:  # both values exact (no spread at all): the difference is certain
         better = diff > 0 if alt == "greater" else diff < 0 if alt == "less" else diff != 0
-        p = 0.0 if better else 1.0
-    p = float(p)
-    return {"value": diff, "ci_low": diff - half, "ci_high": diff + half, "z": z, "p_value": p, "alternative": alt,
-            "run_value": run_entry["value"], "baseline_value": rec_entry["value"], "se": se,
-            "test": "z test: run bootstrap SE and record SE"}
+        out["p_value"] = 0.0 if better else 1.0
+    return out
 
 
 def chance_test(value: float, n: int, chance: float = 0.5) -> float:
-    """Two-sided binomial p that an accuracy ``value`` over ``n`` trials differs from chance."""
+    """Two-sided binomial p that an accuracy ``value`` over ``n`` trials differs from chance.
+
+    A convention (as published benchmarks report it): it takes the n cases as independent."""
     from scipy.stats import binomtest
 
     k = int(round(value * n))
@@ -342,8 +379,9 @@ def _direction(run: Run | None, key: str, record: dict | None) -> bool | None:
 
 def compare(dirs: list[RunDir], baseline: str | None = None, keys: list[str] | None = None,
             n_resamples: int = 2000) -> dict:
-    """Everything ``relbench compare`` prints: each run's metrics, paired differences against
-    the first generator run, and differences against the baseline record."""
+    """Everything ``relbench compare`` prints: each run's metrics, paired differences of the
+    headline keys against the first generator run, and differences against the baseline record
+    (only one that was asked for)."""
     from relbench import baselines
 
     record = baselines.load(baseline) if baseline else None
@@ -357,7 +395,8 @@ def compare(dirs: list[RunDir], baseline: str | None = None, keys: list[str] | N
                 all_keys.append(k)
     if keys:
         all_keys = [k for k in all_keys if k in keys]
-    out: dict = {"baseline": None, "runs": [], "paired": [], "versus_baseline": [], "notes": []}
+    specs = {k: v for d in dirs for k, v in d.specs.items()}
+    out: dict = {"baseline": None, "runs": [], "paired": [], "versus_baseline": [], "notes": [], "warnings": []}
     for r in runs:
         mets = {}
         for k in all_keys:
@@ -379,7 +418,6 @@ def compare(dirs: list[RunDir], baseline: str | None = None, keys: list[str] | N
     if record is not None:
         rec = {k: dict(v) for k, v in record["metrics"].items()}
         for k, v in rec.items():
-            v["se"] = record_se(v)
             if v.get("kind") == "proportion":
                 v["p_chance"] = chance_test(v["value"], v["n"], v.get("chance", 0.5))
         out["baseline"] = {**{k: v for k, v in record.items() if k != "metrics"}, "metrics": rec}
@@ -390,24 +428,57 @@ def compare(dirs: list[RunDir], baseline: str | None = None, keys: list[str] | N
                     out["versus_baseline"].append({"run": r.label, "against": record["name"], "key": k, **d})
     if len(gens) > 1:
         first = gens[0]
+        paired_keys = keys if keys else headline_keys(specs, all_keys)
+        if not specs:
+            out["notes"].append("summary.json holds no aggregate specs (written by an older relbench): "
+                                "rerun to get paired tests")
         for r in gens[1:]:
+            warning = pairing_warning(first, r)
+            if warning:
+                out["warnings"].append(warning)
             if shared_cases(first, r) == 0:
                 out["notes"].append(f"{r.label} shares no case with {first.label}: no paired comparison")
                 continue
-            for k in all_keys:
+            for k in paired_keys:
                 if k in first.metrics and k in r.metrics:
                     d = compare_paired(first, r, k, n_resamples=n_resamples)
                     if d is not None:
                         out["paired"].append(d)
+                    elif k in specs:
+                        out["notes"].append(f"{k}: no paired test for statistic {specs[k].statistic!r} "
+                                            f"(paired tests take {' or '.join(PAIRED_STATISTICS)})")
     return out
 
 
+def declared_baselines(dirs: list[RunDir]) -> list[str]:
+    """Records every directory's benchmark declares itself comparable with (``comparable_with``
+    in its config, kept in summary.json), in the first directory's order."""
+    sets = [d.summary.get("comparable_with") or [] for d in dirs]
+    return [n for n in (sets[0] if sets else []) if all(n in s for s in sets[1:])]
+
+
+def default_output_prefix(paths: list[str | Path]) -> Path:
+    """Where compare writes when not told: beside the run directories (in their common
+    parent), named after them, never inside one of them; the working directory when the
+    directories share no parent but the filesystem root."""
+    import os
+
+    resolved = [Path(p).resolve() for p in paths]
+    parent = Path(os.path.commonpath([p.parent for p in resolved]))
+    names = "-".join(dict.fromkeys(p.name for p in resolved))
+    name = f"compare-{names}" if len(names) <= 80 else "compare"
+    if parent == Path(parent.anchor):
+        return Path.cwd() / name
+    return parent / name
+
+
 def gate(result: dict, key: str, alpha: float = 0.05) -> list[dict]:
-    """One decision per generator run: better than the baseline on ``key`` with one-sided p < alpha."""
+    """One decision per generator run: better than the baseline on ``key`` with one-sided p < alpha
+    (an undefined test, without any standard error, is not better)."""
     rows = [v for v in result["versus_baseline"] if v["key"] == key]
     decisions = []
     for v in rows:
-        better = v["alternative"] != "two-sided" and v["p_value"] < alpha
+        better = v["alternative"] != "two-sided" and v["p_value"] is not None and v["p_value"] < alpha
         decisions.append({"run": v["run"], "key": key, "better": better, "p_value": v["p_value"],
                           "difference": v["value"], "alpha": alpha})
     return decisions
@@ -416,7 +487,8 @@ def gate(result: dict, key: str, alpha: float = 0.05) -> list[dict]:
 def check_gate_key(result: dict, key: str) -> None:
     base = result.get("baseline")
     if base is None:
-        raise UserError("--require-better needs a baseline (--baseline NAME)")
+        raise UserError("--require-better needs a baseline record: --baseline NAME (or comparable_with in the "
+                        "benchmark config)")
     if key not in base["metrics"]:
         raise UserError(f"--require-better: baseline {base['name']} has no {key!r} (it has: {', '.join(base['metrics'])})")
     if base["metrics"][key].get("higher_is_better") is None:
@@ -433,26 +505,8 @@ def check_gate_key(result: dict, key: str) -> None:
 # output
 
 
-def _num(v, digits: int = 4) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float) and (math.isinf(v) or math.isnan(v)):
-        return str(v)
-    return f"{v:.{digits}g}"
-
-
-def _p(p) -> str:
-    if p is None:
-        return "-"
-    return "<1e-4" if p < 1e-4 else f"{p:.3g}"
-
-
-def _ci(e: dict) -> str:
-    return f"{_num(e['value'])} [{_num(e['ci_low'])}, {_num(e['ci_high'])}]"
-
-
 def format_comparison(result: dict) -> str:
-    from relbench.results import text_table
+    from relbench.results import interval_text, number, p_text, text_table
 
     runs = result["runs"]
     keys: list[str] = []
@@ -471,31 +525,31 @@ def format_comparison(result: dict) -> str:
         row = [k, "-" if not chances else (f"{chances.pop():.3g}" if len(chances) == 1 else "per run")]
         if base:
             b = base["metrics"].get(k)
-            if b is None:
-                row.append("-")
-            else:
-                row.append(f"{_num(b['value'])} ±{_num(Z95 * b['se'], 2 if Z95 * b['se'] < 1 else 3)}" if b["se"] else f"{_num(b['value'])} (fixed)")
-        row += [_ci(r["metrics"][k]) if k in r["metrics"] else "-" for r in runs]
+            row.append("-" if b is None else number(b["value"]) + (f" ±{number(Z95 * b['se'], 2)}" if b.get("se") else ""))
+        row += [interval_text(r["metrics"].get(k), missing="-") for r in runs]
         body.append(row)
-    parts = ["Metrics, 95% intervals (bootstrap over triples; record: normal from its SE):", text_table(header, body)]
+    parts = ["Metrics, 95% intervals (bootstrap over triples):", text_table(header, body)]
     if base:
-        chance_rows = [[k, f"{_num(v['value'])}", str(v["n"]), _p(v["p_chance"])]
+        chance_rows = [[k, number(v["value"]), str(v["n"]), p_text(v["p_chance"])]
                        for k, v in base["metrics"].items() if "p_chance" in v]
         if chance_rows:
-            parts += ["", f"{base['name']} against chance (binomial, two-sided):",
+            parts += ["", f"{base['name']} against chance ({CHANCE_TEST}, two-sided):",
                       text_table(["metric", "value", "n", "p"], chance_rows)]
         vb = result["versus_baseline"]
         if vb:
-            parts += ["", f"Against {base['name']} (z test; p one-sided toward better, two-sided where no direction):",
+            parts += ["", f"Against {base['name']} (z test; record SE: published, else the run's bootstrap SE scaled "
+                          "to the record's n; p one-sided toward better, two-sided where no direction):",
                       text_table(["metric", "run", "difference [95% CI]", "p", "test"],
-                             [[v["key"], v["run"], _ci(v), _p(v["p_value"]), v["alternative"]] for v in vb])]
+                                 [[v["key"], v["run"], interval_text(v), p_text(v["p_value"]), v["alternative"]]
+                                  for v in vb])]
         else:
             parts += ["", f"Against {base['name']}: no metric in common with the runs"]
     if result["paired"]:
-        parts += ["", "Paired differences against the first run (same cases; bootstrap CI over triples, "
-                      "permutation p, two-sided):",
+        parts += ["", "Paired differences of the headline keys against the first run (same cases; bootstrap CI "
+                      "over triples, permutation p, two-sided):",
                   text_table(["metric", "run", "minus", "difference [95% CI]", "n", "p"],
-                         [[v["key"], v["run"], v["against"], _ci(v), str(v["n"]), _p(v["p_value"])] for v in result["paired"]])]
+                             [[v["key"], v["run"], v["against"], interval_text(v), str(v["n"]), p_text(v["p_value"])]
+                              for v in result["paired"]])]
     if result.get("agreement"):
         from relbench.agreement import format_agreement
 
@@ -504,6 +558,8 @@ def format_comparison(result: dict) -> str:
                   format_agreement({"runs": {k: {"agreement": v} for k, v in result["agreement"].items()}})]
     for note in result["notes"]:
         parts.append(f"note: {note}")
+    for warning in result.get("warnings", []):
+        parts.append(f"WARNING: {warning}")
     return "\n".join(parts)
 
 
@@ -511,20 +567,24 @@ CSV_COLUMNS = ["section", "run", "against", "key", "value", "ci_low", "ci_high",
 
 
 def flat_rows(result: dict) -> list[dict]:
+    from relbench.runner import REFERENCE
+
     rows = []
     base = result.get("baseline")
     if base:
         for k, v in base["metrics"].items():
+            se = v.get("se")
             rows.append({"section": "baseline", "run": base["name"], "key": k, "value": v["value"],
-                         "ci_low": v["value"] - Z95 * v["se"], "ci_high": v["value"] + Z95 * v["se"], "n": v.get("n"),
+                         "ci_low": None if se is None else v["value"] - Z95 * se,
+                         "ci_high": None if se is None else v["value"] + Z95 * se, "n": v.get("n"),
                          "chance": v.get("chance"), "p_value": v.get("p_chance"),
-                         "test": "binomial vs chance" if "p_chance" in v else ""})
+                         "test": CHANCE_TEST if "p_chance" in v else ""})
     for r in result["runs"]:
         for k, e in r["metrics"].items():
-            rows.append({"section": "reference" if r["is_reference"] else "run", "run": r["label"], "key": k,
+            rows.append({"section": REFERENCE if r["is_reference"] else "run", "run": r["label"], "key": k,
                          "value": e["value"], "ci_low": e["ci_low"], "ci_high": e["ci_high"], "n": e.get("n"),
                          "chance": e.get("chance"), "p_value": e.get("p_chance"),
-                         "test": "binomial vs chance" if "p_chance" in e else ""})
+                         "test": CHANCE_TEST if "p_chance" in e else ""})
     for v in result["versus_baseline"]:
         rows.append({"section": "versus_baseline", **{c: v.get(c) for c in ("run", "against", "key", "value", "ci_low",
                                                                              "ci_high", "p_value")},

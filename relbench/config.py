@@ -95,6 +95,19 @@ class Benchmark(_Strict):
     bootstrap_seed: StrictInt = 0
     predicates: list[dict[str, Any]] = []
     plugins: list[str] = []
+    #: pinned baseline records (relbench/baselines) this benchmark's runs are comparable with
+    #: (same suite, image size and judge models); reports and compare use them unasked
+    comparable_with: list[str] = []
+
+    @field_validator("comparable_with")
+    @classmethod
+    def _known_records(cls, v):
+        from relbench import baselines
+
+        unknown = [n for n in v if n not in baselines.known()]
+        if unknown:
+            raise ValueError(f"unknown baseline record {unknown[0]!r} (known: {', '.join(baselines.known())})")
+        return v
 
     @field_validator("metrics", mode="before")
     @classmethod
@@ -280,3 +293,10 @@ def default_benchmark_path() -> Path:
     from importlib import resources
 
     return Path(str(resources.files("relbench").joinpath("default_benchmark.yaml")))
+
+
+def plugin_search_path(source: str | Path) -> list[Path]:
+    """Where a config's ``plugins:`` modules resolve: the config file's directory, then the
+    working directory (the same under the ``relbench`` script and ``python -m relbench``)."""
+    here = Path(source).resolve().parent if source else Path.cwd()
+    return [here] if here == Path.cwd().resolve() else [here, Path.cwd()]

@@ -39,7 +39,8 @@ class Generator:
     Args: ClassVar[type[GeneratorArgs]] = GeneratorArgs
     #: which request fields the images depend on; the image store keys on exactly these
     uses: ClassVar[frozenset[str]] = frozenset({"prompt", "graph"})
-    #: bump when the drawing code changes in a way that changes images
+    #: explicit override: images are keyed by the plugin's code already (``code_identity``);
+    #: bump this to redraw when something outside the code changes them
     version: ClassVar[str] = "1"
 
     def __init__(self, args: GeneratorArgs, ctx: Context):
@@ -50,13 +51,25 @@ class Generator:
         """Identity of the weights the images depend on (file hashes, hub revision); None if none."""
         return None
 
+    def code_identity(self) -> dict:
+        """Digest of the plugin's source and the relbench modules it imports, with the versions of
+        the libraries it imports: editing a generator redraws its images."""
+        from relbench.code_identity import code_identity
+
+        return code_identity(type(self))
+
+    def fingerprint_args(self) -> dict:
+        """The validated arguments images depend on (all of them unless a plugin says otherwise)."""
+        return self.args.model_dump(mode="json")
+
     def fingerprint(self) -> str:
-        """Stable across processes and machines for the same configuration and weights."""
+        """Stable across processes and machines for the same code, configuration and weights."""
         return stable_hash(
             {
                 "generator": self.name,
                 "version": self.version,
-                "args": self.args.model_dump(mode="json"),
+                "code": self.code_identity(),
+                "args": self.fingerprint_args(),
                 "weights": self.weights_identity(),
             }
         )

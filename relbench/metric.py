@@ -9,12 +9,16 @@ bootstrap interval that resamples triples (see ``relbench.stats``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
 from relbench.data import Case, stable_hash
 from relbench.generator import Context
+
+
+#: what a metric may declare in ``consumes``
+CONSUMES = frozenset({"images", "texts", "prompts", "graphs", "references"})
 
 
 class MetricArgs(BaseModel):
@@ -25,8 +29,14 @@ class MetricArgs(BaseModel):
 class Sample:
     """Everything a metric may read about one case of one run. Images load lazily.
 
-    prompt_pos/prompt_neg are what the generator was given (identical in neutral mode);
-    text_pos/text_neg are the relation texts of g+ and g- that a metric judges images against.
+    Two kinds of text, never interchangeable:
+
+    - ``texts`` = (text_pos, text_neg): the relation texts of g+ and g- ("a dog riding a horse",
+      "a horse riding a dog"). A metric that judges an image against text uses these, in every
+      prompt mode. Required: there is no fallback, so a caller cannot forget them.
+    - ``prompt_pos`` / ``prompt_neg``: what the generator was given. In neutral mode both are
+      the same object-only prompt ("a photo of a dog and a horse"), so judging against them
+      scores every image pair exactly at chance; they are provenance, not ground truth.
     """
 
     case: Case
@@ -36,15 +46,20 @@ class Sample:
     image_pos_key: str | None
     image_neg_key: str | None
     _load: Callable[[str], Any] = field(repr=False, default=None)  # key -> np.ndarray (H, W, 3) uint8
-    texts: tuple[str, str] | None = None  # relation texts (p+, p-); default: the prompts
+    texts: tuple[str, str] = field(kw_only=True)
+
+    def __post_init__(self):
+        t = self.texts
+        if not (isinstance(t, tuple) and len(t) == 2 and all(isinstance(x, str) and x for x in t)):
+            raise TypeError(f"Sample.texts must be (text_pos, text_neg), two non-empty strings; got {t!r}")
 
     @property
     def text_pos(self) -> str:
-        return self.texts[0] if self.texts else self.prompt_pos
+        return self.texts[0]
 
     @property
     def text_neg(self) -> str:
-        return self.texts[1] if self.texts else self.prompt_neg
+        return self.texts[1]
 
     @property
     def image_pos(self):
@@ -73,6 +88,11 @@ class Aggregate:
     #: per-sample column holding each case's chance level (when it depends on the case, e.g.
     #: on the predicate's geometry); its mean over the rows aggregated is the chance shown
     chance_column: str | None = None
+    #: the judge's headline relation accuracy: reports open with it (one or a few per metric)
+    headline: bool = False
+    #: keys of the detection rates this number depends on: where one is 0 the number says
+    #: "not detected", not "relation wrong"
+    requires_detected: tuple[str, ...] = ()
 
 
 class Metric:
@@ -80,17 +100,36 @@ class Metric:
 
     name: ClassVar[str] = ""
     Args: ClassVar[type[MetricArgs]] = MetricArgs
-    #: what the metric reads: subset of {"images", "prompts", "graphs", "references"}
+    #: what the metric reads, a subset of CONSUMES (checked at registration): "images", "texts"
+    #: (the relation texts, Sample.texts), "prompts" (what the generator was given: provenance
+    #: only), "graphs", "references"; a metric that does not declare "images" is refused the
+    #: images at run time, so it can never depend on them
     consumes: ClassVar[frozenset[str]] = frozenset({"images"})
+    #: explicit override: scores are keyed by the plugin's code already (``code_identity``)
     version: ClassVar[str] = "1"
+    #: warnings about this configuration's numbers (e.g. an uncalibrated backbone), shown under
+    #: the results table and stored in summary.json; a plugin sets them in __init__
+    flags: Sequence[str] = ()
 
     def __init__(self, args: MetricArgs, ctx: Context):
         self.args = args
         self.ctx = ctx
 
+    def code_identity(self) -> dict:
+        """Digest of the plugin's source and the relbench modules it imports: editing a metric
+        rescores."""
+        from relbench.code_identity import code_identity
+
+        return code_identity(type(self))
+
+    def weights_identity(self) -> Any:
+        """Content identity of the weights the scores depend on (file digests); None if none."""
+        return None
+
     def fingerprint(self) -> str:
-        """Score caches key on this: change the version when the arithmetic changes."""
-        return stable_hash({"metric": self.name, "version": self.version, "args": self.args.model_dump(mode="json")})
+        """Score caches key on this: the code, the validated arguments and the weights."""
+        return stable_hash({"metric": self.name, "version": self.version, "code": self.code_identity(),
+                            "args": self.args.model_dump(mode="json"), "weights": self.weights_identity()})
 
     def columns(self) -> list[str]:
         """Per-sample columns this metric writes, in table order."""

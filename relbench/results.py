@@ -9,14 +9,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import platform
 import subprocess
 import sys
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from relbench.atomic import write_text
 from relbench.data import stable_hash
+
+if TYPE_CHECKING:
+    from relbench.runner import RunResult
 
 BASE_COLUMNS = [
     "run", "case_id", "triple_id", "seed", "negative_kind", "predicate", "neg_predicate", "subject", "object",
@@ -28,22 +34,36 @@ def _graph_text(graph) -> str:
     return "; ".join(t.text() for t in graph)
 
 
-def sample_rows(plan, collected) -> tuple[list[str], list[dict]]:
-    metric_cols = [c for info in collected["metrics"].values() for c in info["columns"]]
+def tested_triple(case):
+    """(g+ triple, g- triple) of the relation a case tests: the triple its negative changed.
+
+    A graph may hold several triples; a negative corrupts exactly one (relbench.negatives), so
+    the case's predicate, subject and object in samples.csv (and the per-predicate breakdown)
+    are that triple's. A case whose graphs do not differ in one position falls back to the
+    first triple.
+    """
+    if len(case.pos) == len(case.neg):
+        changed = [i for i, (p, n) in enumerate(zip(case.pos, case.neg)) if p != n]
+        if len(changed) == 1:
+            return case.pos[changed[0]], case.neg[changed[0]]
+    return case.pos[0], case.neg[0]
+
+
+def sample_rows(plan, collected: RunResult) -> tuple[list[str], list[dict]]:
+    metric_cols = [c for info in collected.metrics.values() for c in info.columns]
     rows = []
-    for run in collected["runs"]:
+    for run in collected.runs:
         for case in plan.cases:
-            t = case.pos[0]
+            t, t_neg = tested_triple(case)
             row = {
                 "run": run.name, "case_id": case.id, "triple_id": case.triple_id, "seed": case.seed,
-                "negative_kind": case.negative_kind, "predicate": t.predicate,
-                "neg_predicate": case.neg[0].predicate if len(case.pos) == 1 else "",
+                "negative_kind": case.negative_kind, "predicate": t.predicate, "neg_predicate": t_neg.predicate,
                 "subject": t.subject, "object": t.object,
                 "graph_pos": _graph_text(case.pos), "graph_neg": _graph_text(case.neg),
                 "prompt_pos": run.prompts[case.id][0], "prompt_neg": run.prompts[case.id][1],
                 "image_pos": run.keys[case.id][0] or "", "image_neg": run.keys[case.id][1] or "",
             }
-            scores = collected["scores"][run.name].get(case.id, {})
+            scores = collected.scores[run.name].get(case.id, {})
             for col in metric_cols:
                 row[col] = scores.get(col)
             rows.append(row)
@@ -136,17 +156,17 @@ def _aggregate_all(plan, collected, rows) -> dict:
     finished run needs no bootstrap (and no scipy import).
     """
     bench = plan.bench
-    aggs = [(mname, a) for mname, info in collected["metrics"].items() for a in info["aggregates"]]
-    specs = [[m, a.key, a.column, a.statistic if isinstance(a.statistic, str) else _qual(a.statistic),
-              a.higher_is_better, a.chance, a.chance_column] for m, a in aggs]
-    key = stable_hash({"rows": rows, "specs": specs, "b": [bench.bootstrap_resamples, bench.bootstrap_seed], "v": 2}, n=32)
+    aggs = [(mname, a) for mname, info in collected.metrics.items() for a in info.aggregates]
+    specs = [[m, a.key, a.column, statistic_name(a.statistic), a.higher_is_better, a.chance, a.chance_column]
+             for m, a in aggs]
+    key = stable_hash({"rows": rows, "specs": specs, "b": [bench.bootstrap_resamples, bench.bootstrap_seed], "v": 3}, n=32)
     cache = plan.out / "cache" / "aggregates" / f"{key}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
 
     n_seeds = len(bench.seeds)
     result = {}
-    for run in collected["runs"]:
+    for run in collected.runs:
         mine = [r for r in rows if r["run"] == run.name]
         out: dict = {"metrics": {}, "by_predicate": {}, "by_negative_kind": {}, "seed_consistency": {}}
         just_aggs = [a for _, a in aggs]
@@ -166,8 +186,46 @@ def _aggregate_all(plan, collected, rows) -> dict:
     return result
 
 
-def _qual(fn) -> str:
-    return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}"
+def statistic_name(statistic) -> str:
+    """"mean", "std", or a callable's qualified name (summary.json holds data, not code)."""
+    if isinstance(statistic, str):
+        return statistic
+    return f"{getattr(statistic, '__module__', '')}.{getattr(statistic, '__qualname__', repr(statistic))}"
+
+
+@dataclass(frozen=True)
+class AggregateSpec:
+    """What a reader of summary.json needs to know of an aggregate without loading its plugin:
+    which column, which statistic, its chance level and better direction, whether it is the
+    judge's headline accuracy and which detection rates it depends on."""
+
+    metric: str
+    column: str
+    statistic: str
+    chance: float | None = None
+    chance_column: str | None = None
+    higher_is_better: bool | None = None
+    headline: bool = False
+    requires_detected: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, metric: str, agg) -> "AggregateSpec":
+        return cls(metric, agg.column, statistic_name(agg.statistic), agg.chance, agg.chance_column,
+                   agg.higher_is_better, bool(agg.headline), tuple(agg.requires_detected))
+
+    @classmethod
+    def from_json(cls, d: dict) -> "AggregateSpec":
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        return cls(**{**d, "requires_detected": tuple(d.get("requires_detected") or ())})
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "requires_detected": list(self.requires_detected)}
+
+
+def aggregate_spec(metric: str, agg) -> dict:
+    """The JSON form of an aggregate's spec, as summary.json stores it."""
+    return AggregateSpec.of(metric, agg).to_json()
 
 
 def _agreement(plan, rows: list[dict]) -> dict:
@@ -182,18 +240,20 @@ def _agreement(plan, rows: list[dict]) -> dict:
 
 
 def summarise(plan, collected, columns_rows) -> dict:
+    from relbench.runner import REFERENCE
+
     _, rows = columns_rows
     bench = plan.bench
     aggregated = _aggregate_all(plan, collected, rows)
     out_runs = {}
-    for run in collected["runs"]:
+    for run in collected.runs:
         mine = [r for r in rows if r["run"] == run.name]
         clusters = [r["triple_id"] for r in mine]
         out_runs[run.name] = {
             "generator": run.info.get("generator"),
             "prompt_mode": run.info.get("prompt_mode"),
             "fingerprint": run.info.get("fingerprint"),
-            "is_reference": run.name == "reference",
+            "is_reference": run.name == REFERENCE,
             "n_cases": len(mine),
             "n_triples": len(set(clusters)),
             **aggregated[run.name],
@@ -207,9 +267,11 @@ def summarise(plan, collected, columns_rows) -> dict:
         "seeds": list(bench.seeds),
         "confidence": 0.95,
         "interval": f"percentile bootstrap over triples, {bench.bootstrap_resamples} resamples, seed {bench.bootstrap_seed}",
+        "comparable_with": list(getattr(bench, "comparable_with", [])),
         "metrics": {
-            name: {"flags": info["flags"], "aggregates": {a.key: a.description for a in info["aggregates"]}}
-            for name, info in collected["metrics"].items()
+            name: {"flags": info.flags, "aggregates": {a.key: a.description for a in info.aggregates},
+                   "specs": {a.key: aggregate_spec(name, a) for a in info.aggregates}}
+            for name, info in collected.metrics.items()
         },
         "runs": out_runs,
     }
@@ -247,8 +309,8 @@ def _suite_rejected(plan) -> dict:
 
 
 def manifest(plan, collected, argv: list[str] | None) -> dict:
-    t = collected["timings"]
-    topo = collected["topology"]
+    t = collected.timings
+    topo = collected.topology
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "argv": argv,
@@ -257,15 +319,16 @@ def manifest(plan, collected, argv: list[str] | None) -> dict:
         "n_cases": len(plan.cases),
         "items_without_negative": plan.skipped_items,
         **_suite_rejected(plan),
-        "runs": {r.name: r.info for r in collected["runs"]},
-        "metrics": {k: {"fingerprint": v["fingerprint"], "args": v["args"]} for k, v in collected["metrics"].items()},
+        "runs": {r.name: r.info for r in collected.runs},
+        "metrics": {k: {"fingerprint": v.fingerprint, "args": v.args, "consumes": v.consumes}
+                    for k, v in collected.metrics.items()},
         "versions": _versions(),
         "git_commit": _git_commit(),
         "platform": platform.platform(),
         "command": sys.argv,
         "world_size": topo.world_size,
         "timings": {
-            "wall_s": round(collected["wall_s"], 3),
+            "wall_s": round(collected.wall_s, 3),
             "generate_s": round(t.generate_s, 3),
             "score_s": round(t.score_s, 3),
             "images_generated": t.images_generated,
@@ -294,9 +357,7 @@ def format_table(summary: dict) -> str:
                 keys.append(k)
 
     def cell(e):
-        if e is None or e.get("value") is None:
-            return "-"
-        return f"{e['value']:.4g} [{e['ci_low']:.4g}, {e['ci_high']:.4g}]"
+        return interval_text(e, 4, missing="-")
 
     def chance(k):
         vals = {round(r["metrics"][k]["chance"], 3) for r in runs.values()
@@ -304,11 +365,54 @@ def format_table(summary: dict) -> str:
         return "-" if not vals else (f"{vals.pop():.3g}" if len(vals) == 1 else "per run")
 
     header = ["metric", "chance"] + [f"{name} (n={r['n_cases']})" for name, r in runs.items()]
-    body = [[k, chance(k)] + [cell(r["metrics"].get(k)) for r in runs.values()] for k in keys]
+    uncalibrated = _uncalibrated_keys(summary)
+    body = [[k, chance(k)] + ["UNCALIBRATED" if k in uncalibrated else cell(r["metrics"].get(k)) for r in runs.values()]
+            for k in keys]
     lines = [text_table(header, body)]
     for name, info in summary.get("metrics", {}).items():
         lines += [f"WARNING {name}: {flag}" for flag in info.get("flags", [])]
     return "\n".join(lines)
+
+
+UNDEFINED = "–"  # an interval (or value) that cannot be computed, e.g. from fewer than two triples
+
+
+def number(v, digits: int = 4, missing: str = UNDEFINED) -> str:
+    """One number for terminals, CSV-side tables and reports: ``digits`` significant digits,
+    fixed notation up to 10^digits, scientific below 1e-3."""
+    if v is None:
+        return missing
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return str(v)
+    if v != 0 and abs(v) < 1e-3:
+        return f"{v:.2e}"
+    if abs(v) >= 10**digits:
+        return f"{v:.0f}"
+    return f"{v:.{digits}g}"
+
+
+def interval_text(e: dict | None, digits: int = 4, missing: str = UNDEFINED) -> str:
+    """"value [low, high]"; "value [–]" where the interval is undefined (e.g. one triple)."""
+    if e is None or e.get("value") is None:
+        return missing
+    if e.get("ci_low") is None or e.get("ci_high") is None:
+        return f"{number(e['value'], digits)} [{UNDEFINED}]"
+    return f"{number(e['value'], digits)} [{number(e['ci_low'], digits)}, {number(e['ci_high'], digits)}]"
+
+
+def p_text(p) -> str:
+    """A p-value as printed everywhere: three significant digits, floored at <0.0001."""
+    if p is None:
+        return UNDEFINED
+    return "<0.0001" if p < 1e-4 else f"{p:.3g}"
+
+
+def _uncalibrated_keys(summary: dict) -> set[str]:
+    """Aggregates of metrics flagged uncalibrated: the table shows the word, not a number that
+    looks like LPIPS (summary.json keeps the value next to the flag)."""
+    return {key for info in summary.get("metrics", {}).values()
+            if any(str(f).lower().startswith("uncalibrated") for f in info.get("flags", []))
+            for key in info.get("aggregates", {})}
 
 
 def text_table(header: list[str], body: list[list[str]]) -> str:

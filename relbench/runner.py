@@ -17,12 +17,13 @@ from relbench.config import Benchmark, RunSpec
 from relbench.data import Case, Request, stable_hash
 from relbench.distributed import Topology, topology
 from relbench.errors import UserError
-from relbench.generator import Context
-from relbench.metric import Sample
+from relbench.generator import Context, GeneratorArgs
+from relbench.metric import Aggregate, MetricArgs, Sample
 from relbench.negatives import build_cases
 from relbench.predicates import Vocabulary, load_vocabulary
 from relbench.prompts import build_prompt
-from relbench.registry import GENERATORS, METRICS, load_plugin_modules
+from relbench.contract import check_declaration, check_images, check_rows
+from relbench.registry import GENERATORS, METRICS, load_plugin_modules, needs_packages
 from relbench.store import ImageStore
 
 REFERENCE = "reference"
@@ -38,6 +39,22 @@ class Timings:
 
 
 @dataclass
+class PlannedRun:
+    """One run of the config: its spec, the generator class drawing it and its validated args."""
+
+    spec: RunSpec
+    cls: type
+    args: GeneratorArgs
+
+
+@dataclass
+class PlannedMetric:
+    name: str
+    cls: type
+    args: MetricArgs
+
+
+@dataclass
 class Plan:
     """Everything resolved and validated before the first file is written."""
 
@@ -45,10 +62,34 @@ class Plan:
     vocab: Vocabulary
     cases: list[Case]
     skipped_items: list[str]
-    runs: list[tuple[RunSpec, type, object]]  # (spec, generator class, validated args)
-    metrics: list[tuple[str, type, object]]  # (name, metric class, validated args)
+    runs: list[PlannedRun]
+    metrics: list[PlannedMetric]
     out: Path
     suite_rejected: list = field(default_factory=list)  # peers' lines that are not one triple
+
+
+@dataclass
+class MetricInfo:
+    """What results.py needs of one metric, read once from the plugin on rank 0."""
+
+    fingerprint: str
+    args: dict
+    columns: list[str]
+    aggregates: list[Aggregate]
+    flags: list[str]
+    consumes: list[str]
+
+
+@dataclass
+class RunResult:
+    """What ``execute`` hands to results.py: the images of every run and their scores."""
+
+    runs: list[RunImages]
+    scores: dict[str, dict[str, dict]]  # run -> case id -> column -> value
+    metrics: dict[str, MetricInfo]
+    timings: Timings
+    wall_s: float
+    topology: Topology
 
 
 def _validate_args(cls, args: dict, where: str):
@@ -65,36 +106,39 @@ def _validate_args(cls, args: dict, where: str):
         raise UserError(f"{where}.{loc}: {msg}") from None
 
 
-def _probe(cls, args, ctx) -> None:
-    obj = cls(args, ctx)
-    try:
-        obj.fingerprint()
-    finally:
-        obj.close()
+def _probe(registry, cls, args, ctx) -> None:
+    with needs_packages(registry, cls.name):
+        obj = cls(args, ctx)
+        try:
+            obj.fingerprint()
+            if registry is METRICS:
+                check_declaration(obj)
+        finally:
+            obj.close()
 
 
 def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = None) -> Plan:
-    from relbench.config import locate
+    from relbench.config import locate, plugin_search_path
 
-    load_plugin_modules(bench.plugins)
+    load_plugin_modules(bench.plugins, plugin_search_path(source))
     vocab = load_vocabulary(bench.predicates)
     runs = []
     for i, spec in enumerate(bench.runs):
         cls = GENERATORS.get(spec.generator, where=f"{locate(source, lines, ('runs', i, 'generator'))}: runs.{i}.generator")
         where = f"{locate(source, lines, ('runs', i, 'args'))}: runs.{i}.args"
-        runs.append((spec, cls, _validate_args(cls, spec.args, where)))
+        runs.append(PlannedRun(spec, cls, _validate_args(cls, spec.args, where)))
     metrics = []
     for i, m in enumerate(bench.metrics):
         cls = METRICS.get(m.name, where=f"{locate(source, lines, ('metrics', i))}: metrics.{i}")
-        metrics.append((m.name, cls, _validate_args(cls, m.args, f"{locate(source, lines, ('metrics', i))}: metrics.{i}.args")))
+        metrics.append(PlannedMetric(m.name, cls, _validate_args(cls, m.args, f"{locate(source, lines, ('metrics', i))}: metrics.{i}.args")))
 
     # build each plugin once and fingerprint it: a missing checkpoint or model directory is
     # reported now, before any image is generated (plugins load weights lazily, so this is cheap)
     ctx = Context(vocab=vocab)
-    for spec, cls, args in runs:
-        _probe(cls, args, ctx)
-    for name, cls, args in metrics:
-        _probe(cls, args, ctx)
+    for r in runs:
+        _probe(GENERATORS, r.cls, r.args, ctx)
+    for m in metrics:
+        _probe(METRICS, m.cls, m.args, ctx)
 
     from relbench.suites.loader import load_suite
 
@@ -145,7 +189,13 @@ def _progress(total: int, desc: str, enabled: bool):
 def generate_run(plan: Plan, spec: RunSpec, cls, args, store: ImageStore, topo: Topology, timings: Timings,
                  show_progress: bool) -> RunImages:
     ctx = Context(vocab=plan.vocab, rank=topo.rank, world_size=topo.world_size, device=topo.device)
-    gen = cls(args, ctx)
+    with needs_packages(GENERATORS, cls.name):
+        return _generate_run(plan, spec, cls(args, ctx), store, topo, timings, show_progress)
+
+
+def _generate_run(plan: Plan, spec: RunSpec, gen, store: ImageStore, topo: Topology, timings: Timings,
+                  show_progress: bool) -> RunImages:
+    cls, args = type(gen), gen.args
     try:
         fp = gen.fingerprint()
         size = plan.bench.size
@@ -175,11 +225,10 @@ def generate_run(plan: Plan, spec: RunSpec, cls, args, store: ImageStore, topo: 
                 for i in range(0, len(todo), batch):
                     part = todo[i : i + batch]
                     t0 = time.perf_counter()
-                    images = gen.generate([requests[k] for k in part])
+                    batch_requests = [requests[k] for k in part]
+                    images = gen.generate(batch_requests)
                     t_gen += time.perf_counter() - t0
-                    if len(images) != len(part):
-                        raise RuntimeError(
-                            f"generator {spec.generator} returned {len(images)} images for {len(part)} requests")
+                    check_images(gen, batch_requests, images)
                     for k, img in zip(part, images):
                         store.put(k, img)
                     bar.update(len(part))
@@ -241,6 +290,7 @@ def score_run(plan: Plan, metrics: list, run: RunImages, store: ImageStore, cach
     from relbench.atomic import write_text
 
     fps = [m.fingerprint() for m in metrics]
+    columns = [check_declaration(m) for m in metrics]
     values: dict[str, dict] = {}
     for j, chunk in enumerate(_chunks(plan.cases, plan.bench.chunk_size)):
         if only_mine and not topo.owns(j):
@@ -253,7 +303,7 @@ def score_run(plan: Plan, metrics: list, run: RunImages, store: ImageStore, cach
             return loaded[key]
 
         samples = None
-        for metric, fp in zip(metrics, fps):
+        for metric, fp, cols in zip(metrics, fps, columns):
             path = cache_dir / f"{metric.name}-{fp}" / f"{_chunk_key(fp, run, chunk)}.json"
             if path.is_file():
                 rows = json.loads(path.read_text())
@@ -262,18 +312,30 @@ def score_run(plan: Plan, metrics: list, run: RunImages, store: ImageStore, cach
                     samples = [Sample(c, run.name, *run.prompts[c.id], *run.keys[c.id], _load=load,
                                       texts=_prompts(plan, c, "relation")) for c in chunk]
                 t0 = time.perf_counter()
-                rows = metric.score(samples)
+                with needs_packages(METRICS, metric.name):
+                    rows = metric.score(samples if "images" in metric.consumes else _without_images(metric, samples))
                 timings.score_s += time.perf_counter() - t0
-                if len(rows) != len(chunk):
-                    raise RuntimeError(f"metric {metric.name} returned {len(rows)} rows for {len(chunk)} samples")
+                check_rows(metric, cols, rows, len(chunk))
                 write_text(path, json.dumps(rows))
             for c, row in zip(chunk, rows):
                 values.setdefault(c.id, {}).update(row)
     return values
 
 
+def _without_images(metric, samples: list[Sample]) -> list[Sample]:
+    """The samples as a metric that does not declare ``consumes: images`` sees them."""
+    from dataclasses import replace
+
+    from relbench.contract import ContractError
+
+    def refuse(key):
+        raise ContractError(f"metric {metric.name!r} reads images but does not declare 'images' in consumes")
+
+    return [replace(s, _load=refuse) for s in samples]
+
+
 def _build_metrics(plan: Plan, ctx: Context) -> list:
-    return [cls(args, ctx) for _, cls, args in plan.metrics]
+    return [m.cls(m.args, ctx) for m in plan.metrics]
 
 
 def _close_all(objs) -> None:
@@ -281,7 +343,7 @@ def _close_all(objs) -> None:
         m.close()
 
 
-def execute(plan: Plan, show_progress: bool = True, topo: Topology | None = None) -> dict | None:
+def execute(plan: Plan, show_progress: bool = True, topo: Topology | None = None) -> RunResult | None:
     """Generate and score everything; on rank 0 return the collected results, else None."""
     topo = topo or topology()
     t_start = time.perf_counter()
@@ -291,10 +353,10 @@ def execute(plan: Plan, show_progress: bool = True, topo: Topology | None = None
     timings = Timings()
 
     runs: list[RunImages] = []
-    for spec, cls, args in plan.runs:
+    for r in plan.runs:
         t0 = time.perf_counter()
-        runs.append(generate_run(plan, spec, cls, args, store, topo, timings, show_progress and topo.is_main))
-        timings.per_run[spec.name] = {"wall_s": round(time.perf_counter() - t0, 3)}
+        runs.append(generate_run(plan, r.spec, r.cls, r.args, store, topo, timings, show_progress and topo.is_main))
+        timings.per_run[r.spec.name] = {"wall_s": round(time.perf_counter() - t0, 3)}
     ref = reference_run(plan, store, topo)
     if ref is not None:
         runs.append(ref)
@@ -320,19 +382,12 @@ def execute(plan: Plan, show_progress: bool = True, topo: Topology | None = None
     metric_objs = _build_metrics(plan, ctx)
     try:
         metric_info = {
-            name: {"fingerprint": m.fingerprint(), "args": args.model_dump(mode="json"), "columns": m.columns(),
-                   "aggregates": m.aggregates(), "flags": list(getattr(m, "flags", []) or [])}
-            for (name, _, args), m in zip(plan.metrics, metric_objs)
+            p.name: MetricInfo(m.fingerprint(), p.args.model_dump(mode="json"), m.columns(), m.aggregates(),
+                               list(m.flags), sorted(m.consumes))
+            for p, m in zip(plan.metrics, metric_objs)
         }
         for run in runs:
             scores[run.name] = score_run(plan, metric_objs, run, store, cache_dir, topo, timings, only_mine=False)
     finally:
         _close_all(metric_objs)
-    return {
-        "runs": runs,
-        "scores": scores,
-        "metrics": metric_info,
-        "timings": timings,
-        "wall_s": time.perf_counter() - t_start,
-        "topology": topo,
-    }
+    return RunResult(runs, scores, metric_info, timings, time.perf_counter() - t_start, topo)

@@ -53,19 +53,20 @@ def cluster_bootstrap_many(
     seed: int = 0,
     confidence: float = 0.95,
 ) -> list[dict]:
-    """Several statistics over the same rows, under one set of resampled triples.
+    """Several statistics over the same rows: {"value", "ci_low", "ci_high", "n", "n_triples"} each.
 
     Percentile interval of scipy.stats.bootstrap over cluster indices; each resample becomes
-    row weights (how often its triple was drawn), and every statistic is a weighted one, so a
-    column with missing values simply leaves those rows out. One bootstrap call for all
-    columns keeps the cost of per-predicate breakdowns low.
+    row weights (how often its triple was drawn), and every statistic is a weighted one.
+    A column is resampled over the triples where it has values: a sparse column (an accuracy
+    given detection when detection is rare, a small breakdown) is never drawn empty. Columns
+    with values on the same triples share one bootstrap call, which keeps the cost of
+    per-predicate breakdowns low. Fewer than two such triples: the interval is undefined (None).
     """
-    from scipy import stats
-
     cl = np.asarray([str(c) for c in clusters])
     n = len(cl)
+    uniq, inverse = np.unique(cl, return_inverse=True)
     out: list[dict] = []
-    live = []
+    groups: dict[bytes, list] = {}  # triples with values -> the columns that have them
     for values, statistic in columns:
         x = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
         if len(x) != n:
@@ -73,35 +74,54 @@ def cluster_bootstrap_many(
         mask = ~np.isnan(x)
         fn = _statistic_fn(statistic)
         if not mask.any():
-            out.append({"value": None, "ci_low": None, "ci_high": None, "n": 0})
+            out.append({"value": None, "ci_low": None, "ci_high": None, "n": 0, "n_triples": 0})
             continue
-        value = float(np.asarray(fn(x[mask], np.ones((1, int(mask.sum()))))).reshape(-1)[0])
-        out.append({"value": _clean(value), "ci_low": _clean(value), "ci_high": _clean(value), "n": int(mask.sum())})
-        live.append((len(out) - 1, x[mask], mask, fn))
-    uniq, inverse = np.unique(cl, return_inverse=True)
-    k = len(uniq)
-    if k < 2 or not live:
-        return out
+        value = _clean(np.asarray(fn(x[mask], np.ones((1, int(mask.sum()))))).reshape(-1)[0])
+        present = np.zeros(len(uniq), dtype=bool)
+        present[inverse[mask]] = True
+        k = int(present.sum())
+        const = bool(np.all(x[mask] == x[mask][0]))  # no spread to resample
+        defined = const or k >= 2
+        out.append({"value": value, "ci_low": value if defined else None, "ci_high": value if defined else None,
+                    "n": int(mask.sum()), "n_triples": k})
+        if k >= 2 and not const:
+            groups.setdefault(present.tobytes(), []).append((len(out) - 1, x[mask], inverse[mask], fn))
+    for key, live in groups.items():
+        present = np.frombuffer(key, dtype=bool)
+        lo, hi = _bootstrap_group(live, present, n_resamples, seed, confidence)
+        for (j, _, _, _), l, h in zip(live, lo, hi):
+            out[j]["ci_low"], out[j]["ci_high"] = _clean(l), _clean(h)
+    return out
+
+
+def _bootstrap_group(live: list, present: np.ndarray, n_resamples: int, seed: int, confidence: float):
+    """Percentile intervals for columns that have values on the same triples (``present``)."""
+    import warnings
+
+    from scipy import stats
+
+    k = int(present.sum())
+    local = np.cumsum(present) - 1  # triple index -> index among the present triples
 
     def stat(idx, axis=-1):
         idx = np.atleast_2d(idx)
         b = idx.shape[0]
         # how often each triple was drawn in each resample, then broadcast to its rows
         counts = np.bincount((idx + np.arange(b)[:, None] * k).ravel(), minlength=b * k).reshape(b, k)
-        w = counts[:, inverse].astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.stack([np.asarray(fn(x, w[:, m]), dtype=np.float64).reshape(-1) for _, x, m, fn in live])
+            return np.stack([np.asarray(fn(x, counts[:, local[tri]].astype(np.float64)), dtype=np.float64).reshape(-1)
+                             for _, x, tri, fn in live])
 
-    res = stats.bootstrap(
-        (np.arange(k),), stat, n_resamples=n_resamples, vectorized=True, batch=500,
-        confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed),
-    )
-    lo, hi = (np.atleast_1d(v) for v in res.confidence_interval)
-    for (j, x, _, _), l, h in zip(live, lo, hi):
-        if np.all(x == x[0]):  # constant: no spread to resample
-            continue
-        out[j]["ci_low"], out[j]["ci_high"] = _clean(l), _clean(h)
-    return out
+    with warnings.catch_warnings():
+        # a statistic that is constant or undefined in every resample is reported as such
+        # (NaN -> None) by the caller; scipy's warning about it says nothing more
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = stats.bootstrap(
+            (np.arange(k),), stat, n_resamples=n_resamples, vectorized=True, batch=500,
+            confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed),
+        )
+    return (np.atleast_1d(v) for v in res.confidence_interval)
 
 
 def _clean(v) -> float | None:

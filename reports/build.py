@@ -13,51 +13,57 @@ import time
 from datetime import datetime, timezone
 
 from relbench.compare import (
-    Run, chance_test, collect_runs, compare_paired, load_run_dir, record_se, shared_cases, versus_record,
+    CHANCE_TEST, Run, chance_test, collect_runs, compare_paired, declared_baselines, load_run_dir, pairing_warning,
+    shared_cases, versus_record,
 )
+from relbench.compare import headline_keys as declared_headlines
+from relbench.results import number, p_text
 
 #: seed-report keys always charted when present (besides accuracies with a chance level)
 SEED_KEYS = ("clip_alignment_acc", "clip_pos_margin", "clip_neg_margin", "mse_mean")
 #: per-case columns shown under gallery thumbnails, in this order, when present
 GALLERY_COLUMNS = ("pair_correct", "pos_uncond", "neg_uncond", "clip_acc", "clip_pos_margin", "clip_neg_margin",
                    "pair_mse", "lpips")
+NOT_DETECTED = "not detected"
 
 
 # ---------------------------------------------------------------------------------------------
 # small helpers
 
 
-def _num(v, digits: int = 3) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
-        return str(v)
-    if abs(v) >= 10 ** digits:
-        return f"{v:.0f}"
-    return f"{v:.{digits}g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
+def _num(v) -> str:
+    return number(v, 3)
 
 
-def _p(p) -> str:
-    if p is None:
-        return "–"
-    return "<0.0001" if p < 1e-4 else f"{p:.3g}"
+def undetected(run: Run, key: str, specs: dict, group: str | None = None, value: str | None = None) -> bool:
+    """Whether ``key`` (overall, or in one predicate / negative kind) rests on a detection rate
+    of 0: then its accuracy says nothing about the relation, only that no object was found."""
+    scope = run.metrics if group is None else run.summary.get(group, {}).get(value, {})
+    for det in (specs[key].requires_detected if key in specs else ()):
+        e = scope.get(det)
+        if e is not None and e.get("value") == 0:
+            return True
+    return False
 
 
-def cell(e: dict | None, chance: float | None = None) -> dict:
-    """A table cell: value with interval, and whether the interval clears chance."""
+def cell(e: dict | None, chance: float | None = None, not_detected: bool = False) -> dict:
+    """A table cell: value with interval, and whether the interval clears chance. A number
+    resting on a detection rate of 0 reads "not detected" and is never flagged below chance."""
+    if not_detected:
+        return {"text": NOT_DETECTED, "ci": "", "flag": "undetected", "n": (e or {}).get("n")}
     if not e or e.get("value") is None:
-        return {"text": "–", "ci": "", "flag": ""}
+        return {"text": "–", "ci": "", "flag": "missing"}
     flag = ""
     if chance is not None and e.get("ci_low") is not None:
         flag = "above" if e["ci_low"] > chance else "below" if e["ci_high"] < chance else "at"
-    ci = f"[{_num(e['ci_low'])}, {_num(e['ci_high'])}]" if e.get("ci_low") is not None else ""
+    ci = f"[{_num(e['ci_low'])}, {_num(e['ci_high'])}]" if e.get("ci_low") is not None else "[–]"
     return {"text": _num(e["value"]), "ci": ci, "flag": flag, "n": e.get("n")}
 
 
 def diff_cell(d: dict) -> dict:
     sig = d.get("p_value") is not None and d["p_value"] < 0.05
-    return {"text": f"{d['value']:+.3g}", "ci": f"[{d['ci_low']:+.3g}, {d['ci_high']:+.3g}]", "p": _p(d.get("p_value")),
-            "sig": sig}
+    ci = "[–]" if d.get("ci_low") is None else f"[{d['ci_low']:+.3g}, {d['ci_high']:+.3g}]"
+    return {"text": f"{d['value']:+.3g}", "ci": ci, "p": p_text(d.get("p_value")), "sig": sig}
 
 
 def _keys_in_order(runs: list[Run]) -> list[str]:
@@ -85,6 +91,18 @@ def headline_keys(runs: list[Run]) -> list[str]:
     return out
 
 
+def summary_order(keys: list[str], specs: dict) -> list[str]:
+    """The judges' headline accuracies first, then the numbers with a better direction, then
+    the rest (bookkeeping counts, descriptive means, pair sensitivity such as mse and lpips)."""
+    def rank(k):
+        spec = specs.get(k)
+        if spec is None:
+            return 2
+        return 0 if spec.headline else 1 if spec.higher_is_better is not None else 2
+
+    return sorted(keys, key=lambda k: (rank(k), keys.index(k)))
+
+
 def _chance(runs: list[Run], key: str, group: str | None = None, value: str | None = None):
     """The chance level of ``key`` (overall, or within a predicate / negative kind): the first run
     that reports one (chance depends on geometry, not on the run, for g+ images)."""
@@ -99,21 +117,74 @@ def _chance(runs: list[Run], key: str, group: str | None = None, value: str | No
 # sections
 
 
-def summary_section(gens: list[Run], ref: Run | None, keys: list[str]) -> list[dict]:
+def answer_section(gens: list[Run], ref: Run | None, specs: dict, heads: list[str], charts: bool) -> list[dict]:
+    """The panel the report opens with: per headline key, every run's accuracy with its interval
+    against chance and ceiling (a dot-and-interval chart and its numbers), then a predicate x run
+    heatmap of the same accuracy."""
+    every = gens + ([ref] if ref else [])
+    out = []
+    for k in heads:
+        if not any(k in r.metrics for r in every):
+            continue
+        rows = []
+        for r in every:
+            e = r.metrics.get(k) or {}
+            nd = undetected(r, k, specs)
+            rows.append({"label": "ceiling (reference)" if r.is_reference else r.label, "ceiling": r.is_reference,
+                         "value": None if nd else e.get("value"), "lo": None if nd else e.get("ci_low"),
+                         "hi": None if nd else e.get("ci_high"), "chance": e.get("chance"), "not_detected": nd,
+                         "cell": cell(e, e.get("chance"), nd)})
+        predicates = sorted({v for r in every for v in r.summary.get("by_predicate", {})})
+        heat = []
+        for v in predicates:
+            chance = _chance(every, k, "by_predicate", v)
+            cells = []
+            for r in every:
+                e = r.summary.get("by_predicate", {}).get(v, {}).get(k)
+                c = cell(e, chance, undetected(r, k, specs, "by_predicate", v))
+                c["shade"] = _shade(e.get("value") if e and c["flag"] not in ("undetected", "missing") else None)
+                cells.append(c)
+            heat.append({"group": v, "chance": _num(chance) if chance is not None else "–", "cells": cells})
+        svg = None
+        if charts:
+            from markupsafe import Markup
+
+            from relbench.reports.charts import dot_interval_chart
+
+            svg = Markup(dot_interval_chart(f"{k} (95% CI)", rows))  # matplotlib's SVG writer escapes labels
+        out.append({"key": k, "metric": specs[k].metric if k in specs else "", "rows": rows, "chart": svg,
+                    "columns": [r["label"] for r in rows], "heatmap": heat})
+    return out
+
+
+def _shade(v) -> str:
+    """Heatmap background for an accuracy in [0, 1]: white at 0 to deep blue at 1 (text stays
+    dark up to 0.6, white beyond); empty for no value (the cell's class says why)."""
+    if v is None:
+        return ""
+    t = min(max(float(v), 0.0), 1.0)
+    r, g, b = (round(255 + (c - 255) * t) for c in (27, 108, 168))
+    return f"background: rgb({r}, {g}, {b}); color: {'#fff' if t > 0.6 else '#1d1d1f'}"
+
+
+def summary_section(gens: list[Run], ref: Run | None, keys: list[str], specs: dict) -> list[dict]:
     rows = []
+    every = gens + ([ref] if ref else [])
     for k in keys:
-        e0 = next((r.metrics[k] for r in gens + ([ref] if ref else []) if k in r.metrics), {})
-        chance = _chance(gens + ([ref] if ref else []), k)
+        e0 = next((r.metrics[k] for r in every if k in r.metrics), {})
+        chance = _chance(every, k)
         rows.append({
             "key": k, "metric": e0.get("metric", ""), "higher_is_better": e0.get("higher_is_better"),
+            "headline": k in specs and specs[k].headline,
             "chance": _num(chance) if chance is not None else "–",
-            "ceiling": cell(ref.metrics.get(k)) if ref else None,
-            "cells": [cell(r.metrics.get(k), chance) for r in gens],
+            "ceiling": cell(ref.metrics.get(k), None, undetected(ref, k, specs)) if ref else None,
+            "cells": [cell(r.metrics.get(k), chance, undetected(r, k, specs)) for r in gens],
         })
     return rows
 
 
-def breakdown_section(gens: list[Run], ref: Run | None, keys: list[str], group: str, charts: bool) -> list[dict]:
+def breakdown_section(gens: list[Run], ref: Run | None, keys: list[str], group: str, charts: bool,
+                      specs: dict) -> list[dict]:
     """Per key: a table (group value x runs) and, for predicates, a bar chart."""
     every = gens + ([ref] if ref else [])
     values = sorted({v for r in every for v in r.summary.get(group, {})})
@@ -125,16 +196,18 @@ def breakdown_section(gens: list[Run], ref: Run | None, keys: list[str], group: 
         for v in values:
             chance = _chance(every, k, group, v)
             rows.append({"group": v, "chance": _num(chance) if chance is not None else "–",
-                         "ceiling": cell(ref.summary.get(group, {}).get(v, {}).get(k)) if ref else None,
-                         "cells": [cell(r.summary.get(group, {}).get(v, {}).get(k), chance) for r in gens]})
+                         "ceiling": cell(ref.summary.get(group, {}).get(v, {}).get(k), None,
+                                         undetected(ref, k, specs, group, v)) if ref else None,
+                         "cells": [cell(r.summary.get(group, {}).get(v, {}).get(k), chance,
+                                        undetected(r, k, specs, group, v)) for r in gens]})
         svg = None
         if charts:
-            svg = _chart(k, values, every, group)
+            svg = _chart(k, values, every, group, specs)
         out.append({"key": k, "rows": rows, "chart": svg})
     return out
 
 
-def _chart(key: str, values: list[str], runs: list[Run], group: str):
+def _chart(key: str, values: list[str], runs: list[Run], group: str, specs: dict):
     from markupsafe import Markup
 
     from relbench.reports.charts import bar_chart
@@ -142,9 +215,12 @@ def _chart(key: str, values: list[str], runs: list[Run], group: str):
     series = []
     for r in runs:
         es = [r.summary.get(group, {}).get(v, {}).get(key) or {} for v in values]
+        nd = [undetected(r, key, specs, group, v) for v in values]
         series.append({"label": "reference (ceiling)" if r.is_reference else r.label,
-                       "values": [e.get("value") for e in es], "lo": [e.get("ci_low") for e in es],
-                       "hi": [e.get("ci_high") for e in es], "ceiling": r.is_reference})
+                       "values": [None if u else e.get("value") for e, u in zip(es, nd)],
+                       "lo": [None if u else e.get("ci_low") for e, u in zip(es, nd)],
+                       "hi": [None if u else e.get("ci_high") for e, u in zip(es, nd)],
+                       "not_detected": nd, "ceiling": r.is_reference})
     chance = [_chance(runs, key, group, v) for v in values]
     svg = bar_chart(f"{key} by {group.replace('by_', '').replace('_', ' ')} (95% CI)", values, series,
                     chance if any(c is not None for c in chance) else None)
@@ -176,10 +252,10 @@ def baseline_section(gens: list[Run], names: list[str]) -> list[dict]:
         rec = baselines.load(name)
         metrics = rec["metrics"]
         chance_rows = [{"key": k, "value": _num(v["value"]), "n": v["n"],
-                        "p": _p(chance_test(v["value"], v["n"], v.get("chance", 0.5)))}
+                        "p": p_text(chance_test(v["value"], v["n"], v.get("chance", 0.5)))}
                        for k, v in metrics.items() if v.get("kind") == "proportion"]
         rec_rows = [{"key": k, "value": _num(v["value"]), "n": v.get("n"),
-                     "se": _num(record_se(v)) if record_se(v) else "unknown (fixed)",
+                     "se": _num(v["se"]) if v.get("se") is not None else "estimated from each run",
                      "assumed": rec.get("assumed", {}).get(k, "")} for k, v in metrics.items()]
         rows = []
         for r in gens:
@@ -214,7 +290,8 @@ def paired_section(gens: list[Run], keys: list[str], n_resamples: int) -> tuple[
         first = gens[0]
         for r in gens[1:]:
             if shared_cases(first, r):
-                vs_first.append({"a": first.label, "b": r.label, "rows": paired_rows(first, r, keys, n_resamples)})
+                vs_first.append({"a": first.label, "b": r.label, "rows": paired_rows(first, r, keys, n_resamples),
+                                 "warning": pairing_warning(first, r)})
     neutral = []
     for rel in gens:
         if rel.summary.get("prompt_mode") != "relation":
@@ -223,7 +300,7 @@ def paired_section(gens: list[Run], keys: list[str], n_resamples: int) -> tuple[
             if (neu.summary.get("prompt_mode") == "neutral" and neu.summary.get("fingerprint")
                     and neu.summary.get("fingerprint") == rel.summary.get("fingerprint") and shared_cases(rel, neu)):
                 neutral.append({"generator": rel.summary.get("generator"), "a": neu.label, "b": rel.label,
-                                "rows": paired_rows(neu, rel, keys, n_resamples)})
+                                "rows": paired_rows(neu, rel, keys, n_resamples), "warning": None})
     return vs_first, neutral
 
 
@@ -296,20 +373,20 @@ def gallery_section(gens: list[Run], per_predicate: int, max_pairs: int, thumb_p
 def _env():
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
-    env = Environment(loader=PackageLoader("reports", "templates"), autoescape=True, undefined=StrictUndefined,
+    env = Environment(loader=PackageLoader("relbench.reports", "templates"), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
     return env
 
 
 def build_context(run_dirs, baselines=None, per_predicate: int = 3, max_pairs: int = 240, thumb_px: int = 112,
                   n_resamples: int = 1000, charts: bool = True) -> dict:
-    from relbench import baselines as records
-
     dirs = [load_run_dir(d) for d in run_dirs]
     runs = collect_runs(dirs)
     gens = [r for r in runs if not r.is_reference]
     ref = next((r for r in runs if r.is_reference), None)
-    keys = _keys_in_order(runs)
+    specs = {k: v for d in dirs for k, v in d.specs.items()}
+    keys = summary_order(_keys_in_order(runs), specs)
+    answer_keys = declared_headlines(specs, keys)
     heads = headline_keys(runs)
     chart_note = ""
     if charts:
@@ -318,7 +395,7 @@ def build_context(run_dirs, baselines=None, per_predicate: int = 3, max_pairs: i
         except ImportError:
             charts, chart_note = False, "charts need matplotlib (pip install matplotlib); tables only"
     gallery, gstats = gallery_section(gens, per_predicate, max_pairs, thumb_px)
-    vs_first, neutral = paired_section(gens, heads, n_resamples)
+    vs_first, neutral = paired_section(gens, answer_keys, n_resamples)
     first = dirs[0].summary
     return {
         "title": f"relbench report: {', '.join(sorted({d.summary.get('benchmark', '?') for d in dirs}))}",
@@ -337,19 +414,29 @@ def build_context(run_dirs, baselines=None, per_predicate: int = 3, max_pairs: i
                   for flag in (info.get("flags") or [])],
         "descriptions": {k: v for d in dirs for info in (d.summary.get("metrics") or {}).values()
                          for k, v in (info.get("aggregates") or {}).items()},
-        "summary": summary_section(gens, ref, keys),
-        "by_predicate": breakdown_section(gens, ref, heads, "by_predicate", charts),
-        "by_kind": breakdown_section(gens, ref, heads, "by_negative_kind", False),
+        "answer": answer_section(gens, ref, specs, answer_keys, charts),
+        "summary": summary_section(gens, ref, keys, specs),
+        "by_predicate": breakdown_section(gens, ref, heads, "by_predicate", charts, specs),
+        "by_kind": breakdown_section(gens, ref, heads, "by_negative_kind", False, specs),
         "agreement": agreement_section(gens + ([ref] if ref else [])),
         "chart_note": chart_note,
-        "baselines": baseline_section(gens, baselines if baselines is not None else records.known()),
+        "chance_test": CHANCE_TEST,
+        # a record only when asked for, or when every directory's benchmark declares it comparable
+        "baselines": baseline_section(gens, baselines if baselines is not None else declared_baselines(dirs)),
         "vs_first": vs_first,
         "neutral": neutral,
         "gallery": gallery,
         "gallery_stats": gstats,
+        "human": _human_rows(dirs),  # issue 14
         "per_predicate": per_predicate,
         "manifests": [{"path": str(d.path), "text": json.dumps(d.manifest, indent=2)} for d in dirs],
     }
+
+
+def _human_rows(dirs) -> list[dict]:
+    from relbench.human import report_rows
+
+    return report_rows(dirs)
 
 
 def render(context: dict) -> str:

@@ -71,10 +71,11 @@ def case_rows(run: str, scores, mses) -> list[dict]:
 
 
 def metric_info() -> dict:
+    from relbench.runner import MetricInfo
+
     ctx = Context(vocab=load_vocabulary())
-    clip, mse = ClipAlignment(ClipAlignment.Args(), ctx), PairMSE(PairMSE.Args(), ctx)
-    return {"clip_alignment": {"columns": clip.columns(), "aggregates": clip.aggregates(), "args": {}, "flags": []},
-            "pair_mse": {"columns": mse.columns(), "aggregates": mse.aggregates(), "args": {}, "flags": []}}
+    return {m.name: MetricInfo(f"fp-{m.name}", {}, m.columns(), m.aggregates(), [], sorted(m.consumes))
+            for m in (ClipAlignment(ClipAlignment.Args(), ctx), PairMSE(PairMSE.Args(), ctx))}
 
 
 def summarise_rows(runs: dict[str, list[dict]], out: Path, resamples: int = 2000) -> dict:
@@ -86,9 +87,9 @@ def summarise_rows(runs: dict[str, list[dict]], out: Path, resamples: int = 2000
     first = next(iter(runs.values()))
     cases = [SimpleNamespace(triple_id=r["triple_id"]) for r in first]
     plan = SimpleNamespace(bench=bench, out=out, cases=cases)
-    collected = {"runs": [SimpleNamespace(name=n, info={"generator": "fixture", "prompt_mode": "relation",
-                                                        "fingerprint": f"fp-{n}"}) for n in runs],
-                 "metrics": metric_info()}
+    collected = SimpleNamespace(runs=[SimpleNamespace(name=n, info={"generator": "fixture", "prompt_mode": "relation",
+                                                                    "fingerprint": f"fp-{n}"}) for n in runs],
+                                metrics=metric_info())
     rows = [r for rs in runs.values() for r in rs]
     return summarise(plan, collected, (None, rows))
 
@@ -99,10 +100,10 @@ def write_run_dir(out: Path, runs: dict[str, list[dict]], resamples: int = 2000)
 
     out.mkdir(parents=True, exist_ok=True)
     info = metric_info()
-    columns = BASE_COLUMNS + [c for m in info.values() for c in m["columns"]]
+    columns = BASE_COLUMNS + [c for m in info.values() for c in m.columns]
     write_samples_csv(out / "samples.csv", columns, [r for rs in runs.values() for r in rs])
     (out / "summary.json").write_text(json.dumps(summarise_rows(runs, out, resamples), indent=2))
     (out / "manifest.json").write_text(json.dumps({
         "config": {"name": "seed-fixture"}, "seeds": list(range(N_SEEDS)),
-        "metrics": {name: {"args": m["args"]} for name, m in info.items()}}, indent=2))
+        "metrics": {name: {"args": m.args} for name, m in info.items()}}, indent=2))
     return out

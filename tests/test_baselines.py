@@ -34,11 +34,19 @@ def test_unknown_record_lists_the_known_ones():
 
 
 def test_record_standard_errors():
+    """No shipped record publishes an SE: each is estimated from the run's own cluster-bootstrap
+    SE, scaled to the record's n (not 0, not the iid binomial)."""
     rec = baselines.load("seed-20ep")["metrics"]
-    assert record_se(rec["clip_alignment_acc"]) == pytest.approx(math.sqrt(0.494 * 0.506 / 480))  # 0.0228
-    assert record_se(rec["mse_mean"]) == pytest.approx(5267.92 / math.sqrt(480))  # 240.4
-    assert record_se(rec["clip_pos_margin"]) == 0.0  # no std published: taken as fixed
-    assert record_se(baselines.load("seed-10ep-quick")["metrics"]["mse_mean"]) == 0.0
+    se_run = 0.1 / (2 * 1.959963984540054)
+    run = {"value": 0.6, "ci_low": 0.55, "ci_high": 0.65, "n": 120}
+    assert record_se(rec["clip_pos_margin"]) == (None, "unknown")  # nothing to scale without a run
+    se, basis = record_se(rec["clip_pos_margin"], run)
+    assert se == pytest.approx(se_run * math.sqrt(120 / 480)) and basis.startswith("run's bootstrap SE")
+    assert record_se(rec["clip_alignment_acc"], run)[0] == pytest.approx(se_run / 2)  # not sqrt(.494 .506 / 480)
+    assert record_se(baselines.load("seed-10ep-quick")["metrics"]["mse_mean"], run)[0] == pytest.approx(
+        se_run * math.sqrt(120 / 10))
+    assert record_se({"value": 1.0, "n": 10, "se": 0.25}, run) == (0.25, "published")
+    assert record_se(rec["clip_pos_margin"], {"value": 0.1, "ci_low": None, "ci_high": None, "n": 5})[0] is None
 
 
 @pytest.fixture(scope="module")
@@ -75,16 +83,29 @@ def test_seed_accuracies_are_indistinguishable_from_chance():
 
 def test_versus_record_arithmetic():
     rec = baselines.load("seed-20ep")["metrics"]["clip_alignment_acc"]
-    run = {"value": 0.60, "ci_low": 0.55, "ci_high": 0.65}  # bootstrap SE 0.1 / 3.92 = 0.0255
+    run = {"value": 0.60, "ci_low": 0.55, "ci_high": 0.65, "n": 480}  # bootstrap SE 0.1 / 3.92 = 0.0255
     d = versus_record(run, rec, True)
-    se = math.hypot(0.1 / (2 * 1.959963984540054), math.sqrt(0.494 * 0.506 / 480))
+    se = math.sqrt(2) * 0.1 / (2 * 1.959963984540054)  # the record's SE estimated as the run's (same n)
     assert d["value"] == pytest.approx(0.106) and d["se"] == pytest.approx(se)
-    assert d["z"] == pytest.approx(0.106 / se)  # 3.1
+    assert d["z"] == pytest.approx(0.106 / se)  # 2.94
     assert d["p_value"] == pytest.approx(0.5 * math.erfc(0.106 / se / math.sqrt(2)))
     assert d["ci_low"] == pytest.approx(0.106 - 1.959963984540054 * se)
     assert versus_record(run, rec, False)["p_value"] == pytest.approx(1 - d["p_value"])
     assert versus_record(run, rec, None)["p_value"] == pytest.approx(2 * d["p_value"])
-    # both exact (a fixed record, a run with a zero-width interval): the difference is certain
+    # both without spread (a run with a zero-width interval): the difference is certain
     fixed = {"value": 1.0, "n": 10, "kind": "mean"}
-    assert versus_record({"value": 1.2, "ci_low": 1.2, "ci_high": 1.2}, fixed, True)["p_value"] == 0.0
-    assert versus_record({"value": 1.0, "ci_low": 1.0, "ci_high": 1.0}, fixed, True)["p_value"] == 1.0
+    assert versus_record({"value": 1.2, "ci_low": 1.2, "ci_high": 1.2, "n": 10}, fixed, True)["p_value"] == 0.0
+    assert versus_record({"value": 1.0, "ci_low": 1.0, "ci_high": 1.0, "n": 10}, fixed, True)["p_value"] == 1.0
+    # no SE anywhere (an undefined run interval): no test, not a certain difference
+    undefined = versus_record({"value": 1.2, "ci_low": None, "ci_high": None, "n": 2}, fixed, True)
+    assert undefined["p_value"] is None and undefined["ci_low"] is None
+
+
+def test_a_benchmark_declares_the_records_it_is_comparable_with(tmp_path):
+    from relbench.config import parse_benchmark
+
+    base = {"runs": [{"name": "a", "generator": "shapes_oracle"}]}
+    assert parse_benchmark(base, "b.yaml", {}).comparable_with == []
+    assert parse_benchmark({**base, "comparable_with": ["seed-20ep"]}, "b.yaml", {}).comparable_with == ["seed-20ep"]
+    with pytest.raises(UserError, match=r"unknown baseline record 'seed-99' \(known: seed-10ep-quick, seed-20ep\)"):
+        parse_benchmark({**base, "comparable_with": ["seed-99"]}, "b.yaml", {})

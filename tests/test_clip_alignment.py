@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from relbench.testing.clip import TINY_CONFIG, make_tiny_checkpoint
+from relbench.testing.samples import make_sample
 from relbench.metrics.clip_alignment import ClipAlignment, alignment_from_scores
 from relbench.data import Case, Triple
 from relbench.errors import UserError
@@ -52,6 +53,11 @@ def test_same_image_for_both_graphs_is_exactly_chance():
 # --- the metric with a tiny random model -------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def private_hash_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("RELBENCH_CACHE_DIR", str(tmp_path / "relbench-cache"))
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     return make_tiny_checkpoint(tmp_path_factory.mktemp("clip"))
@@ -73,7 +79,8 @@ def load(key):
 
 def case_sample(i, kpos, kneg, pos=("dog", "riding", "horse"), neg=("horse", "riding", "dog")):
     case = Case(id=f"c{i}", triple_id=f"t{i // 3}", pos=(Triple(*pos),), neg=(Triple(*neg),), negative_kind="swap", seed=i)
-    return Sample(case, "run", f"a {pos[0]} {pos[1]} a {pos[2]}", f"a {neg[0]} {neg[1]} a {neg[2]}", kpos, kneg, _load=load)
+    p, n = f"a {pos[0]} {pos[1]} a {pos[2]}", f"a {neg[0]} {neg[1]} a {neg[2]}"
+    return Sample(case, "run", p, n, kpos, kneg, _load=load, texts=(p, n))
 
 
 def independent_scores(model_name, checkpoint, pairs):
@@ -96,13 +103,15 @@ def independent_scores(model_name, checkpoint, pairs):
     return out
 
 
-def test_metric_matches_independent_computation(tiny):
+@pytest.mark.parametrize("mode", ["relation", "neutral"])
+def test_metric_matches_independent_computation(tiny, mode):
     model_name, ckpt = tiny
     m = ClipAlignment(ClipAlignment.Args(model=model_name, checkpoint=ckpt, batch_size=4), CTX)
-    s = case_sample(0, "img0", "img1")
+    s = make_sample(case_sample(0, "img0", "img1").case, "img0", "img1", load, mode)
+    assert s.text_pos == "a photo of a dog riding a horse" and s.text_neg == "a photo of a horse riding a dog"
     row = m.score([s])[0]
     pc, pw, nc, nw = independent_scores(model_name, ckpt, [
-        ("img0", s.prompt_pos), ("img0", s.prompt_neg), ("img1", s.prompt_neg), ("img1", s.prompt_pos)])
+        ("img0", s.text_pos), ("img0", s.text_neg), ("img1", s.text_neg), ("img1", s.text_pos)])
     assert row["clip_pos_correct"] == pytest.approx(pc, abs=1e-4)
     assert row["clip_pos_wrong"] == pytest.approx(pw, abs=1e-4)
     assert row["clip_neg_correct"] == pytest.approx(nc, abs=1e-4)
@@ -115,6 +124,84 @@ def test_metric_matches_independent_computation(tiny):
     keys = {a.key for a in m.aggregates()}
     assert {"clip_alignment_acc", "clip_pos_margin", "clip_neg_margin", "clip_pos_correct", "clip_pos_wrong"} <= keys
     assert next(a for a in m.aggregates() if a.key == "clip_alignment_acc").chance == 0.5
+
+
+# --- planted embeddings: the right answer is known in both prompt modes ----------------------
+
+# unit text embeddings: p+ -> e0, p- -> e1, the neutral prompt "a photo of a dog and a horse" -> e2
+PLANTED_TEXTS = ["a photo of a dog riding a horse", "a photo of a horse riding a dog", "a photo of a dog and a horse"]
+# image id (pixel [0, 0, 0]) -> embedding: 1 draws g+ (closer to e0), 2 draws g- (closer to e1)
+PLANTED_IMAGES = {1: (0.8, 0.6, 0.0), 2: (0.6, 0.8, 0.0)}
+
+
+def planted_encoder():
+    """The real ClipEncoder around a CLIP whose towers return planted vectors, logit scale 10:
+    S(image 1, p+) = 8, S(image 1, p-) = 6, S(image 2, p-) = 8, S(image 2, p+) = 6."""
+    import math
+
+    import torch
+
+    from relbench.models.clip import ClipEncoder
+
+    class Planted(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.logit_scale = torch.nn.Parameter(torch.tensor(math.log(10.0)))
+            self.text = torch.eye(3)
+            self.image = torch.zeros(3, 3)
+            for i, v in PLANTED_IMAGES.items():
+                self.image[i] = torch.tensor(v)
+
+        def encode_text(self, ids):
+            return self.text[ids]
+
+        def encode_image(self, ids):
+            return self.image[ids]
+
+    def tokenizer(texts):
+        return torch.tensor([PLANTED_TEXTS.index(t) for t in texts])
+
+    def preprocess(pil):
+        return torch.tensor(int(np.asarray(pil)[0, 0, 0]))
+
+    return ClipEncoder(Planted(), preprocess, tokenizer)
+
+
+def planted_images():
+    out = {}
+    for i in PLANTED_IMAGES:
+        out[f"id{i}"] = np.zeros((4, 4, 3), np.uint8)
+        out[f"id{i}"][0, 0, 0] = i
+    return out
+
+
+@pytest.mark.parametrize("mode", ["relation", "neutral"])
+def test_planted_embeddings_both_prompt_modes(mode):
+    """The relation texts decide, not the generator's prompts: in neutral mode both images were
+    prompted with "a photo of a dog and a horse" (v1 scored that: margins 0, accuracy 0.5)."""
+    m = ClipAlignment(ClipAlignment.Args(), CTX)
+    m._encoder = planted_encoder()
+    imgs = planted_images()
+    case = case_sample(0, "id1", "id2").case
+    right = make_sample(case, "id1", "id2", imgs.__getitem__, mode)  # each image draws its own graph
+    wrong = make_sample(case, "id2", "id1", imgs.__getitem__, mode)  # each image draws the other graph
+    same = make_sample(case, "id1", "id1", imgs.__getitem__, mode)  # relation ignored: one image twice
+    if mode == "neutral":
+        assert right.prompt_pos == right.prompt_neg == "a photo of a dog and a horse"
+    rows = m.score([right, wrong, same])
+    assert rows[0] == pytest.approx(alignment_from_scores(8.0, 6.0, 8.0, 6.0))
+    assert (rows[0]["clip_pos_margin"], rows[0]["clip_acc"], rows[0]["clip_both_acc"]) == pytest.approx((2.0, 1.0, 1.0))
+    assert (rows[1]["clip_pos_margin"], rows[1]["clip_acc"], rows[1]["clip_both_acc"]) == pytest.approx((-2.0, 0.0, 0.0))
+    assert (rows[2]["clip_acc"], rows[2]["clip_both_acc"]) == (0.5, 0.0)
+    assert m.encodings["text"] == 2  # only the two relation texts were encoded
+
+
+def test_sample_requires_relation_texts():
+    case = case_sample(0, "img0", "img1").case
+    with pytest.raises(TypeError):
+        Sample(case, "run", "p", "p", "img0", "img1", _load=load)  # no silent fallback to the prompts
+    with pytest.raises(TypeError, match="two non-empty strings"):
+        Sample(case, "run", "p", "p", "img0", "img1", _load=load, texts=("a dog riding a horse", ""))
 
 
 def test_each_prompt_and_image_encoded_once(tiny):
@@ -156,7 +243,7 @@ def one_line_user_error(m):
 
 def test_missing_checkpoint_errors(tiny, tmp_path):
     msg = one_line_user_error(ClipAlignment(ClipAlignment.Args(), CTX))
-    assert "no checkpoint given" in msg and "nothing is downloaded" in msg
+    assert "no weights given" in msg and "nothing is downloaded" in msg
     msg = one_line_user_error(ClipAlignment(ClipAlignment.Args(checkpoint=str(tmp_path / "nope.bin")), CTX))
     assert "not found" in msg and "checkpoint:" in msg
     msg = one_line_user_error(ClipAlignment(ClipAlignment.Args(checkpoint=str(tmp_path)), CTX))
@@ -173,9 +260,12 @@ def test_fingerprint_tracks_weights(tiny, tmp_path):
     model_name, ckpt = tiny
     a = ClipAlignment(ClipAlignment.Args(model=model_name, checkpoint=ckpt), CTX).fingerprint()
     assert a == ClipAlignment(ClipAlignment.Args(model=model_name, checkpoint=ckpt), CTX).fingerprint()
-    other = tmp_path / "other.pt"
-    other.write_bytes(b"x" * 10)
-    assert a != ClipAlignment(ClipAlignment.Args(model=model_name, checkpoint=str(other)), CTX).fingerprint()
+    other = make_tiny_checkpoint(tmp_path, seed=1)[1]
+    assert a != ClipAlignment(ClipAlignment.Args(model=model_name, checkpoint=other), CTX).fingerprint()
+    bad = tmp_path / "other.pt"
+    bad.write_bytes(b"x" * 10)
+    with pytest.raises(UserError, match="cannot read weights file"):  # checked with the fingerprint, at plan time
+        ClipAlignment(ClipAlignment.Args(model=model_name, checkpoint=str(bad)), CTX).fingerprint()
 
 
 def test_encoding_benchmark_runs_and_halves(capsys):

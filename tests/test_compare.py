@@ -3,12 +3,13 @@
 import csv
 import itertools
 import json
+import re
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from relbench.compare import compare, gate, load_run_dir, paired_difference
+from relbench.compare import compare, format_comparison, gate, load_run_dir, paired_difference
 from relbench.errors import UserError
 from seed_fixture import case_rows, clip_scores, mse_values, write_run_dir
 
@@ -108,8 +109,10 @@ def test_compare_cli_tables_and_files(cli, run_dirs, tmp_path):
     assert res.returncode == 0, res.stderr
     out = res.stdout
     assert "seed-20ep (n=480)" in out and "seedlike (n=480)" in out and "better (n=480)" in out
-    assert "0.494 ±0.045" in out  # the record's binomial interval, 1.96 x 0.0228
-    assert "Paired differences against the first run" in out
+    # the record has no SE of its own: its column is the value; each test below estimates it
+    assert re.search(r"clip_alignment_acc\s+0\.5\s+0\.494\s+0\.4938 \[", out)
+    assert "binomial vs chance (convention: cases taken as independent)" in out
+    assert "Paired differences of the headline keys against the first run" in out
     rows = list(csv.DictReader((tmp_path / "cmp.csv").read_text().splitlines()))
     paired = next(r for r in rows if r["section"] == "paired" and r["key"] == "clip_alignment_acc")
     assert (paired["run"], paired["against"]) == ("better", "seedlike")
@@ -117,6 +120,9 @@ def test_compare_cli_tables_and_files(cli, run_dirs, tmp_path):
     assert float(paired["ci_low"]) > 0 and float(paired["p_value"]) < 0.001
     chance = next(r for r in rows if r["section"] == "baseline" and r["key"] == "clip_alignment_acc")
     assert float(chance["p_value"]) == pytest.approx(0.8195, abs=1e-3)
+    assert chance["test"] == "binomial vs chance (convention: cases taken as independent)"
+    # only headline keys are paired (not clip_pos_correct, mse_std, ...)
+    assert {r["key"] for r in rows if r["section"] == "paired"} == {"clip_alignment_acc"}
     data = json.loads((tmp_path / "cmp.json").read_text())
     assert data["baseline"]["name"] == "seed-20ep"
     assert {v["run"] for v in data["versus_baseline"]} == {"seedlike", "better"}
@@ -127,16 +133,20 @@ def test_require_better_exit_codes(cli, run_dirs, tmp_path):
               "-o", str(tmp_path / "a"))
     assert res.returncode == 0, res.stdout + res.stderr
     assert "gate: better better than seed-20ep" in res.stdout
-    res = cli("compare", str(run_dirs["seedlike"]), "--require-better", "clip_alignment_acc", "-o", str(tmp_path / "b"))
-    assert res.returncode == 1  # the baseline defaults to seed-20ep
+    res = cli("compare", str(run_dirs["seedlike"]), "--baseline", "seed-20ep", "--require-better", "clip_alignment_acc",
+              "-o", str(tmp_path / "b"))
+    assert res.returncode == 1
     assert "NOT better" in res.stdout
 
 
 @pytest.mark.parametrize("args, message", [
     (["{missing}"], "no such run directory"),
     (["{both}", "--baseline", "seed-99"], "unknown baseline 'seed-99' (known: seed-10ep-quick, seed-20ep)"),
-    (["{both}", "--require-better", "spatial_pair_acc"], "baseline seed-20ep has no 'spatial_pair_acc'"),
-    (["{both}", "--require-better", "mse_mean"], "'mse_mean' has no better direction"),
+    (["{both}", "--baseline", "seed-20ep", "--require-better", "spatial_pair_acc"],
+     "baseline seed-20ep has no 'spatial_pair_acc'"),
+    (["{both}", "--baseline", "seed-20ep", "--require-better", "mse_mean"], "'mse_mean' has no better direction"),
+    # no record is compared unasked (the fixture's benchmark declares none comparable)
+    (["{both}", "--require-better", "clip_alignment_acc"], "--require-better needs a baseline record: --baseline NAME"),
     (["{empty}"], "not a run directory (no summary.json"),
 ])
 def test_bad_input_is_one_line_exit_2(cli, run_dirs, tmp_path, args, message):
@@ -154,3 +164,114 @@ def test_key_absent_from_a_run(run_dirs):
     result["runs"][0]["metrics"].pop("clip_alignment_acc")
     with pytest.raises(UserError, match="run seedlike has no 'clip_alignment_acc'"):
         check_gate_key(result, "clip_alignment_acc")
+
+
+# --- the gate's calibration: run and record drawn from the same generator -----------------------
+
+
+def _null_draws(rng, kind: str, n_sims: int, n_triples: int = 160, n_seeds: int = 3) -> np.ndarray:
+    """(n_sims, cases) per-case values of one generator, seeds of a triple correlated.
+
+    margin: a triple effect plus case noise (intraclass correlation 0.5). acc: clip_acc of a
+    case, the mean of its two votes, which share the text's bias toward p+ (a triple effect)
+    with opposite signs: img_pos wins when bias + noise > 0, img_neg when noise - bias > 0, so
+    the two votes are anti-correlated (the binomial SE is about 2.4x the real one)."""
+    shared = rng.normal(0, 1, (n_sims, n_triples)).repeat(n_seeds, axis=1)
+    noise = rng.normal(0, 1, (n_sims, 2, n_triples * n_seeds))
+    if kind == "margin":
+        return shared + noise[:, 0]
+    return ((noise[:, 0] + 0.5 * shared > 0).astype(float) + (noise[:, 1] - 0.5 * shared > 0)) / 2
+
+
+@pytest.mark.parametrize("kind, key", [("margin", "clip_pos_margin"), ("acc", "clip_alignment_acc")])
+def test_gate_false_positive_rate_is_nominal(kind, key):
+    """2000 nulls: the record is the aggregate of an independent draw of the same generator,
+    with no standard error published (as the seed records). --require-better must pass about 5%
+    of them (a margin with SE 0 passed ~11%, the accuracy with its binomial SE ~0%)."""
+    from relbench.compare import versus_record
+    from relbench.stats import cluster_bootstrap_many
+
+    rng = np.random.default_rng(2024)
+    n_sims, n = 2000, 480
+    runs, records = _null_draws(rng, kind, n_sims), _null_draws(rng, kind, n_sims).mean(axis=1)
+    triples = np.repeat(np.arange(160), 3)
+    # every simulated run's bootstrap entry, as summary.json holds it (one shared bootstrap call)
+    entries = cluster_bootstrap_many([(x, "mean") for x in runs], triples, n_resamples=500, seed=0)
+    kind_of_record = "proportion" if kind == "acc" else "mean"
+    rows = [{"key": key, "run": f"sim{i}", **versus_record(e, {"value": float(r), "n": n, "kind": kind_of_record}, True)}
+            for i, (e, r) in enumerate(zip(entries, records))]
+    fpr = np.mean([g["better"] for g in gate({"versus_baseline": rows}, key)])
+    assert 0.03 <= fpr <= 0.07, fpr
+
+
+# --- what compare reads, shows and writes ------------------------------------------------------
+
+
+def test_specs_come_from_summary_not_plugins(run_dirs, tmp_path):
+    """Paired tests need each aggregate's column and statistic: summary.json holds them, so a
+    metric plugin that cannot be imported where compare runs costs nothing (it used to drop the
+    paired tests silently)."""
+    import shutil
+
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(run_dirs["both"], copy)
+    (copy / "manifest.json").write_text(json.dumps({"config": {"plugins": ["not_installed_here"]},
+                                                    "metrics": {"clip_alignment": {"args": {"model": "?"}}}}))
+    spec = json.loads((copy / "summary.json").read_text())["metrics"]["clip_alignment"]["specs"]["clip_alignment_acc"]
+    assert spec == {"metric": "clip_alignment", "column": "clip_acc", "statistic": "mean", "chance": 0.5,
+                    "chance_column": None, "higher_is_better": True, "headline": True, "requires_detected": []}
+    result = compare([load_run_dir(copy)])
+    assert [(p["key"], p["run"], p["against"]) for p in result["paired"]] == [("clip_alignment_acc", "better", "seedlike")]
+
+
+def test_one_reference_column_for_several_dirs(tmp_path):
+    ref_rows = case_rows("reference", clip_scores(pos_right=400, neg_right=400), mse_values())
+    dirs = [write_run_dir(tmp_path / name, {"reference": ref_rows, name: case_rows(name, clip_scores(), mse_values())},
+                          resamples=200) for name in ("a", "b", "c")]
+    result = compare([load_run_dir(d) for d in dirs])
+    assert [r["label"] for r in result["runs"]] == ["reference", "a", "b", "c"]
+    assert result["ceiling"]["run"] == "reference"
+    text = format_comparison(result)
+    assert text.count("reference (n=480)") == 1
+
+
+def test_partial_pairing_and_prompt_mode_are_warned(cli, tmp_path):
+    rows = case_rows("rel", clip_scores(), mse_values())
+    a = write_run_dir(tmp_path / "runs" / "rel", {"rel": rows}, resamples=200)
+    # a training evaluation: neutral prompts, 8 triples' worth of the same cases
+    b = write_run_dir(tmp_path / "runs" / "eval", {"eval": case_rows("eval", clip_scores(), mse_values())[:24]},
+                      resamples=200)
+    s = json.loads((b / "summary.json").read_text())
+    s["runs"]["eval"]["prompt_mode"] = "neutral"
+    (b / "summary.json").write_text(json.dumps(s))
+    result = compare([load_run_dir(a), load_run_dir(b)])
+    assert result["warnings"] == ["eval pairs with rel on 24 of 480 cases (the paired tests use only these); "
+                                  "prompt modes differ (rel: relation, eval: neutral)"]
+    assert result["paired"][0]["n"] == 24
+    # the CLI prints it, and writes beside the runs (their common parent), not inside the first
+    res = cli("compare", str(a), str(b), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "WARNING: eval pairs with rel on 24 of 480 cases" in res.stdout
+    assert (tmp_path / "runs" / "compare-rel-eval.csv").is_file() and (tmp_path / "runs" / "compare-rel-eval.json").is_file()
+    assert not list(a.glob("compare*")) and not list(b.glob("compare*"))
+
+
+def test_no_record_unless_asked_or_declared(cli, run_dirs, tmp_path):
+    """A pinned record is compared only on --baseline or when the benchmark declares itself
+    comparable with it (comparable_with, kept in summary.json)."""
+    import shutil
+
+    from relbench.compare import declared_baselines
+
+    res = cli("compare", str(run_dirs["both"]), "-o", str(tmp_path / "plain"))
+    assert res.returncode == 0 and "seed-20ep" not in res.stdout
+    copy = tmp_path / "declared"
+    shutil.copytree(run_dirs["both"], copy)
+    s = json.loads((copy / "summary.json").read_text())
+    assert s["comparable_with"] == []
+    s["comparable_with"] = ["seed-20ep"]
+    (copy / "summary.json").write_text(json.dumps(s))
+    assert declared_baselines([load_run_dir(copy)]) == ["seed-20ep"]
+    assert declared_baselines([load_run_dir(copy), load_run_dir(run_dirs["better"])]) == []
+    res = cli("compare", str(copy), "--require-better", "clip_alignment_acc", "-o", str(tmp_path / "gated"))
+    assert res.returncode == 1 and "gate: better better than seed-20ep" in res.stdout

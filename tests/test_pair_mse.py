@@ -29,6 +29,23 @@ def test_metric_scores_samples_and_none_without_negative():
     case = Case("c", "t", g, g, "swap", 0)
     imgs = {"p": np.zeros((2, 2, 3), np.uint8), "n": np.full((2, 2, 3), 2, np.uint8)}
     m = PairMSE(PairMSE.Args(), Context(vocab=load_vocabulary()))
-    rows = m.score([Sample(case, "r", "", "", "p", "n", _load=imgs.get), Sample(case, "r", "", "", "p", None, _load=imgs.get)])
+    rows = m.score([Sample(case, "r", "", "", "p", "n", _load=imgs.get, texts=("a", "b")),
+                     Sample(case, "r", "", "", "p", None, _load=imgs.get, texts=("a", "b"))])
     assert rows == [{"pair_mse": 4.0}, {"pair_mse": None}]
     assert [a.key for a in m.aggregates()] == ["mse_mean", "mse_std"]
+
+
+@pytest.mark.parametrize("mode", ["relation", "neutral"])
+def test_both_prompt_modes_read_only_pixels(mode):
+    from relbench.testing.samples import make_sample
+
+    case = Case("c", "t", (Triple("dog", "riding", "horse"),), (Triple("horse", "riding", "dog"),), "swap", 0)
+    a = np.zeros((2, 2, 3), np.uint8)
+    b = a.copy()
+    b[0, 0] = (255, 0, 0)
+    imgs = {"p": a, "n": b, "p2": a.copy()}
+    s = make_sample(case, "p", "n", imgs.get, mode)
+    assert (s.prompt_pos == s.prompt_neg) == (mode == "neutral")
+    rows = PairMSE(PairMSE.Args(), Context(vocab=load_vocabulary())).score(
+        [s, make_sample(case, "p", "p2", imgs.get, mode)])
+    assert rows == [{"pair_mse": 65025 / 12}, {"pair_mse": 0.0}]  # one channel of 12 differs by 255

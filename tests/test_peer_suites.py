@@ -103,8 +103,10 @@ output_dir: {out}
 """
 
 
-def test_run_lists_rejected_lines_and_vlm_judges_them(cli, tmp_path):
+def test_run_lists_rejected_lines_and_vlm_judges_them(cli, tmp_path, monkeypatch):
     from relbench.testing.vlm import make_tiny_vlm
+
+    monkeypatch.setenv("RELBENCH_CACHE_DIR", str(tmp_path / "cache"))  # weight digests, kept out of ~/.cache
 
     model = make_tiny_vlm("qwen2_5_vl", tmp_path / "judge")
     (tmp_path / "b.yaml").write_text(CONFIG.format(suite=FIX / "evaluation_metadata.jsonl", model=model,

@@ -27,7 +27,7 @@ CONFIG = """\
 name: hostile-names
 suite: {{kind: jsonl, path: {suite}}}
 seeds: [0, 1]
-metrics: [pair_mse]
+metrics: [pair_mse, {{name: spatial, args: {{detector: shapes}}}}]
 plugins: [tests.plugins.flat_colour]
 runs:
   - {{name: "{run}", generator: flat_colour}}
@@ -79,8 +79,33 @@ def test_dom_shows_tables_charts_and_hostile_names_as_text(report):
     assert re.search(r"<td title=\"[^\"]*\">mse_mean</td>", summary) and re.search(r"<td title=\"[^\"]*\">mse_std</td>", summary)
     assert len(re.findall(r'<table class="predicate"', dom)) >= 1
     charts = re.findall(r'<svg[^>]*class="chart".*?</svg>', dom, re.S)
-    assert charts and all(len(re.findall(r'<g id="patch_\d+"', c)) >= 4 for c in charts)
+    mse_chart = re.search(r'<h3 id="pred-mse_mean">mse_mean</h3>\s*<figure[^>]*>\s*(<svg.*?</svg>)', dom, re.S).group(1)
+    assert len(charts) > 1 and len(re.findall(r'<g id="patch_\d+"', mse_chart)) >= 4
+    # the spatial judge found no object in flat colours: its bar charts draw no bar, only labels
+    pos_chart = re.search(r'<h3 id="pred-spatial_pos_acc">.*?(<svg.*?</svg>)', dom, re.S).group(1)
+    assert "not detected" in pos_chart
     assert len(re.findall(r"<figure class=\"pair\"", dom)) == 12  # 3 predicates x 2 runs x 2 seeds
+
+
+def test_dom_opens_with_the_answer_panel(report):
+    """The first section answers the question: the headline accuracy per run as a
+    dot-and-interval chart, a table and a predicate x run heatmap. Flat-colour images hold no
+    object, so the spatial judge detects nothing: every cell says "not detected", none is red."""
+    d, html = report
+    res = chromium(f"--user-data-dir={d / 'profile-answer'}", "--dump-dom", html.as_uri())
+    assert res.returncode == 0, res.stderr[-2000:]
+    dom = res.stdout
+    sections = re.findall(r'<section id="([a-z]+)"', dom)
+    assert sections[0] == "answer" and sections.index("summary") == 1
+    answer = re.search(r'<section id="answer">.*?</section>', dom, re.S).group(0)
+    assert re.findall(r'<table class="answer" data-key="([^"]+)"', answer) == ["spatial_pair_acc"]
+    chart = re.search(r'<svg[^>]*class="chart".*?</svg>', answer, re.S).group(0)
+    assert chart.count("not detected") == 2  # one per run, no dot
+    heat = re.search(r'<table class="heatmap".*?</table>', answer, re.S).group(0)
+    assert heat.count("<tr><td>") == 3  # above, on, riding
+    cells = re.findall(r'<td class="(\w*)"[^>]*>([^<]*)<span', heat)
+    assert cells and all(c == ("undetected", "not detected") for c in cells)
+    assert 'class="below"' not in answer
 
 
 def test_screenshot(report):

@@ -112,7 +112,16 @@ def test_run_writes_report(shapes_run):
     assert [h for h in re.findall(r"<th>(.*?)</th>", header)] == [
         "metric", "better", "chance", "ceiling (reference)", "oracle", "ignore", "ignore-neutral"]
     keys = list(summary["runs"]["oracle"]["metrics"])
-    assert re.findall(r'<tr><td title="[^"]*">([a-z_]+)</td>', table) == keys
+    specs = {k: v for m in summary["metrics"].values() for k, v in m["specs"].items()}
+    # headline accuracy first, then keys with a better direction, then bookkeeping and pair sensitivity
+    order = ([k for k in keys if specs[k]["headline"]]
+             + [k for k in keys if not specs[k]["headline"] and specs[k]["higher_is_better"] is not None]
+             + [k for k in keys if specs[k]["higher_is_better"] is None])
+    assert order[0] == "spatial_pair_acc" and order.index("mse_mean") > order.index("spatial_pos_acc")
+    assert re.findall(r'<tr class="[a-z]*"><td title="[^"]*">([a-z_]+)</td>', table) == order
+    # bookkeeping rows are not marked "higher is better"
+    for k in ("spatial_pos_checkable", "spatial_pos_not_checkable", "mse_mean"):
+        assert re.search(rf'<tr class="bookkeeping"><td title="[^"]*">{k}</td><td>–</td>', table), k
     # each key's definition (summary.json's metrics.*.aggregates) is its tooltip
     assert '<td title="mean over cases of the g+/g- pixel MSE (0-255 scale)">mse_mean</td>' in table
     # per predicate: a chart and a 9-row table for each headline key
@@ -120,11 +129,13 @@ def test_run_writes_report(shapes_run):
     heads = [k for k in keys if any(r["metrics"][k].get("chance") is not None for r in runs)
              or k in ("mse_mean", "spatial_pos_detected")]
     assert re.findall(r'<table class="predicate" data-key="([^"]+)"', html) == heads
-    assert html.count('<svg') == len(heads) and html.count('class="chart"') == len(heads)
+    # + one dot-and-interval chart per headline key in the opening panel
+    assert html.count('<svg') == len(heads) + 1 and html.count('class="chart"') == len(heads) + 1
     pred_table = re.search(r'<table class="predicate" data-key="spatial_pair_acc">.*?</table>', html, re.S).group(0)
     assert pred_table.count("<tr><td>") == 9
-    # comparisons: the seed record (mse_mean is shared), paired vs the first run, relation vs neutral
-    assert re.search(r"<h4>seed-20ep", html) and "<td>ignore</td><td>mse_mean</td>" in html
+    # comparisons: no pinned record unasked (the 256 px VG seed record is no yardstick for a 64 px
+    # shapes suite), paired vs the first run, relation vs neutral
+    assert not re.search(r"<h4>seed-", html) and "compared only when asked for" in html
     assert "<h4>ignore − oracle</h4>" in html and "<h4>ignore-neutral − oracle</h4>" in html
     assert "<h4>shapes_ignore_relation: ignore − ignore-neutral</h4>" in html
     # the manifest, last
@@ -208,3 +219,130 @@ def test_metric_flags_are_shown(shapes_run, tmp_path):
     assert '<p class="note flag"><b>pair_mse</b>: uncalibrated: &lt;random&gt; backbone' in html
     # without the images the gallery says so instead of failing
     assert '<div class="missing">no image</div>' in html
+
+
+# --- the opening panel, detection, zero vs missing, records --------------------------------------
+
+
+def _edited_copy(out, tmp_path, edit):
+    import shutil
+
+    copy = tmp_path / "edited"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("images", "cache"))
+    summary = json.loads((copy / "summary.json").read_text())
+    edit(summary)
+    (copy / "summary.json").write_text(json.dumps(summary))
+    return copy
+
+
+def _section(html, ident):
+    return re.search(rf'<section id="{ident}">.*?</section>', html, re.S).group(0)
+
+
+def test_report_opens_with_the_headline_answer(shapes_run):
+    out, _ = shapes_run
+    html = (out / "report.html").read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    # the panel comes before every other section
+    assert html.index('<section id="answer">') < html.index('<section id="summary">')
+    answer = _section(html, "answer")
+    assert re.findall(r'<table class="answer" data-key="([^"]+)"', answer) == ["spatial_pair_acc"]
+    assert answer.count('class="chart"') == 1  # the dot-and-interval chart
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td><td class=\"(\w*)\">([^<]+)<span class=\"ci\">([^<]*)</span>",
+                      answer)
+    m = {name: summary["runs"][name]["metrics"]["spatial_pair_acc"] for name in ("oracle", "ignore", "reference")}
+    assert [r[0] for r in rows] == ["oracle", "ignore", "ignore-neutral", "ceiling (reference)"]
+    assert rows[0][2:] == ("above", "1", "[1, 1]") and rows[3][2] == "ceiling"
+    assert rows[1][3] == f"{m['ignore']['value']:.3g}" and rows[1][1] == f"{m['ignore']['chance']:.3g}"
+    # predicate x run heatmap: 9 predicates, the 3 runs and the ceiling, shaded by value
+    heat = re.search(r'<table class="heatmap" data-key="spatial_pair_acc">.*?</table>', answer, re.S).group(0)
+    assert re.findall(r"<th>([^<]+)</th>", heat) == ["predicate", "chance", "oracle", "ignore", "ignore-neutral",
+                                                    "ceiling (reference)"]
+    assert heat.count("<tr><td>") == 9
+    assert heat.count('style="background: rgb(27, 108, 168)') == 9 * 2  # oracle and ceiling: 1 everywhere
+
+
+def test_headline_keys_come_from_the_specs(shapes_run, tmp_path):
+    """Any aggregate its metric declares headline joins the panel (a future judge needs no
+    report change)."""
+    from relbench.reports import build_report
+
+    out, _ = shapes_run
+
+    def mark(summary):
+        summary["metrics"]["spatial"]["specs"]["spatial_pos_acc"]["headline"] = True
+
+    build_report([_edited_copy(out, tmp_path, mark)], tmp_path / "r.html")
+    answer = _section((tmp_path / "r.html").read_text(), "answer")
+    assert re.findall(r'<table class="answer" data-key="([^"]+)"', answer) == ["spatial_pos_acc", "spatial_pair_acc"]
+
+
+def test_not_detected_is_not_a_relation_failure(shapes_run, tmp_path):
+    """With detection at 0 an accuracy of 0 says nothing about the relation: it reads "not
+    detected" (its own class), never red "below chance"."""
+    from relbench.reports import build_report
+
+    out, _ = shapes_run
+
+    def blind(summary):
+        run = summary["runs"]["ignore"]
+        for scope in (run["metrics"], run["by_predicate"]["above"]):
+            scope["spatial_pos_detected"].update(value=0.0, ci_low=0.0, ci_high=0.0)
+            for k in ("spatial_pair_acc", "spatial_pos_acc"):
+                scope[k].update(value=0.0, ci_low=0.0, ci_high=0.0)
+
+    build_report([_edited_copy(out, tmp_path, blind)], tmp_path / "r.html")
+    html = (tmp_path / "r.html").read_text()
+    answer = _section(html, "answer")
+    assert re.search(r'<tr><td>ignore</td><td>[^<]*</td><td class="undetected">not detected<span', answer)
+    heat = re.search(r'<table class="heatmap".*?</table>', answer, re.S).group(0)
+    above = re.search(r"<tr><td>above</td>.*?</tr>", heat).group(0)
+    assert re.findall(r'<td class="(\w*)"', above)[1] == "undetected" and "not detected" in above
+    assert "not detected" in answer.split("<table")[0]  # in the chart too (no dot)
+    summary_table = _section(html, "summary")
+    for k in ("spatial_pair_acc", "spatial_pos_acc"):
+        row = re.search(rf'<td title="[^"]*">{k}</td>.*?</tr>', summary_table, re.S).group(0)
+        assert re.findall(r'<td class="(\w*)">', row)[2] == "undetected"  # ceiling, oracle, ignore
+    # a real zero with detection is still red: the neutral run's copy is untouched
+    assert "below" not in re.findall(r'<td class="(\w*)">', above)[1:2]
+
+
+def test_chart_zero_and_missing_look_different():
+    """A zero bar is drawn (a stub on the axis), a missing value is labelled, and a series
+    with no bar at all has no legend entry."""
+    svg = bar_chart("acc", ["above", "below", "near"], [
+        {"label": "measured", "values": [0.5, 0.0, None], "lo": [0.4, 0.0, None], "hi": [0.6, 0.0, None]},
+        {"label": "blind", "values": [None, None, None], "lo": [None] * 3, "hi": [None] * 3,
+         "not_detected": [True, True, False]},
+    ], chance=[None, None, None])
+    texts = re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+    assert texts.count("not detected") == 2 and texts.count("n/a") == 2  # near: measured n/a, blind n/a
+    legend = re.search(r'<g id="legend_1">.*', svg, re.S).group(0)
+    assert "measured" in legend and "blind" not in legend and "chance" not in legend
+    assert '<g id="LineCollection_' in svg  # the zero's stub
+
+
+def test_record_only_when_asked_or_declared(cli, shapes_run, tmp_path):
+    out, _ = shapes_run
+    res = cli("report", str(out), "--baseline", "seed-20ep", "-o", str(tmp_path / "asked.html"))
+    assert res.returncode == 0, res.stderr
+    assert re.search(r"<h4>seed-20ep", (tmp_path / "asked.html").read_text())
+    declared = _edited_copy(out, tmp_path, lambda s: s.update(comparable_with=["seed-10ep-quick"]))
+    res = cli("report", str(declared), "-o", str(tmp_path / "declared.html"))
+    html = (tmp_path / "declared.html").read_text()
+    assert re.search(r"<h4>seed-10ep-quick", html) and not re.search(r"<h4>seed-20ep", html)
+
+
+def test_one_triple_prints_undefined_interval_and_writes_the_report(cli, small_config, tmp_path):
+    """One triple (two seeds): no interval can be estimated. The table says "[–]" (it printed a
+    zero-width interval from a single triple as if it were certain) and the run still ends with
+    report.html."""
+    res = cli("run", "--config", str(small_config(tpp=1)), "--limit", "1")
+    assert res.returncode == 0, res.stderr
+    line = next(l for l in res.stdout.splitlines() if l.startswith("mse_mean"))
+    assert line.count("[–]") == 3, line  # oracle, inverse, reference: two differing seeds each
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    e = summary["runs"]["oracle"]["metrics"]["mse_mean"]
+    assert (e["n"], e["n_triples"], e["ci_low"], e["ci_high"]) == (2, 1, None, None)
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "<span class=\"ci\">[–]</span>" in html

@@ -47,7 +47,8 @@ def image(i):
 def sample(pos, neg, kpos, kneg, kind="swap"):
     case = Case(id=f"c{kpos}{kneg}{pos}", triple_id="t", pos=(Triple(*pos),), neg=(Triple(*neg),), negative_kind=kind, seed=0)
     keys = {f"k{i}": image(i) for i in SCENES}
-    return Sample(case, "run", " ".join(pos), " ".join(neg), kpos, kneg, _load=keys.__getitem__)
+    return Sample(case, "run", " ".join(pos), " ".join(neg), kpos, kneg, _load=keys.__getitem__,
+                  texts=(" ".join(pos), " ".join(neg)))
 
 
 def metric(**kw):
@@ -170,37 +171,9 @@ def test_bad_args():
 
 @pytest.fixture(scope="module")
 def tiny_grounding_dino(tmp_path_factory):
-    import torch
-    from transformers import (
-        BertTokenizer,
-        GroundingDinoConfig,
-        GroundingDinoForObjectDetection,
-        GroundingDinoImageProcessor,
-        GroundingDinoProcessor,
-        SwinConfig,
-    )
+    from relbench.testing.grounding_dino import save_tiny_grounding_dino
 
-    d = tmp_path_factory.mktemp("gdino")
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "dog", "cat", "red", "cube"]
-    (d / "vocab.txt").write_text("\n".join(words) + "\n")
-    processor = GroundingDinoProcessor(
-        image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 64}),
-        tokenizer=BertTokenizer(str(d / "vocab.txt")),
-    )
-    torch.manual_seed(0)
-    config = GroundingDinoConfig(
-        d_model=32, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
-        encoder_ffn_dim=16, decoder_ffn_dim=16, num_queries=10, encoder_n_points=2, decoder_n_points=2,
-        num_feature_levels=3,  # 3 Swin stages; a 4th level would be 1x1 at 64 px (GroupNorm needs > 1 value)
-        max_text_len=16,
-        backbone_config=SwinConfig(window_size=7, embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
-                                   image_size=64, out_indices=[2, 3, 4]),
-        text_config={"model_type": "bert", "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2,
-                     "intermediate_size": 8, "max_position_embeddings": 16, "vocab_size": len(words)},
-    )
-    GroundingDinoForObjectDetection(config).save_pretrained(d / "model")
-    processor.save_pretrained(d / "model")
-    return d / "model"
+    return save_tiny_grounding_dino(tmp_path_factory.mktemp("gdino"))
 
 
 def gd_sample(kpos="a", kneg="b"):
@@ -209,7 +182,7 @@ def gd_sample(kpos="a", kneg="b"):
     case = Case(id="c", triple_id="t", pos=(Triple("dog", "left of", "red cube"),),
                 neg=(Triple("red cube", "left of", "dog"),), negative_kind="swap", seed=0)
     return Sample(case, "run", "a dog to the left of a red cube", "a red cube to the left of a dog", kpos, kneg,
-                  _load=imgs.__getitem__)
+                  _load=imgs.__getitem__, texts=("a dog to the left of a red cube", "a red cube to the left of a dog"))
 
 
 def test_grounding_dino_tiny_model_wiring(tiny_grounding_dino):
@@ -236,3 +209,113 @@ def test_grounding_dino_missing_model_is_one_line(tmp_path):
         m.score([gd_sample()])
     msg = str(err.value)
     assert "\n" not in msg and "not available locally" in msg and "no download" in msg
+
+
+# --- shapes renders in both prompt modes: the right answer is known ----------------------------
+
+
+@pytest.mark.parametrize("mode", ["relation", "neutral"])
+def test_shapes_renders_both_prompt_modes(mode):
+    """img_pos draws g+ and img_neg draws g- (the world's reference renderer); the spatial
+    metric judges each against its own graph, whatever the generator's prompts said."""
+    from relbench.shapes.reference import render_reference
+    from relbench.testing.samples import make_sample
+
+    pos, neg = (Triple("red square", "left of", "blue circle"),), (Triple("blue circle", "left of", "red square"),)
+    case = Case(id="c", triple_id="t", pos=pos, neg=neg, negative_kind="swap", seed=0)
+    imgs = {"pos": render_reference(pos, 0, (64, 64))[0], "neg": render_reference(neg, 0, (64, 64))[0]}
+    m = Spatial(Spatial.Args(detector="shapes"), CTX)
+    right = make_sample(case, "pos", "neg", imgs.__getitem__, mode)
+    swapped = make_sample(case, "neg", "pos", imgs.__getitem__, mode)
+    ignored = make_sample(case, "pos", "pos", imgs.__getitem__, mode)
+    assert (right.prompt_pos == right.prompt_neg) == (mode == "neutral")
+    rows = m.score([right, swapped, ignored])
+    assert [(r["pos_detected"], r["neg_detected"]) for r in rows] == [(1.0, 1.0)] * 3
+    assert [(r["pos_correct"], r["neg_correct"], r["pair_correct"]) for r in rows] == [
+        (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (1.0, 0.0, 0.0)]
+
+
+# --- GroundingDINO's phrase rule on planted logits ----------------------------------------------
+
+# one query "dog." tokenised [CLS] dog . [SEP] (positions 0-3), padded to the model's 16 tokens
+PLANTED = {  # query -> (position -> probability), box (cx, cy, w, h) normalised
+    0: ({2: 0.90, 1: 0.10}, (0.50, 0.50, 0.20, 0.20)),  # only "." is confident
+    1: ({1: 0.62, 2: 0.30}, (0.25, 0.50, 0.30, 0.40)),  # the name itself at 0.62
+    2: ({3: 0.95, 0: 0.97}, (0.75, 0.50, 0.20, 0.20)),  # only [SEP] (and [CLS])
+}
+
+
+def planted_outputs(queries=10, text_len=16):
+    import torch
+
+    logit = lambda p: float(torch.logit(torch.tensor(p)))  # noqa: E731
+    logits = torch.full((1, queries, text_len), -20.0)
+    boxes = torch.full((1, queries, 4), 0.5)
+    for q, (probs, box) in PLANTED.items():
+        for pos, p in probs.items():
+            logits[0, q, pos] = logit(p)
+        boxes[0, q] = torch.tensor(box)
+    return logits, boxes
+
+
+def test_name_box_from_planted_probabilities():
+    import torch
+
+    from relbench.models.detectors import best_name_box
+
+    logits, boxes = planted_outputs()
+    found = best_name_box(logits[0].sigmoid(), boxes[0], [1], 0.35, 0.25, (64, 48))
+    (x0, y0, x1, y1), score = found
+    # query 1: cx .25*64 = 16, w .3*64 = 19.2; cy .5*48 = 24, h .4*48 = 19.2
+    assert (x0, y0, x1, y1) == pytest.approx((6.4, 14.4, 25.6, 33.6), abs=1e-4) and score == pytest.approx(0.62, abs=1e-5)
+    assert best_name_box(logits[0].sigmoid(), boxes[0], [1], 0.65, 0.25, (64, 48)) is None  # 0.62 < 0.65
+    assert best_name_box(logits[0].sigmoid(), boxes[0], [1], 0.35, 0.70, (64, 48)) is None  # no name token > 0.7
+    # a box reaching past the image is clipped to it
+    probs = torch.zeros(1, 4)
+    probs[0, 1] = 0.9
+    (x0, y0, x1, y1), _ = best_name_box(probs, torch.tensor([[0.95, 0.05, 0.3, 0.3]]), [1], 0.35, 0.25, (64, 48))
+    assert (x0, y0, x1, y1) == pytest.approx((0.8 * 64, 0.0, 64.0, 0.2 * 48))
+
+
+def test_grounding_dino_name_box_on_planted_logits(tiny_grounding_dino, monkeypatch):
+    """The detector end to end with the tiny model's outputs replaced by planted logits: the box
+    whose only confident token is "." (query 0) or [SEP] (query 2) never stands for "dog"."""
+    from types import SimpleNamespace
+
+    m = Spatial(Spatial.Args(detector="grounding_dino", model=str(tiny_grounding_dino)), CTX)
+    det = m.detector
+    real = det.model
+    ids = det.processor(images=[gd_sample()._load("a")], text=["dog."], return_tensors="pt")["input_ids"][0].tolist()
+    assert ids[:4] == [2, 6, 5, 3]  # [CLS] dog . [SEP] in the tiny vocabulary
+    logits, boxes = planted_outputs(real.config.num_queries, real.config.max_text_len)
+
+    def planted(**inputs):
+        out = real(**inputs)
+        return SimpleNamespace(logits=logits.to(out.logits.dtype), pred_boxes=boxes.to(out.pred_boxes.dtype))
+
+    monkeypatch.setattr(det, "model", planted)
+    (x0, y0, x1, y1), score = det.detect(gd_sample()._load("a"), ["dog"])["dog"]
+    assert (x0, y0, x1, y1) == pytest.approx((0.1 * 64, 0.3 * 64, 0.4 * 64, 0.7 * 64), abs=1e-3)  # query 1
+    assert score == pytest.approx(0.62, abs=1e-5)
+
+
+def test_grounding_dino_weights_are_in_the_fingerprint(tiny_grounding_dino, tmp_path, monkeypatch):
+    """Replacing the model's weights by other weights of the same name changes the fingerprint
+    (cached scores are not reused); the shapes detector has no weights."""
+    import shutil
+
+    import torch
+    from transformers import GroundingDinoForObjectDetection
+
+    monkeypatch.setenv("RELBENCH_CACHE_DIR", str(tmp_path / "hash-cache"))
+    d = tmp_path / "gd"
+    shutil.copytree(tiny_grounding_dino, d)
+    fp = lambda: Spatial(Spatial.Args(detector="grounding_dino", model=str(d)), CTX).fingerprint()  # noqa: E731
+    first = fp()
+    assert fp() == first
+    model = GroundingDinoForObjectDetection.from_pretrained(d)
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    model.save_pretrained(d)
+    assert fp() != first
+    assert Spatial(Spatial.Args(detector="shapes"), CTX).fingerprint() == Spatial(Spatial.Args(detector="shapes"), CTX).fingerprint()

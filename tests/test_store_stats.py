@@ -85,14 +85,92 @@ def test_cluster_bootstrap_resamples_triples_not_rows():
 
 
 def test_interval_width_at_seed_sample_sizes():
-    # ARCHITECTURE §3: near 0.5, n=480 gives about +-0.045; n=10 about +-0.3
+    # ARCHITECTURE §3: near 0.5, n=480 independent cases give about +-0.045; n=10 about +-0.3
     big = cluster_bootstrap([1.0] * 240 + [0.0] * 240, [str(i) for i in range(480)], seed=0)
     assert 0.035 < (big["ci_high"] - big["ci_low"]) / 2 < 0.055
     small = cluster_bootstrap([1.0] * 5 + [0.0] * 5, [str(i) for i in range(10)], seed=0)
     assert 0.25 < (small["ci_high"] - small["ci_low"]) / 2 < 0.35
 
 
+def test_interval_with_three_correlated_seeds_per_triple():
+    """README: at n = 480 = 160 triples x 3 seeds an accuracy near 0.5 has an interval of about
+    +-0.057, not the iid binomial's +-0.045 (ARCHITECTURE §3). Seeds correlated as in the
+    seed's evaluation (intraclass correlation ~0.3: of 160 triples, 39 have 0 of 3 seeds right,
+    41 one, 41 two, 39 all three)."""
+    from pathlib import Path
+
+    per_triple = [0] * 39 + [1] * 41 + [2] * 41 + [3] * 39
+    rows = [float(s < k) for k in per_triple for s in range(3)]
+    res = cluster_bootstrap(rows, np.repeat(np.arange(160), 3).astype(str), seed=0)
+    assert res["value"] == pytest.approx(0.5)
+    assert 0.052 < (res["ci_high"] - res["ci_low"]) / 2 < 0.062
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    assert "= 160 triples × 3 seeds an accuracy near 0.5 has an interval of about ±0.057" in readme
+
+
 def test_degenerate_inputs():
     assert cluster_bootstrap([None, None], ["a", "b"])["n"] == 0
     const = cluster_bootstrap([2.0, 2.0, 2.0], ["a", "b", "c"])
-    assert const == {"value": 2.0, "ci_low": 2.0, "ci_high": 2.0, "n": 3}
+    assert const == {"value": 2.0, "ci_low": 2.0, "ci_high": 2.0, "n": 3, "n_triples": 3}
+
+
+def test_sparse_column_resamples_only_triples_with_values():
+    """A column with values on 3 of 40 triples (an accuracy given detection when detection is
+    rare) gets the interval of those 3 triples alone; drawing all 40 left most resamples empty
+    and the interval undefined. No library warning reaches the caller."""
+    import warnings
+
+    from relbench.stats import cluster_bootstrap_many
+
+    clusters = np.repeat([f"t{i:02d}" for i in range(40)], 3)
+    sparse = [None] * 120
+    for i, v in zip(range(0, 9), [1, 1, 0, 1, 0, 0, 1, 1, 1]):  # triples t00..t02
+        sparse[i] = float(v)
+    dense = [float(i % 2) for i in range(120)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got, full = cluster_bootstrap_many([(sparse, "mean"), (dense, "mean")], clusters, n_resamples=1000, seed=0)
+    alone = cluster_bootstrap(sparse[:9], clusters[:9], n_resamples=1000, seed=0)
+    assert (got["value"], got["n"], got["n_triples"]) == (pytest.approx(6 / 9), 9, 3)
+    assert (got["ci_low"], got["ci_high"]) == (alone["ci_low"], alone["ci_high"])
+    assert got["ci_low"] < got["value"] < got["ci_high"]
+    assert full["n_triples"] == 40 and full["ci_low"] < 0.5 < full["ci_high"]
+    # one triple with varying values: a value, an undefined interval (not a crash, not a number)
+    one = cluster_bootstrap([1.0, 0.0, 1.0, None], ["a", "a", "a", "b"], n_resamples=200)
+    assert one == {"value": pytest.approx(2 / 3), "ci_low": None, "ci_high": None, "n": 3, "n_triples": 1}
+
+
+def test_terminal_table_shows_undefined_interval():
+    """A value whose interval is undefined prints as "value [–]"; formatting it crashed after
+    summary.json was written, so report.html was never built."""
+    from relbench.results import format_table
+
+    summary = {"runs": {"a": {"n_cases": 3, "metrics": {
+        "acc_given_detected": {"value": 2 / 3, "ci_low": None, "ci_high": None, "n": 3, "chance": 0.5},
+        "acc": {"value": 0.25, "ci_low": 0.1, "ci_high": 0.4, "n": 40, "chance": 0.5},
+        "empty": {"value": None, "ci_low": None, "ci_high": None, "n": 0, "chance": None}}}}}
+    lines = format_table(summary).splitlines()
+    assert lines[2].split() == ["acc_given_detected", "0.5", "0.6667", "[–]"]
+    assert lines[3].split() == ["acc", "0.5", "0.25", "[0.1,", "0.4]"]
+    assert lines[4].split() == ["empty", "-", "-"]
+
+
+def test_multi_triple_case_reports_the_triple_its_negative_changed():
+    """A graph of several triples: samples.csv's predicate/subject/object (and so the
+    per-predicate breakdown) are those of the triple the negative corrupted, not of the first."""
+    from types import SimpleNamespace
+
+    from relbench.data import Case, Triple
+    from relbench.results import sample_rows, tested_triple
+
+    pos = (Triple("man", "holding", "cup"), Triple("cup", "on", "table"))
+    swapped = Case("c1", "t1", pos, (pos[0], Triple("table", "on", "cup")), "swap", 0)
+    replaced = Case("c2", "t2", pos, (Triple("man", "wearing", "cup"), pos[1]), "replace", 0)
+    assert tested_triple(swapped) == (pos[1], Triple("table", "on", "cup"))
+    assert tested_triple(replaced) == (pos[0], Triple("man", "wearing", "cup"))
+    run = SimpleNamespace(name="r", prompts={"c1": ("p", "n"), "c2": ("p", "n")}, keys={"c1": (None, None), "c2": (None, None)})
+    collected = {"metrics": {}, "runs": [run], "scores": {"r": {}}}
+    _, rows = sample_rows(SimpleNamespace(cases=[swapped, replaced]), collected)
+    assert [(r["predicate"], r["neg_predicate"], r["subject"], r["object"]) for r in rows] == [
+        ("on", "on", "cup", "table"), ("holding", "wearing", "man", "cup")]
+    assert rows[0]["graph_pos"] == "man holding cup; cup on table"

@@ -3,6 +3,7 @@ generate() loop on tiny random Qwen3-VL, Qwen2.5-VL and Idefics3 (SmolVLM) model
 relation texts (not prompts) in both prompt modes; local-only loading."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,12 @@ from relbench.predicates import load_vocabulary
 from relbench.testing.vlm import FAMILIES, geneval2_probabilities, make_tiny_vlm
 
 CTX = Context(vocab=load_vocabulary())
+
+
+@pytest.fixture(autouse=True)
+def _hash_cache(tmp_path_factory, monkeypatch):
+    """Weight digests are remembered in RELBENCH_CACHE; tests keep theirs out of ~/.cache."""
+    monkeypatch.setenv("RELBENCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "relbench-cache"))
 
 
 # --- functional twins --------------------------------------------------------------------------
@@ -197,6 +204,12 @@ def test_fingerprint_is_the_weights_content(tmp_path):
     c = make_tiny_vlm("idefics3", tmp_path / "c", seed=1)
     fp = lambda p: VlmJudge(VlmJudge.Args(model=p), CTX).fingerprint()  # noqa: E731
     assert fp(a) == fp(b) != fp(c)
+    # new weights at the same path are a new judge
+    import shutil
+
+    before = fp(a)
+    shutil.copy(Path(c) / "model.safetensors", Path(a) / "model.safetensors")
+    assert fp(a) != before
     assert fp(a) != VlmJudge(VlmJudge.Args(model=a, modes=["atoms"]), CTX).fingerprint()
 
 

@@ -55,8 +55,8 @@ def check_eval(cfg, out_dir: Path) -> dict | None:
     if cfg.eval.best_metric is None:
         return None
     aggs = {}
-    for _, cls, args in p.metrics:
-        m = cls(args, None)
+    for pm in p.metrics:
+        m = pm.cls(pm.args, None)
         aggs.update({a.key: a for a in m.aggregates()})
     agg = aggs.get(cfg.eval.best_metric)
     if agg is None:
@@ -84,6 +84,11 @@ def live_generator_class(pipe, graph_lora, identity: dict):
         def weights_identity(self):
             return identity
 
+        def code_identity(self):  # the code that draws is flux_graph_lora's, as under `relbench run`
+            from relbench.code_identity import code_identity
+
+            return code_identity(FluxGraphLoraGenerator)
+
         def _on_pipeline_loaded(self, pipe):
             self.graph_lora = graph_lora
 
@@ -101,8 +106,7 @@ def evaluate(cfg, out_dir: Path, pipe, graph_lora, identity: dict) -> dict:
     from relbench.runner import execute, plan
 
     p = plan(eval_benchmark(cfg, out_dir))
-    spec, _, args = p.runs[0]
-    p.runs = [(spec, live_generator_class(pipe, graph_lora, identity), args)]
+    p.runs[0].cls = live_generator_class(pipe, graph_lora, identity)
     collected = execute(p, show_progress=False, topo=Topology())  # this process only
     summary = write_results(p, collected, argv=["train-eval"])
     return {k: v.get("value") for k, v in summary["runs"][RUN]["metrics"].items()}

@@ -47,6 +47,12 @@ class Detector:
     def close(self) -> None:
         pass
 
+    @classmethod
+    def identity(cls, options: Any) -> Any:
+        """What the detections depend on besides the options (e.g. the weights' content hash),
+        computed without loading a model; part of the spatial metric's fingerprint."""
+        return None
+
 
 def build_detector(name: str, options: Any, device: str | None = None) -> Detector:
     if name not in DETECTORS:
@@ -111,10 +117,15 @@ class GroundingDinoDetector(Detector):
     weights. Weights come from a local directory or the Hugging Face cache
     (``local_files_only=True``): this never downloads.
 
-    Each object name is queried on its own ("dog.") so a box is attributed to exactly one name;
-    a box counts when its best token probability exceeds ``box_threshold`` and some token of
-    the name exceeds ``text_threshold`` (the IDEA-Research defaults 0.35 / 0.25, also the
-    confidence threshold role GenEval gives 0.3 and VISOR 0.1); the highest-scoring box wins.
+    Each object name is queried on its own ("dog.") so a box is attributed to exactly one name.
+    A box counts for the name only through the name's own tokens (GroundingDINO's phrase rule,
+    ``get_phrases_from_posmap`` over the text-thresholded token map): its score is the best
+    probability over the name's token positions, it must exceed ``box_threshold``, and some token
+    of the name must exceed ``text_threshold`` (IDEA-Research defaults 0.35 / 0.25, the role
+    GenEval gives 0.3 and VISOR 0.1). Probability mass on "." or [CLS]/[SEP] never counts: with
+    one name per query, the prompt-wide maximum that GroundingDINO and transformers'
+    post-processing use as the box score would credit a box that only matched the punctuation.
+    The highest-scoring box wins and is clipped to the image.
     """
 
     def __init__(self, options: Any, device: str | None = None):
@@ -139,6 +150,26 @@ class GroundingDinoDetector(Detector):
         self.text_threshold = float(getattr(options, "text_threshold", 0.25))
         self.batch_size = int(getattr(options, "batch_size", 8))
 
+    @classmethod
+    def identity(cls, options: Any) -> Any:
+        """sha256 of the model directory's weights and configs (a replaced model rescores);
+        None while the model is not available locally (loading then says how to get it)."""
+        from pathlib import Path
+
+        from relbench.content_hash import file_sha256
+
+        model = getattr(options, "model", None) or DEFAULT_GROUNDING_DINO
+        path = Path(model).expanduser()
+        if not path.is_dir():
+            try:
+                from huggingface_hub import snapshot_download
+
+                path = Path(snapshot_download(model, local_files_only=True))
+            except Exception:  # noqa: BLE001 - not cached (or not a repo id): nothing to hash yet
+                return None
+        files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".json", ".txt") and p.is_file())
+        return {p.name: file_sha256(p) for p in files} or None
+
     def detect_many(self, items):
         import torch
         from PIL import Image
@@ -152,26 +183,49 @@ class GroundingDinoDetector(Detector):
             inputs = self.processor(images=images, text=texts, return_tensors="pt", padding=True).to(self.device)
             with torch.no_grad():
                 outputs = self.model(**inputs)
-            sizes = [(im.height, im.width) for im in images]
-            post = self.processor.post_process_grounded_object_detection(
-                outputs,
-                inputs["input_ids"],
-                threshold=self.box_threshold,
-                text_threshold=self.text_threshold,
-                target_sizes=sizes,
-            )
-            for (i, name), res in zip(chunk, post):
-                best = None
-                for box, score, label in zip(res["boxes"], res["scores"], res["text_labels"]):
-                    if not str(label).strip():  # no token of the name passed text_threshold
-                        continue
-                    if best is None or float(score) > best[1]:
-                        best = (tuple(float(v) for v in box.tolist()), float(score))
-                results[i][name] = best
+            probs = outputs.logits.sigmoid().float().cpu()
+            boxes = outputs.pred_boxes.float().cpu()
+            for j, ((i, name), im) in enumerate(zip(chunk, images)):
+                where = name_positions(self.processor.tokenizer, name, inputs["input_ids"][j].tolist())
+                results[i][name] = best_name_box(probs[j], boxes[j], where, self.box_threshold,
+                                                 self.text_threshold, (im.width, im.height))
         return results
 
     def close(self) -> None:
         self.model = None
+
+
+def name_positions(tokenizer, name: str, input_ids: list[int]) -> list[int]:
+    """Token positions of ``name`` in its query "[CLS] name . [SEP]": the positions whose
+    probabilities may attribute a box to the name (never ".", [CLS], [SEP] or padding)."""
+    ids = tokenizer(_query_text(name)[:-1], add_special_tokens=False)["input_ids"]
+    if not ids or input_ids[1 : 1 + len(ids)] != ids:
+        raise RuntimeError(f"GroundingDINO: cannot find the tokens of {name!r} in its query {input_ids[:len(ids) + 3]}")
+    return list(range(1, 1 + len(ids)))
+
+
+def best_name_box(probs, boxes, positions: list[int], box_threshold: float, text_threshold: float,
+                  size: tuple[int, int]) -> Detection:
+    """The name's best box from one query's outputs, or None (the functional core of the detector).
+
+    probs: (queries, text_len) token probabilities (sigmoid of the logits); boxes: (queries, 4)
+    normalised (cx, cy, w, h); positions: the name's token positions; size: (width, height).
+    Score = the best probability over the name's tokens; kept when it exceeds box_threshold and
+    some name token exceeds text_threshold. The box is returned in pixels, clipped to the image.
+    """
+    import torch
+
+    name = probs[:, positions]
+    score = name.max(dim=1).values
+    keep = (score > box_threshold) & (name > text_threshold).any(dim=1)
+    if not bool(keep.any()):
+        return None
+    q = int(torch.where(keep, score, torch.full_like(score, -1.0)).argmax())
+    cx, cy, w, h = (float(v) for v in boxes[q])
+    width, height = size
+    x0, x1 = sorted((min(max((cx - w / 2) * width, 0.0), width), min(max((cx + w / 2) * width, 0.0), width)))
+    y0, y1 = sorted((min(max((cy - h / 2) * height, 0.0), height), min(max((cy + h / 2) * height, 0.0), height)))
+    return (x0, y0, x1, y1), float(score[q])
 
 
 def _query_text(name: str) -> str:

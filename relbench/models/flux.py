@@ -325,17 +325,8 @@ class FluxBase(Generator):
     def weights_identity(self):
         return self.base_identity()
 
-    def fingerprint(self) -> str:
-        from relbench.data import stable_hash
-
-        return stable_hash(
-            {
-                "generator": self.name,
-                "version": self.version,
-                "args": fingerprint_args(self.args),
-                "weights": self.weights_identity(),
-            }
-        )
+    def fingerprint_args(self) -> dict:
+        return fingerprint_args(self.args)
 
     # drawing -------------------------------------------------------------------------------
     @property

@@ -20,7 +20,6 @@ Weights are read from a local directory or the Hugging Face cache only (never do
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -67,19 +66,18 @@ def _weight_files(path: Path) -> list[Path]:
 
 
 def _file_hash(p: Path) -> str:
+    from relbench.content_hash import file_sha256
+
     real = p.resolve()
     if p.is_symlink() and _SHA256.match(real.name):  # HF cache blob: its name is its sha256
         return real.name
-    h = hashlib.sha256()
-    with open(real, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(real)
 
 
 def identity(path: Path) -> dict:
     """Content identity of a model directory: sha256 of every weight, config, tokenizer and
-    processor file, so a score cache never mixes two different judges under one path."""
+    processor file, so a score cache never mixes two different judges under one path. (Digests
+    of plain files are cached by relbench.content_hash; HF-cache blobs need no hashing.)"""
     files = _weight_files(path) + sorted(
         p for p in path.iterdir()
         if p.is_file() and p.suffix in (".json", ".jinja", ".model", ".txt") and p.name != "README.md"

@@ -1,0 +1,67 @@
+"""`relbench annotate`: serve a plan locally, export it for remote annotators, import their
+answers, or summarise the answers into summary.json's ``human`` section (docs/annotate.md)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_annotate_parser(sub) -> None:
+    a = sub.add_parser("annotate", help="collect human judgments on runs' images (local server or offline page)",
+                       description="Human judgments: which caption (g+ or g-) matches each image? See docs/annotate.md.")
+    a.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    a.add_argument("--annotator", metavar="NAME", help="who answers (1-32 of A-Z a-z 0-9 _ -); required to serve")
+    a.add_argument("--n", type=int, default=100, metavar="K", help="items in the plan (default 100)")
+    a.add_argument("--seed", type=int, default=0, help="sampling seed of the plan (default 0; same for all annotators)")
+    a.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    a.add_argument("--port", type=int, default=8765, metavar="N", help="port (default 8765)")
+    mode = a.add_mutually_exclusive_group()
+    mode.add_argument("--export", metavar="DIR", help="write a self-contained offline page for remote annotators")
+    mode.add_argument("--import", dest="import_file", metavar="FILE", help="merge answers downloaded from an exported page")
+    mode.add_argument("--summarize", action="store_true",
+                      help="only recompute the human judge and meta-evaluation into summary.json")
+
+
+def annotate_command(args: argparse.Namespace) -> int:
+    from relbench.annotate.plan import build_plan
+    from relbench.annotate.storage import check_annotator
+    from relbench.errors import UserError
+    from relbench.human import format_human, refresh
+
+    if args.annotator is not None:
+        check_annotator(args.annotator)
+    if args.summarize:
+        for d in args.run_dirs:
+            section = refresh(d, force=True)
+            print(f"{d}:")
+            print(format_human(section))
+        return 0
+    if not 1 <= args.port <= 65535:
+        raise UserError(f"--port must be 1-65535, got {args.port}")
+    if args.import_file:
+        from relbench.annotate.offline import import_answers
+
+        n, annotator = import_answers(args.run_dirs, args.import_file)
+        print(f"imported {n} answers of {annotator}")
+        for d in args.run_dirs:
+            refresh(d)
+        return 0
+    plan = build_plan(args.run_dirs, n=args.n, seed=args.seed)
+    if args.export:
+        from relbench.annotate.offline import export_page
+
+        path = export_page(plan, args.export, annotator=args.annotator)
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, {len(plan.items)} items, plan {plan.id}); "
+              f"send it to annotators, then `relbench annotate {' '.join(args.run_dirs)} --import ANSWERS.json`")
+        return 0
+    if args.annotator is None:
+        raise UserError("--annotator NAME is required to serve (1-32 of A-Z a-z 0-9 _ -)")
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise UserError("relbench annotate needs starlette and uvicorn: pip install 'relbench[annotate]'") from None
+    from relbench.annotate.server import serve
+
+    serve(plan, args.annotator, host=args.host, port=args.port)
+    return 0

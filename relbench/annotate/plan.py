@@ -1,0 +1,166 @@
+"""The sampling plan: which images an annotator sees, in which order, with which caption first.
+
+Deterministic from the run directories' samples.csv, ``n`` and the seed, so every annotator of a
+study answers the same items (inter-annotator agreement needs that), a restarted server finds
+the same plan again, and an exported page can be checked against it on import. Items are
+stratified by (run directory, run, predicate) by round robin over shuffled strata; a share of
+the suite's reference images (attention check, human ceiling) and of repeated items
+(intra-annotator consistency, shown again later with the captions swapped) is mixed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from relbench.errors import UserError
+
+SIDES = ("pos", "neg")
+KINDS = ("main", "reference", "repeat")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One question: does image ``image_key`` show the relation text of g+ or of g-?
+
+    ``side`` says which of the case's images it is (img_pos is right when g+'s text is chosen);
+    ``order`` is the caption order on screen (order[0] is key 1). Ids come from content, never
+    from a request, so a request can only name an item, not a path.
+    """
+
+    id: str
+    run_dir: int  # index into Plan.run_dirs
+    run: str
+    case_id: str
+    triple_id: str
+    predicate: str
+    negative_kind: str
+    side: str
+    image_key: str
+    text_pos: str
+    text_neg: str
+    order: tuple[str, str]
+    kind: str = "main"
+    copy_of: str | None = None
+
+    def caption(self, shown: int) -> str:
+        """Caption shown as choice 1 or 2."""
+        return self.text_pos if self.order[shown - 1] == "pos" else self.text_neg
+
+    def answer_of(self, choice: int) -> str:
+        """choice 1/2/0 -> 'pos' / 'neg' / 'cant_tell'."""
+        return "cant_tell" if choice == 0 else self.order[choice - 1]
+
+
+@dataclass(frozen=True)
+class Plan:
+    run_dirs: tuple[Path, ...]
+    seed: int
+    n: int
+    items: tuple[Item, ...]
+    id: str = ""
+    by_id: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def image_path(self, item: Item) -> Path:
+        from relbench.store import ImageStore
+
+        return ImageStore(self.run_dirs[item.run_dir] / "images").path(item.image_key)
+
+
+def _item_id(run: str, case_id: str, side: str, image_key: str, kind: str) -> str:
+    return hashlib.sha256(f"{run}\0{case_id}\0{side}\0{image_key}\0{kind}".encode()).hexdigest()[:16]
+
+
+def _candidates(index: int, run_dir: Path) -> tuple[list[Item], list[Item]]:
+    """(generated images, reference images) of one run directory, captions in g+, g- order."""
+    from relbench.compare import read_samples
+    from relbench.store import ImageStore
+
+    if not (run_dir / "samples.csv").is_file() or not (run_dir / "summary.json").is_file():
+        raise UserError(f"{run_dir}: not a run directory (no samples.csv/summary.json; `relbench run --out {run_dir}` writes one)")
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{run_dir}/summary.json: cannot read: {exc}") from None
+    refs = {name for name, r in (summary.get("runs") or {}).items() if r.get("is_reference")}
+    store = ImageStore(run_dir / "images")
+    _, rows = read_samples(run_dir / "samples.csv")
+    gen, ref = [], []
+    for r in rows:
+        for side in SIDES:
+            key = r.get(f"image_{side}") or ""
+            if not key or not store.has(key):
+                continue
+            kind = "reference" if r["run"] in refs else "main"
+            item = Item(
+                id=_item_id(r["run"], r["case_id"], side, key, kind), run_dir=index, run=r["run"], case_id=r["case_id"],
+                triple_id=r["triple_id"], predicate=r["predicate"], negative_kind=r["negative_kind"], side=side,
+                image_key=key, text_pos=r["graph_pos"], text_neg=r["graph_neg"], order=("pos", "neg"), kind=kind,
+            )
+            (ref if kind == "reference" else gen).append(item)
+    return gen, ref
+
+
+def _round_robin(items: list[Item], strata_of, k: int, rng: random.Random) -> list[Item]:
+    """Up to k items, one stratum at a time (strata and their members shuffled by the seed)."""
+    strata: dict = {}
+    for it in items:
+        strata.setdefault(strata_of(it), []).append(it)
+    queues = [strata[s] for s in sorted(strata)]
+    for q in queues:
+        rng.shuffle(q)
+    rng.shuffle(queues)
+    out: list[Item] = []
+    while len(out) < k and any(queues):
+        for q in queues:
+            if q and len(out) < k:
+                out.append(q.pop())
+    return out
+
+
+def build_plan(run_dirs: list[str | Path], n: int = 100, seed: int = 0, reference_share: float = 0.1,
+               repeat_share: float = 0.1) -> Plan:
+    """The plan for these run directories: ``n`` items at most (fewer if the runs hold fewer)."""
+    if n < 1:
+        raise UserError(f"--n must be at least 1, got {n}")
+    dirs = tuple(Path(d).resolve() for d in run_dirs)
+    gen: list[Item] = []
+    ref: list[Item] = []
+    seen: set[str] = set()
+    for i, d in enumerate(dirs):
+        g, r = _candidates(i, d)
+        for it in g + r:  # the same image of the same run in two directories is one item
+            if it.id not in seen:
+                seen.add(it.id)
+                (ref if it.kind == "reference" else gen).append(it)
+    if not gen and not ref:
+        raise UserError(f"{', '.join(map(str, dirs))}: no images to annotate (images/ holds none of samples.csv's keys)")
+    rng = random.Random(seed)
+    n_ref = min(len(ref), round(n * reference_share)) if gen else min(len(ref), n)
+    n_rep = round(n * repeat_share)
+    main = _round_robin(gen, lambda it: (it.run_dir, it.run, it.predicate), n - n_ref - n_rep, rng)
+    refs = _round_robin(ref, lambda it: (it.run_dir, it.predicate), n_ref, rng)
+    chosen = main + refs
+    rng.shuffle(chosen)
+    chosen = [_with_order(it, rng) for it in chosen]
+    # repeats: an item from the first half, shown again in the second half with captions swapped
+    n_rep = min(n_rep, len(chosen) // 2)
+    originals = rng.sample(chosen[: max(1, len(chosen) // 2)], n_rep) if n_rep else []
+    for orig in originals:
+        copy = Item(**{**asdict(orig), "id": _item_id(orig.run, orig.case_id, orig.side, orig.image_key, "repeat"),
+                       "kind": "repeat", "copy_of": orig.id, "order": (orig.order[1], orig.order[0])})
+        pos = chosen.index(orig)
+        chosen.insert(rng.randint(max(pos + 1, len(chosen) // 2), len(chosen)), copy)
+    items = tuple(chosen)
+    digest = hashlib.sha256(json.dumps(
+        {"seed": seed, "n": n, "items": [[it.id, it.run, it.case_id, it.side, it.image_key, it.order, it.kind]
+                                         for it in items]}, sort_keys=True).encode()).hexdigest()[:16]
+    return Plan(dirs, seed, n, items, digest, {it.id: it for it in items})
+
+
+def _with_order(item: Item, rng: random.Random) -> Item:
+    order = ("pos", "neg") if rng.random() < 0.5 else ("neg", "pos")
+    return Item(**{**asdict(item), "order": order})

@@ -1,0 +1,378 @@
+"""People as a judge: RUN_DIR/human/*.jsonl -> the ``human`` aggregates and a meta-evaluation.
+
+Written into summary.json so every front end (terminal, `compare`, the report) reads files only:
+
+- ``runs[run].metrics / by_predicate / by_negative_kind``: ``human_acc`` and friends, with the
+  same cluster-bootstrap intervals over triples as every other aggregate and chance 0.5. A
+  judgment scores 1 when the caption of the image's own graph was chosen (img_pos: g+, img_neg:
+  g-), 0 for the other caption and 0.5 for "can't tell" (as a CLIP tie). The reference run's
+  ``human_acc`` is the human ceiling on the suite's own images.
+- ``human``: per annotator the attention check (accuracy on reference images) and consistency
+  (same answer to a repeated item), inter-annotator agreement (Krippendorff's alpha, nominal,
+  "can't tell" as no rating, interval from a bootstrap over triples), and for every automatic
+  judge its agreement with the human majority per image (share and Cohen's kappa with
+  intervals, relbench.agreement), overall and per predicate.
+
+Repeated items count only for consistency, never twice in an aggregate. The section carries a
+digest of the answer files and samples.csv, so ``refresh`` recomputes only when they change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from relbench.annotate.storage import HUMAN_DIR, Answer, all_answers
+from relbench.atomic import write_text
+
+VERSION = 1
+CHANCE = 0.5
+#: human aggregates: key -> (which judgments, what it holds)
+AGGREGATES = {
+    "human_acc": "people choose the caption of the image's own graph (img_pos: g+, img_neg: g-; can't tell 0.5)",
+    "human_pos_acc": "img_pos: people choose g+ over g- (can't tell 0.5)",
+    "human_neg_acc": "img_neg: people choose g- over g+ (can't tell 0.5)",
+    "human_majority_acc": "per image, the plurality of people's answers is right (tie or can't tell 0.5)",
+    "human_cant_tell": "share of answers 'can't tell'",
+}
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """One person's verdict on one image: 1 right, 0 wrong, 0.5 can't tell."""
+
+    annotator: str
+    image: tuple[str, str, str, str]  # (run, case id, side, image key)
+    triple_id: str
+    predicate: str
+    negative_kind: str
+    score: float
+
+
+def judgments(answers: list[Answer]) -> list[Judgment]:
+    return [Judgment(a.annotator, (a.run, a.case_id, a.side, a.image_key), a.triple_id, a.predicate,
+                     a.negative_kind, 0.5 if a.correct is None else a.correct)
+            for a in answers if a.kind != "repeat"]
+
+
+def majority(scores: list[float]) -> float:
+    """Plurality of {right, wrong, can't tell}; a tie, or a plurality of can't tell, is 0.5."""
+    top = Counter(scores).most_common()
+    if len(top) > 1 and top[0][1] == top[1][1]:
+        return 0.5
+    return top[0][0]
+
+
+def majorities(js: list[Judgment]) -> dict[tuple, tuple[float, Judgment]]:
+    by_image: dict[tuple, list[Judgment]] = {}
+    for j in js:
+        by_image.setdefault(j.image, []).append(j)
+    return {img: (majority([j.score for j in group]), group[0]) for img, group in by_image.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# aggregates
+
+
+def _aggregates(js: list[Judgment], resamples: int, seed: int) -> dict[str, dict]:
+    """Every human aggregate over these judgments, each bootstrapped over its own rows (a
+    column that is empty in some resamples would leave its interval undefined)."""
+    from relbench.stats import cluster_bootstrap
+
+    maj = list(majorities(js).values())
+    columns = {
+        "human_acc": [(j.score, j.triple_id) for j in js],
+        "human_pos_acc": [(j.score, j.triple_id) for j in js if j.image[2] == "pos"],
+        "human_neg_acc": [(j.score, j.triple_id) for j in js if j.image[2] == "neg"],
+        "human_majority_acc": [(m, j.triple_id) for m, j in maj],
+        "human_cant_tell": [(float(j.score == 0.5), j.triple_id) for j in js],
+    }
+    out = {}
+    for key, pairs in columns.items():
+        if not pairs:
+            continue
+        e = cluster_bootstrap([v for v, _ in pairs], [t for _, t in pairs], "mean", resamples, seed)
+        e["chance"] = None if key == "human_cant_tell" else CHANCE
+        e["metric"] = "human"
+        e["higher_is_better"] = None if key == "human_cant_tell" else True
+        out[key] = e
+    return out
+
+
+def _annotators(answers: list[Answer]) -> dict[str, dict]:
+    """Attention check (references) and consistency (repeats) per annotator."""
+    out = {}
+    for name in sorted({a.annotator for a in answers}):
+        mine = [a for a in answers if a.annotator == name]
+        by_item = {a.item: a for a in mine}
+        refs = [0.5 if a.correct is None else a.correct for a in mine if a.kind == "reference"]
+        pairs = [(a, by_item[a.copy_of]) for a in mine if a.kind == "repeat" and a.copy_of in by_item]
+        out[name] = {
+            "answers": len(mine),
+            "cant_tell": round(sum(a.answer == "cant_tell" for a in mine) / len(mine), 10),
+            "attention": {"n": len(refs), "accuracy": round(sum(refs) / len(refs), 10) if refs else None},
+            "consistency": {"n": len(pairs),
+                            "same": round(sum(a.answer == b.answer for a, b in pairs) / len(pairs), 10) if pairs else None},
+        }
+    return out
+
+
+def inter_annotator(js: list[Judgment], resamples: int = 1000, seed: int = 0) -> dict:
+    """Krippendorff's alpha (nominal) over images rated by two or more people; can't tell = no rating."""
+    import numpy as np
+
+    names = sorted({j.annotator for j in js})
+    decided = [j for j in js if j.score != 0.5]
+    per_image: dict[tuple, dict[str, float]] = {}
+    tri: dict[tuple, str] = {}
+    for j in decided:
+        per_image.setdefault(j.image, {})[j.annotator] = j.score
+        tri[j.image] = j.triple_id
+    images = [img for img, r in per_image.items() if len(r) >= 2]
+    out = {"measure": "krippendorff_alpha", "level": "nominal", "cant_tell": "no rating", "annotators": len(names),
+           "items": len(images), "value": None, "ci_low": None, "ci_high": None}
+    if len(names) < 2 or len(images) < 2:
+        out["note"] = "needs two or more annotators on two or more of the same images"
+        return out
+    data = np.array([[per_image[img].get(n, np.nan) for img in images] for n in names], dtype=float)
+
+    def alpha(cols) -> float | None:
+        import krippendorff
+
+        sub = data[:, cols]
+        if len(np.unique(sub[~np.isnan(sub)])) < 2:
+            return None  # one value everywhere: alpha undefined (no variation to agree on)
+        return float(krippendorff.alpha(reliability_data=sub, level_of_measurement="nominal"))
+
+    value = alpha(np.arange(len(images)))
+    out["value"] = None if value is None else round(value, 10)
+    if value is None:
+        out["note"] = "every rating is the same: alpha is undefined"
+        return out
+    groups: dict[str, list[int]] = {}
+    for i, img in enumerate(images):
+        groups.setdefault(tri[img], []).append(i)
+    members = list(groups.values())
+    if len(members) >= 2:
+        rng = np.random.default_rng(seed)
+        boot = []
+        for _ in range(resamples):
+            pick = rng.integers(0, len(members), len(members))
+            a = alpha(np.concatenate([members[p] for p in pick]))
+            if a is not None:
+                boot.append(a)
+        if boot:
+            out["ci_low"], out["ci_high"] = (round(float(v), 10) for v in np.percentile(boot, [2.5, 97.5]))
+            out["resamples_defined"] = len(boot)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# automatic judges vs the human majority
+
+
+def judge_columns(specs: dict, summary: dict) -> dict[str, dict]:
+    """Automatic judges with a per-image verdict: aggregate pairs ``X_pos_acc`` / ``X_neg_acc``
+    (clip_alignment: clip_pos_acc; spatial: pos_uncond; a VLM judge named the same way)."""
+    metric_of = {k: e.get("metric") for r in (summary.get("runs") or {}).values() for k, e in (r.get("metrics") or {}).items()}
+    out = {}
+    for key, spec in specs.items():
+        if spec is None or not key.endswith("_pos_acc") or key.startswith("human"):
+            continue
+        neg = specs.get(key[: -len("_pos_acc")] + "_neg_acc")
+        if neg is None:
+            continue
+        out[key[: -len("_pos_acc")]] = {"metric": metric_of.get(key), "pos": spec.column, "neg": neg.column}
+    return out
+
+
+def _agreement_entry(a, b, clusters, resamples, seed) -> dict:
+    from relbench.agreement import agreement
+
+    r = agreement(a, b, clusters, resamples=resamples, seed=seed)
+    return {"n": r.n, "share": r.share, "share_ci": list(r.share_ci), "kappa": r.kappa, "kappa_ci": list(r.kappa_ci)}
+
+
+def judges_vs_humans(js: list[Judgment], rows: list[dict], judges: dict[str, dict], resamples: int, seed: int) -> dict:
+    """Per judge: agreement of its verdict (1 / 0 / 0.5 tie / None) with the human majority."""
+    maj = majorities(js)
+    row_of = {(r["run"], r["case_id"]): r for r in rows}
+    out = {}
+    for name, info in judges.items():
+        items = []
+        for (run, case_id, side, _), (m, j) in maj.items():
+            row = row_of.get((run, case_id))
+            v = None if row is None else row.get(info[side])
+            items.append((v if isinstance(v, float) else None, m, j))
+        entry = {"metric": info["metric"], "columns": [info["pos"], info["neg"]],
+                 "overall": _agreement_entry([v for v, _, _ in items], [m for _, m, _ in items],
+                                             [j.triple_id for _, _, j in items], resamples, seed),
+                 "by_predicate": {}}
+        for pred in sorted({j.predicate for _, _, j in items}):
+            sub = [t for t in items if t[2].predicate == pred]
+            entry["by_predicate"][pred] = _agreement_entry([v for v, _, _ in sub], [m for _, m, _ in sub],
+                                                           [j.triple_id for _, _, j in sub], resamples, seed)
+        out[name] = entry
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# summary.json
+
+
+def _digest(run_dir: Path) -> str:
+    h = hashlib.sha256(f"v{VERSION}".encode())
+    for f in [run_dir / "samples.csv"] + sorted((run_dir / HUMAN_DIR).glob("*.jsonl")):
+        if f.is_file():
+            h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:32]
+
+
+def _strip(summary: dict) -> None:
+    """Remove a previous human section (answers may have been withdrawn since)."""
+    summary.pop("human", None)
+    (summary.get("metrics") or {}).pop("human", None)
+    for run in (summary.get("runs") or {}).values():
+        for group in [run.get("metrics") or {}] + list((run.get("by_predicate") or {}).values()) + \
+                list((run.get("by_negative_kind") or {}).values()):
+            for k in [k for k in group if k in AGGREGATES]:
+                del group[k]
+
+
+def compute(run_dir) -> dict:
+    """summary.json of run_dir with the human parts (re)computed (none when nobody answered)."""
+    import warnings
+
+    with warnings.catch_warnings():  # scipy warns on a constant resample; the interval is then the point
+        warnings.filterwarnings("ignore", message="The BCa confidence interval cannot be calculated")
+        return _compute(run_dir)
+
+
+def _compute(run_dir) -> dict:
+    from relbench.compare import load_run_dir
+
+    rd = load_run_dir(run_dir)
+    summary = rd.summary
+    _strip(summary)
+    answers = all_answers(rd.path)
+    if not answers:
+        return summary
+    cfg = rd.manifest.get("config") or {}
+    resamples, seed = int(cfg.get("bootstrap_resamples", 2000)), int(cfg.get("bootstrap_seed", 0))
+    js = judgments(answers)
+    runs = summary.get("runs") or {}
+    counts = {}
+    for name, run in runs.items():
+        mine = [j for j in js if j.image[0] == name]
+        if not mine:
+            continue
+        counts[name] = len(mine)
+        run.setdefault("metrics", {}).update(_aggregates(mine, resamples, seed))
+        for field, group in (("predicate", "by_predicate"), ("negative_kind", "by_negative_kind")):
+            for value in sorted({getattr(j, field) for j in mine}):
+                run.setdefault(group, {}).setdefault(value, {}).update(
+                    _aggregates([j for j in mine if getattr(j, field) == value], resamples, seed))
+    names = sorted({a.annotator for a in answers})
+    summary.setdefault("metrics", {})["human"] = {
+        "flags": [f"{len(js)} answers from {len(names)} annotator(s) on a sample of the images "
+                  f"({', '.join(f'{k}: {v}' for k, v in counts.items())}); other judges' numbers cover every case"],
+        "aggregates": dict(AGGREGATES),
+    }
+    ref = next((n for n, r in runs.items() if r.get("is_reference") and "human_acc" in r.get("metrics", {})), None)
+    judges = judge_columns(rd.specs, summary)
+    summary["human"] = {
+        "source": _digest(rd.path),
+        "protocol": "which caption (g+ or g-) matches the image? order randomised; can't tell allowed",
+        "n_answers": len(js),
+        "n_images": len(majorities(js)),
+        "annotators": _annotators(answers),
+        "ceiling": dict(runs[ref]["metrics"]["human_acc"], run=ref) if ref else None,
+        "inter_annotator": inter_annotator(js, seed=seed),
+        "judges": judges_vs_humans(js, rd.rows, judges, resamples, seed),
+        "majority": "plurality of right / wrong / can't tell per image; a tie or can't tell is 'undecided' (0.5), "
+                    "which agrees only with a judge's tie",
+    }
+    return summary
+
+
+def refresh(run_dir, force: bool = False) -> dict | None:
+    """Bring summary.json's human parts up to date with the answer files; returns ``human``."""
+    from relbench.compare import load_run_dir
+
+    path = Path(run_dir) / "summary.json"
+    current = load_run_dir(run_dir).summary  # the usual one-line errors for a missing or broken directory
+    has_answers = any((Path(run_dir) / HUMAN_DIR).glob("*.jsonl"))
+    if not force and ((not has_answers and "human" not in current) or
+                      (current.get("human") or {}).get("source") == _digest(Path(run_dir))):
+        return current.get("human")
+    summary = compute(run_dir)
+    write_text(path, json.dumps(summary, indent=2) + "\n")
+    return summary.get("human")
+
+
+def _ci(lo, hi) -> str:
+    return f"[{lo:.3g}, {hi:.3g}]" if lo is not None and hi is not None else "[-]"
+
+
+def format_human(section: dict | None) -> str:
+    """The meta-evaluation for the terminal."""
+    if not section:
+        return "human judgments: none yet (relbench annotate RUN_DIR --annotator NAME)"
+    lines = [f"human judgments: {section['n_answers']} answers on {section['n_images']} images by "
+             f"{len(section['annotators'])} annotator(s)"]
+    for name, a in section["annotators"].items():
+        att, con = a["attention"], a["consistency"]
+        lines.append(f"  {name}: {a['answers']} answers, can't tell {a['cant_tell']:.0%}; attention check "
+                     + (f"{att['accuracy']:.3g} on {att['n']} references" if att["n"] else "n/a")
+                     + "; consistency " + (f"{con['same']:.3g} on {con['n']} repeats" if con["n"] else "n/a"))
+    ia = section["inter_annotator"]
+    lines.append("  inter-annotator Krippendorff's alpha (nominal): "
+                 + (f"{ia['value']:.3g} {_ci(ia['ci_low'], ia['ci_high'])} on {ia['items']} images"
+                    if ia["value"] is not None else f"- ({ia.get('note', 'undefined')})"))
+    c = section.get("ceiling")
+    if c:
+        lines.append(f"  human ceiling (reference images): {c['value']:.3g} {_ci(c['ci_low'], c['ci_high'])} (n={c['n']})")
+    from relbench.results import text_table
+
+    body = []
+    for name, j in section["judges"].items():
+        o = j["overall"]
+        body.append([name, str(o["n"]), "-" if o["share"] is None else f"{o['share']:.3g} {_ci(*o['share_ci'])}",
+                     "-" if o["kappa"] is None else f"{o['kappa']:.3g} {_ci(*o['kappa_ci'])}"])
+    if body:
+        lines.append("  automatic judges vs the human majority:")
+        lines += ["    " + line for line in text_table(["judge", "n", "agreement", "Cohen's kappa"], body).split("\n")]
+    return "\n".join(lines)
+
+
+def _share_kappa(e: dict) -> dict:
+    return {"n": e["n"],
+            "share": "–" if e["share"] is None else f"{e['share']:.3g} {_ci(*e['share_ci'])}",
+            "kappa": "–" if e["kappa"] is None else f"{e['kappa']:.3g} {_ci(*e['kappa_ci'])}"}
+
+
+def report_rows(dirs) -> list[dict]:
+    """The report's "Human judgments" section: display strings per run directory (RunDir list)."""
+    out = []
+    for d in dirs:
+        sec = d.summary.get("human")
+        if not sec:
+            continue
+        ia, c = sec["inter_annotator"], sec.get("ceiling")
+        out.append({
+            "path": str(d.path), "n_answers": sec["n_answers"], "n_images": sec["n_images"],
+            "annotators": [{"name": n, "answers": a["answers"], "cant_tell": f"{a['cant_tell']:.0%}",
+                            "attention": f"{a['attention']['accuracy']:.3g} (n={a['attention']['n']})" if a["attention"]["n"] else "–",
+                            "consistency": f"{a['consistency']['same']:.3g} (n={a['consistency']['n']})" if a["consistency"]["n"] else "–"}
+                           for n, a in sec["annotators"].items()],
+            "alpha": (f"{ia['value']:.3g} {_ci(ia['ci_low'], ia['ci_high'])} on {ia['items']} images"
+                      if ia["value"] is not None else f"– ({ia.get('note', 'undefined')})"),
+            "ceiling": f"{c['value']:.3g} {_ci(c['ci_low'], c['ci_high'])} (n={c['n']})" if c else "–",
+            "judges": [{"name": name, "metric": j["metric"], "overall": _share_kappa(j["overall"]),
+                        "by_predicate": [{"predicate": p, **_share_kappa(e)} for p, e in j["by_predicate"].items()]}
+                       for name, j in sec["judges"].items()],
+        })
+    return out

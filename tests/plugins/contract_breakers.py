@@ -1,0 +1,62 @@
+"""Test-only plugins that break the contract the way a new user's first plugin does (issue 12)."""
+
+import numpy as np
+
+from relbench.generators.shapes import ShapesOracle
+from relbench.metric import Aggregate, Metric, MetricArgs
+from relbench.registry import register_generator, register_metric
+
+
+class BrightnessArgs(MetricArgs):
+    row_key: str = "brigthness"  # what score() writes
+    agg_column: str = "brightnes"  # what the aggregate reads
+
+
+@register_metric("brightness")
+class Brightness(Metric):
+    """Test only: mean brightness of img_pos, with configurable typos."""
+
+    Args = BrightnessArgs
+
+    def columns(self):
+        return ["brightness"]
+
+    def score(self, samples):
+        return [{self.args.row_key: float(np.mean(s.image_pos))} for s in samples]
+
+    def aggregates(self):
+        return [Aggregate("b_mean", self.args.agg_column, "mean")]
+
+
+@register_metric("sneaky_pixels")
+class SneakyPixels(Metric):
+    """Test only: reads images although it declares only prompts."""
+
+    consumes = frozenset({"prompts"})
+
+    def columns(self):
+        return ["v"]
+
+    def score(self, samples):
+        return [{"v": float(np.mean(s.image_pos))} for s in samples]
+
+    def aggregates(self):
+        return [Aggregate("v_mean", "v")]
+
+
+@register_generator("transposed_shapes")
+class TransposedShapes(ShapesOracle):
+    """Test only: returns (W, H, 3) images, wrong for any non-square request."""
+
+    def generate(self, requests):
+        return [np.ascontiguousarray(img.transpose(1, 0, 2)) for img in super().generate(requests)]
+
+
+@register_generator("lazy_missing")
+class LazyMissing(ShapesOracle):
+    """Test only: imports a library that is not installed when it first draws (as model plugins do)."""
+
+    def generate(self, requests):
+        import fancylib_not_installed  # noqa: F401
+
+        return super().generate(requests)

@@ -1,0 +1,245 @@
+"""`relbench annotate` without a browser: the sampling plan, answer files, the server's refusals
+(over real HTTP) and the import of offline answers, each refusal one line with nothing merged."""
+
+import hashlib
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import Counter
+
+import pytest
+
+from annotate_helpers import Server, make_shapes_run
+from conftest import run_cli
+from relbench.annotate import offline
+from relbench.annotate.plan import build_plan
+from relbench.annotate.storage import (
+    Undo, annotator_answers, answer_for, answers_path, append_event, check_annotator, effective, read_events,
+)
+from relbench.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return make_shapes_run(tmp_path_factory.mktemp("annotate"))
+
+
+def fresh_copy(run_dir, tmp_path):
+    import shutil
+
+    dst = tmp_path / "run"
+    shutil.copytree(run_dir, dst, ignore=shutil.ignore_patterns("human", "cache"))
+    return dst
+
+
+# --- plan ---------------------------------------------------------------------------------------
+
+
+def test_plan_is_deterministic_stratified_with_references_and_repeats(run_dir):
+    plan = build_plan([run_dir], n=30, seed=0)
+    assert plan == build_plan([run_dir], n=30, seed=0) and plan.id == build_plan([run_dir], n=30, seed=0).id
+    assert build_plan([run_dir], n=30, seed=1).id != plan.id
+    kinds = Counter(it.kind for it in plan.items)
+    # 9 predicates x 1 triple x 1 seed; oracle and inverse give 36 images, references 18
+    assert len(plan.items) == 30 and kinds == {"main": 24, "reference": 3, "repeat": 3}
+    main = [it for it in plan.items if it.kind == "main"]
+    # stratified: 24 images over 18 (run, predicate) strata -> every stratum once, none three times
+    per_stratum = Counter((it.run, it.predicate) for it in main)
+    assert len(per_stratum) == 18 and max(per_stratum.values()) == 2
+    assert len({it.id for it in plan.items}) == 30
+    for rep in (it for it in plan.items if it.kind == "repeat"):
+        orig = plan.by_id[rep.copy_of]
+        assert plan.items.index(rep) > plan.items.index(orig)
+        assert rep.image_key == orig.image_key and rep.order == orig.order[::-1]  # captions swapped
+    assert {it.run for it in plan.items if it.kind == "reference"} == {"reference"}
+    orders = Counter(it.order for it in plan.items)
+    assert set(orders) == {("pos", "neg"), ("neg", "pos")}
+    it = main[0]
+    assert it.caption(1) == (it.text_pos if it.order[0] == "pos" else it.text_neg)
+    assert it.answer_of(0) == "cant_tell" and it.answer_of(2) == it.order[1]
+
+
+def test_plan_caps_at_what_exists_and_refuses_bad_input(run_dir, tmp_path):
+    plan = build_plan([run_dir], n=1000)
+    # 36 generated + 18 references (reference_share 0.1 -> 18 of them fit), repeats 100 wanted, half of the items allowed
+    assert Counter(it.kind for it in plan.items)["main"] == 36
+    with pytest.raises(UserError, match="at least 1"):
+        build_plan([run_dir], n=0)
+    with pytest.raises(UserError, match="not a run directory"):
+        build_plan([tmp_path])
+
+
+# --- answer files -------------------------------------------------------------------------------
+
+
+def test_answers_append_undo_and_torn_line(run_dir, tmp_path):
+    d = fresh_copy(run_dir, tmp_path)
+    plan = build_plan([d], n=6)
+    a, b = plan.items[0], plan.items[1]
+    path = answers_path(d, "ann")
+    append_event(path, answer_for(plan, a, "ann", 1))
+    append_event(path, answer_for(plan, b, "ann", 0))
+    append_event(path, Undo(annotator="ann", item=b.id, time="t"))
+    append_event(path, answer_for(plan, b, "ann", 2))
+    with open(path, "a") as f:
+        f.write('{"event":"answer","annot')  # killed mid-write: never acknowledged
+    stood = effective(read_events(path))
+    assert [(x.item, x.choice) for x in stood] == [(a.id, 1), (b.id, 2)]
+    assert stood[1].answer == b.order[1] and stood[1].correct == float(b.order[1] == b.side)
+    assert [x.item for x in annotator_answers([d], "ann")] == [a.id, b.id]
+    for bad in ("../x", "a b", "", "x" * 33, "<script>"):
+        with pytest.raises(UserError, match="not allowed"):
+            check_annotator(bad)
+
+
+# --- server over HTTP ---------------------------------------------------------------------------
+
+
+def _post(url, data, headers=None):
+    req = urllib.request.Request(url, urllib.parse.urlencode(data).encode(), headers=headers or {}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def _get(url, headers=None):
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as r:
+            return r.status, r.read(), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), dict(e.headers)
+
+
+def test_server_refuses_what_it_did_not_serve(run_dir, tmp_path):
+    pytest.importorskip("starlette")
+    d = fresh_copy(run_dir, tmp_path)
+    plan = build_plan([d], n=6)
+    srv = Server([d], "ann", 6).start()
+    try:
+        status, body, headers = _get(srv.url + "/")
+        assert status == 200
+        assert "default-src 'none'" in headers["content-security-policy"] and headers["x-content-type-options"] == "nosniff"
+        page = body.decode()
+        token = page.split('name="token" value="')[1].split('"')[0]
+        shown = plan.items[0]
+        assert f'value="{shown.id}"' in page
+        # an item of the plan the server has not shown, a foreign id, a path: refused, nothing stored
+        assert _post(srv.url + "/answer", {"token": token, "item": plan.items[1].id, "choice": "1"})[0] == 409
+        assert _post(srv.url + "/answer", {"token": token, "item": "../../etc/passwd", "choice": "1"})[0] == 409
+        assert _post(srv.url + "/answer", {"token": "forged", "item": shown.id, "choice": "1"})[0] == 403
+        assert _post(srv.url + "/answer", {"token": token, "item": shown.id, "choice": "7"})[0] == 400
+        assert _get(srv.url + "/image/" + plan.items[1].id)[0] == 404  # not served yet
+        assert _get(srv.url + "/image/..%2F..%2Fsummary.json")[0] == 404
+        assert _get(srv.url + "/static/..%2F..%2Fhuman.py")[0] == 404
+        assert _get(srv.url + "/", {"Host": "evil.example:80"})[0] == 400  # DNS rebinding
+        assert not answers_path(d, "ann").exists()
+        status, png, _ = _get(srv.url + "/image/" + shown.id)
+        assert status == 200 and png == plan.image_path(shown).read_bytes()
+        assert _post(srv.url + "/answer", {"token": token, "item": shown.id, "choice": "2"})[0] in (200, 303)
+        assert _post(srv.url + "/answer", {"token": token, "item": shown.id, "choice": "1"})[0] == 409  # answered
+        stood = annotator_answers([d], "ann")
+        assert [(x.item, x.choice, x.answer, tuple(x.order)) for x in stood] == [(shown.id, 2, shown.order[1], shown.order)]
+        assert stood[0].run == shown.run and stood[0].case_id == shown.case_id and stood[0].image_key == shown.image_key
+    finally:
+        srv.kill()
+
+
+def test_cli_refuses_bad_annotator_and_missing_run_dir(tmp_path):
+    res = run_cli("annotate", str(tmp_path), "--annotator", "../../x")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "not allowed" in res.stderr
+    res = run_cli("annotate", str(tmp_path), "--annotator", "ok")
+    assert res.returncode == 2 and "not a run directory" in res.stderr and "Traceback" not in res.stderr
+
+
+# --- offline export / import --------------------------------------------------------------------
+
+
+def _submission(plan, d, annotator="remote", choices=None):
+    ledger = json.loads((d / "human" / "exports.json").read_text())
+    export_id = next(k for k, v in ledger["exports"].items() if v["plan"] == plan.id)
+    return {"format": "relbench-annotations/1", "plan": plan.id, "export": export_id,
+            "token": offline._token(ledger["secret"], export_id, plan.id), "annotator": annotator,
+            "answers": [{"item": it.id, "image_key": it.image_key, "order": list(it.order), "choice": c,
+                         "time": f"2026-01-01T00:00:{i:02d}Z"}
+                        for i, (it, c) in enumerate(zip(plan.items, choices or [1] * len(plan.items)))]}
+
+
+def _import_fails(d, tmp_path, sub, match):
+    f = tmp_path / "answers.json"
+    f.write_text(sub if isinstance(sub, str) else json.dumps(sub))
+    before = {p.name: p.read_bytes() for p in (d / "human").iterdir()}
+    res = run_cli("annotate", str(d), "--import", str(f))
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert res.stderr.count("\n") == 1 and match in res.stderr, res.stderr
+    assert {p.name: p.read_bytes() for p in (d / "human").iterdir()} == before  # nothing half-merged
+
+
+def test_export_is_self_contained_and_import_validates(run_dir, tmp_path):
+    d = fresh_copy(run_dir, tmp_path)
+    res = run_cli("annotate", str(d), "--n", "8", "--export", str(tmp_path / "out"))
+    assert res.returncode == 0, res.stderr
+    page = next((tmp_path / "out").glob("*.html")).read_text()
+    assert "http://" not in page and "https://" not in page and 'src="/' not in page
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+    plan = build_plan([d], n=8)
+    assert page.count("data:image/png;base64,") == len(plan.items)
+    good = _submission(plan, d)
+
+    other = build_plan([d], n=8, seed=5)
+    foreign_key = next(it.image_key for it in other.items if it.image_key not in {x.image_key for x in plan.items})
+    cases = [
+        ("{not json", "not JSON"),
+        ({**good, "answers": []}, "answers"),
+        ({**good, "annotator": "../evil"}, "annotator"),
+        ({**good, "token": "0" * 64}, "the file was altered"),
+        ({**good, "plan": "0123456789abcdef"}, "the file was altered"),
+        ({**good, "export": "feedfeedfeedfeed"}, "was not written by"),
+    ]
+    for mutate, match in (
+        (lambda a: a.update(item="ffffffffffffffff"), "unknown item"),
+        (lambda a: a.update(image_key=foreign_key), "another run's images"),
+        (lambda a: a.update(order=a["order"][::-1]), "caption order"),
+        (lambda a: a.update(choice=3), "choice"),
+        (lambda a: a.update(time="yesterday"), "time"),
+    ):
+        sub = json.loads(json.dumps(good))
+        mutate(sub["answers"][-1])  # the last answer is bad: the good ones before it must not land
+        cases.append((sub, match))
+    dup = json.loads(json.dumps(good))
+    dup["answers"].append(dict(dup["answers"][0]))
+    cases.append((dup, "answered twice"))
+    (d / "human").mkdir(exist_ok=True)
+    for sub, match in cases:
+        _import_fails(d, tmp_path, sub, match)
+    assert not (d / "human" / "remote.jsonl").exists()
+
+    f = tmp_path / "good.json"
+    f.write_text(json.dumps(good))
+    res = run_cli("annotate", str(d), "--import", str(f))
+    assert res.returncode == 0, res.stderr
+    stood = annotator_answers([d], "remote")
+    assert [a.item for a in stood] == [it.id for it in plan.items]
+    digest = hashlib.sha256(f.read_bytes()).hexdigest()[:16]
+    assert {a.source for a in stood} == {f"import:{digest}"}
+    assert [a.answer for a in stood] == [it.order[0] for it in plan.items]
+    _import_fails(d, tmp_path, good, "already imported")
+    again = json.loads(json.dumps(good))
+    again["answers"] = again["answers"][:2]  # another file, same items: a duplicate submission
+    _import_fails(d, tmp_path, again, "already has an answer")
+    # summary.json got the human judge
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["human"]["n_answers"] == sum(it.kind != "repeat" for it in plan.items)
+
+
+def test_cli_refuses_a_port_in_use(run_dir):
+    pytest.importorskip("starlette")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        res = run_cli("annotate", str(run_dir), "--annotator", "ann", "--port", str(s.getsockname()[1]))
+    assert res.returncode == 2 and "cannot listen on 127.0.0.1" in res.stderr and res.stderr.count("\n") == 1

@@ -1,0 +1,71 @@
+"""The notebook API: relbench.run / relbench.load_run as pandas DataFrames; `import relbench`
+stays light."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import relbench
+from relbench.errors import UserError
+
+CONFIG = {
+    "suite": {"kind": "shapes", "triples_per_predicate": 1, "predicates": ["left of", "above"]},
+    "seeds": [0, 1],
+    "resolution": 32,
+    "metrics": ["pair_mse", {"name": "spatial", "args": {"detector": "shapes"}}],
+    "runs": [{"name": "oracle", "generator": "shapes_oracle"}, {"name": "inverse", "generator": "shapes_inverse"}],
+}
+
+
+def test_import_relbench_is_light():
+    code = "import sys, relbench; print(sorted(m for m in ('numpy', 'pandas', 'pydantic', 'relbench.api') if m in sys.modules))"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
+
+
+def test_run_and_load_run_give_the_files_as_frames(tmp_path, cli):
+    out = tmp_path / "nb"
+    res = relbench.run(CONFIG, output_dir=str(out), seeds=[0])  # overrides replace top-level keys
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["seeds"] == [0]
+    # samples: one row per case x run (the reference run included), columns as in samples.csv
+    n_cases = summary["n_cases"]
+    assert len(res.samples) == n_cases * 3 and set(res.samples["run"]) == {"oracle", "inverse", "reference"}
+    assert res.samples.loc[res.samples.run == "oracle", "pair_correct"].tolist() == [1.0] * n_cases
+    assert res.samples.loc[res.samples.run == "inverse", "pair_correct"].tolist() == [0.0] * n_cases
+    # the tidy summary holds exactly summary.json's numbers
+    s = res.summary
+    assert list(s.columns) == ["run", "metric", "breakdown", "value", "ci_low", "ci_high", "n", "chance"]
+    row = s[(s.run == "oracle") & (s.metric == "mse_mean") & (s.breakdown == "all")].iloc[0]
+    entry = summary["runs"]["oracle"]["metrics"]["mse_mean"]
+    assert (row.value, row.ci_low, row.ci_high, row.n) == (entry["value"], entry["ci_low"], entry["ci_high"], entry["n"])
+    assert set(s[s.run == "inverse"].breakdown) >= {"all", "predicate:left of", "predicate:above", "negative_kind:swap"}
+    n_rows = sum(len(r["metrics"]) + sum(len(v) for v in r["by_predicate"].values())
+                 + sum(len(v) for v in r["by_negative_kind"].values())
+                 + sum(len(v) for v in r["seed_consistency"].values()) for r in summary["runs"].values())
+    assert len(s) == n_rows
+    # the same frames from a run directory written by the command line
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text(json.dumps({**CONFIG, "seeds": [0], "output_dir": str(tmp_path / "cli")}))
+    assert cli("run", "--config", str(cfg), "--no-report").returncode == 0
+    again = relbench.load_run(tmp_path / "cli")
+    assert again.summary.equals(res.summary) and again.samples.equals(res.samples)
+
+
+def test_bad_override_and_missing_dir_are_one_line(tmp_path):
+    with pytest.raises(UserError, match=r"^<config>: seeds: at least one seed is needed$"):
+        relbench.run(CONFIG, seeds=[], output_dir=str(tmp_path / "x"))
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(UserError, match="not a finished run directory"):
+        relbench.load_run(tmp_path)
+
+
+def test_missing_pandas_is_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas raises ImportError
+    with pytest.raises(UserError, match=r"pip install 'relbench\[notebook\]'"):
+        relbench.run(CONFIG)
