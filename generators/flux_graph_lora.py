@@ -12,14 +12,17 @@ from typing import Annotated
 
 from pydantic import Field
 
-from relbench.models.flux import FluxArgs, FluxBase, _eval_mode, draw, file_digest
+from relbench.models.flux import FluxArgs, FluxBase, freeze_for_inference, draw, file_digest
 from relbench.models.graph_specs import CGIPSpec, InjectionSpec, LoraSpec, TextSpec
 from relbench.errors import UserError
 from relbench.registry import register_generator
 
 
 class GraphLoraArgs(FluxArgs):
-    ckpt: str | None = Field(None, description="checkpoint directory written by the trainer (--ckpt)")
+    ckpt: str | None = Field(None, description="checkpoint directory written by the trainer, or a training "
+                             "output directory (its best/, else last/) (--ckpt)")
+    allow_other_base: bool = Field(False, description="with ckpt: accept a `model` other than the base the "
+                                   "checkpoint was trained on (default: that base, and no other)")
     encoder: Annotated[CGIPSpec | TextSpec, Field(discriminator="kind")] | None = Field(
         None, description="graph encoder when no ckpt is given (default: kind: text)")
     lora: LoraSpec | None = Field(None, description="LoRA layout when no ckpt is given")
@@ -42,24 +45,47 @@ class FluxGraphLoraGenerator(FluxBase):
     def __init__(self, args: GraphLoraArgs, ctx, pipe=None):
         if args.ckpt and (args.encoder or args.lora or args.injection):
             raise UserError("flux_graph_lora: encoder/lora/injection come from the checkpoint; drop them when ckpt is set")
-        super().__init__(args, ctx, pipe=None)
-        from relbench.models.graph_lora_ckpt import read_checkpoint
+        from relbench.models.graph_lora_ckpt import read_checkpoint, resolve_checkpoint_dir
 
-        self.checkpoint = read_checkpoint(args.ckpt) if args.ckpt else None
+        self.checkpoint = read_checkpoint(resolve_checkpoint_dir(args.ckpt)) if args.ckpt else None
+        if self.checkpoint is not None and "model" not in args.model_fields_set and self.checkpoint.base_model:
+            # the base it was trained on, not $RELBENCH_FLUX_MODEL or the hub default
+            args = args.model_copy(update={"model": self.checkpoint.base_model})
+        super().__init__(args, ctx, pipe=None)
         self.graph_lora = None
         self._ident: dict | None = None
         if pipe is not None:
-            _eval_mode(pipe)
+            freeze_for_inference(pipe)
             self._pipe = pipe
             self.device, self.dtype = str(pipe._execution_device), pipe.transformer.dtype
             self.base_identity()  # digest the base weights before LoRA is added
             self._on_pipeline_loaded(pipe)
 
+    def base_identity(self) -> dict:
+        ident = super().base_identity()
+        if self.checkpoint is not None and self._pipe is None:
+            self._check_base(ident)
+        return ident
+
+    def _check_base(self, ident: dict) -> None:
+        """The checkpoint's LoRA and graph parts only make sense on the weights they were trained on."""
+        ck, args = self.checkpoint, self.args
+        recorded = ck.config.get("base_identity") or {}
+        now = {k: v for k, v in ident.items() if k not in ("device_type", "dtype")}
+        same_name = _canonical(args.model) == _canonical(str(ck.base_model))
+        # a local listing identifies files by size only, so a same-sized copy elsewhere is another base
+        same = same_name and (recorded == now if recorded.get("source") in ("local", "hub") else True)
+        if same or args.allow_other_base:
+            return
+        what = "has changed since training" if same_name else f"is not that base (model: {args.model})"
+        raise UserError(f"flux_graph_lora: checkpoint {ck.path} was trained on {ck.base_model}, and the model "
+                        f"{what}; drop `model` to use the recorded base, or set allow_other_base: true")
+
     def weights_identity(self):
         if self._ident is None:
             ident: dict = {"base": self.base_identity()}
             if self.checkpoint is not None:
-                ident["ckpt"] = file_digest(self.checkpoint.files())
+                ident["ckpt"] = self.checkpoint.digest()
             else:
                 files = [Path(p) for p in (getattr(self.args.encoder, "vocab", None),
                                            getattr(self.args.encoder, "weights", None)) if p]
@@ -85,7 +111,8 @@ class FluxGraphLoraGenerator(FluxBase):
                                                     self.args.injection or InjectionSpec())
         # under cpu_offload the transformer's weights rest on the CPU between calls; the graph
         # parts are small and stay where the forward pass runs
-        self.graph_lora.to(pipe._execution_device).eval()
+        self.graph_lora.to(pipe._execution_device)
+        freeze_for_inference(pipe, self.graph_lora)  # LoRA and graph parts too: see freeze_for_inference
 
     def _group_key(self, request):
         return (tuple(request.size), len(request.graph))
@@ -94,8 +121,14 @@ class FluxGraphLoraGenerator(FluxBase):
         import torch
 
         with torch.no_grad(), self.graph_lora.conditioning([r.graph for r in reqs]):
-            return draw(pipe, self.args, self.prompts, reqs)
+            return draw(pipe, self.args, self.prompts, reqs, self.name)
 
     def close(self) -> None:
         self.graph_lora = None
         super().close()
+
+
+def _canonical(model: str) -> str:
+    """A local directory by its absolute path, a hub id as written."""
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.is_dir() else model

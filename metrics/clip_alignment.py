@@ -29,7 +29,6 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from relbench.data import stable_hash
 from relbench.metric import Aggregate, Metric, MetricArgs, Sample
 from relbench.registry import register_metric
 
@@ -139,11 +138,10 @@ class ClipAlignment(Metric):
                 f"its default preprocessing); state pretrained: TAG (e.g. openai) or quick_gelu / preprocess if the "
                 f"weights were trained otherwise"]
 
-    def fingerprint(self) -> str:
+    def weights_identity(self):
         from relbench.models import clip as _clip_model
 
-        weights = _clip_model.identity(self.args.model, self.args.checkpoint, **self.args.weights())
-        return stable_hash({"base": super().fingerprint(), "weights": weights})
+        return _clip_model.identity(self.args.model, self.args.checkpoint, **self.args.weights())
 
     def columns(self) -> list[str]:
         return list(COLUMNS)

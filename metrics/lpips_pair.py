@@ -24,7 +24,6 @@ from typing import Literal, Optional
 from pydantic import Field
 
 from relbench.content_hash import file_sha256
-from relbench.data import stable_hash
 from relbench.errors import UserError
 from relbench.metric import Aggregate, Metric, MetricArgs, Sample
 from relbench.registry import register_metric
@@ -92,8 +91,8 @@ class Lpips(Metric):
                 f"{self.backbone_sha256[:8]}, torchvision publishes {published_prefix(args.net)})")
         self.calibrated = not self.flags
 
-    def fingerprint(self) -> str:
-        return stable_hash({"base": super().fingerprint(), "backbone_sha256": self.backbone_sha256})
+    def weights_identity(self):
+        return {"backbone_sha256": self.backbone_sha256}
 
     @property
     def model(self):

@@ -86,11 +86,10 @@ class Spatial(Metric):
 
     # --- plumbing -----------------------------------------------------------------------------
 
-    def fingerprint(self) -> str:
-        from relbench.data import stable_hash
+    def weights_identity(self):
         from relbench.models.detectors import DETECTORS
 
-        return stable_hash({"base": super().fingerprint(), "detector": DETECTORS[self.args.detector].identity(self.args)})
+        return {"detector": DETECTORS[self.args.detector].identity(self.args)}
 
     @property
     def detector(self):

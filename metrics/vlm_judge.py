@@ -48,9 +48,8 @@ from typing import Literal, Optional, Sequence
 
 from pydantic import Field, field_validator
 
-from relbench.data import Graph, graph_objects, stable_hash
+from relbench.data import Graph, graph_objects
 from relbench.metric import Aggregate, Metric, MetricArgs, Sample
-from relbench.metrics.clip_alignment import alignment_from_scores
 from relbench.prompts import with_article
 from relbench.registry import register_metric
 
@@ -99,6 +98,10 @@ def answer_spellings(answer: str) -> tuple[str, ...]:
 def vqascore_columns(pos_correct: float, pos_wrong: float, neg_correct: Optional[float] = None,
                      neg_wrong: Optional[float] = None) -> dict[str, Optional[float]]:
     """The vqascore columns from the four P_yes values (same arithmetic as clip_alignment)."""
+    # imported here: importing clip_alignment's module registers it, which must not happen
+    # while the registry checks whether open_clip is installed (relbench list)
+    from relbench.metrics.clip_alignment import alignment_from_scores
+
     row = alignment_from_scores(pos_correct, pos_wrong, neg_correct, neg_wrong)
     return {k.replace("clip_", "vlm_"): v for k, v in row.items()}
 
@@ -247,21 +250,15 @@ class VlmJudge(Metric):
         return self._vlm
 
     def weights_identity(self) -> dict:
+        """The judge's content (sha256 of weights, tokenizer, processor and chat template files)
+        and the dtype it runs in (bf16 on GPU, fp32 on CPU by default: not the same numbers)."""
         if self._identity is None:
             from relbench.models import vlm as _vlm
 
-            self._identity = _vlm.identity(self._path)
+            device = self.args.device or self.ctx.device or "cpu"
+            dtype = self.args.dtype or ("bfloat16" if str(device).startswith("cuda") else "float32")
+            self._identity = {"files": _vlm.identity(self._path), "dtype": dtype}
         return self._identity
-
-    def fingerprint(self) -> str:
-        """Keyed on the code and the judge's content (weights, tokenizer, processor, chat
-        template), not on its path; batch size and device do not change the numbers, the dtype
-        does."""
-        args = self.args.model_dump(mode="json", exclude={"model", "device", "batch_size"})
-        device = self.args.device or self.ctx.device or "cpu"
-        args["dtype"] = self.args.dtype or ("bfloat16" if str(device).startswith("cuda") else "float32")
-        return stable_hash({"metric": self.name, "version": self.version, "code": self.code_identity(),
-                            "args": args, "weights": self.weights_identity()})
 
     def columns(self) -> list[str]:
         cols: list[str] = []

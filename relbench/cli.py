@@ -22,8 +22,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="generate and score a benchmark (default: ./benchmark.yaml)")
     run.add_argument("--config", metavar="FILE", help="benchmark YAML (default: ./benchmark.yaml, else the shipped default)")
-    run.add_argument("--generator", metavar="NAME", help="evaluate only this generator (replaces the config's runs)")
-    run.add_argument("--ckpt", metavar="PATH", help="checkpoint for --generator (its 'ckpt' argument)")
+    run.add_argument("--generator", metavar="NAME",
+                     help="evaluate only this generator: the config's runs of it, with their args (else one new run)")
+    run.add_argument("--ckpt", metavar="PATH", help="checkpoint for --generator (its 'ckpt' argument): a checkpoint "
+                     "directory or a training --output-dir (its best/, else last/)")
+    run.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
+                     help="generator argument for the runs (of --generator, else all); VALUE is YAML; repeatable")
     run.add_argument("--prompt-mode", choices=["relation", "neutral"], help="prompt mode for every run")
     run.add_argument("--limit", type=int, metavar="N", help="only the first N suite items (all their seeds)")
     run.add_argument("--seeds", type=_seeds, metavar="0,1,2", help="seeds to draw each case with")
@@ -159,16 +163,75 @@ def _write_run_report(args, out) -> None:
 # --- end reports and comparisons ---------------------------------------------------------------
 
 
-def _overrides(args) -> dict:
-    o: dict = {}
+def _parse_arg(text: str) -> tuple[str, object]:
+    """'key=value' with a YAML value (8 -> int, true -> bool, [1, 2] -> list, text -> str)."""
+    import yaml
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise _usage(f"--arg {text!r}: expected KEY=VALUE, e.g. --arg steps=8")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _runs_override(data: dict, args) -> list | None:
+    """The runs after --generator / --ckpt / --arg, or None when the config's runs stand."""
+    cli_args = dict(_parse_arg(a) for a in args.arg)
+    if args.ckpt:
+        if not args.generator:
+            raise _usage("--ckpt needs --generator NAME")
+        cli_args["ckpt"] = _checkpoint_path(args.ckpt)
+    if not args.generator and not cli_args:
+        return None
+    runs = [dict(r) for r in data.get("runs") or [] if isinstance(r, dict)]
     if args.generator:
-        name = args.generator + ("-neutral" if args.prompt_mode == "neutral" else "")
-        run = {"name": name, "generator": args.generator}
-        if args.ckpt:
-            run["args"] = {"ckpt": args.ckpt}
-        o["runs"] = [run]
-    elif args.ckpt:
-        raise _usage("--ckpt needs --generator NAME")
+        runs = [r for r in runs if r.get("generator") == args.generator] or [
+            {"name": args.generator + ("-neutral" if args.prompt_mode == "neutral" else ""), "generator": args.generator}]
+    for r in runs:
+        r["args"] = {**(r.get("args") or {}), **cli_args}
+    _check_cli_args(runs, cli_args)
+    return runs
+
+
+def _checkpoint_path(path: str) -> str:
+    from relbench.models.graph_lora_ckpt import resolve_checkpoint_dir
+
+    return str(resolve_checkpoint_dir(path, say=lambda msg: print(msg, file=sys.stderr)))
+
+
+def _check_cli_args(runs: list, cli_args: dict) -> None:
+    """--arg values validated like the config's args, the error naming the flag."""
+    from pydantic import ValidationError
+
+    from relbench.errors import UserError
+    from relbench.registry import GENERATORS
+
+    for r in runs:
+        try:
+            cls = GENERATORS.get(str(r.get("generator")))
+        except UserError:  # a plugin's generator (imported by plan) or a typo: plan says which line
+            continue
+        try:
+            cls.Args(**r["args"])
+        except ValidationError as exc:
+            for err in exc.errors():
+                key = str(err["loc"][0]) if err["loc"] else ""
+                if key in cli_args:
+                    msg = err["msg"]
+                    if err["type"] == "extra_forbidden":
+                        msg = f"unknown argument of {r['generator']} (allowed: {', '.join(cls.Args.model_fields)})"
+                    flag = "--ckpt" if key == "ckpt" else f"--arg {key}"
+                    raise UserError(f"{flag}: {msg}") from None
+
+
+def _overrides(args, data: dict) -> dict:
+    o: dict = {}
+    runs = _runs_override(data, args)
+    if runs is not None:
+        o["runs"] = runs
     for key, val in (("limit", args.limit), ("seeds", args.seeds), ("output_dir", args.out), ("batch_size", args.batch_size)):
         if val is not None:
             o[key] = val
@@ -188,7 +251,7 @@ def cmd_run(args) -> int:
 
     path = args.config or str(default_benchmark_path())
     data, lines = read_benchmark_file(path)
-    overrides = _overrides(args)
+    overrides = _overrides(args, data)
     data.update(overrides)
     # overridden keys come from the command line, not from a line of the file
     lines = {k: v for k, v in lines.items() if not (k and k[0] in overrides)}

@@ -25,6 +25,7 @@ class Context:
     rank: int = 0
     world_size: int = 1
     device: str | None = None  # the process's accelerator under accelerate/torchrun, else None
+    progress: bool = False  # progress bars wanted (model loading bars follow --no-progress)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -45,9 +45,10 @@ def iter_json_array(
     utf8 = codecs.getincrementaldecoder("utf-8-sig")()
     buf, pos, eof = "", 0, False
     lines_before = 0  # newlines in text already dropped from the buffer
+    cut_column = 0  # characters of the buffer's first line that were already dropped
 
     def more() -> bool:
-        nonlocal buf, pos, eof, lines_before
+        nonlocal buf, pos, eof, lines_before, cut_column
         if eof:
             return False
         raw = fh.read(chunk_size)
@@ -61,12 +62,23 @@ def iter_json_array(
             eof = True
         if pos > len(buf) // 2:  # drop consumed text so the buffer stays about one element long
             lines_before += buf.count("\n", 0, pos)
+            last = buf.rfind("\n", 0, pos)
+            cut_column = pos - last - 1 if last >= 0 else cut_column + pos
             buf, pos = buf[pos:], 0
         buf += text
         return bool(raw) or bool(text)
 
     def line() -> int:
         return lines_before + buf.count("\n", 0, pos) + 1
+
+    def line_column(at: int) -> str:
+        """'LINE:COLUMN' of buffer position ``at``; an error at the end of the text is placed
+        after its last character, not at column 1 of the line after the final newline."""
+        if not buf[at:].strip(_WS):
+            at = len(buf[:at].rstrip(_WS))
+        start = buf.rfind("\n", 0, at)
+        column = at - start if start >= 0 else cut_column + at + 1
+        return f"{lines_before + buf.count(chr(10), 0, at) + 1}:{column}"
 
     def skip_ws() -> str:
         """Advance past whitespace; the next character, or '' at end of file."""
@@ -95,12 +107,12 @@ def iter_json_array(
                 # A value ending exactly at the buffer's end may be a cut-off number: read on.
                 if end != -1 and (end < len(buf) or eof):
                     break
-                if (end == -1 and eof) or len(buf) - pos > max_element:
-                    detail = value.msg if end == -1 else "too long"
-                    raise UserError(
-                        f"{path}:{line()}: array element is not valid JSON ({detail}) "
-                        f"or is larger than {max_element} characters"
-                    )
+                if end == -1 and eof:
+                    raise UserError(f"{path}:{line_column(value.pos)}: array element starting on line {line()} "
+                                    f"is not valid JSON ({value.msg})")
+                if len(buf) - pos > max_element:
+                    raise UserError(f"{path}:{line()}: array element is not valid JSON or is larger than "
+                                    f"{max_element} characters")
                 more()
             pos = end
             yield value

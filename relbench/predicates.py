@@ -59,8 +59,13 @@ class Vocabulary:
         name = self.resolve(text)
         if name is None:
             prefix = f"{where}: " if where else ""
-            near = difflib.get_close_matches(normalise(text), list(self._alias), n=3)
-            hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+            # suggest names from the printed list; an alias is shown as the name it stands for
+            near = {}
+            for match in difflib.get_close_matches(normalise(text), list(self._alias), n=6):
+                canonical = self._alias[match]
+                near.setdefault(canonical, repr(canonical) if match == canonical else f"{canonical!r} (alias {match!r})")
+            shown = list(near.values())[:3]
+            hint = f"; did you mean {', '.join(shown)}?" if shown else ""
             raise UserError(
                 f"{prefix}unknown predicate {text!r} (known: {', '.join(sorted(self.predicates))}){hint}"
             )

@@ -188,7 +188,8 @@ def _progress(total: int, desc: str, enabled: bool):
 
 def generate_run(plan: Plan, spec: RunSpec, cls, args, store: ImageStore, topo: Topology, timings: Timings,
                  show_progress: bool) -> RunImages:
-    ctx = Context(vocab=plan.vocab, rank=topo.rank, world_size=topo.world_size, device=topo.device)
+    ctx = Context(vocab=plan.vocab, rank=topo.rank, world_size=topo.world_size, device=topo.device,
+                  progress=show_progress)
     with needs_packages(GENERATORS, cls.name):
         return _generate_run(plan, spec, cls(args, ctx), store, topo, timings, show_progress)
 

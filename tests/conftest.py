@@ -19,6 +19,10 @@ def run_cli(*args, cwd=None, env=None, timeout=300):
     )
 
 
+#: `accelerate launch` through this interpreter (the console script may be absent from a venv)
+ACCELERATE_LAUNCH = [sys.executable, "-m", "accelerate.commands.launch"]
+
+
 @pytest.fixture
 def cli():
     return run_cli

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -268,3 +269,209 @@ def test_cli_run_end_to_end(tmp_path, monkeypatch):
     assert cli.main(argv) == 0
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["timings"]["images_generated"] == 0 and manifest["timings"]["images_reused"] == 4
+
+
+def test_inference_freezes_every_parameter_and_restores_training_flags(tmp_path):
+    """A requires_grad weight sends ATen's batched matmul down another path (last-bit
+    differences, a pixel after rounding): generators draw with everything frozen, and the
+    trainer's evaluation freezes its live modules for the duration only."""
+    from relbench.models.flux import inference_state
+    from relbench.models.graph_lora_ckpt import save_checkpoint
+
+    model_dir = tmp_path / "flux-tiny"
+    tiny_flux_pipeline(clip_max_length=SEQ).save_pretrained(model_dir)
+    trained = graph_lora()
+    ck = save_checkpoint(tmp_path / "ck", trained.pipe.transformer, trained.graph_lora, base_model=str(model_dir))
+    cls = GENERATORS.get("flux_graph_lora")
+    gen = cls(cls.Args(model=str(model_dir), ckpt=str(ck), max_sequence_length=SEQ), Context(vocab=load_vocabulary()))
+    pipe = gen.pipe
+    modules = [pipe.transformer, pipe.vae, pipe.text_encoder, pipe.text_encoder_2, gen.graph_lora]
+    assert not any(p.requires_grad for m in modules for p in m.parameters())
+    live = graph_lora()
+    lora = [n for n, p in live.pipe.transformer.named_parameters() if "lora_" in n]
+    for n, p in live.pipe.transformer.named_parameters():
+        p.requires_grad_(n in lora)
+    live.graph_lora.train()
+    with inference_state(live.pipe, live.graph_lora):
+        assert not any(p.requires_grad for p in live.pipe.transformer.parameters()) and not live.graph_lora.training
+    assert {n for n, p in live.pipe.transformer.named_parameters() if p.requires_grad} == set(lora)
+    assert live.graph_lora.training and not live.pipe.vae.training
+
+
+def test_checkpoint_runs_on_its_recorded_base(tmp_path, monkeypatch):
+    """No `model`: the base recorded in the checkpoint, not $RELBENCH_FLUX_MODEL or the hub
+    default; another base (same width) only with allow_other_base; errors say flux_graph_lora."""
+    from relbench.models.flux import resolve_model_dir
+    from relbench.models.graph_lora_ckpt import save_checkpoint
+
+    base, other = tmp_path / "base", tmp_path / "other"
+    tiny_flux_pipeline(clip_max_length=SEQ).save_pretrained(base)
+    tiny_flux_pipeline(seed=5, clip_max_length=SEQ).save_pretrained(other)
+    trained = graph_lora()
+    perturb(trained)
+    ident = resolve_model_dir(GENERATORS.get("flux").Args(model=str(base)))[1]
+    ck = save_checkpoint(tmp_path / "ck", trained.pipe.transformer, trained.graph_lora, base_model=str(base),
+                         base_identity=ident)
+    cls = GENERATORS.get("flux_graph_lora")
+    ctx = Context(vocab=load_vocabulary())
+    monkeypatch.setenv("RELBENCH_FLUX_MODEL", str(other))
+    gen = cls(cls.Args(ckpt=str(ck), max_sequence_length=SEQ), ctx)
+    assert gen.args.model == str(base) and gen.base_identity()["listing"] == ident["listing"]
+    assert np.array_equal(gen.generate([req(DOG_HORSE)])[0], trained.generate([req(DOG_HORSE)])[0])
+    monkeypatch.delenv("RELBENCH_FLUX_MODEL")
+    assert cls(cls.Args(ckpt=str(ck), max_sequence_length=SEQ), ctx).args.model == str(base)
+    with pytest.raises(UserError) as err:
+        cls(cls.Args(model=str(other), ckpt=str(ck), max_sequence_length=SEQ), ctx).fingerprint()
+    msg = str(err.value)
+    assert msg.startswith("flux_graph_lora: checkpoint") and f"was trained on {base}" in msg
+    assert "allow_other_base: true" in msg and "\n" not in msg
+    ok = cls(cls.Args(model=str(other), ckpt=str(ck), allow_other_base=True, max_sequence_length=SEQ), ctx)
+    assert not np.array_equal(ok.generate([req(DOG_HORSE)])[0], trained.generate([req(DOG_HORSE)])[0])
+    # a model directory changed since training is refused too
+    (base / "vae" / "config.json").write_text((base / "vae" / "config.json").read_text() + "\n")
+    with pytest.raises(UserError, match=rf"trained on {base}, and the model has changed since training"):
+        cls(cls.Args(ckpt=str(ck), max_sequence_length=SEQ), ctx).fingerprint()
+    with pytest.raises(UserError, match=r"^flux_graph_lora: model directory .*nope does not exist"):
+        cls(cls.Args(model=str(tmp_path / "nope"), ckpt=str(ck)), ctx).fingerprint()
+
+
+def _t5_tokenizer_folder(folder):
+    """A real T5TokenizerFast (the hub's class) over the tiny pipeline's character vocabulary."""
+    import string
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import T5TokenizerFast
+
+    from relbench.testing.flux import char_tokenizer
+
+    vocab = list(char_tokenizer(8).get_vocab().items())
+    pieces = [(tok, 0.0 if i < 3 else -1.0) for tok, i in sorted(vocab, key=lambda kv: kv[1])]
+    tok = Tokenizer(models.Unigram(pieces, unk_id=1))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    assert all(c in dict(vocab) for c in string.ascii_lowercase)
+    shutil.rmtree(folder)
+    T5TokenizerFast(tokenizer_object=tok, extra_ids=0, pad_token="<pad>", unk_token="<unk>",
+                    eos_token="</s>").save_pretrained(folder)
+
+
+def test_broken_model_directory_is_refused_naming_the_folder(tmp_path):
+    """A FLUX folder without tokenizer_2/tokenizer.json loads a T5 tokenizer of 3 tokens that
+    maps every word to <unk> (a baseline that never reads its prompt); refuse it before loading."""
+    cls = GENERATORS.get("flux")
+    ctx = Context(vocab=load_vocabulary())
+    good = tmp_path / "good"
+    tiny_flux_pipeline(clip_max_length=SEQ).save_pretrained(good)
+    _t5_tokenizer_folder(good / "tokenizer_2")
+    index = json.loads((good / "model_index.json").read_text())
+    index["tokenizer_2"] = ["transformers", "T5TokenizerFast"]
+    (good / "model_index.json").write_text(json.dumps(index))
+    img = cls(cls.Args(model=str(good), max_sequence_length=SEQ), ctx).generate([req(DOG_HORSE)])[0]
+    assert img.shape == (32, 32, 3)
+
+    no_json = tmp_path / "no_json"
+    shutil.copytree(good, no_json)
+    (no_json / "tokenizer_2" / "tokenizer.json").unlink()
+    with pytest.raises(UserError) as err:
+        cls(cls.Args(model=str(no_json), max_sequence_length=SEQ), ctx).generate([req(DOG_HORSE)])
+    msg = str(err.value)
+    assert msg.startswith(f"flux: the tokenizer in {no_json / 'tokenizer_2'}") and "unknown tokens only" in msg
+    assert "\n" not in msg
+
+    small = tmp_path / "small"
+    shutil.copytree(good, small)
+    cfg = json.loads((small / "text_encoder_2" / "config.json").read_text())
+    cfg["vocab_size"] = 1000
+    (small / "text_encoder_2" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(UserError, match=rf"tokenizer in {small / 'tokenizer_2'} has \d+ tokens but .* embeds 1000"):
+        cls(cls.Args(model=str(small), max_sequence_length=SEQ), ctx).generate([req(DOG_HORSE)])
+
+    no_vae = tmp_path / "no_vae"
+    shutil.copytree(good, no_vae)
+    shutil.rmtree(no_vae / "vae")
+    with pytest.raises(UserError, match=rf"^flux_graph_lora: {no_vae / 'vae'} is missing \(model_index.json lists vae\)"):
+        g = GENERATORS.get("flux_graph_lora")
+        g(g.Args(model=str(no_vae), max_sequence_length=SEQ), ctx).generate([req(DOG_HORSE)])
+
+
+def test_generator_flag_keeps_the_config_args_and_arg_sets_them(tmp_path, monkeypatch, capsys):
+    """--generator NAME keeps the config's runs of NAME with their args (`model` among them);
+    --arg key=value (YAML values) sets generator args, validated like the config's."""
+    from relbench import cli
+
+    model_dir = tmp_path / "flux-tiny"
+    tiny_flux_pipeline(clip_max_length=SEQ).save_pretrained(model_dir)
+    monkeypatch.delenv("RELBENCH_FLUX_MODEL", raising=False)
+    config = tmp_path / "bench.yaml"
+    config.write_text("name: tiny\nsuite: {kind: shapes, triples_per_predicate: 1}\nseeds: [0]\nresolution: 32\n"
+                      "metrics: [pair_mse]\nreference_run: false\nruns:\n"
+                      f"  - {{name: a, generator: flux, args: {{model: {model_dir}, max_sequence_length: {SEQ}}}}}\n"
+                      f"  - {{name: b, generator: flux, args: {{model: {model_dir}, max_sequence_length: {SEQ}}}, "
+                      "prompt_mode: neutral}\n"
+                      "  - {name: c, generator: shapes_oracle}\n")
+    base = ["run", "--config", str(config), "--limit", "1", "--no-progress", "--no-report"]
+    assert cli.main(base + ["--generator", "flux", "--arg", "steps=2", "--arg", "guidance=0.5",
+                            "--out", str(tmp_path / "o")]) == 0
+    runs = json.loads((tmp_path / "o" / "manifest.json").read_text())["runs"]
+    assert list(runs) == ["a", "b"] and runs["b"]["prompt_mode"] == "neutral"
+    assert all(r["args"]["model"] == str(model_dir) and r["args"]["steps"] == 2 and r["args"]["guidance"] == 0.5
+               and r["args"]["max_sequence_length"] == SEQ for r in runs.values())
+    capsys.readouterr()
+    assert cli.main(base + ["--generator", "flux", "--arg", "stepz=2", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("relbench: error: --arg stepz: unknown argument of flux (allowed: model, revision,")
+    assert cli.main(base + ["--generator", "flux", "--arg", "steps=many", "--out", str(tmp_path / "x")]) == 2
+    assert "--arg steps: Input should be a valid integer" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    # a generator the config does not run: one new run of it
+    assert cli.main(base + ["--generator", "shapes_inverse", "--out", str(tmp_path / "s")]) == 0
+    assert list(json.loads((tmp_path / "s" / "manifest.json").read_text())["runs"]) == ["shapes_inverse"]
+
+
+SAVE_SCRIPT = """
+import sys, torch
+from relbench.testing.flux import tiny_flux_pipeline
+from relbench.models.graph_encoders import build_encoder, clip_pooled_embedder
+from relbench.models.graph_injection import attach_graph_lora
+from relbench.models.graph_specs import InjectionSpec, LoraSpec, TextSpec
+from relbench.models.graph_lora_ckpt import checkpoint_digest, save_checkpoint
+pipe = tiny_flux_pipeline(clip_max_length=48)
+embed, dim = clip_pooled_embedder(pipe)
+torch.manual_seed(0)
+gl = attach_graph_lora(pipe.transformer, build_encoder(TextSpec(embed_dim=16, width=16, layers=2), embed, dim),
+                       LoraSpec(), InjectionSpec())
+save_checkpoint(sys.argv[1], pipe.transformer, gl, base_model="tiny", extra={"step": 3, "epoch": 1})
+print(checkpoint_digest(sys.argv[1]))
+"""
+
+
+def _reorder_metadata(path):
+    """The LoRA file as another process may write it: the header's metadata keys reversed."""
+    import struct
+
+    from relbench.models.graph_lora_ckpt import LORA_FILE
+
+    data = (path / LORA_FILE).read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    header["__metadata__"] = dict(reversed(list(header["__metadata__"].items())))
+    text = json.dumps(header, separators=(",", ":")).encode().ljust(n)
+    assert len(text) == n
+    (path / LORA_FILE).write_bytes(data[:8] + text + data[8 + n :])
+
+
+def test_checkpoint_identity_is_its_content_across_processes(tmp_path):
+    """safetensors orders header metadata differently per process; the identity must not care,
+    or a resumed and an uninterrupted run regenerate every image."""
+    from relbench.models.graph_lora_ckpt import LORA_FILE
+
+    digests = set()
+    for i in range(2):
+        res = subprocess.run([sys.executable, "-c", SAVE_SCRIPT, str(tmp_path / f"ck{i}")], capture_output=True,
+                             text=True, timeout=300, env={**os.environ, "PYTHONHASHSEED": str(i)})
+        assert res.returncode == 0, res.stderr[-2000:]
+        digests.add(res.stdout.split()[-1])
+    assert len(digests) == 1
+    shutil.copytree(tmp_path / "ck0", tmp_path / "other")
+    _reorder_metadata(tmp_path / "other")
+    assert (tmp_path / "other" / LORA_FILE).read_bytes() != (tmp_path / "ck0" / LORA_FILE).read_bytes()
+    assert graph_lora(ckpt=str(tmp_path / "other")).fingerprint() == graph_lora(ckpt=str(tmp_path / "ck0")).fingerprint()

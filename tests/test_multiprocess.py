@@ -2,13 +2,9 @@
 
 import json
 import os
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
-
-from conftest import ROOT, run_cli
+from conftest import ACCELERATE_LAUNCH, ROOT, run_cli
 
 CONFIG = """\
 name: mp
@@ -22,16 +18,11 @@ output_dir: {out}
 """
 
 
-def accelerate_bin():
-    exe = Path(sys.executable).with_name("accelerate")
-    return str(exe) if exe.exists() else shutil.which("accelerate")
-
-
 def test_two_processes_match_one(tmp_path):
     cfg = tmp_path / "b.yaml"
     cfg.write_text(CONFIG.format(out=tmp_path / "two"))
     env = dict(os.environ, PYTHONPATH=str(ROOT), CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
-    cmd = [accelerate_bin(), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+    cmd = [*ACCELERATE_LAUNCH, "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
            "-m", "relbench", "run", "--config", str(cfg)]
     res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -44,3 +35,28 @@ def test_two_processes_match_one(tmp_path):
     assert one.returncode == 0, one.stderr
     for name in ("samples.csv", "summary.json"):
         assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+
+
+def test_run_and_train_share_one_topology(monkeypatch):
+    """relbench.distributed is the one home of the process topology; training resolves its
+    device there too (no copy in the trainer)."""
+    import relbench.trainers.flux_graph_lora as trainer
+    from relbench.distributed import Topology, topology
+    from relbench.errors import UserError
+
+    assert not hasattr(trainer, "Dist")
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert topology() == Topology()  # runs: the generators choose the device
+    alone = topology("cpu")
+    assert (alone.rank, alone.world_size, alone.device, alone.is_main) == (0, 1, "cpu", True)
+    assert alone.broadcast({"x": 1}) == {"x": 1} and alone.all_sum(3) == 3
+    import torch
+
+    if not torch.cuda.is_available():
+        assert topology("auto").device == "cpu"
+        try:
+            topology("cuda:1")
+        except UserError as exc:
+            assert "cuda:1 requested but CUDA is not available" in str(exc)
+        else:
+            raise AssertionError("cuda without CUDA must be refused")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -16,7 +17,7 @@ import diffusers  # noqa: F401,E402
 import peft  # noqa: F401,E402
 import torch  # noqa: E402
 
-from conftest import ROOT  # noqa: E402
+from conftest import ACCELERATE_LAUNCH, ROOT  # noqa: E402
 from relbench.errors import UserError  # noqa: E402
 from relbench.trainers._train_config import TrainConfig, load_train_config  # noqa: E402
 
@@ -174,7 +175,8 @@ def test_resume_ends_bit_identical(data, tmp_path):
     assert cut["step"] == 3 and "--resume" in cut["stopped"]
     with pytest.raises(UserError, match="already holds a checkpoint; pass --resume"):
         train(config(data, tmp_path / "cut", epochs=3))
-    with pytest.raises(UserError, match="--resume: lora differ from the checkpoint"):
+    with pytest.raises(UserError, match=r"--resume: .*cut/last was trained with other values \(lora.rank: 16 in the "
+                                         r"checkpoint, 4 now\); an exact resume needs the same values"):
         train(config(data, tmp_path / "cut", epochs=3, lora={"rank": 4}), resume=True)
     assert train(config(data, tmp_path / "cut", epochs=3), resume=True)["step"] == 6
     a, b = trainable(tmp_path / "full"), trainable(tmp_path / "cut")
@@ -187,7 +189,26 @@ def test_resume_ends_bit_identical(data, tmp_path):
     assert strip(log(tmp_path / "full")) == strip(log(tmp_path / "cut"))  # the log is continuous, no duplicates
 
 
-def test_checkpoint_scores_through_relbench_run(data, tmp_path, monkeypatch):
+def test_output_dir_checks_run_before_the_model_loads(data, tmp_path, monkeypatch):
+    """On real FLUX loading takes minutes: a wrong --output-dir / --resume fails first."""
+    import relbench.models.flux as flux_models
+    from relbench.trainers.flux_graph_lora import train
+
+    train(config(data, tmp_path / "o", epochs=1))
+
+    def no_loading(*a, **k):
+        raise AssertionError("the model was loaded before the output directory was checked")
+
+    monkeypatch.setattr(flux_models, "load_pipeline", no_loading)
+    with pytest.raises(UserError, match="already holds a checkpoint; pass --resume"):
+        train(config(data, tmp_path / "o", epochs=1))
+    with pytest.raises(UserError, match="--resume: no checkpoint in"):
+        train(config(data, tmp_path / "fresh", epochs=1), resume=True)
+    with pytest.raises(UserError, match=r"was trained with other values \(resolution: 32 in the checkpoint, 64 now\)"):
+        train(config(data, tmp_path / "o", epochs=1, resolution=64), resume=True)
+
+
+def test_checkpoint_scores_through_relbench_run(data, tmp_path, monkeypatch, capsys):
     """In-training evaluation = `relbench run --ckpt last/` on the same val cases, case by case."""
     import csv
 
@@ -195,10 +216,17 @@ def test_checkpoint_scores_through_relbench_run(data, tmp_path, monkeypatch):
     from relbench.trainers.flux_graph_lora import train
 
     out = tmp_path / "o"
-    res = train(config(data, out, epochs=2, optim={"lr": 5e-3},
+    res = train(config(data, out, epochs=2, max_steps=10, optim={"lr": 5e-3},
                        eval={"every_steps": 2, "limit": 2, "metrics": ["pair_mse"], "prompt_mode": "neutral",
                              "best_metric": "mse_mean", "best_mode": "max", "patience": 5}))
     assert res["best"]["metric"] == "mse_mean" and (out / "best" / "relbench_graph_lora.json").is_file()
+    # stderr is no terminal here: plain lines, each evaluation announced and its numbers shown
+    err = capsys.readouterr().err
+    assert "note: --max-steps 10 is beyond 2 epochs x 2 steps; training stops at step 4" in err
+    assert "step 1/4  epoch 0.50  stage1  loss " in err and "Loading" not in err  # no loading bars either
+    for step in (2, 4):
+        assert f"evaluating step {step} ...\n" in err
+        assert re.search(rf"eval step {step}: mse_mean \d\.\d+ \[\d\.\d+, \d\.\d+\] \(.*step-000000{step}\)", err), err
     evals = [r for r in log(out) if r.get("event") == "eval"]
     assert [e["step"] for e in evals] == [2, 4]
     assert evals[-1]["metrics"]["mse_mean"] > 0  # trained graph tokens make g+ and g- images differ
@@ -207,7 +235,8 @@ def test_checkpoint_scores_through_relbench_run(data, tmp_path, monkeypatch):
                      f"limit: 2\nmetrics: [pair_mse]\nreference_run: false\noutput_dir: {tmp_path / 'run'}\n"
                      f"runs: [{{name: x, generator: flux_graph_lora, prompt_mode: neutral, "
                      f"args: {{ckpt: {out / 'last'}, max_sequence_length: {SEQ}}}}}]\n")
-    monkeypatch.setenv("RELBENCH_FLUX_MODEL", str(data / "flux-tiny"))
+    # no RELBENCH_FLUX_MODEL, no `model`: the run uses the base recorded in the checkpoint
+    monkeypatch.delenv("RELBENCH_FLUX_MODEL", raising=False)
     assert cli.main(["run", "--config", str(bench), "--no-progress"]) == 0
 
     def per_case(path):
@@ -217,6 +246,14 @@ def test_checkpoint_scores_through_relbench_run(data, tmp_path, monkeypatch):
     ours = per_case(out / "eval" / "step-0000004" / "samples.csv")
     theirs = per_case(tmp_path / "run" / "samples.csv")
     assert ours == theirs and len(ours) == 2
+    # --ckpt takes the training output directory: its best/ (kept at step 4, mse_mean "max")
+    capsys.readouterr()
+    assert cli.main(["run", "--config", str(bench), "--generator", "flux_graph_lora", "--ckpt", str(out),
+                     "--out", str(tmp_path / "run2"), "--no-progress", "--no-report"]) == 0
+    assert f"--ckpt {out} is a training output directory; using its best/ checkpoint" in capsys.readouterr().err
+    manifest = json.loads((tmp_path / "run2" / "manifest.json").read_text())
+    assert manifest["runs"]["x"]["args"]["ckpt"] == str(out / "best")
+    assert per_case(tmp_path / "run2" / "samples.csv") == theirs
     # early stopping: mse_mean grew from step 2 to 4 above, so "min" with patience 1 stops at 4
     assert evals[1]["metrics"]["mse_mean"] > evals[0]["metrics"]["mse_mean"]
     res = train(config(data, tmp_path / "es", epochs=4, optim={"lr": 5e-3},
@@ -252,17 +289,13 @@ def test_clip_ranking_term(data, tmp_path):
 def test_two_processes_match_one(data, tmp_path):
     """2 CPU processes x batch 1 (gloo DDP) end where 1 process x batch 2 ends: the same samples
     and noise (seeded by position in the global batch), gradients averaged."""
-    import shutil
-    from pathlib import Path
-
     from relbench.trainers.flux_graph_lora import train
 
     train(config(data, tmp_path / "one", epochs=2))
     cfg = tmp_path / "t.yaml"
     cfg.write_text(json.dumps(config(data, tmp_path / "two", epochs=2, batch_size=1).model_dump(mode="json")))
-    exe = Path(sys.executable).with_name("accelerate")
     env = dict(os.environ, PYTHONPATH=str(ROOT), CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
-    cmd = [str(exe) if exe.exists() else shutil.which("accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
+    cmd = [*ACCELERATE_LAUNCH, "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29533",
            "-m", "relbench", "train", "--config", str(cfg)]
     res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -285,6 +318,11 @@ def test_bad_input_is_one_line(data, tmp_path, capsys):
         train(config(data, tmp_path / "o", train_jsonl=str(bad), images_root=str(data)))
     with pytest.raises(UserError, match="cannot open JSONL suite"):
         train(config(data, tmp_path / "o", train_jsonl=str(tmp_path / "missing.jsonl")))
+    no_image = tmp_path / "no_image.jsonl"
+    lines = (data / "train.jsonl").read_text().splitlines()
+    no_image.write_text(lines[0] + "\n" + json.dumps({k: v for k, v in json.loads(lines[1]).items() if k != "image"}) + "\n")
+    with pytest.raises(UserError, match=rf"^{no_image}:2: image: required field is missing \(training needs the photo"):
+        train(config(data, tmp_path / "o", train_jsonl=str(no_image), images_root=str(data)))
     vocab = tmp_path / "vocab.json"
     objs = ["__image__", "dog", "horse", "cup", "table", "man", "umbrella", "cat", "chair"]
     vocab.write_text(json.dumps({"object_name_to_idx": {n: i for i, n in enumerate(objs)},

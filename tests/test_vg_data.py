@@ -59,6 +59,8 @@ def test_stream_matches_json_load_at_any_chunk_size(tmp_path, chunk):
         ('[1,\n2\n3]', ":3:", "expected ',' or ']'"),
         ('[1, 2] x', ":1:", "unexpected text after"),
         ('[\n{"a": 1},\n{"a": ', ":3:", "not valid JSON"),
+        ('[\n{"a": 1},\n  {"a": 1,, "b": 2}]\n', ":3:11: array element starting on line 3", "not valid JSON"),
+        ('[\n{"a": 1},\n{"a": \n\n', ":3:6:", "not valid JSON (Expecting value)"),
         ('[1, 2', ":1:", "found end of file"),
     ],
 )

@@ -105,3 +105,28 @@ def test_written_records_read_back_identically():
     line = rec.to_json()
     assert "meta" not in json.loads(line)  # empty meta is omitted
     assert SuiteRecord.model_validate_json(line) == rec
+
+
+def test_json_errors_name_the_column_on_the_line(tmp_path):
+    """A line cut off after '"predicate": ' is reported at its end, not at column 1 of the next line."""
+    full = json.dumps(GOOD)
+    line = full[: full.index('"predicate": ') + len('"predicate": ')]
+    msg = error(tmp_path, [GOOD, line])
+    assert msg.startswith("FILE:2: not valid JSON (") and msg.endswith(f"at column {len(line) + 1})"), msg
+
+
+def test_did_you_mean_names_only_listed_predicates(tmp_path):
+    """Aliases are not in the printed list: a suggestion that matched one names its predicate."""
+    msg = error(tmp_path, [{**GOOD, "predicate": "seated onn"}])
+    known = msg[msg.index("(known: ") + 8 : msg.index(")")].split(", ")
+    hint = msg[msg.index("did you mean ") + 13 :]
+    assert "'sitting on' (alias 'seated on')" in hint, msg
+    suggested = [part.split("'")[1] for part in hint.split(", ") if part.startswith("'")]
+    assert suggested and all(name in known for name in suggested), (suggested, known)
+
+
+def test_required_image_names_the_line(tmp_path):
+    p = write(tmp_path, [GOOD, {k: v for k, v in GOOD.items() if k != "image"}])
+    with pytest.raises(UserError) as e:
+        load_jsonl_suite(p, VOCAB, require_image="training needs the photo of g+")
+    assert str(e.value).startswith(f"{p}:2: image: required field is missing (training needs the photo of g+;")

@@ -198,12 +198,15 @@ def test_missing_model_is_one_line_at_construction(tmp_path):
         assert "\n" not in str(err.value) and words in str(err.value) and "nothing is downloaded" in str(err.value)
 
 
-def test_fingerprint_is_the_weights_content(tmp_path):
+def test_fingerprint_is_the_judges_content(tmp_path):
     a = make_tiny_vlm("idefics3", tmp_path / "a", seed=0)
     b = make_tiny_vlm("idefics3", tmp_path / "b", seed=0)
     c = make_tiny_vlm("idefics3", tmp_path / "c", seed=1)
     fp = lambda p: VlmJudge(VlmJudge.Args(model=p), CTX).fingerprint()  # noqa: E731
-    assert fp(a) == fp(b) != fp(c)
+    assert fp(a) == fp(a) != fp(c)
+    assert VlmJudge(VlmJudge.Args(model=a), CTX).weights_identity() == VlmJudge(
+        VlmJudge.Args(model=b), CTX).weights_identity()  # same content, another path
+    assert fp(a) != VlmJudge(VlmJudge.Args(model=a, dtype="bfloat16"), CTX).fingerprint()
     # new weights at the same path are a new judge
     import shutil
 

@@ -34,11 +34,10 @@ def load_examples(path: str, vocab: Vocabulary, images_root: str | None, kinds: 
     """Every line of a JSONL split as an Example; one-line UserErrors for bad lines or missing photos."""
     from relbench.suites.jsonl import load_jsonl_suite
 
-    items = load_jsonl_suite(path, vocab, images_root, check_images=True)
+    items = load_jsonl_suite(path, vocab, images_root, check_images=True,
+                             require_image="training needs the photo of g+")
     out = []
     for item in items:
-        if item.reference is None or item.reference.image is None:
-            raise UserError(f"{path}: item {item.id!r} has no image (training needs the photo of g+; allowed: an image path)")
         negs = tuple(negatives_for(item, kinds, vocab, neg_seed))
         out.append(Example(item.id, f"{path}: item {item.id!r}", item.reference.image, item.graph, negs,
                            relation_prompt(item.graph, vocab), neutral_prompt(item.graph),

@@ -99,8 +99,29 @@ def live_generator_class(pipe, graph_lora, identity: dict):
     return LiveGraphLora
 
 
+def headline(metrics: dict, best_metric: str | None = None) -> str:
+    """'key value [ci_low, ci_high]' for the keys worth a terminal line: the best-checkpoint
+    metric, every accuracy with a chance level, and the first aggregate of each metric."""
+    keys, seen = [], set()
+    for k, e in metrics.items():
+        if k == best_metric or e.get("chance") is not None or e.get("metric", k) not in seen:
+            keys.append(k)
+        seen.add(e.get("metric", k))
+
+    def cell(e):
+        if e.get("value") is None:
+            return "- (no values)"
+        lo, hi = e.get("ci_low"), e.get("ci_high")
+        ci = f" [{lo:.4g}, {hi:.4g}]" if lo is not None and hi is not None else " [interval undefined]"
+        chance = f" (chance {e['chance']:.3g})" if e.get("chance") is not None else ""
+        return f"{e['value']:.4g}{ci}{chance}"
+
+    return ", ".join(f"{k} {cell(metrics[k])}" for k in keys)
+
+
 def evaluate(cfg, out_dir: Path, pipe, graph_lora, identity: dict) -> dict:
-    """Run the harness on the val subset; returns summary.json's metrics of the run."""
+    """Run the harness on the val subset; returns summary.json's metric entries of the run
+    (value, ci_low, ci_high, n, chance, ...) by aggregate key."""
     from relbench.distributed import Topology
     from relbench.results import write_results
     from relbench.runner import execute, plan
@@ -109,4 +130,4 @@ def evaluate(cfg, out_dir: Path, pipe, graph_lora, identity: dict) -> dict:
     p.runs[0].cls = live_generator_class(pipe, graph_lora, identity)
     collected = execute(p, show_progress=False, topo=Topology())  # this process only
     summary = write_results(p, collected, argv=["train-eval"])
-    return {k: v.get("value") for k, v in summary["runs"][RUN]["metrics"].items()}
+    return dict(summary["runs"][RUN]["metrics"])

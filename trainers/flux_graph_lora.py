@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from relbench.distributed import topology
 from relbench.errors import UserError
 
 LAST, BEST, LOG, EVAL_DIR = "last", "best", "train_log.jsonl", "eval"
@@ -34,53 +35,6 @@ class GraphBatch:
     """Graphs passed through DDP's forward untouched (DDP recurses into lists and tuples)."""
 
     graphs: list
-
-
-class Dist:
-    """This process's place: rank, world size, device; collectives are no-ops alone."""
-
-    def __init__(self, device_arg: str):
-        import os
-
-        import torch
-
-        world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-        self.state = None
-        if world > 1:
-            from accelerate import PartialState
-
-            cpu = device_arg == "cpu" or not torch.cuda.is_available()
-            self.state = PartialState(cpu=cpu)
-            self.rank, self.world, self.device = self.state.process_index, self.state.num_processes, str(self.state.device)
-        else:
-            self.rank, self.world = 0, 1
-            self.device = device_arg if device_arg != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-            if self.device.startswith("cuda") and not torch.cuda.is_available():
-                raise UserError(f"device: {self.device} requested but CUDA is not available (use --device cpu)")
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.state is not None:
-            self.state.wait_for_everyone()
-
-    def sum_(self, tensor):
-        if self.world > 1:
-            import torch.distributed as td
-
-            td.all_reduce(tensor)
-        return tensor
-
-    def broadcast(self, obj):
-        if self.world == 1:
-            return obj
-        import torch.distributed as td
-
-        box = [obj]
-        td.broadcast_object_list(box, src=0)
-        return box[0]
 
 
 def _step_module():
@@ -99,9 +53,7 @@ def _step_module():
             self.transformer, self.graph_lora = transformer, graph_lora
 
         def forward(self, hidden, timestep, embeds, pooled, img_ids, txt_ids, graphs: GraphBatch):
-            tokens, mask = self.graph_lora.tokens(graphs.graphs)
-            inj = self.graph_lora.injector
-            inj._tokens, inj._key_mask = tokens, (None if bool(mask.all()) else mask)
+            self.graph_lora.injector.set_tokens(*self.graph_lora.tokens(graphs.graphs))
             guidance = None
             if self.transformer.config.guidance_embeds:
                 guidance = torch.full((hidden.shape[0],), 3.5, device=hidden.device, dtype=hidden.dtype)
@@ -109,7 +61,7 @@ def _step_module():
                                     encoder_hidden_states=embeds, txt_ids=txt_ids, img_ids=img_ids, return_dict=False)[0]
 
         def clear(self):
-            self.graph_lora.injector._tokens = self.graph_lora.injector._key_mask = None
+            self.graph_lora.injector.clear()
 
     return StepModel
 
@@ -119,44 +71,79 @@ class Diverged(Exception):
 
 
 class Trainer:
-    def __init__(self, cfg, pipe=None, source: str = "train.yaml"):
+    def __init__(self, cfg, pipe=None, source: str = "train.yaml", resume: bool = False):
         from relbench.predicates import load_vocabulary
         from relbench.trainers._train_data import load_examples
 
         self.cfg, self.source, self.out = cfg, source, Path(cfg.output_dir)
-        self.dist = Dist(cfg.device)
+        self.dist = topology(cfg.device)
         self.device = self.dist.device
         self.vocab = load_vocabulary(cfg.predicates)
         neg = cfg.objective.negatives
         self.examples = load_examples(cfg.train_jsonl, self.vocab, cfg.images_root, list(neg.kinds), neg.seed)
-        self.global_batch = cfg.batch_size * self.dist.world
+        self.global_batch = cfg.batch_size * self.dist.world_size
         if len(self.examples) < self.global_batch:
             raise UserError(f"{cfg.train_jsonl}: {len(self.examples)} examples, fewer than one global batch "
-                            f"({cfg.batch_size} x {self.dist.world} processes)")
+                            f"({cfg.batch_size} x {self.dist.world_size} processes)")
         self.steps_per_epoch = len(self.examples) // self.global_batch  # the incomplete tail is dropped
         self.total_steps = cfg.epochs * self.steps_per_epoch
+        self.notes: list[str] = []
         if cfg.max_steps is not None:
+            if cfg.max_steps > self.total_steps:
+                self.notes.append(f"note: --max-steps {cfg.max_steps} is beyond {cfg.epochs} epochs x "
+                                  f"{self.steps_per_epoch} steps; training stops at step {self.total_steps} "
+                                  f"(raise --epochs to go further)")
             self.total_steps = min(self.total_steps, cfg.max_steps)
         from relbench.trainers._train_eval import check_eval
 
         self.best_spec = check_eval(cfg, self.out / EVAL_DIR)
+        self.resume = resume
+        self.resume_from = self._check_output_dir(resume)  # before minutes of model loading
         self.pipe, self.base_ident = self._pipeline(pipe)
         self._build_parts()
 
     # ------------------------------------------------------------------ setup
+    def _check_output_dir(self, resume: bool) -> Path | None:
+        """The output directory agrees with --resume, and a resumed config with its checkpoint;
+        returns the checkpoint to resume from."""
+        from relbench.models.graph_lora_ckpt import read_checkpoint
+        from relbench.trainers._train_state import existing_checkpoint, read_state
+
+        ck = existing_checkpoint(self.out / LAST)
+        if not resume:
+            if ck is not None:
+                raise UserError(f"{self.out / LAST} already holds a checkpoint; pass --resume to continue it, "
+                                f"or another --output-dir")
+            return None
+        if ck is None:
+            raise UserError(f"--resume: no checkpoint in {self.out / LAST} (start without --resume)")
+        read_state(ck)  # a trainer checkpoint, with its state
+        saved = read_checkpoint(ck).config.get("extra", {}).get("config", {})
+        now = self.cfg.model_dump(mode="json")
+        changed = [d for k in RESUMABLE_KEYS if k in saved for d in _differences(k, saved[k], now[k])]
+        if changed:
+            diffs = "; ".join(f"{k}: {_short(a)} in the checkpoint, {_short(b)} now" for k, a, b in changed)
+            raise UserError(f"--resume: {ck} was trained with other values ({diffs}); an exact resume needs the "
+                            f"same values (or start a new --output-dir)")
+        return ck
+
     def _pipeline(self, pipe):
         import torch
 
         from relbench.models.flux import FluxArgs, load_pipeline, module_digest, resolve_model_dir
 
         cuda = self.device.startswith("cuda")
+        self.base_model = self.cfg.model
         if self.cfg.dtype == "auto":
             dtype = torch.bfloat16 if cuda else torch.float32
         else:
             dtype = getattr(torch, self.cfg.dtype)
         if pipe is None:
-            model_dir, ident = resolve_model_dir(FluxArgs(model=self.cfg.model, revision=self.cfg.revision))
-            pipe = load_pipeline(model_dir, dtype, self.device, cpu_offload=False)
+            model_dir, ident = resolve_model_dir(FluxArgs(model=self.cfg.model, revision=self.cfg.revision), "train")
+            pipe = load_pipeline(model_dir, dtype, self.device, cpu_offload=False, who="train",
+                                 progress=self.cfg.progress and sys.stderr.isatty() and self.dist.is_main)
+            if ident["source"] == "local":  # recorded in checkpoints: absolute, so runs elsewhere find it
+                self.base_model = str(model_dir.resolve())
         else:
             pipe.to(self.device)
             ident = {"source": "injected", **{n: module_digest(getattr(pipe, n)) for n in ("vae", "text_encoder", "text_encoder_2")
@@ -200,7 +187,7 @@ class Trainer:
             transformer.enable_gradient_checkpointing()
         self.model = _step_module()(transformer, self.graph_lora)
         self.ddp = self.model
-        if self.dist.world > 1:
+        if self.dist.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             frozen = [n for n, p in self.model.named_parameters() if not p.requires_grad]
@@ -371,7 +358,7 @@ class Trainer:
 
         rows = self.batch(epoch, step_in_epoch, step, weights)
         loss, stats = self.losses(rows, weights, probe_rank)
-        bad = self.dist.sum_(torch.tensor([0.0 if torch.isfinite(loss) else 1.0], device=self.device))
+        bad = self.dist.all_sum(torch.tensor([0.0 if torch.isfinite(loss) else 1.0], device=self.device))
         if bad.item() > 0:
             self.model.clear()
             raise Diverged(", ".join(f"{k}={float(v):.4g}" for k, v in stats.items()))
@@ -400,7 +387,8 @@ class Trainer:
             tmp = temp_dir_for(final)
             extra = {"trainer": "relbench.trainers.flux_graph_lora", "step": progress["step"], "epoch": progress["epoch"],
                      "config": self.cfg.model_dump(mode="json")}
-            save_checkpoint(tmp, self.pipe.transformer, self.graph_lora, base_model=self.cfg.model, extra=extra)
+            save_checkpoint(tmp, self.pipe.transformer, self.graph_lora, base_model=self.base_model, extra=extra,
+                            base_identity=self.base_ident)
             write_state(tmp, self.opt, self.sched, progress)
             swap_in(tmp, final)
         self.dist.barrier()
@@ -411,20 +399,12 @@ class Trainer:
         from safetensors.torch import load_file
 
         from relbench.models.graph_encoders import check_state_dict
-        from relbench.models.graph_lora_ckpt import ENCODER_FILE, INJECTOR_FILE, LORA_FILE, _set_lora, read_checkpoint
+        from relbench.models.graph_lora_ckpt import ENCODER_FILE, INJECTOR_FILE, LORA_FILE, set_lora_weights
         from relbench.models.graph_injection import lora_state_dict
-        from relbench.trainers._train_state import existing_checkpoint, read_state, restore_state
+        from relbench.trainers._train_state import read_state, restore_state
 
-        ck = existing_checkpoint(self.out / LAST)
-        if ck is None:
-            raise UserError(f"--resume: no checkpoint in {self.out / LAST} (start without --resume)")
+        ck = self.resume_from
         state = read_state(ck)
-        saved = read_checkpoint(ck).config.get("extra", {}).get("config", {})
-        now = self.cfg.model_dump(mode="json")
-        changed = [k for k in RESUMABLE_KEYS if k in saved and saved[k] != now[k]]
-        if changed:
-            raise UserError(f"--resume: {', '.join(changed)} differ from the checkpoint in {ck}; "
-                            f"an exact resume needs the same values (or start a new --output-dir)")
         enc_sd, inj_sd = load_file(str(ck / ENCODER_FILE)), load_file(str(ck / INJECTOR_FILE))
         check_state_dict(self.graph_lora.encoder, enc_sd, str(ck / ENCODER_FILE))
         check_state_dict(self.graph_lora.injector, inj_sd, str(ck / INJECTOR_FILE))
@@ -433,33 +413,33 @@ class Trainer:
         with torch.no_grad():
             self.graph_lora.encoder.load_state_dict(enc_sd, strict=True)
             self.graph_lora.injector.load_state_dict(inj_sd, strict=True)
-            _set_lora(self.pipe.transformer, lora_sd)
+            set_lora_weights(self.pipe.transformer, lora_sd)
         restore_state(ck, self.opt, self.sched, state)
         return state["progress"]
 
     def evaluate(self, step: int, ckpt: Path) -> dict:
-        from relbench.models.flux import file_digest
-        from relbench.models.graph_lora_ckpt import FILES
+        from relbench.models.flux import inference_state
+        from relbench.models.graph_lora_ckpt import checkpoint_digest
         from relbench.trainers._train_eval import evaluate
 
-        ident = {"training_ckpt": file_digest([ckpt / f for f in FILES])}
+        ident = {"training_ckpt": checkpoint_digest(ckpt)}
         out = self.out / EVAL_DIR / f"step-{step:07d}"
-        try:
+        # frozen like a loaded generator, so the images are those `relbench run --ckpt` draws
+        with inference_state(self.pipe, self.graph_lora):
             return evaluate(self.cfg, out, self.pipe, self.graph_lora, ident)
-        finally:
-            self.pipe.transformer.train()
-            self.graph_lora.train()
 
     # ------------------------------------------------------------------ the loop
-    def run(self, resume: bool = False, stop_after: int | None = None, show_progress: bool | None = None) -> dict:
+    def run(self, resume: bool | None = None, stop_after: int | None = None, show_progress: bool | None = None) -> dict:
         import torch
         from tqdm import tqdm
 
         from relbench.trainers._train_state import existing_checkpoint
 
         cfg, out = self.cfg, self.out
-        if not resume and existing_checkpoint(out / LAST) is not None:
-            raise UserError(f"{out / LAST} already holds a checkpoint; pass --resume to continue it, or another --output-dir")
+        if resume is None:
+            resume = self.resume
+        elif resume != self.resume:
+            self.resume_from = self._check_output_dir(resume)
         progress = {"step": 0, "epoch": 0, "step_in_epoch": 0, "best": None, "evals_since_best": 0, "last_eval": None}
         if resume:
             progress = self.restore()
@@ -473,6 +453,11 @@ class Trainer:
         show = (cfg.progress and sys.stderr.isatty()) if show_progress is None else show_progress
         bar = tqdm(total=self.total_steps, initial=progress["step"], desc="train", unit="step",
                    disable=not (show and self.dist.is_main), dynamic_ncols=True)
+        self._say = (lambda msg: bar.write(msg, file=sys.stderr)) if show else _plain_line
+        for note in self.notes:
+            self.say(note)
+        if progress["step"] >= self.total_steps:
+            self.say(f"nothing to train: the checkpoint is at step {progress['step']} of {self.total_steps}")
         window: dict = {}
         stopped, saved_at = None, progress["step"] if resume else None
         t_window = time.perf_counter()
@@ -503,6 +488,8 @@ class Trainer:
                     window, t_window = {}, time.perf_counter()
                     bar.set_postfix(l_gen=f"{rec['l_gen']:.4f}", acc=rec.get("rank_acc"))
                     self._log(rec)
+                    if not show:  # no bar (stderr is not a terminal, or --no-progress): one plain line
+                        self.say(_log_line(rec, self.total_steps))
                 eval_now = cfg.eval is not None and (
                     (cfg.eval.every_steps and step % cfg.eval.every_steps == 0)
                     or (step == self.total_steps and cfg.eval.at_end))
@@ -525,13 +512,18 @@ class Trainer:
 
         keys = sorted(window)
         vals = torch.tensor([[window[k][0], window[k][1]] for k in keys], dtype=torch.float64, device=self.device)
-        vals = self.dist.sum_(vals).cpu()
+        vals = self.dist.all_sum(vals).cpu()
         rec = {"step": step, "epoch": round(step / self.steps_per_epoch, 4), "stage": weights["stage"],
                "lr": self.sched.get_last_lr()[0], "rank_weight": weights["rank_weight"]}
         for k, (s, c) in zip(keys, vals.tolist()):
             rec[k] = s / c if c else None
         rec["steps_per_s"] = window["l_gen"][1] / wall if wall > 0 else None  # this process's steps, wall clock
         return rec
+
+    def say(self, msg: str) -> None:
+        """One line on stderr from the main process (above the progress bar when there is one)."""
+        if self.dist.is_main:
+            getattr(self, "_say", _plain_line)(msg)
 
     def _log(self, rec: dict) -> None:
         if self.dist.is_main:
@@ -541,9 +533,15 @@ class Trainer:
     def _eval_and_keep_best(self, step: int, ckpt: Path, progress: dict) -> str | None:
         from relbench.trainers._train_state import copy_dir_atomic
 
+        from relbench.trainers._train_eval import headline
+
         decision = None
         if self.dist.is_main:
-            values = self.evaluate(step, ckpt)
+            self.say(f"evaluating step {step} ...")
+            entries = self.evaluate(step, ckpt)
+            values = {k: e.get("value") for k, e in entries.items()}
+            self.say(f"eval step {step}: {headline(entries, self.best_spec and self.best_spec['key'])} "
+                     f"({self.out / EVAL_DIR / f'step-{step:07d}'})")
             rec = {"event": "eval", "step": step, "metrics": values}
             spec = self.best_spec
             if spec is not None:
@@ -567,6 +565,33 @@ class Trainer:
         return decision
 
 
+def _plain_line(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _log_line(rec: dict, total: int) -> str:
+    """A train_log.jsonl record as one terminal line."""
+    parts = [f"step {rec['step']}/{total}", f"epoch {rec['epoch']:.2f}", rec["stage"]]
+    for k in ("loss", "l_gen", "l_rank", "rank_acc", "l_clip", "clip_acc", "grad_norm", "lr"):
+        if rec.get(k) is not None:
+            parts.append(f"{k} {rec[k]:.4g}")
+    if rec.get("steps_per_s"):
+        parts.append(f"{rec['steps_per_s']:.2f} steps/s")
+    return "  ".join(parts)
+
+
+def _differences(key: str, a, b) -> list[tuple]:
+    """(dotted key, old, new) for each differing leaf of two JSON values."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _differences(f"{key}.{k}", a.get(k), b.get(k))]
+    return [] if a == b else [(key, a, b)]
+
+
+def _short(value, limit: int = 60) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _trim_log(path: Path, step: int) -> None:
     """On resume, drop log lines written after the checkpoint (the interrupted tail is redone)."""
     if not path.is_file():
@@ -580,4 +605,4 @@ def _trim_log(path: Path, step: int) -> None:
 def train(cfg, source: str = "train.yaml", resume: bool = False, stop_after: int | None = None, pipe=None,
           show_progress: bool | None = None) -> dict:
     """Build the trainer and run it; returns a summary dict (step, best, last, stopped)."""
-    return Trainer(cfg, pipe=pipe, source=source).run(resume=resume, stop_after=stop_after, show_progress=show_progress)
+    return Trainer(cfg, pipe=pipe, source=source, resume=resume).run(stop_after=stop_after, show_progress=show_progress)

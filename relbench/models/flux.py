@@ -11,6 +11,7 @@ import json
 import os
 import re
 from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:  # numpy is imported where images are made, not at plugin disc
 DEFAULT_MODEL = "black-forest-labs/FLUX.1-schnell"
 
 #: arguments that change where or how fast images are drawn, never what they are
-NON_IMAGE_ARGS = frozenset({"device", "cpu_offload", "prompt_cache_size", "allow_download", "ckpt"})
+NON_IMAGE_ARGS = frozenset({"device", "cpu_offload", "prompt_cache_size", "allow_download", "ckpt", "allow_other_base"})
 
 
 class FluxArgs(GeneratorArgs):
@@ -57,18 +58,19 @@ def hub_offline(args: FluxArgs) -> bool:
     return env or not args.allow_download
 
 
-def resolve_model_dir(args: FluxArgs) -> tuple[Path, dict]:
-    """The local directory holding the pipeline, and its identity; one-line UserError if absent."""
+def resolve_model_dir(args: FluxArgs, who: str = "flux") -> tuple[Path, dict]:
+    """The local directory holding the pipeline, and its identity; one-line UserError (naming
+    the generator ``who``) if absent."""
     path = Path(os.path.expanduser(args.model))
     if path.is_dir():
         if not (path / "model_index.json").is_file():
             raise UserError(
-                f"flux: {path} has no model_index.json; point `model` at a diffusers FLUX directory "
+                f"{who}: {path} has no model_index.json; point `model` at a diffusers FLUX directory "
                 f"(e.g. `huggingface-cli download {DEFAULT_MODEL} --local-dir {path}`)"
             )
         return path, {"source": "local", "listing": _dir_listing(path)}
     if not _HUB_ID.fullmatch(args.model):
-        raise UserError(f"flux: model directory {args.model} does not exist; {_download_hint(args.model)}")
+        raise UserError(f"{who}: model directory {args.model} does not exist; {_download_hint(args.model)}")
     from huggingface_hub import snapshot_download
 
     try:
@@ -81,12 +83,12 @@ def resolve_model_dir(args: FluxArgs) -> tuple[Path, dict]:
         )
     except Exception as exc:  # LocalEntryNotFoundError, GatedRepoError, network errors
         raise UserError(
-            f"flux: {args.model} is not in the Hugging Face cache ({_cache_dir()}) and downloads are off "
+            f"{who}: {args.model} is not in the Hugging Face cache ({_cache_dir()}) and downloads are off "
             f"({type(exc).__name__}); {_download_hint(args.model)}"
         ) from None
     snap = Path(snap)
     if not (snap / "model_index.json").is_file():
-        raise UserError(f"flux: cached snapshot {snap} is incomplete (no model_index.json); {_download_hint(args.model)}")
+        raise UserError(f"{who}: cached snapshot {snap} is incomplete (no model_index.json); {_download_hint(args.model)}")
     return snap, {"source": "hub", "repo": args.model, "commit": snap.name}
 
 
@@ -156,31 +158,133 @@ def resolve_dtype(args: FluxArgs, device: str):
     return getattr(torch, args.dtype)
 
 
-def load_pipeline(model_dir: Path, dtype, device: str, cpu_offload: bool):
+#: components FluxPipeline cannot run without (model_index.json may list optional ones as null)
+REQUIRED = ("transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")
+#: a prompt every real tokenizer splits into known tokens
+PROBE_PROMPT = "a photo of a dog riding a horse"
+
+
+def check_model_dir(model_dir: Path, who: str = "flux") -> None:
+    """Refuse a FLUX directory that would load but draw wrong images, before any weights load.
+
+    Without tokenizer_2/tokenizer.json transformers still builds a T5 tokenizer, of a few
+    special tokens, that maps every word to <unk>: a baseline that never reads its prompt.
+    So every listed subfolder must exist, each tokenizer must encode a probe prompt to known
+    tokens, and its ids must fit its text encoder's embedding table.
+    """
+    import transformers
+
+    try:
+        index = json.loads((model_dir / "model_index.json").read_text())
+    except ValueError as exc:
+        raise UserError(f"{who}: {model_dir / 'model_index.json'} is not valid JSON: {exc}") from None
+    hint = "copy the complete folder from the model repository (huggingface-cli download)"
+    for name in REQUIRED:
+        entry = index.get(name)
+        if not entry or entry[0] is None:
+            raise UserError(f"{who}: {model_dir / 'model_index.json'} lists no {name}; {hint}")
+        if not (model_dir / name).is_dir():
+            raise UserError(f"{who}: {model_dir / name} is missing (model_index.json lists {name}); {hint}")
+    for tok_name, enc_name in (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")):
+        folder = model_dir / tok_name
+        cls = getattr(transformers, index[tok_name][1], None) or transformers.AutoTokenizer
+        try:
+            tok = cls.from_pretrained(str(folder))
+        except Exception as exc:  # noqa: BLE001 - any failure to build it is the folder's fault
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UserError(f"{who}: cannot load the tokenizer in {folder}: {first}; {hint}") from None
+        ids = [i for i in tok(PROBE_PROMPT).input_ids if i not in set(tok.all_special_ids)]
+        if not any(c.isalpha() for c in tok.decode(ids)):  # only <unk> and word-boundary pieces
+            raise UserError(f"{who}: the tokenizer in {folder} ({len(tok)} tokens) encodes {PROBE_PROMPT!r} to "
+                            f"unknown tokens only (is tokenizer.json missing?); {hint}")
+        try:
+            vocab_size = int(json.loads((model_dir / enc_name / "config.json").read_text())["vocab_size"])
+        except (OSError, ValueError, KeyError):
+            raise UserError(f"{who}: {model_dir / enc_name / 'config.json'} is missing or has no vocab_size; {hint}") from None
+        if len(tok) > vocab_size or len(tok) < vocab_size // 2:
+            raise UserError(f"{who}: the tokenizer in {folder} has {len(tok)} tokens but {model_dir / enc_name} "
+                            f"embeds {vocab_size}: they are not a pair; {hint}")
+
+
+def load_pipeline(model_dir: Path, dtype, device: str, cpu_offload: bool, who: str = "flux", progress: bool = False):
+    """FluxPipeline from a checked local directory; ``progress``: diffusers' loading bars."""
     from diffusers import FluxPipeline
     from diffusers.pipelines import pipeline_utils
+    from diffusers.utils import logging as diffusers_logging
+
+    check_model_dir(model_dir, who)
 
     # diffusers renamed torch_dtype to dtype (the old name warns); use whichever this version reads
     dtype_kw = "dtype" if hasattr(pipeline_utils, "_resolve_dtype") else "torch_dtype"
+    bars = diffusers_logging.is_progress_bar_enabled()
+    (diffusers_logging.enable_progress_bar if progress else diffusers_logging.disable_progress_bar)()
     try:
-        pipe = FluxPipeline.from_pretrained(str(model_dir), local_files_only=True, **{dtype_kw: dtype})
+        with _transformers_bars(progress):
+            pipe = FluxPipeline.from_pretrained(str(model_dir), local_files_only=True, **{dtype_kw: dtype})
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"flux: cannot load a FluxPipeline from {model_dir}: {first}") from None
+        raise UserError(f"{who}: cannot load a FluxPipeline from {model_dir}: {first}") from None
+    finally:
+        (diffusers_logging.enable_progress_bar if bars else diffusers_logging.disable_progress_bar)()
     if cpu_offload and device.startswith("cuda"):
         pipe.enable_model_cpu_offload(device=device)
     else:
         pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
+    freeze_for_inference(pipe)
     return pipe
 
 
-def _eval_mode(pipe) -> None:
-    """Inference only: no dropout anywhere (modules built from configs start in train mode)."""
-    for name in ("transformer", "vae", "text_encoder", "text_encoder_2"):
-        module = getattr(pipe, name, None)
+PIPE_MODULES = ("transformer", "vae", "text_encoder", "text_encoder_2")
+
+
+@contextmanager
+def _transformers_bars(show: bool):
+    """transformers' own "Loading weights" bars (text encoders) follow ``show`` too."""
+    try:
+        from transformers.utils import logging as tf_logging
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    before = tf_logging.is_progress_bar_enabled()
+    (tf_logging.enable_progress_bar if show else tf_logging.disable_progress_bar)()
+    try:
+        yield
+    finally:
+        (tf_logging.enable_progress_bar if before else tf_logging.disable_progress_bar)()
+
+
+def freeze_for_inference(pipe, *extra) -> None:
+    """Inference only: no dropout anywhere, and every parameter frozen.
+
+    Frozen matters for the numbers, not only for memory: ATen's matmul takes another path for
+    a batched, non-contiguous input when the weight requires grad (it does not fold the batch
+    dimensions), which changes results in the last bit; after uint8 rounding that is a pixel.
+    diffusers loads weights with requires_grad=True, the trainer freezes them, so without this
+    `relbench run --ckpt` and the trainer's own evaluation drew different images.
+    """
+    modules = [getattr(pipe, n, None) for n in PIPE_MODULES] + list(extra)
+    for module in modules:
         if module is not None:
             module.eval()
+            module.requires_grad_(False)
+
+
+@contextmanager
+def inference_state(pipe, *extra):
+    """``freeze_for_inference`` for a block, restoring every module's training flag and every
+    parameter's requires_grad afterwards (the trainer evaluates its live modules)."""
+    modules = [m for m in [getattr(pipe, n, None) for n in PIPE_MODULES] + list(extra) if m is not None]
+    flags = [(p, p.requires_grad) for m in modules for p in m.parameters()]
+    modes = [(sub, sub.training) for m in modules for sub in m.modules()]
+    freeze_for_inference(pipe, *extra)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        for sub, mode in modes:
+            sub.training = mode
 
 
 # ---------------------------------------------------------------------------- prompts and drawing
@@ -221,13 +325,13 @@ class PromptCache:
         self._cache.clear()
 
 
-def check_size(req: Request, multiple: int) -> None:
+def check_size(req: Request, multiple: int, who: str = "flux") -> None:
     w, h = req.size
     if w % multiple or h % multiple:
-        raise UserError(f"flux: image size {w}x{h} must be a multiple of {multiple} in both sides")
+        raise UserError(f"{who}: image size {w}x{h} must be a multiple of {multiple} in both sides")
 
 
-def draw(pipe, args: FluxArgs, prompts: PromptCache, reqs: list[Request]) -> list[np.ndarray]:
+def draw(pipe, args: FluxArgs, prompts: PromptCache, reqs: list[Request], who: str = "flux") -> list[np.ndarray]:
     """One pipeline call for requests of one size; one CPU torch.Generator per request seed.
 
     diffusers draws each request's initial noise from its own generator (randn_tensor with a
@@ -237,7 +341,7 @@ def draw(pipe, args: FluxArgs, prompts: PromptCache, reqs: list[Request]) -> lis
 
     multiple = pipe.vae_scale_factor * 2
     for r in reqs:
-        check_size(r, multiple)
+        check_size(r, multiple, who)
     w, h = reqs[0].size
     embeds, pooled = prompts.get(pipe, [r.prompt for r in reqs], args.max_sequence_length)
     gens = [torch.Generator("cpu").manual_seed(int(r.seed)) for r in reqs]
@@ -295,7 +399,7 @@ class FluxBase(Generator):
         self._model_dir: Path | None = None
         self._base_identity: dict | None = None
         if pipe is not None:
-            _eval_mode(pipe)
+            freeze_for_inference(pipe)
             self.device = str(pipe._execution_device)
             self.dtype = pipe.transformer.dtype
         else:
@@ -318,7 +422,7 @@ class FluxBase(Generator):
             if self._pipe is not None:
                 ident = {"source": "injected", "transformer": module_digest(self._pipe.transformer)}
             else:
-                self._model_dir, ident = resolve_model_dir(self.args)
+                self._model_dir, ident = resolve_model_dir(self.args, self.name)
             self._base_identity = {**ident, "device_type": self.device.split(":")[0], "dtype": str(self.dtype)}
         return self._base_identity
 
@@ -333,7 +437,8 @@ class FluxBase(Generator):
     def pipe(self):
         if self._pipe is None:
             self.base_identity()
-            self._pipe = load_pipeline(self._model_dir, self.dtype, self.device, self.args.cpu_offload)
+            self._pipe = load_pipeline(self._model_dir, self.dtype, self.device, self.args.cpu_offload, self.name,
+                                       progress=self.ctx.progress)
             self._on_pipeline_loaded(self._pipe)
         return self._pipe
 
@@ -344,7 +449,7 @@ class FluxBase(Generator):
         return tuple(request.size)
 
     def _draw_group(self, pipe, reqs: list[Request]) -> list[np.ndarray]:
-        return draw(pipe, self.args, self.prompts, reqs)
+        return draw(pipe, self.args, self.prompts, reqs, self.name)
 
     def generate(self, requests: list[Request]) -> list[np.ndarray]:
         pipe = self.pipe

@@ -52,14 +52,25 @@ class GraphInjector(nn.Module):
         key_mask = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
         return self.norm(tokens), key_mask
 
+    def set_tokens(self, tokens, key_mask) -> None:
+        """Condition every following transformer call on these tokens until ``clear()``.
+
+        The trainer needs this form: with gradient checkpointing the blocks run again during
+        backward, after the forward call (and any context manager around it) has returned.
+        """
+        self._tokens, self._key_mask = tokens, (None if bool(key_mask.all()) else key_mask)
+
+    def clear(self) -> None:
+        self._tokens = self._key_mask = None
+
     @contextmanager
     def active(self, tokens, key_mask):
         """Make the processors see these tokens for the duration of a pipeline/transformer call."""
-        self._tokens, self._key_mask = tokens, (None if bool(key_mask.all()) else key_mask)
+        self.set_tokens(tokens, key_mask)
         try:
             yield
         finally:
-            self._tokens = self._key_mask = None
+            self.clear()
 
 
 class GraphInjectionProcessor:

@@ -29,8 +29,13 @@ CONFIG_FILE = "relbench_graph_lora.json"
 FILES = (CONFIG_FILE, LORA_FILE, ENCODER_FILE, INJECTOR_FILE)
 
 
-def save_checkpoint(out_dir, transformer, graph_lora, base_model: str, extra: dict | None = None) -> Path:
-    """Write the LoRA, encoder and injector weights (float32) and the config JSON into ``out_dir``."""
+def save_checkpoint(out_dir, transformer, graph_lora, base_model: str, extra: dict | None = None,
+                    base_identity: dict | None = None) -> Path:
+    """Write the LoRA, encoder and injector weights (float32) and the config JSON into ``out_dir``.
+
+    ``base_identity``: what ``resolve_model_dir`` says of the base weights (a snapshot commit or
+    a listing of the local directory), so the generator can refuse another base.
+    """
     from diffusers import FluxPipeline
     from safetensors.torch import save_file
 
@@ -49,6 +54,7 @@ def save_checkpoint(out_dir, transformer, graph_lora, base_model: str, extra: di
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "base_model": base_model,
+        "base_identity": base_identity,
         "width": transformer_width(transformer),
         "lora": graph_lora.lora.model_dump(mode="json") | {"target_modules": graph_lora.lora.target_modules()},
         "injection": graph_lora.injection.model_dump(mode="json"),
@@ -66,8 +72,54 @@ class Checkpoint:
     lora: LoraSpec
     injection: InjectionSpec
 
+    @property
+    def base_model(self) -> str | None:
+        return self.config.get("base_model")
+
     def files(self) -> list[Path]:
         return [self.path / f for f in FILES]
+
+    def digest(self) -> str:
+        """Content identity: see ``checkpoint_digest``."""
+        return checkpoint_digest(self.path)
+
+
+def checkpoint_digest(path) -> str:
+    """sha256 of a checkpoint's tensors and metadata, not of its bytes.
+
+    safetensors writes the header's ``__metadata__`` map in an order that changes from process
+    to process (a Rust HashMap; the LoRA file has two keys), so a resumed run and an
+    uninterrupted one with bit-identical tensors wrote different bytes and would regenerate
+    every image. Each header is hashed as sorted JSON, then the tensor bytes as written.
+    """
+    import hashlib
+    import struct
+
+    h = hashlib.sha256()
+    for name in FILES:
+        data = (Path(path) / name).read_bytes()
+        h.update(name.encode() + b"\0")
+        if name.endswith(".safetensors"):
+            (n,) = struct.unpack("<Q", data[:8])
+            header = json.loads(data[8 : 8 + n])
+            h.update(json.dumps(header, sort_keys=True).encode() + b"\0")
+            data = data[8 + n :]
+        h.update(data)
+    return h.hexdigest()
+
+
+def resolve_checkpoint_dir(path, say=print) -> Path:
+    """A checkpoint directory, or a training output directory (``relbench train --output-dir``):
+    its best/ when evaluation kept one, else last/; ``say`` reports which."""
+    p = Path(path).expanduser()
+    if (p / CONFIG_FILE).is_file() or not p.is_dir():
+        return p
+    for sub in ("best", "last"):
+        if (p / sub / CONFIG_FILE).is_file():
+            say(f"flux_graph_lora: --ckpt {p} is a training output directory; using its {sub}/ checkpoint")
+            return p / sub
+    raise UserError(f"flux_graph_lora: {p} is neither a checkpoint (no {CONFIG_FILE}) nor a training output "
+                    f"directory (no best/ or last/ checkpoint in it)")
 
 
 def read_checkpoint(path) -> Checkpoint:
@@ -126,11 +178,11 @@ def load_checkpoint(path, transformer, embed_fn=None, text_dim: int | None = Non
         raise UserError(f"flux_graph_lora: {ck.path / LORA_FILE} has non-transformer keys: {', '.join(bad[:6])}")
     lora_sd = {k[len("transformer."):]: v for k, v in raw.items()}
     check_state_dict(lora_state_dict(transformer), lora_sd, str(ck.path / LORA_FILE))
-    _set_lora(transformer, lora_sd)
+    set_lora_weights(transformer, lora_sd)
     return graph_lora, ck
 
 
-def _set_lora(transformer, sd: dict) -> None:
+def set_lora_weights(transformer, sd: dict) -> None:
     from peft.utils import set_peft_model_state_dict
 
     from relbench.models.graph_injection import ADAPTER

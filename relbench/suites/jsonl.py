@@ -146,13 +146,15 @@ def load_jsonl_suite(
     vocab: Vocabulary,
     images_root: str | os.PathLike | None = None,
     check_images: bool = True,
+    require_image: str | None = None,
 ) -> list[SuiteItem]:
     """Read a JSONL suite into SuiteItems with one-triple graphs and (optional) references.
 
     Predicates are resolved to the vocabulary's canonical names. Relative image paths resolve
     against ``images_root`` if given, else against the JSONL file's own directory, so a split
     moved together with its images keeps working. With ``check_images`` a missing image file
-    is an error at load time rather than in the middle of a run.
+    is an error at load time rather than in the middle of a run. ``require_image`` (why, e.g.
+    "training needs the photo of g+") makes a line without ``image`` an error naming its line.
     """
     path = os.fspath(path)
     base = os.fspath(images_root) if images_root is not None else os.path.dirname(os.path.abspath(path))
@@ -167,11 +169,15 @@ def load_jsonl_suite(
             if not text.strip():
                 continue
             where = f"{path}:{lineno}"
+            text = text.rstrip("\r\n")  # else an error at the line's end is reported at column 1 of the next
             try:
                 data = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise UserError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
             rec = parse_record(data, where)
+            if require_image and rec.image is None:
+                raise UserError(f"{where}: image: required field is missing ({require_image}; allowed: a path "
+                                f"relative to the JSONL file's directory, or absolute)")
             if rec.id in first_line:
                 raise UserError(f"{where}: id: duplicate id {rec.id!r} (first on line {first_line[rec.id]}; allowed: unique ids)")
             first_line[rec.id] = lineno
