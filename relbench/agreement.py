@@ -21,8 +21,9 @@ the formula is tested against hand-computed tables in tests/test_agreement.py.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -91,12 +92,96 @@ def agreement(
     for i, (va, vb) in enumerate(zip(a, b)):
         ca, cb = _code(va, "a", i), _code(vb, "b", i)
         codes.append(None if ca is None or cb is None else float(3 * ca + cb))
-    share, kappa = cluster_bootstrap_many(
-        [(codes, _share_stat), (codes, _kappa_stat)], [str(c) for c in clusters],
-        n_resamples=resamples, seed=seed,
-    )
+    with warnings.catch_warnings():
+        # resamples where kappa is undefined (p_e = 1) make scipy warn; the interval is then None
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.filterwarnings("ignore", message=".*confidence interval cannot be calculated.*")
+        share, kappa = cluster_bootstrap_many(
+            [(codes, _share_stat), (codes, _kappa_stat)], [str(c) for c in clusters],
+            n_resamples=resamples, seed=seed,
+        )
     return Agreement(
         n=share["n"],
         share=share["value"], share_ci=(share["ci_low"], share["ci_high"]),
         kappa=kappa["value"], kappa_ci=(kappa["ci_low"], kappa["ci_high"]),
     )
+
+
+# -- judges of one run: which verdict columns say "this image shows its own relation" -------------
+#: judge -> (column for img_pos, column for img_neg); values 0 / 0.5 / 1 / None
+JUDGE_COLUMNS = {
+    "vlm": ("vlm_pos_acc", "vlm_neg_acc"),  # VQAScore: the image's own text has the higher P(yes)
+    "vlm2": ("vlm2_pos_acc", "vlm2_neg_acc"),  # two-way question, both orders
+    "clip": ("clip_pos_acc", "clip_neg_acc"),  # CLIP: own prompt scores higher
+    "spatial": ("pos_uncond", "neg_uncond"),  # boxes: both objects found and the rule holds
+}
+#: (judge a, judge b, predicates): "geometric" = only predicates the boxes can check
+JUDGE_PAIRS = (("vlm", "spatial", "geometric"), ("vlm", "clip", "all"), ("vlm2", "spatial", "geometric"),
+               ("vlm2", "clip", "all"))
+
+
+def _spatial_columns(columns: set[str]) -> tuple[str, str] | None:
+    if {"pos_uncond", "neg_uncond"} <= columns:
+        return "pos_uncond", "neg_uncond"
+    prefixed = sorted(c[: -len("pos_uncond")] for c in columns if c.endswith("_pos_uncond"))
+    if "relbench_" in prefixed:  # several rule sets: relbench's own rules speak for the boxes
+        prefixed.insert(0, "relbench_")
+    return (f"{prefixed[0]}pos_uncond", f"{prefixed[0]}neg_uncond") if prefixed else None
+
+
+def _as_dict(a: Agreement) -> dict:
+    return {"n": a.n, "share": a.share, "share_ci": list(a.share_ci), "kappa": a.kappa, "kappa_ci": list(a.kappa_ci)}
+
+
+def judge_agreement(rows: list[dict], geometric: Callable[[str], bool], *, resamples: int = 2000,
+                    seed: int = 0) -> dict:
+    """Per judge pair present in one run's rows: agreement overall and by predicate.
+
+    Items are images (img_pos and img_neg of every case); a judge's verdict is 1 when it says the
+    image shows its own graph's relation, 0.5 for a tie, None when it cannot tell (not
+    checkable, no image). VLM vs spatial uses geometric predicates only; VLM vs CLIP all.
+    Returns {"vlm~clip": {"predicates": "all", "overall": {...}, "by_predicate": {p: {...}}}}.
+    """
+    if not rows:
+        return {}
+    columns = set(rows[0])
+    cols = {j: c for j, c in JUDGE_COLUMNS.items() if set(c) <= columns}
+    spatial = _spatial_columns(columns)
+    if spatial:
+        cols["spatial"] = spatial
+    out: dict = {}
+    for ja, jb, scope in JUDGE_PAIRS:
+        if ja not in cols or jb not in cols:
+            continue
+        mine = [r for r in rows if scope == "all" or geometric(r["predicate"])]
+        if not mine:
+            continue
+
+        def verdicts(sub):
+            a = [r[c] for r in sub for c in cols[ja]]
+            b = [r[c] for r in sub for c in cols[jb]]
+            return a, b, [r["triple_id"] for r in sub for _ in (0, 1)]
+
+        entry = {"predicates": scope, "overall": _as_dict(agreement(*verdicts(mine), resamples=resamples, seed=seed)),
+                 "by_predicate": {}}
+        for p in sorted({r["predicate"] for r in mine}):
+            sub = [r for r in mine if r["predicate"] == p]
+            entry["by_predicate"][p] = _as_dict(agreement(*verdicts(sub), resamples=resamples, seed=seed))
+        out[f"{ja}~{jb}"] = entry
+    return out
+
+
+def format_agreement(summary: dict) -> str:
+    """Terminal lines: one per run and judge pair (per predicate in summary.json)."""
+    lines = []
+    for run, info in summary.get("runs", {}).items():
+        for pair, e in (info.get("agreement") or {}).items():
+            o = e["overall"]
+            if o["share"] is None:
+                continue
+            k = "undefined" if o["kappa"] is None else f"{o['kappa']:.2f}"
+            kci = "" if o["kappa_ci"][0] is None else f" [{o['kappa_ci'][0]:.2f}, {o['kappa_ci'][1]:.2f}]"
+            sci = "" if o["share_ci"][0] is None else f" [{o['share_ci'][0]:.2f}, {o['share_ci'][1]:.2f}]"
+            lines.append(f"agreement {run} {pair} ({e['predicates']} predicates, {o['n']} images): "
+                         f"share {o['share']:.2f}{sci}, kappa {k}{kci}")
+    return "\n".join(lines)

@@ -272,7 +272,17 @@ def cmd_run(args) -> int:
     if p.skipped_items:
         print(f"note: {len(p.skipped_items)} suite item(s) had no applicable negative and were left out "
               f"(listed in manifest.json)")
+    if p.suite_rejected:
+        from relbench.suites.peers import rejected_summary
+
+        reasons = "; ".join(f"{n} {r}" for r, n in rejected_summary(p.suite_rejected)["by_reason"].items())
+        print(f"note: {len(p.suite_rejected)} line(s) of the {bench.suite.kind} file are not one triple and were left "
+              f"out ({reasons}; listed in manifest.json under suite_lines_rejected)")
     print(format_table(summary))
+    from relbench.agreement import format_agreement
+
+    if agreement_lines := format_agreement(summary):
+        print(agreement_lines)
     print(f"results: {p.out}/summary.json, {p.out}/samples.csv, {p.out}/manifest.json")
     if (p.out / "human").is_dir():  # issue 14: a rerun keeps the human judge in summary.json
         _refresh_human([p.out])

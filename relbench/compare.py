@@ -410,6 +410,9 @@ def compare(dirs: list[RunDir], baseline: str | None = None, keys: list[str] | N
         out["runs"].append({"label": r.label, "run": r.name, "dir": str(r.path), "is_reference": r.is_reference,
                             "generator": r.summary.get("generator"), "prompt_mode": r.summary.get("prompt_mode"),
                             "n_cases": r.summary.get("n_cases"), "metrics": mets})
+    agreement = {r.label: r.summary["agreement"] for r in runs if r.summary.get("agreement")}
+    if agreement:  # where two judges scored the same images (relbench.agreement)
+        out["agreement"] = agreement
     if ref is not None:
         out["ceiling"] = {"run": ref.label, "metrics": {k: ref.metrics[k] for k in all_keys if k in ref.metrics}}
     if record is not None:
@@ -547,6 +550,12 @@ def format_comparison(result: dict) -> str:
                   text_table(["metric", "run", "minus", "difference [95% CI]", "n", "p"],
                              [[v["key"], v["run"], v["against"], interval_text(v), str(v["n"]), p_text(v["p_value"])]
                               for v in result["paired"]])]
+    if result.get("agreement"):
+        from relbench.agreement import format_agreement
+
+        parts += ["", "Judge agreement (share agreeing, Cohen's kappa; 95% bootstrap over triples; by predicate in "
+                      "summary.json):",
+                  format_agreement({"runs": {k: {"agreement": v} for k, v in result["agreement"].items()}})]
     for note in result["notes"]:
         parts.append(f"note: {note}")
     for warning in result.get("warnings", []):

@@ -35,7 +35,14 @@ class JsonlSuite(_Strict):
     images_root: str | None = None
 
 
-Suite = Annotated[Union[ShapesSuite, JsonlSuite], Field(discriminator="kind")]
+class PeerSuite(_Strict):
+    """Another benchmark's prompt file read into triples (relbench.suites.peers documents the formats)."""
+
+    kind: Literal["geneval", "geneval2", "t2i_compbench", "visor"]
+    path: str = Field(min_length=1)
+
+
+Suite = Annotated[Union[ShapesSuite, JsonlSuite, PeerSuite], Field(discriminator="kind")]
 
 
 class NegativesSpec(_Strict):

@@ -60,6 +60,9 @@ class SuiteItem:
     id: str
     graph: Graph
     reference: Reference | None = None
+    #: the suite's own atom questions about this graph, (question, expected answer), e.g. GenEval
+    #: 2's vqa_list; the vlm_judge's atoms mode scores them (GenEval 2's Soft-TIFA) when present
+    questions: tuple[tuple[str, str], ...] = ()
 
 
 NegativeKind = Literal["swap", "replace"]
@@ -76,6 +79,7 @@ class Case:
     negative_kind: str
     seed: int
     reference: Reference | None = None
+    questions: tuple[tuple[str, str], ...] = ()  # the suite's atom questions about g+ (SuiteItem.questions)
 
 
 @dataclass(frozen=True)

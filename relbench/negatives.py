@@ -88,6 +88,7 @@ def build_cases(
                         negative_kind=kind,
                         seed=seed,
                         reference=item.reference,
+                        questions=item.questions,
                     )
                 )
     return cases, skipped

@@ -49,6 +49,7 @@ BUILTIN_METRICS = {
     "clip_alignment": Entry("relbench.metrics.clip_alignment:ClipAlignment", "built-in", "models",
                             ("torch", "open_clip")),
     "lpips": Entry("relbench.metrics.lpips_pair:Lpips", "built-in", "models", ("torch", "torchvision", "lpips")),
+    "vlm_judge": Entry("relbench.metrics.vlm_judge:VlmJudge", "built-in", "models", ("torch", "transformers")),
 }
 
 

@@ -228,6 +228,17 @@ def aggregate_spec(metric: str, agg) -> dict:
     return AggregateSpec.of(metric, agg).to_json()
 
 
+def _agreement(plan, rows: list[dict]) -> dict:
+    """Where two judges scored the same images: how often they agree (relbench.agreement)."""
+    from relbench.agreement import judge_agreement
+
+    def geometric(p: str) -> bool:
+        return p in plan.vocab and plan.vocab.get(p).geometric
+
+    found = judge_agreement(rows, geometric, resamples=plan.bench.bootstrap_resamples, seed=plan.bench.bootstrap_seed)
+    return {"agreement": found} if found else {}
+
+
 def summarise(plan, collected, columns_rows) -> dict:
     from relbench.runner import REFERENCE
 
@@ -246,6 +257,7 @@ def summarise(plan, collected, columns_rows) -> dict:
             "n_cases": len(mine),
             "n_triples": len(set(clusters)),
             **aggregated[run.name],
+            **_agreement(plan, mine),
         }
     return {
         "benchmark": bench.name,
@@ -287,6 +299,15 @@ def _git_commit() -> str | None:
     return res.stdout.strip() or None if res.returncode == 0 else None
 
 
+def _suite_rejected(plan) -> dict:
+    rejected = getattr(plan, "suite_rejected", None)
+    if not rejected:
+        return {}
+    from relbench.suites.peers import rejected_summary
+
+    return {"suite_lines_rejected": rejected_summary(rejected)}
+
+
 def manifest(plan, collected, argv: list[str] | None) -> dict:
     t = collected.timings
     topo = collected.topology
@@ -297,6 +318,7 @@ def manifest(plan, collected, argv: list[str] | None) -> dict:
         "seeds": list(plan.bench.seeds),
         "n_cases": len(plan.cases),
         "items_without_negative": plan.skipped_items,
+        **_suite_rejected(plan),
         "runs": {r.name: r.info for r in collected.runs},
         "metrics": {k: {"fingerprint": v.fingerprint, "args": v.args, "consumes": v.consumes}
                     for k, v in collected.metrics.items()},

@@ -65,6 +65,7 @@ class Plan:
     runs: list[PlannedRun]
     metrics: list[PlannedMetric]
     out: Path
+    suite_rejected: list = field(default_factory=list)  # peers' lines that are not one triple
 
 
 @dataclass
@@ -139,9 +140,9 @@ def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = 
     for m in metrics:
         _probe(METRICS, m.cls, m.args, ctx)
 
-    from relbench.suites.loader import load_items
+    from relbench.suites.loader import load_suite
 
-    items = load_items(bench.suite, vocab)
+    items, rejected = load_suite(bench.suite, vocab)
     if bench.limit is not None:
         items = items[: bench.limit]
     cases, skipped = build_cases(
@@ -153,7 +154,7 @@ def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = 
     out = Path(bench.output_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"{source}: output_dir: {out} exists and is not a directory")
-    return Plan(bench, vocab, cases, skipped, runs, metrics, out)
+    return Plan(bench, vocab, cases, skipped, runs, metrics, out, rejected)
 
 
 def _chunks(cases: list[Case], size: int) -> list[list[Case]]:
@@ -276,7 +277,8 @@ def reference_run(plan: Plan, store: ImageStore, topo: Topology) -> RunImages | 
 def _chunk_key(metric_fp: str, run: RunImages, chunk: list[Case]) -> str:
     return stable_hash(
         {"m": metric_fp, "rows": [[c.id, c.triple_id, c.negative_kind, c.seed, [t.text() for t in c.pos],
-                                   [t.text() for t in c.neg], run.prompts[c.id], run.keys[c.id]] for c in chunk]},
+                                   [t.text() for t in c.neg], run.prompts[c.id], run.keys[c.id]]
+                 + ([[list(q) for q in c.questions]] if c.questions else []) for c in chunk]},
         n=32,
     )
 

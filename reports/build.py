@@ -227,6 +227,23 @@ def _chart(key: str, values: list[str], runs: list[Run], group: str, specs: dict
     return Markup(svg)  # matplotlib's SVG writer escapes every label
 
 
+def agreement_section(runs: list[Run]) -> list[dict]:
+    """Judge agreement recorded in summary.json (relbench.agreement): one table per run and pair."""
+    def fmt(v, ci):
+        if v is None:
+            return {"text": "undefined", "ci": ""}
+        return {"text": f"{v:.2f}", "ci": "" if ci[0] is None else f" [{ci[0]:.2f}, {ci[1]:.2f}]"}
+
+    out = []
+    for r in runs:
+        for pair, e in (r.summary.get("agreement") or {}).items():
+            rows = [("all", e["overall"])] + sorted(e["by_predicate"].items())
+            out.append({"run": r.label, "pair": pair, "scope": e["predicates"],
+                        "rows": [{"group": g, "n": a["n"], "share": fmt(a["share"], a["share_ci"]),
+                                  "kappa": fmt(a["kappa"], a["kappa_ci"])} for g, a in rows]})
+    return out
+
+
 def baseline_section(gens: list[Run], names: list[str]) -> list[dict]:
     from relbench import baselines
 
@@ -401,6 +418,7 @@ def build_context(run_dirs, baselines=None, per_predicate: int = 3, max_pairs: i
         "summary": summary_section(gens, ref, keys, specs),
         "by_predicate": breakdown_section(gens, ref, heads, "by_predicate", charts, specs),
         "by_kind": breakdown_section(gens, ref, heads, "by_negative_kind", False, specs),
+        "agreement": agreement_section(gens + ([ref] if ref else [])),
         "chart_note": chart_note,
         "chance_test": CHANCE_TEST,
         # a record only when asked for, or when every directory's benchmark declares it comparable

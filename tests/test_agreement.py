@@ -59,3 +59,27 @@ def test_bad_input():
         agreement([0.7], [1], ["a"])
     with pytest.raises(ValueError, match="lengths differ"):
         agreement([1, 0], [1], ["a", "b"])
+
+
+def test_judge_agreement_pairs_and_scopes():
+    from relbench.agreement import format_agreement, judge_agreement
+
+    rows = []
+    # 'left of' is geometric: vlm and spatial agree on 3 of 4 images; 'holding' is not: spatial unused
+    for i, (vp, vn, sp, sn, cp, cn) in enumerate([(1, 1, 1, 1, 1, 0), (1, 0, 1, 1, 1, 0)]):
+        rows.append({"predicate": "left of", "triple_id": f"t{i}", "vlm_pos_acc": vp, "vlm_neg_acc": vn,
+                     "pos_uncond": sp, "neg_uncond": sn, "clip_pos_acc": cp, "clip_neg_acc": cn})
+    rows.append({"predicate": "holding", "triple_id": "t9", "vlm_pos_acc": 0.5, "vlm_neg_acc": 1,
+                 "pos_uncond": None, "neg_uncond": None, "clip_pos_acc": 0.5, "clip_neg_acc": 0})
+    found = judge_agreement(rows, lambda p: p == "left of", resamples=200)
+    assert set(found) == {"vlm~spatial", "vlm~clip"}  # no vlm2 columns in these rows
+    vs = found["vlm~spatial"]
+    assert vs["predicates"] == "geometric" and set(vs["by_predicate"]) == {"left of"}
+    assert vs["overall"]["n"] == 4 and vs["overall"]["share"] == pytest.approx(0.75)
+    vc = found["vlm~clip"]["overall"]
+    # vlm: 1,1,1,0,.5,1  clip: 1,0,1,0,.5,0 -> agree on 4 of 6
+    assert vc["n"] == 6 and vc["share"] == pytest.approx(4 / 6)
+    assert found["vlm~clip"]["by_predicate"]["holding"]["share"] == pytest.approx(0.5)
+    text = format_agreement({"runs": {"r": {"agreement": found}}})
+    assert "agreement r vlm~spatial (geometric predicates, 4 images): share 0.75" in text
+

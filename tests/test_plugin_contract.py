@@ -42,6 +42,13 @@ def _gdino(root):
     return {"detector": "grounding_dino", "model": str(d if d.is_dir() else save_tiny_grounding_dino(root / "gdino"))}
 
 
+def _vlm(root):
+    from relbench.testing.vlm import make_tiny_vlm
+
+    d = root / "vlm"
+    return {"model": str(d) if (d / "config.json").is_file() else make_tiny_vlm("idefics3", d)}
+
+
 # plugin name -> tiny configurations (functions of the fixture directory giving plugin args)
 GENERATOR_CASES = {
     "shapes_oracle": [lambda root: {}],
@@ -55,6 +62,7 @@ METRIC_CASES = {
     "spatial": [lambda root: {}, _gdino],
     "clip_alignment": [_clip],
     "lpips": [lambda root: {"allow_random_backbone": True}],
+    "vlm_judge": [_vlm],
 }
 
 

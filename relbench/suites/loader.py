@@ -6,6 +6,16 @@ from relbench.data import SuiteItem
 from relbench.predicates import Vocabulary
 
 
+def load_suite(spec, vocab: Vocabulary) -> tuple[list[SuiteItem], list]:
+    """(items, rejected lines): peers' prompt files may hold lines that are not one triple;
+    they are returned (relbench.suites.peers.Rejected) so the run can list them."""
+    if spec.kind in ("geneval", "geneval2", "t2i_compbench", "visor"):
+        from relbench.suites.peers import load_peer_suite
+
+        return load_peer_suite(spec.kind, spec.path, vocab)
+    return load_items(spec, vocab), []
+
+
 def load_items(spec, vocab: Vocabulary) -> list[SuiteItem]:
     if spec.kind == "shapes":
         from relbench.shapes.suite import shapes_items

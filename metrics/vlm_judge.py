@@ -1,0 +1,415 @@
+"""vlm_judge: a vision-language model judges whether each image shows its own relation.
+
+All questions use the relation texts of g+ and g- (Sample.text_pos / text_neg), never the
+prompts the generator saw: in neutral mode those are identical and could not tell g+ from g-.
+Every probability is the softmax of the judge's first answer token at the last prompt position,
+summed over the first-token ids of the answer's spellings (relbench.models.vlm). Modes:
+
+vqascore (VQAScore, Lin et al. 2024; GenEval 2's wording)
+    Q(t) = 'Does this image show "{t}"? Answer the question with Yes or No.'
+    P_yes(img, t) = sum of softmax over the first-token ids of "Yes", "yes", " Yes", " yes",
+    NOT normalised by P(yes) + P(no) (as GenEval 2 and t2v_metrics). With p+ / p- = text_pos /
+    text_neg, the columns mirror clip_alignment with the prefix vlm_:
+        vlm_pos_correct = P_yes(img_pos, p+)   vlm_pos_wrong = P_yes(img_pos, p-)
+        vlm_neg_correct = P_yes(img_neg, p-)   vlm_neg_wrong = P_yes(img_neg, p+)
+        vlm_pos_margin, vlm_neg_margin, vlm_pos_acc, vlm_neg_acc (1 / 0.5 tie / 0),
+        vlm_acc (mean of the two comparisons, chance 0.5), vlm_both_acc.
+twoway (forced choice between the two relation texts)
+    Q(a, b) = 'Which caption matches the image? A: {a} B: {b} Answer with A or B.', asked
+    with (a, b) = (p+, p-) and (p-, p+). Per order P(right) = P(letter of the image's own text)
+    / (P(A) + P(B)) (normalised: a forced choice), averaged over the two orders so a
+    preference for one letter cancels:
+        vlm2_pos_p, vlm2_neg_p    P(right) of img_pos / img_neg (chance 0.5)
+        vlm2_pos_acc, vlm2_neg_acc  1 if P(right) > 0.5, 0.5 if equal, else 0
+        vlm2_acc                 mean of the available images' acc (chance 0.5)
+        vlm2_bias                mean over the case's images and orders of P(A)/(P(A)+P(B)) - 0.5:
+                                 the judge's measured position bias (0 = none, > 0 prefers "A")
+atoms (Soft-TIFA, GenEval 2): for each image against its own graph (img_pos: g+, img_neg: g-),
+    with Q'(q) = '{q} Answer in one word.' and soft score = P_yes:
+        presence of every object ("Is there a dog in the image?") and each relation
+        ("Is the dog riding the horse?");
+        vlm_atoms_{pos,neg}_subject / _object / _relation   soft scores (means over the
+            graph's subjects / objects / triples)
+        vlm_atoms_{pos,neg}_am   arithmetic mean of all the image's atom scores (GenEval 2's
+            atom-level Soft-TIFA), _gm  geometric mean (its prompt-level Soft-TIFA)
+        vlm_atoms_am, vlm_atoms_gm   mean over the case's images
+        vlm_atoms_suite_am / _gm  when the suite brings its own atom questions (GenEval 2's
+            vqa_list): Soft-TIFA over those questions on img_pos, each scored as P(expected
+            answer) (answer_spellings), i.e. GenEval 2's own score; None otherwise
+        vlm_atoms_present        share of the case's images where every object scores > 0.5
+        vlm_atoms_rel_given_present   mean relation score over those images only (None when no
+            image has all objects present): VISOR's separation of detection from relation.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, Optional, Sequence
+
+from pydantic import Field, field_validator
+
+from relbench.data import Graph, graph_objects
+from relbench.metric import Aggregate, Metric, MetricArgs, Sample
+from relbench.prompts import with_article
+from relbench.registry import register_metric
+
+MODES = ("vqascore", "twoway", "atoms")
+YES = ("Yes", "yes", " Yes", " yes")
+NO = ("No", "no", " No", " no")
+LETTERS = (("A", " A"), ("B", " B"))
+VQA_TEMPLATE = 'Does this image show "{prompt}"? Answer the question with Yes or No.'
+TWOWAY_TEMPLATE = "Which caption matches the image? A: {a} B: {b} Answer with A or B."
+ATOM_TEMPLATE = "{question} Answer in one word."
+
+VQA_COLUMNS = tuple(c.replace("clip_", "vlm_") for c in (
+    "clip_pos_correct", "clip_pos_wrong", "clip_neg_correct", "clip_neg_wrong", "clip_pos_margin",
+    "clip_neg_margin", "clip_pos_acc", "clip_neg_acc", "clip_acc", "clip_both_acc",
+))
+TWOWAY_COLUMNS = ("vlm2_pos_p", "vlm2_neg_p", "vlm2_pos_acc", "vlm2_neg_acc", "vlm2_acc", "vlm2_bias")
+ATOM_COLUMNS = tuple(
+    f"vlm_atoms_{side}_{k}" for side in ("pos", "neg") for k in ("subject", "object", "relation", "am", "gm")
+) + ("vlm_atoms_am", "vlm_atoms_gm", "vlm_atoms_present", "vlm_atoms_rel_given_present",
+     "vlm_atoms_suite_am", "vlm_atoms_suite_gm")
+_NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def answer_spellings(answer: str) -> tuple[str, ...]:
+    """The spellings whose first-token probabilities count for an expected answer.
+
+    yes / no: GenEval 2's four ("Yes", "yes", " Yes", " yes"). A count (a number word or digit,
+    0-10): the word in lower and capitalised case, each with and without a leading space, and the
+    digit with and without one. Anything else: the answer in lower and capitalised case, with and
+    without a leading space. (First-token ids are deduplicated by the judge.)
+    """
+    a = answer.strip()
+    low = a.lower()
+    if low == "yes":
+        return YES
+    if low == "no":
+        return NO
+    forms = [low, low.capitalize()]
+    if low in _NUMBERS or (low.isdigit() and int(low) < len(_NUMBERS)):
+        word = low if low in _NUMBERS else _NUMBERS[int(low)]
+        forms = [word, word.capitalize(), str(_NUMBERS.index(word))]
+    return tuple(dict.fromkeys(f for x in forms for f in (x, f" {x}")))
+
+
+# -- functional twins ----------------------------------------------------------------------------
+def vqascore_columns(pos_correct: float, pos_wrong: float, neg_correct: Optional[float] = None,
+                     neg_wrong: Optional[float] = None) -> dict[str, Optional[float]]:
+    """The vqascore columns from the four P_yes values (same arithmetic as clip_alignment)."""
+    # imported here: importing clip_alignment's module registers it, which must not happen
+    # while the registry checks whether open_clip is installed (relbench list)
+    from relbench.metrics.clip_alignment import alignment_from_scores
+
+    row = alignment_from_scores(pos_correct, pos_wrong, neg_correct, neg_wrong)
+    return {k.replace("clip_", "vlm_"): v for k, v in row.items()}
+
+
+def _vote(p: float) -> float:
+    return 1.0 if p > 0.5 else 0.5 if p == 0.5 else 0.0
+
+
+def twoway_image(own_first: tuple[float, float], own_second: tuple[float, float]) -> tuple[float, float]:
+    """(P(right), P(A) - 0.5) of one image from (P(A), P(B)) of both orders.
+
+    own_first: the image's own text was option A; own_second: it was option B.
+    """
+    (a1, b1), (a2, b2) = own_first, own_second
+    r1 = a1 / (a1 + b1) if a1 + b1 > 0 else 0.5
+    r2 = b2 / (a2 + b2) if a2 + b2 > 0 else 0.5
+    pa1 = a1 / (a1 + b1) if a1 + b1 > 0 else 0.5
+    pa2 = a2 / (a2 + b2) if a2 + b2 > 0 else 0.5
+    return (r1 + r2) / 2.0, (pa1 + pa2) / 2.0 - 0.5
+
+
+def twoway_columns(pos: tuple[float, float] | None, neg: tuple[float, float] | None) -> dict[str, Optional[float]]:
+    """From (P(right), bias) of img_pos and img_neg (either may be None)."""
+    row = dict.fromkeys(TWOWAY_COLUMNS)
+    votes, biases = [], []
+    for side, v in (("pos", pos), ("neg", neg)):
+        if v is None:
+            continue
+        row[f"vlm2_{side}_p"], row[f"vlm2_{side}_acc"] = v[0], _vote(v[0])
+        votes.append(_vote(v[0]))
+        biases.append(v[1])
+    if votes:
+        row["vlm2_acc"] = sum(votes) / len(votes)
+        row["vlm2_bias"] = sum(biases) / len(biases)
+    return row
+
+
+def soft_tifa(scores: Sequence[float]) -> tuple[float, float]:
+    """(arithmetic mean, geometric mean) of atom scores, as GenEval 2's Soft-TIFA AM / GM."""
+    am = sum(scores) / len(scores)
+    gm = 0.0 if min(scores) <= 0 else math.exp(sum(math.log(s) for s in scores) / len(scores))
+    return am, gm
+
+
+def atoms_columns(pos: dict | None, neg: dict | None) -> dict[str, Optional[float]]:
+    """pos / neg: {"subject": [..], "object": [..], "relation": [..]} soft scores of one image."""
+    row = dict.fromkeys(ATOM_COLUMNS)
+    ams, gms, present, rel_present = [], [], [], []
+    for side, atoms in (("pos", pos), ("neg", neg)):
+        if atoms is None:
+            continue
+        for k in ("subject", "object", "relation"):
+            row[f"vlm_atoms_{side}_{k}"] = sum(atoms[k]) / len(atoms[k])
+        am, gm = soft_tifa([*atoms["presence"], *atoms["relation"]])
+        row[f"vlm_atoms_{side}_am"], row[f"vlm_atoms_{side}_gm"] = am, gm
+        ams.append(am)
+        gms.append(gm)
+        ok = all(p > 0.5 for p in atoms["presence"])
+        present.append(float(ok))
+        if ok:
+            rel_present.append(row[f"vlm_atoms_{side}_relation"])
+    if ams:
+        row["vlm_atoms_am"], row["vlm_atoms_gm"] = sum(ams) / len(ams), sum(gms) / len(gms)
+        row["vlm_atoms_present"] = sum(present) / len(present)
+        row["vlm_atoms_rel_given_present"] = sum(rel_present) / len(rel_present) if rel_present else None
+    return row
+
+
+def atom_questions(graph: Graph, phrase) -> tuple[list[str], list[str], list[str]]:
+    """(presence questions per object, their roles ('subject'/'object'), relation questions)."""
+    objects = graph_objects(graph)
+    subjects = {t.subject for t in graph}
+    presence = [f"Is there {with_article(o)} in the image?" for o in objects]
+    roles = ["subject" if o in subjects else "object" for o in objects]
+    relation = [f"Is the {t.subject} {phrase(t.predicate)} the {t.object}?" for t in graph]
+    return presence, roles, relation
+
+
+# -- the plugin ----------------------------------------------------------------------------------
+class VlmJudgeArgs(MetricArgs):
+    model: str = Field(..., description="local model directory, or a repo id already in the Hugging Face cache")
+    modes: list[Literal["vqascore", "twoway", "atoms"]] = Field(default_factory=lambda: list(MODES))
+    vqa_template: str = Field(VQA_TEMPLATE, description="VQAScore question; {prompt} is the relation text")
+    twoway_template: str = Field(TWOWAY_TEMPLATE, description="forced choice; {a} and {b} are the two texts")
+    atom_template: str = Field(ATOM_TEMPLATE, description="Soft-TIFA atom question; {question} is the atom")
+    device: Optional[str] = None
+    dtype: Optional[Literal["bfloat16", "float16", "float32"]] = Field(
+        None, description="default: bfloat16 on GPU, float32 on CPU")
+    batch_size: int = Field(8, ge=1, description="(image, question) pairs per forward pass")
+
+    @field_validator("modes")
+    @classmethod
+    def _modes(cls, v):
+        if not v:
+            raise ValueError(f"give at least one mode ({', '.join(MODES)})")
+        return list(dict.fromkeys(v))
+
+    @field_validator("vqa_template")
+    @classmethod
+    def _vqa(cls, v):
+        if "{prompt}" not in v:
+            raise ValueError("vqa_template must contain {prompt}")
+        return v
+
+    @field_validator("twoway_template")
+    @classmethod
+    def _two(cls, v):
+        if "{a}" not in v or "{b}" not in v:
+            raise ValueError("twoway_template must contain {a} and {b}")
+        return v
+
+    @field_validator("atom_template")
+    @classmethod
+    def _atom(cls, v):
+        if "{question}" not in v:
+            raise ValueError("atom_template must contain {question}")
+        return v
+
+
+@register_metric("vlm_judge")
+class VlmJudge(Metric):
+    """VQAScore, a two-way forced choice and Soft-TIFA atoms from one local VLM."""
+
+    Args = VlmJudgeArgs
+    consumes = frozenset({"images", "prompts", "graphs"})
+    version = "1"
+
+    def __init__(self, args: VlmJudgeArgs, ctx):
+        super().__init__(args, ctx)
+        from relbench.models import vlm as _vlm
+
+        self._path = _vlm.resolve(args.model)  # a missing model fails here, before any image is drawn
+        self._identity = None
+        self._vlm = None
+
+    @property
+    def vlm(self):
+        if self._vlm is None:
+            import torch
+
+            from relbench.models import vlm as _vlm
+
+            device = self.args.device or self.ctx.device or "cpu"
+            dtype = getattr(torch, self.args.dtype) if self.args.dtype else None
+            self._vlm = _vlm.VLM(self._path, device, dtype, self.args.batch_size)
+        return self._vlm
+
+    def weights_identity(self) -> dict:
+        """The judge's content (sha256 of weights, tokenizer, processor and chat template files)
+        and the dtype it runs in (bf16 on GPU, fp32 on CPU by default: not the same numbers)."""
+        if self._identity is None:
+            from relbench.models import vlm as _vlm
+
+            device = self.args.device or self.ctx.device or "cpu"
+            dtype = self.args.dtype or ("bfloat16" if str(device).startswith("cuda") else "float32")
+            self._identity = {"files": _vlm.identity(self._path), "dtype": dtype}
+        return self._identity
+
+    def columns(self) -> list[str]:
+        cols: list[str] = []
+        if "vqascore" in self.args.modes:
+            cols += VQA_COLUMNS
+        if "twoway" in self.args.modes:
+            cols += TWOWAY_COLUMNS
+        if "atoms" in self.args.modes:
+            cols += ATOM_COLUMNS
+        return cols
+
+    def aggregates(self) -> list[Aggregate]:
+        aggs: list[Aggregate] = []
+        if "vqascore" in self.args.modes:
+            aggs += [
+                Aggregate("vlm_alignment_acc", "vlm_acc", chance=0.5, headline=True,
+                          description="VQAScore: share of comparisons where the image's own relation text has the "
+                                      "higher P(yes) (img_pos: p+ > p-, img_neg: p- > p+; ties 0.5)"),
+                Aggregate("vlm_pos_margin", "vlm_pos_margin", description="mean P_yes(img_pos,p+) - P_yes(img_pos,p-)"),
+                Aggregate("vlm_neg_margin", "vlm_neg_margin", description="mean P_yes(img_neg,p-) - P_yes(img_neg,p+)"),
+                Aggregate("vlm_pos_correct", "vlm_pos_correct", description="mean VQAScore P_yes(img_pos, p+)"),
+                Aggregate("vlm_pos_wrong", "vlm_pos_wrong", higher_is_better=False, description="mean P_yes(img_pos, p-)"),
+                Aggregate("vlm_neg_correct", "vlm_neg_correct", description="mean VQAScore P_yes(img_neg, p-)"),
+                Aggregate("vlm_neg_wrong", "vlm_neg_wrong", higher_is_better=False, description="mean P_yes(img_neg, p+)"),
+                Aggregate("vlm_pos_acc", "vlm_pos_acc", chance=0.5, description="img_pos: P_yes(p+) > P_yes(p-) (ties 0.5)"),
+                Aggregate("vlm_neg_acc", "vlm_neg_acc", chance=0.5, description="img_neg: P_yes(p-) > P_yes(p+) (ties 0.5)"),
+                Aggregate("vlm_both_acc", "vlm_both_acc", description="both comparisons of a case strictly right"),
+            ]
+        if "twoway" in self.args.modes:
+            aggs += [
+                Aggregate("vlm2_acc", "vlm2_acc", chance=0.5, headline=True,
+                          description="two-way question, both orders: share of images whose own text wins (ties 0.5)"),
+                Aggregate("vlm2_pos_p", "vlm2_pos_p", chance=0.5, description="img_pos: mean P(right) over both orders"),
+                Aggregate("vlm2_neg_p", "vlm2_neg_p", chance=0.5, description="img_neg: mean P(right) over both orders"),
+                Aggregate("vlm2_pos_acc", "vlm2_pos_acc", chance=0.5, description="img_pos: P(right) > 0.5"),
+                Aggregate("vlm2_neg_acc", "vlm2_neg_acc", chance=0.5, description="img_neg: P(right) > 0.5"),
+                Aggregate("vlm2_position_bias", "vlm2_bias", higher_is_better=None,
+                          description="mean P(A)/(P(A)+P(B)) - 0.5 over both orders: the judge's preference for "
+                                      "the first option (cancelled in vlm2_acc by asking both orders)"),
+            ]
+        if "atoms" in self.args.modes:
+            aggs += [
+                Aggregate("vlm_atoms_am", "vlm_atoms_am", description="Soft-TIFA AM: mean atom P(yes) per image"),
+                Aggregate("vlm_atoms_gm", "vlm_atoms_gm", description="Soft-TIFA GM: geometric mean per image"),
+                Aggregate("vlm_atoms_present", "vlm_atoms_present",
+                          description="share of images where every object's presence P(yes) > 0.5"),
+                Aggregate("vlm_atoms_rel_given_present", "vlm_atoms_rel_given_present",
+                          description="mean relation P(yes) over images with every object present (VISOR-style)"),
+                Aggregate("vlm_atoms_pos_relation", "vlm_atoms_pos_relation", description="img_pos: relation P(yes) for g+"),
+                Aggregate("vlm_atoms_suite_am", "vlm_atoms_suite_am",
+                          description="GenEval 2 Soft-TIFA AM over the suite's own questions (img_pos; suites with vqa_list)"),
+                Aggregate("vlm_atoms_suite_gm", "vlm_atoms_suite_gm",
+                          description="GenEval 2 Soft-TIFA GM over the suite's own questions (img_pos; suites with vqa_list)"),
+                Aggregate("vlm_atoms_neg_relation", "vlm_atoms_neg_relation", description="img_neg: relation P(yes) for g-"),
+            ]
+        return aggs
+
+    def _phrase(self, predicate: str) -> str:
+        try:
+            return self.ctx.vocab.get(predicate).text
+        except Exception:
+            return predicate
+
+    def score(self, samples: list[Sample]) -> list[dict[str, Optional[float]]]:
+        from relbench.models.vlm import Question
+
+        a = self.args
+        images, keys = [], {}
+        questions: list[Question] = []
+        answers: list[tuple[str, ...]] = [YES, *LETTERS]
+
+        def group(spellings):
+            if spellings not in answers:
+                answers.append(spellings)
+            return answers.index(spellings)
+        plan: list[dict] = []  # per sample: side -> {what: question indices}
+
+        def image_index(key, loader):
+            if key not in keys:
+                keys[key] = len(images)
+                images.append(loader)
+            return keys[key]
+
+        asked: dict[tuple[int, str], int] = {}
+
+        def ask(img, text):  # each distinct (image, question) once
+            if (img, text) not in asked:
+                asked[(img, text)] = len(questions)
+                questions.append(Question(img, text))
+            return asked[(img, text)]
+
+        for s in samples:
+            entry: dict = {}
+            if s.image_pos_key is None:
+                plan.append(entry)
+                continue
+            sides = [("pos", s.image_pos_key, lambda s=s: s.image_pos, s.text_pos, s.text_neg, s.case.pos)]
+            if s.image_neg_key is not None:
+                sides.append(("neg", s.image_neg_key, lambda s=s: s.image_neg, s.text_neg, s.text_pos, s.case.neg))
+            for side, key, load, own, other, graph in sides:
+                img = image_index(key, load)
+                q: dict = {}
+                if "vqascore" in a.modes:
+                    q["own"] = ask(img, a.vqa_template.format(prompt=own))
+                    q["other"] = ask(img, a.vqa_template.format(prompt=other))
+                if "twoway" in a.modes:
+                    q["first"] = ask(img, a.twoway_template.format(a=own, b=other))
+                    q["second"] = ask(img, a.twoway_template.format(a=other, b=own))
+                if "atoms" in a.modes:
+                    presence, roles, relation = atom_questions(graph, self._phrase)
+                    q["presence"] = [ask(img, a.atom_template.format(question=t)) for t in presence]
+                    q["roles"] = roles
+                    q["relation"] = [ask(img, a.atom_template.format(question=t)) for t in relation]
+                    if side == "pos" and s.case.questions:  # the suite's own atoms are about g+
+                        q["suite"] = [(ask(img, a.atom_template.format(question=qt)), group(answer_spellings(ans)))
+                                      for qt, ans in s.case.questions]
+                entry[side] = q
+            plan.append(entry)
+
+        probs = self.vlm.probabilities(images, questions, answers) if questions else []
+        yes = lambda i: probs[i][0]  # noqa: E731
+        ab = lambda i: (probs[i][1], probs[i][2])  # noqa: E731
+        rows = []
+        for entry in plan:
+            row = dict.fromkeys(self.columns())
+            pos, neg = entry.get("pos"), entry.get("neg")
+            if pos is None:
+                rows.append(row)
+                continue
+            if "vqascore" in a.modes:
+                row.update(vqascore_columns(yes(pos["own"]), yes(pos["other"]),
+                                            yes(neg["own"]) if neg else None, yes(neg["other"]) if neg else None))
+            if "twoway" in a.modes:
+                two = lambda q: twoway_image(ab(q["first"]), ab(q["second"]))  # noqa: E731
+                row.update(twoway_columns(two(pos), two(neg) if neg else None))
+            if "atoms" in a.modes:
+                def atoms(q):
+                    pres = [yes(i) for i in q["presence"]]
+                    by_role = lambda r: [p for p, role in zip(pres, q["roles"]) if role == r] or pres  # noqa: E731
+                    return {"presence": pres, "subject": by_role("subject"), "object": by_role("object"),
+                            "relation": [yes(i) for i in q["relation"]]}
+                row.update(atoms_columns(atoms(pos), atoms(neg) if neg else None))
+                if pos.get("suite"):
+                    row["vlm_atoms_suite_am"], row["vlm_atoms_suite_gm"] = soft_tifa(
+                        [probs[i][g] for i, g in pos["suite"]])
+            rows.append(row)
+        return rows
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(self._vlm.counts) if self._vlm else {"images": 0, "forwards": 0, "questions": 0}
+
+    def close(self) -> None:
+        self._vlm = None

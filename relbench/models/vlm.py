@@ -1,0 +1,245 @@
+"""Vision-language judges read as next-token distributions: one forward pass per question.
+
+Why not ``generate()``: GenEval 2 and t2v_metrics call generate(max_new_tokens=1,
+output_scores=True) once per question and read the first token's softmax. The same numbers come
+from the logits at the last prompt position of one batched forward pass, which is several
+times faster. Three things must hold for that to be exact (measured on tiny models, see
+ARCHITECTURE.md §9): the batch is LEFT padded (the last position is then the real last prompt
+token for every row), the processor's attention_mask (and Qwen's mm_token_type_ids) is passed
+unchanged and position ids are left to the model (Qwen's M-RoPE derives them from the mask), and
+no logits processor runs (generate() applies generation_config.repetition_penalty even when
+greedy; we report the raw softmax, i.e. GenEval 2's numbers with repetition_penalty = 1).
+
+Each image goes through the image processor once for all its questions: the chat template is
+applied once per image, and the question's tokens are spliced between the image block and the
+end-of-turn marker (both special tokens, so tokenisation of the question cannot merge across
+them). A self-check on the first image compares the splice with the processor's own output.
+
+Weights are read from a local directory or the Hugging Face cache only (never downloaded).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from relbench.errors import UserError
+
+HOW = ("download it on a machine with network (e.g. `hf download Qwen/Qwen3-VL-8B-Instruct --local-dir DIR`) "
+       "and set the metric's model: to DIR, or to the repo id once it is in the Hugging Face cache "
+       "(HF_HOME / HF_HUB_CACHE); nothing is downloaded")
+_WEIGHTS = ("*.safetensors", "*.bin")
+#: the same model's identity is cheap to recompute for HF-cache blobs (named by their sha256)
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def resolve(model: str, who: str = "vlm_judge") -> Path:
+    """The local directory of ``model`` (a path, or a repo id already in the HF cache)."""
+    if not model:
+        raise UserError(f"{who}: no model given; {HOW}")
+    path = Path(os.path.expanduser(model))
+    if path.exists():
+        if not path.is_dir():
+            raise UserError(f"{who}: model {model!r} is a file; give the model directory (config.json, weights, "
+                            f"tokenizer, processor files)")
+    elif re.fullmatch(r"[\w.-]+/[\w.-]+", model):
+        try:
+            from huggingface_hub import snapshot_download
+
+            path = Path(snapshot_download(model, local_files_only=True))
+        except Exception:
+            raise UserError(f"{who}: model {model!r} is neither a directory nor in the Hugging Face cache; {HOW}") from None
+    else:
+        raise UserError(f"{who}: model directory {model!r} not found; {HOW}")
+    if not (path / "config.json").is_file():
+        raise UserError(f"{who}: {path} has no config.json (a Hugging Face model directory is needed); {HOW}")
+    if not _weight_files(path):
+        raise UserError(f"{who}: {path} has no weights (*.safetensors); {HOW}")
+    return path
+
+
+def _weight_files(path: Path) -> list[Path]:
+    return sorted(p for pat in _WEIGHTS for p in path.glob(pat))
+
+
+def _file_hash(p: Path) -> str:
+    from relbench.content_hash import file_sha256
+
+    real = p.resolve()
+    if p.is_symlink() and _SHA256.match(real.name):  # HF cache blob: its name is its sha256
+        return real.name
+    return file_sha256(real)
+
+
+def identity(path: Path) -> dict:
+    """Content identity of a model directory: sha256 of every weight, config, tokenizer and
+    processor file, so a score cache never mixes two different judges under one path. (Digests
+    of plain files are cached by relbench.content_hash; HF-cache blobs need no hashing.)"""
+    files = _weight_files(path) + sorted(
+        p for p in path.iterdir()
+        if p.is_file() and p.suffix in (".json", ".jinja", ".model", ".txt") and p.name != "README.md"
+    )
+    return {p.name: _file_hash(p) for p in files}
+
+
+def default_dtype(device: str):
+    import torch
+
+    return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+
+
+@dataclass(frozen=True)
+class Question:
+    """One (image, text) query; answers are spelling groups whose first-token probs are summed."""
+
+    image: int  # index into the images list handed to VLM.probabilities
+    text: str
+
+
+class VLM:
+    """A loaded judge: processor + AutoModelForImageTextToText, scored by next-token softmax."""
+
+    def __init__(self, path: Path, device: str = "cpu", dtype: Any = None, batch_size: int = 8):
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        self.device = device
+        self.dtype = dtype or default_dtype(device)
+        self.batch_size = batch_size
+        self.processor = AutoProcessor.from_pretrained(path, local_files_only=True)
+        self.model = AutoModelForImageTextToText.from_pretrained(
+            path, local_files_only=True, dtype=self.dtype
+        ).to(device).eval()
+        self.tokenizer = self.processor.tokenizer
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else self.tokenizer.eos_token_id
+        self._checked = False
+        self.counts = {"images": 0, "forwards": 0, "questions": 0}
+
+    def first_token_ids(self, spellings: Sequence[str]) -> list[int]:
+        """Distinct first-token ids of the spellings (GenEval 2: "Yes", "yes", " Yes", " yes")."""
+        ids: dict[int, None] = {}
+        for s in spellings:
+            toks = self.tokenizer.encode(s, add_special_tokens=False)
+            if toks:
+                ids.setdefault(toks[0])
+        return list(ids)
+
+    # -- inputs -------------------------------------------------------------------------------
+    def messages(self, image, text: str) -> list[dict]:
+        return [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": text}]}]
+
+    def encode(self, images: Sequence[Any], text: str) -> dict:
+        """The processor's own output for a batch of (image, text) pairs, left padded."""
+        return self.processor.apply_chat_template(
+            [self.messages(im, text) for im in images], tokenize=True, add_generation_prompt=True,
+            return_dict=True, return_tensors="pt", processor_kwargs={"padding": True, "padding_side": "left"},
+        )
+
+    def _image_template(self, image, anchor: str) -> tuple[dict, int, int]:
+        """Processor output for one image with question ``anchor``, and the anchor's token span."""
+        enc = self.encode([image], anchor)
+        ids = enc["input_ids"][0].tolist()
+        q = self.tokenizer.encode(anchor, add_special_tokens=False)
+        for start in range(len(ids) - len(q), -1, -1):
+            if ids[start:start + len(q)] == q:
+                return enc, start, start + len(q)
+        raise RuntimeError(f"vlm: cannot find the question tokens in the chat template output of "
+                           f"{type(self.processor).__name__}; this model's template is not supported")
+
+    def _splice(self, tpl: tuple[dict, int, int], text: str) -> dict:
+        enc, a, b = tpl
+        q = self.tokenizer.encode(text, add_special_tokens=False)
+        n = enc["input_ids"].shape[1]
+        row = {}
+        for k, v in enc.items():
+            if hasattr(v, "shape") and tuple(v.shape) == (1, n):  # token-aligned: ids, mask, type ids
+                seq = v[0].tolist()
+                fill = 1 if k == "attention_mask" else (seq[a] if k != "input_ids" else None)
+                mid = q if k == "input_ids" else [fill] * len(q)
+                row[k] = seq[:a] + mid + seq[b:]
+            else:
+                row[k] = v
+        return row
+
+    def _collate(self, rows: list[dict]) -> dict:
+        import torch
+
+        longest = max(len(r["input_ids"]) for r in rows)
+        batch: dict[str, Any] = {}
+        for k in rows[0]:
+            vals = [r[k] for r in rows]
+            if isinstance(vals[0], list):  # left pad
+                pad = self.pad_id if k == "input_ids" else 0
+                batch[k] = torch.tensor([[pad] * (longest - len(v)) + v for v in vals])
+            elif vals[0].dim() >= 3 and vals[0].shape[0] == 1:  # (1, crops, ...): pad crops with zeros
+                most = max(v.shape[1] for v in vals)
+                padded = []
+                for v in vals:
+                    if v.shape[1] < most:
+                        v = torch.cat([v, v.new_zeros((1, most - v.shape[1]) + tuple(v.shape[2:]))], dim=1)
+                    padded.append(v)
+                batch[k] = torch.cat(padded, dim=0)
+            else:  # (patches, dim) or (images, 3): concatenated in row order
+                batch[k] = torch.cat(vals, dim=0)
+        return batch
+
+    def _self_check(self, image, text: str, tpl) -> None:
+        direct = self.encode([image], text)
+        spliced = self._splice(tpl, text)
+        for k, v in direct.items():
+            if hasattr(v, "shape") and tuple(v.shape) == tuple(direct["input_ids"].shape):
+                if v[0].tolist() != spliced[k]:
+                    raise RuntimeError(f"vlm: spliced {k} differs from {type(self.processor).__name__}'s own for "
+                                       f"{text!r}; this model's chat template is not supported")
+        self._checked = True
+
+    # -- scoring ------------------------------------------------------------------------------
+    def probabilities(
+        self, images: Sequence[Callable[[], Any]], questions: Sequence[Question],
+        answers: Sequence[Sequence[str]],
+    ) -> list[list[float]]:
+        """P(answer group) for each question: the softmax at the last prompt position summed over
+        the first-token ids of each group's spellings (one forward pass per question, batched)."""
+        import torch
+        from PIL import Image
+
+        groups = [self.first_token_ids(g) for g in answers]
+        by_image: dict[int, list[int]] = {}
+        for qi, q in enumerate(questions):
+            by_image.setdefault(q.image, []).append(qi)
+        out: list[list[float] | None] = [None] * len(questions)
+        pending: list[tuple[int, dict]] = []
+
+        def flush():
+            if not pending:
+                return
+            batch = {k: v.to(self.device) for k, v in self._collate([r for _, r in pending]).items()}
+            if "pixel_values" in batch:
+                batch["pixel_values"] = batch["pixel_values"].to(self.dtype)
+            # only the last position's logits (a (B, L, vocab) tensor is ~0.7 GB at B 8 for Qwen's
+            # 152k vocabulary), and no KV cache: nothing is generated
+            with torch.inference_mode():
+                logits = self.model(**batch, logits_to_keep=1, use_cache=False).logits[:, -1, :].float()
+            probs = torch.softmax(logits, dim=-1).cpu()
+            for j, (qi, _) in enumerate(pending):
+                out[qi] = [float(probs[j, g].sum()) for g in groups]
+            self.counts["forwards"] += 1
+            self.counts["questions"] += len(pending)
+            pending.clear()
+
+        for im, qis in by_image.items():
+            arr = images[im]()
+            pil = arr if isinstance(arr, Image.Image) else Image.fromarray(arr).convert("RGB")
+            tpl = self._image_template(pil, questions[qis[0]].text)
+            self.counts["images"] += 1
+            if not self._checked and len(qis) > 1:
+                self._self_check(pil, questions[qis[1]].text, tpl)
+            for qi in qis:
+                pending.append((qi, self._splice(tpl, questions[qi].text)))
+                if len(pending) >= self.batch_size:
+                    flush()
+        flush()
+        return out  # type: ignore[return-value]

@@ -1,0 +1,299 @@
+"""vlm_judge: functional twins on hand-computed values; the metric against GenEval 2's
+generate() loop on tiny random Qwen3-VL, Qwen2.5-VL and Idefics3 (SmolVLM) models built locally;
+relation texts (not prompts) in both prompt modes; local-only loading."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from relbench.data import Case, Triple
+from relbench.errors import UserError
+from relbench.generator import Context
+from relbench.metric import Sample
+from relbench.metrics.vlm_judge import (
+    ATOM_COLUMNS, LETTERS, TWOWAY_COLUMNS, VQA_COLUMNS, YES, VlmJudge, atom_questions, atoms_columns,
+    soft_tifa, twoway_columns, twoway_image, vqascore_columns,
+)
+from relbench.predicates import load_vocabulary
+from relbench.testing.vlm import FAMILIES, geneval2_probabilities, make_tiny_vlm
+
+CTX = Context(vocab=load_vocabulary())
+
+
+@pytest.fixture(autouse=True)
+def _hash_cache(tmp_path_factory, monkeypatch):
+    """Weight digests are remembered in RELBENCH_CACHE; tests keep theirs out of ~/.cache."""
+    monkeypatch.setenv("RELBENCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "relbench-cache"))
+
+
+# --- functional twins --------------------------------------------------------------------------
+
+
+def test_vqascore_columns_by_hand():
+    row = vqascore_columns(0.8, 0.6, 0.3, 0.5)
+    assert row["vlm_pos_margin"] == pytest.approx(0.2) and row["vlm_neg_margin"] == pytest.approx(-0.2)
+    assert (row["vlm_pos_acc"], row["vlm_neg_acc"], row["vlm_acc"], row["vlm_both_acc"]) == (1.0, 0.0, 0.5, 0.0)
+    assert set(row) == set(VQA_COLUMNS)
+    # a judge blind to the relation gives the same P(yes) to both texts: exactly chance
+    row = vqascore_columns(0.4, 0.4, 0.4, 0.4)
+    assert row["vlm_acc"] == 0.5 and row["vlm_both_acc"] == 0.0
+
+
+def test_twoway_by_hand():
+    # own text as A: P(A)=0.6, P(B)=0.2 -> right 0.75; own text as B: P(A)=0.5, P(B)=0.3 -> right 0.375
+    p, bias = twoway_image((0.6, 0.2), (0.5, 0.3))
+    assert p == pytest.approx((0.75 + 0.375) / 2)
+    assert bias == pytest.approx((0.75 + 0.625) / 2 - 0.5)  # P(A) normalised: 0.75 and 0.625
+    # a judge that always answers "A" is exactly at chance once both orders are asked
+    p, bias = twoway_image((0.9, 0.1), (0.9, 0.1))
+    assert p == pytest.approx(0.5) and bias == pytest.approx(0.4)
+    row = twoway_columns((0.8, 0.1), (0.5, -0.1))
+    assert (row["vlm2_pos_acc"], row["vlm2_neg_acc"], row["vlm2_acc"]) == (1.0, 0.5, 0.75)
+    assert row["vlm2_bias"] == pytest.approx(0.0)
+    assert twoway_columns((0.3, 0.0), None)["vlm2_neg_p"] is None
+
+
+def test_soft_tifa_by_hand():
+    am, gm = soft_tifa([0.9, 0.4, 0.1])
+    assert am == pytest.approx(1.4 / 3) and gm == pytest.approx((0.9 * 0.4 * 0.1) ** (1 / 3))
+    assert soft_tifa([0.5, 0.0]) == (0.25, 0.0)
+    pos = {"presence": [0.9, 0.8], "subject": [0.9], "object": [0.8], "relation": [0.2]}
+    neg = {"presence": [0.9, 0.3], "subject": [0.9], "object": [0.3], "relation": [0.7]}
+    row = atoms_columns(pos, neg)
+    assert row["vlm_atoms_pos_am"] == pytest.approx(1.9 / 3)
+    assert row["vlm_atoms_pos_gm"] == pytest.approx((0.9 * 0.8 * 0.2) ** (1 / 3))
+    assert row["vlm_atoms_present"] == 0.5  # img_neg misses its object (0.3 <= 0.5)
+    assert row["vlm_atoms_rel_given_present"] == pytest.approx(0.2)  # only img_pos counts
+    assert row["vlm_atoms_am"] == pytest.approx((1.9 / 3 + 1.9 / 3) / 2)
+    assert atoms_columns(neg, None)["vlm_atoms_rel_given_present"] is None
+
+
+def test_atom_questions_read_the_graph():
+    vocab = load_vocabulary()
+    g = (Triple("elephant", "riding", "horse"),)
+    presence, roles, relation = atom_questions(g, lambda p: vocab.get(p).text)
+    assert presence == ["Is there an elephant in the image?", "Is there a horse in the image?"]
+    assert roles == ["subject", "object"]
+    assert relation == ["Is the elephant riding the horse?"]
+
+
+# --- the metric on tiny models -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def tiny(request, tmp_path_factory):
+    return request.param, make_tiny_vlm(request.param, tmp_path_factory.mktemp(request.param))
+
+
+RNG = np.random.RandomState(3)
+IMAGES = {f"img{i}": RNG.randint(0, 256, (64, 64, 3), dtype=np.uint8) for i in range(4)}
+LOADS = []
+
+
+def load(key):
+    LOADS.append(key)
+    return IMAGES[key]
+
+
+def sample(i, kpos, kneg, mode="relation"):
+    pos, neg = Triple("dog", "riding", "horse"), Triple("horse", "riding", "dog")
+    case = Case(id=f"c{i}", triple_id="t0", pos=(pos,), neg=(neg,), negative_kind="swap", seed=i)
+    texts = ("a dog riding a horse", "a horse riding a dog")
+    prompts = texts if mode == "relation" else ("a photo of a dog and a horse",) * 2
+    return Sample(case, "run", prompts[0], prompts[1], kpos, kneg, _load=load, texts=texts)
+
+
+def reference_probs(path, key, question, answers):
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    cache = reference_probs.__dict__.setdefault("models", {})
+    if path not in cache:
+        cache[path] = (AutoModelForImageTextToText.from_pretrained(path, local_files_only=True).eval(),
+                       AutoProcessor.from_pretrained(path, local_files_only=True))
+    model, proc = cache[path]
+    return geneval2_probabilities(model, proc, Image.fromarray(IMAGES[key]), question, answers)
+
+
+@pytest.mark.parametrize("mode", ["relation", "neutral"])
+def test_metric_matches_geneval2_loop(tiny, mode):
+    family, path = tiny
+    m = VlmJudge(VlmJudge.Args(model=path, batch_size=3), CTX)
+    s = sample(0, "img0", "img1", mode)
+    row = m.score([s])[0]
+    assert set(row) == set(VQA_COLUMNS + TWOWAY_COLUMNS + ATOM_COLUMNS)
+    yes = lambda key, q: reference_probs(path, key, q, [YES])[0]  # noqa: E731
+    vqa = 'Does this image show "{}"? Answer the question with Yes or No.'
+    # always the relation texts, also in neutral mode where the two prompts are identical
+    ref = vqascore_columns(yes("img0", vqa.format(s.text_pos)), yes("img0", vqa.format(s.text_neg)),
+                           yes("img1", vqa.format(s.text_neg)), yes("img1", vqa.format(s.text_pos)))
+    for k in VQA_COLUMNS:
+        assert row[k] == pytest.approx(ref[k], abs=1e-5), k
+    assert row["vlm_pos_correct"] != row["vlm_pos_wrong"]
+    two = "Which caption matches the image? A: {} B: {} Answer with A or B."
+    ab = lambda key, a, b: reference_probs(path, key, two.format(a, b), LETTERS)  # noqa: E731
+    ref = twoway_columns(twoway_image(ab("img0", s.text_pos, s.text_neg), ab("img0", s.text_neg, s.text_pos)),
+                         twoway_image(ab("img1", s.text_neg, s.text_pos), ab("img1", s.text_pos, s.text_neg)))
+    for k in TWOWAY_COLUMNS:
+        assert row[k] == pytest.approx(ref[k], abs=1e-5), k
+    atom = lambda key, q: yes(key, q + " Answer in one word.")  # noqa: E731
+    pos = {"presence": [atom("img0", "Is there a dog in the image?"), atom("img0", "Is there a horse in the image?")],
+           "relation": [atom("img0", "Is the dog riding the horse?")]}
+    neg = {"presence": [atom("img1", "Is there a horse in the image?"), atom("img1", "Is there a dog in the image?")],
+           "relation": [atom("img1", "Is the horse riding the dog?")]}
+    for d in (pos, neg):
+        d["subject"], d["object"] = d["presence"][:1], d["presence"][1:]
+    ref = atoms_columns(pos, neg)
+    for k in ATOM_COLUMNS:
+        if ref[k] is None:
+            assert row[k] is None, k
+        else:
+            assert row[k] == pytest.approx(ref[k], abs=1e-5), k
+
+
+def test_each_image_processed_once_and_batched(tiny):
+    family, path = tiny
+    m = VlmJudge(VlmJudge.Args(model=path, modes=["vqascore", "twoway"], batch_size=8), CTX)
+    LOADS.clear()
+    samples = [sample(0, "img0", "img1"), sample(1, "img2", "img3"), sample(2, "img0", "img0"), sample(3, "img1", None)]
+    rows = m.score(samples)
+    assert sorted(LOADS) == sorted(IMAGES)  # four distinct images, each loaded once
+    assert m.counts["images"] == 4
+    assert m.counts["questions"] == 4 * 4  # 4 distinct images x (2 VQAScore + 2 two-way), deduplicated by image
+    assert m.counts["forwards"] == 2  # 16 questions / batch 8
+    assert rows[2]["vlm_acc"] == 0.5 and rows[2]["vlm2_acc"] in (0.0, 0.5, 1.0)
+    assert rows[3]["vlm_neg_acc"] is None and rows[3]["vlm2_neg_p"] is None and rows[3]["vlm_acc"] is not None
+
+
+def test_a_blind_judge_scores_exactly_chance(tmp_path):
+    """A judge whose output ignores its input (lm_head zeroed: uniform next token) is at chance."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    path = make_tiny_vlm("qwen3_vl", tmp_path / "blind")
+    weights = load_file(f"{path}/model.safetensors")
+    head = [k for k in weights if "lm_head" in k or "embed_tokens" in k]
+    assert head
+    for k in head:
+        weights[k] = torch.zeros_like(weights[k])
+    save_file(weights, f"{path}/model.safetensors", metadata={"format": "pt"})
+    m = VlmJudge(VlmJudge.Args(model=path), CTX)
+    row = m.score([sample(0, "img0", "img1")])[0]
+    vocab = m.vlm.model.config.get_text_config().vocab_size
+    n_yes = len(m.vlm.first_token_ids(YES))
+    assert n_yes == 4  # "Yes", "yes", " Yes", " yes" are four distinct first tokens here
+    assert row["vlm_pos_correct"] == pytest.approx(n_yes / vocab, abs=1e-6)
+    assert (row["vlm_acc"], row["vlm_both_acc"], row["vlm2_acc"]) == (0.5, 0.0, 0.5)
+    assert row["vlm2_pos_p"] == pytest.approx(0.5) and row["vlm2_bias"] == pytest.approx(0.0, abs=1e-6)
+    assert row["vlm_atoms_present"] == 0.0 and row["vlm_atoms_rel_given_present"] is None
+
+
+def test_missing_model_is_one_line_at_construction(tmp_path):
+    for model, words in [(str(tmp_path / "nope"), "not found"), ("Qwen/Qwen3-VL-8B-Instruct", "Hugging Face cache"),
+                         (str(tmp_path), "no config.json")]:
+        with pytest.raises(UserError) as err:
+            VlmJudge(VlmJudge.Args(model=model), CTX)
+        assert "\n" not in str(err.value) and words in str(err.value) and "nothing is downloaded" in str(err.value)
+
+
+def test_fingerprint_is_the_judges_content(tmp_path):
+    a = make_tiny_vlm("idefics3", tmp_path / "a", seed=0)
+    b = make_tiny_vlm("idefics3", tmp_path / "b", seed=0)
+    c = make_tiny_vlm("idefics3", tmp_path / "c", seed=1)
+    fp = lambda p: VlmJudge(VlmJudge.Args(model=p), CTX).fingerprint()  # noqa: E731
+    assert fp(a) == fp(a) != fp(c)
+    assert VlmJudge(VlmJudge.Args(model=a), CTX).weights_identity() == VlmJudge(
+        VlmJudge.Args(model=b), CTX).weights_identity()  # same content, another path
+    assert fp(a) != VlmJudge(VlmJudge.Args(model=a, dtype="bfloat16"), CTX).fingerprint()
+    # new weights at the same path are a new judge
+    import shutil
+
+    before = fp(a)
+    shutil.copy(Path(c) / "model.safetensors", Path(a) / "model.safetensors")
+    assert fp(a) != before
+    assert fp(a) != VlmJudge(VlmJudge.Args(model=a, modes=["atoms"]), CTX).fingerprint()
+
+
+def test_bad_args_are_rejected():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        VlmJudge.Args(model="x", modes=["vibes"])
+    with pytest.raises(ValidationError):
+        VlmJudge.Args(model="x", vqa_template="no placeholder")
+
+
+SHAPES = """\
+name: vlm-shapes
+suite: {{kind: shapes, triples_per_predicate: 1, predicates: [left of, above]}}
+seeds: [0]
+metrics:
+  - {{name: spatial, args: {{detector: shapes}}}}
+  - {{name: vlm_judge, args: {{model: {model}, modes: [vqascore, atoms]}}}}
+runs:
+  - {{name: oracle, generator: shapes_oracle}}
+  - {{name: oracle_neutral, generator: shapes_oracle, prompt_mode: neutral}}
+output_dir: {out}
+"""
+
+
+def test_run_reports_judge_agreement(cli, tmp_path):
+    import json
+
+    model = make_tiny_vlm("idefics3", tmp_path / "judge")
+    (tmp_path / "b.yaml").write_text(SHAPES.format(model=model, out=tmp_path / "out"))
+    res = cli("run", "--config", str(tmp_path / "b.yaml"))
+    assert res.returncode == 0, res.stderr
+    assert "agreement oracle vlm~spatial (geometric predicates" in res.stdout
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    for run in ("oracle", "oracle_neutral", "reference"):
+        info = summary["runs"][run]
+        agree = info["agreement"]["vlm~spatial"]
+        assert set(agree["by_predicate"]) == {"left of", "above"}
+        assert agree["overall"]["n"] == 2 * info["n_cases"] if run != "reference" else agree["overall"]["n"] >= 1
+        assert info["metrics"]["vlm_alignment_acc"]["n"] == info["n_cases"]
+    # the relation texts are judged in neutral mode too, so the two modes' VQAScore rows match
+    # (the oracle draws the same images: only the prompts given to the generator differ)
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "out" / "samples.csv")))
+    rel = {r["case_id"]: r["vlm_pos_margin"] for r in rows if r["run"] == "oracle"}
+    neu = {r["case_id"]: r["vlm_pos_margin"] for r in rows if r["run"] == "oracle_neutral"}
+    assert rel == neu and all(v not in ("", "0", "0.0") for v in rel.values())
+    res = cli("compare", str(tmp_path / "out"))
+    assert res.returncode == 0, res.stderr
+    assert "Judge agreement" in res.stdout and "agreement oracle_neutral vlm~spatial" in res.stdout
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert '<section id="agreement">' in html and "oracle_neutral: vlm~spatial (geometric predicates)" in html
+
+
+def test_answer_spellings():
+    from relbench.metrics.vlm_judge import NO, answer_spellings
+
+    assert answer_spellings("Yes") == YES and answer_spellings(" no") == NO
+    assert answer_spellings("3") == answer_spellings("three") == (
+        "three", " three", "Three", " Three", "3", " 3")
+    assert answer_spellings("Red") == ("red", " red", "Red", " Red")
+
+
+def test_suite_questions_scored_as_geneval2(tmp_path):
+    """GenEval 2's own vqa_list questions: Soft-TIFA over P(expected answer), on img_pos only."""
+    from dataclasses import replace
+
+    from relbench.metrics.vlm_judge import answer_spellings
+
+    path = make_tiny_vlm("qwen3_vl", tmp_path / "q")
+    questions = (("Is there a dog?", "Yes"), ("How many horses are there?", "one"), ("Is the dog red?", "No"))
+    s = sample(0, "img0", "img1")
+    s = Sample(replace(s.case, questions=questions), s.run, s.prompt_pos, s.prompt_neg, "img0", "img1",
+               _load=load, texts=s.texts)
+    row = VlmJudge(VlmJudge.Args(model=path, modes=["atoms"]), CTX).score([s])[0]
+    ref = [reference_probs(path, "img0", q + " Answer in one word.", [answer_spellings(a)])[0] for q, a in questions]
+    am, gm = soft_tifa(ref)
+    assert row["vlm_atoms_suite_am"] == pytest.approx(am, abs=1e-6)
+    assert row["vlm_atoms_suite_gm"] == pytest.approx(gm, rel=1e-5)
+    plain = VlmJudge(VlmJudge.Args(model=path, modes=["atoms"]), CTX).score([sample(0, "img0", "img1")])[0]
+    assert plain["vlm_atoms_suite_am"] is None
+    assert plain["vlm_atoms_am"] == pytest.approx(row["vlm_atoms_am"], abs=1e-6)  # relbench's atoms unchanged
