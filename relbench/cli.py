@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_vg_arguments(vg)
     add_train_parser(sub)
+    from relbench.lab.cli import add_lab_parser  # argparse only: no torch at import
+
+    add_lab_parser(sub)
     return p
 
 
@@ -248,8 +251,14 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_lab(args) -> int:
+    from relbench.lab.cli import cmd_lab as run_lab_command
+
+    return run_lab_command(args)
+
+
 COMMANDS = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "train": cmd_train,
-            "report": cmd_report, "compare": cmd_compare}  # report, compare: issue 6
+            "report": cmd_report, "compare": cmd_compare, "lab": cmd_lab}  # report, compare: issue 6; lab: issue 15
 
 
 def main(argv: list[str] | None = None) -> int:
