@@ -1,0 +1,120 @@
+"""The lab (docs/lab.md): snapping detector, mini base pipeline, exact resume, and the smoke lab.
+
+The smoke lab is the end-to-end check that the trainer still learns: a reduced base is
+pretrained, one arm (L_gen + L_rel_rank) is trained by `relbench train`, and its best
+checkpoint, scored by `relbench run` on held-out triples with NEUTRAL prompts (the graph is
+the only carrier of the relation), must beat the detector's chance with p < 0.01.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from relbench.data import Triple
+from relbench.lab.world import Scene, render_scene
+from relbench.shapes.detect import detect_objects, detect_objects_snapped, snap_to_palette
+from relbench.shapes.world import BACKGROUND, COLOURS
+
+
+def _scene():
+    return Scene((Triple("red circle", "left of", "blue square"),), seed=3)
+
+
+def test_snapping_recovers_exact_boxes_from_perturbed_pixels():
+    clean = render_scene(_scene())
+    rng = np.random.default_rng(0)
+    noisy = np.clip(clean.astype(int) + rng.integers(-20, 21, clean.shape), 0, 255).astype(np.uint8)
+    names = ["red circle", "blue square", "green circle"]
+    # exact matching finds nothing once no pixel has a palette colour exactly
+    assert detect_objects(noisy, names)["red circle"] is None
+    snapped = detect_objects_snapped(noisy, names)
+    exact = detect_objects(clean, names)
+    assert snapped["red circle"] == exact["red circle"] and snapped["blue square"] == exact["blue square"]
+    assert snapped["green circle"] is None and exact["green circle"] is None
+
+
+def test_snapping_rejects_ambiguous_pixels_and_stray_specks():
+    img = np.full((32, 32, 3), BACKGROUND, np.uint8)
+    img[4:10, 4:10] = COLOURS["red"]
+    # halfway between red and orange (94 apart, snapping radius 67/2): claimed by neither
+    img[20:26, 20:26] = (np.array(COLOURS["red"]) + np.array(COLOURS["orange"])) // 2
+    px = snap_to_palette(img)
+    assert (px[20:26, 20:26] == BACKGROUND).all() and (px[4:10, 4:10] == COLOURS["red"]).all()
+    img[30, 30] = COLOURS["red"]  # a one-pixel speck far away must not stretch the box
+    assert detect_objects_snapped(img, ["red square"])["red square"] == ((4.0, 4.0, 10.0, 10.0), 1.0)
+    assert detect_objects(img, ["red square"])["red square"][0] == (4.0, 4.0, 31.0, 31.0)
+
+
+def test_pipeline_roundtrip_and_relation_in_text(tmp_path):
+    """The written directory loads as a FluxPipeline, and the text encoders' conditioning of a
+    relation prompt differs from its swap's (word order reaches the transformer)."""
+    import torch
+    from diffusers import FluxPipeline
+
+    from relbench.lab.base import T5_LEN, BaseConfig, build_pipeline
+
+    pipe = build_pipeline(BaseConfig.smoke())
+    pipe.save_pretrained(tmp_path / "p")
+    back = FluxPipeline.from_pretrained(tmp_path / "p", local_files_only=True)
+    a = "a photo of a red circle left of a blue square"
+    with torch.no_grad():
+        e1, p1, _ = back.encode_prompt(a, prompt_2=None, device="cpu", max_sequence_length=T5_LEN)
+        e0, p0, _ = pipe.encode_prompt(a, prompt_2=None, device="cpu", max_sequence_length=T5_LEN)
+        e2, _, _ = back.encode_prompt("a photo of a blue square left of a red circle", prompt_2=None, device="cpu",
+                                      max_sequence_length=T5_LEN)
+    assert torch.equal(e0, e1) and torch.equal(p0, p1)
+    assert e1.shape == (1, T5_LEN, 64) and not torch.allclose(e1, e2)
+    assert back.tokenizer_2.convert_ids_to_tokens(back.tokenizer_2(a)["input_ids"])[:3] == ["a", "photo", "of"]
+
+
+def _weights(path):
+    from safetensors.torch import load_file
+
+    return {k: v for k, v in sorted(load_file(str(path / "transformer" / "diffusion_pytorch_model.safetensors")).items())}
+
+
+def test_build_is_deterministic_and_resumes_exactly(tmp_path, monkeypatch):
+    import torch
+
+    from relbench.lab import base as lab_base
+    from relbench.lab.base import BaseConfig, build_base
+
+    cfg = replace(BaseConfig.smoke(), images=48, vae_steps=3, flux_steps=4, vae_batch=4, flux_batch=4, save_every=2)
+    build_base(tmp_path / "a", cfg, progress=False)
+    real = lab_base._save_state
+
+    def interrupt(path, stage, step, *a, **k):
+        real(path, stage, step, *a, **k)
+        if stage == "flux" and step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(lab_base, "_save_state", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        build_base(tmp_path / "b", cfg, progress=False)
+    assert not (tmp_path / "b" / "model_index.json").exists() and (tmp_path / "b.build" / "flux").is_dir()
+    monkeypatch.setattr(lab_base, "_save_state", real)
+    build_base(tmp_path / "b", cfg, progress=False)
+    wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert json.loads((tmp_path / "a" / "lab_base.json").read_text())["max_sequence_length"] == 16
+
+
+def test_smoke_lab_learns_the_relation_in_neutral_mode(tmp_path):
+    """Fails if the trainer stops learning: the smoke arm's neutral-mode relation accuracy on
+    held-out triples must beat the shapes detector's chance model with p < 0.01."""
+    from relbench.compare import chance_test
+    from relbench.lab.base import BaseConfig, build_base
+    from relbench.lab.run import LabPlan, run_lab
+
+    base = build_base(tmp_path / "base", BaseConfig.smoke(), progress=False)
+    res = run_lab(base, tmp_path / "lab", LabPlan.smoke(), progress=False)
+    runs = json.loads((tmp_path / "lab" / "scores" / "summary.json").read_text())["runs"]
+    base_rel = runs["base_relation"]["metrics"]
+    assert base_rel["spatial_pos_detected"]["value"] >= 0.8  # the base draws both objects
+    m = runs["c_gen_rank_neutral"]["metrics"]["spatial_pos_acc"]
+    p = chance_test(m["value"], m["n"], m["chance"])
+    assert m["value"] > m["chance"] and p < 0.01, (m, p, res)
