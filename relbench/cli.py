@@ -74,6 +74,13 @@ def cmd_report(args) -> int:
     from relbench.reports import build_report
 
     out = Path(args.output) if args.output else Path(args.run_dirs[0]) / "report.html"
+    from relbench.reports.curves import build_curves, training_dirs
+
+    if all(training_dirs(d) for d in args.run_dirs):  # training / lab output directories: curves (issue 15)
+        out = Path(args.output) if args.output else Path(args.run_dirs[0]) / "curves.html"
+        info = build_curves(args.run_dirs, out)
+        print(f"report: {out} ({info['bytes'] / 1e6:.2f} MB, {info['seconds']:.1f}s)")
+        return 0
     info = build_report(args.run_dirs, out, baselines=args.baseline)
     print(f"report: {out} ({info['bytes'] / 1e6:.2f} MB, {info['seconds']:.1f}s)")
     return 0

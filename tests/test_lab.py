@@ -118,3 +118,36 @@ def test_smoke_lab_learns_the_relation_in_neutral_mode(tmp_path):
     m = runs["c_gen_rank_neutral"]["metrics"]["spatial_pos_acc"]
     p = chance_test(m["value"], m["n"], m["chance"])
     assert m["value"] > m["chance"] and p < 0.01, (m, p, res)
+
+
+def _fake_training_dir(d, name_suffix=""):
+    d.mkdir(parents=True)
+    lines = [{"step": 10, "l_gen": 1.0, "l_rank": 0.2, "loss": 1.2, "rank_acc": 0.5},
+             {"step": 20, "l_gen": 0.5, "l_rank": 0.1, "loss": 0.6, "rank_acc": 0.75},
+             {"event": "eval", "step": 20, "metrics": {"spatial_pos_acc": 0.5}}]
+    (d / "train_log.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    for step, v in ((10, 0.25), (20, 0.5)):
+        e = d / "eval" / f"step-{step:07d}"
+        e.mkdir(parents=True)
+        (e / "summary.json").write_text(json.dumps({"runs": {"graph_lora": {"metrics": {
+            "spatial_pos_acc": {"value": v, "ci_low": v - 0.1, "ci_high": v + 0.1, "chance": 0.28},
+            "mse_mean": {"value": 3.0 * v, "ci_low": None, "ci_high": None}}}}}))
+
+
+def test_training_curves_read_logs_intervals_chance_and_ceiling(tmp_path):
+    from relbench.reports.curves import build_curves, read_arm, training_dirs
+
+    _fake_training_dir(tmp_path / "lab" / "arms" / "a<b>")
+    _fake_training_dir(tmp_path / "lab" / "arms" / "c")
+    dirs = training_dirs(tmp_path / "lab")
+    assert [d.name for d in dirs] == ["a<b>", "c"]
+    arm = read_arm(dirs[0])
+    assert arm.losses["l_gen"].steps == [10, 20] and arm.losses["l_gen"].values == [1.0, 0.5]
+    acc = arm.metrics["spatial_pos_acc"]
+    assert acc.steps == [10, 20] and acc.values == [0.25, 0.5] and acc.lo == [0.15, 0.4]
+    assert acc.chance == 0.28 and acc.ceiling == 1.0
+    assert arm.metrics["mse_mean"].ceiling is None and arm.metrics["mse_mean"].chance is None
+    info = build_curves([tmp_path / "lab"], tmp_path / "curves.html")
+    html = (tmp_path / "curves.html").read_text()
+    assert "a&lt;b&gt;" in html and "<b>a<b></b>" not in html  # user text escaped
+    assert html.count("<svg") == 4 + 2 and info["bytes"] == len(html.encode())  # 4 loss rows, 2 metric rows
