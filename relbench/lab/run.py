@@ -149,8 +149,14 @@ def run_lab(base: str | Path, out: str | Path, plan: LabPlan = LabPlan(), progre
     t = time.perf_counter()
     _relbench(["compare", str(out / "scores"), "-o", str(out / "compare")], log)
     timings["compare_s"] = time.perf_counter() - t
+    from relbench.lab.table import write_table
+    from relbench.reports.curves import build_curves
+
+    write_table(out / "scores", out / "table", ("base", *plan.arms))
+    build_curves([out], out / "curves.html")
     timings["total_s"] = time.perf_counter() - t0
     result = {"base": str(base), "out": str(out), "arms": {a: str(d) for a, d in arm_dirs.items()},
-              "scores": str(out / "scores" / "summary.json"), "timings": timings}
+              "scores": str(out / "scores" / "summary.json"), "table": str(out / "table.md"),
+              "curves": str(out / "curves.html"), "timings": timings}
     (out / "lab.json").write_text(json.dumps(result, indent=1))
     return result
