@@ -40,10 +40,12 @@ def test_snapping_recovers_exact_boxes_from_perturbed_pixels():
 def test_snapping_rejects_ambiguous_pixels_and_stray_specks():
     img = np.full((32, 32, 3), BACKGROUND, np.uint8)
     img[4:10, 4:10] = COLOURS["red"]
-    # halfway between red and orange (94 apart, snapping radius 67/2): claimed by neither
-    img[20:26, 20:26] = (np.array(COLOURS["red"]) + np.array(COLOURS["orange"])) // 2
+    img[20:26, 20:26] = (128, 128, 128)  # grey: 86 from purple, its nearest entry (radius 67)
+    img[12:18, 20:26] = (200, 60, 50)  # 28 from red, 82 from orange: red
     px = snap_to_palette(img)
     assert (px[20:26, 20:26] == BACKGROUND).all() and (px[4:10, 4:10] == COLOURS["red"]).all()
+    assert (px[12:18, 20:26] == COLOURS["red"]).all()
+    img[12:18, 20:26] = BACKGROUND
     img[30, 30] = COLOURS["red"]  # a one-pixel speck far away must not stretch the box
     assert detect_objects_snapped(img, ["red square"])["red square"] == ((4.0, 4.0, 10.0, 10.0), 1.0)
     assert detect_objects(img, ["red square"])["red square"][0] == (4.0, 4.0, 31.0, 31.0)

@@ -80,15 +80,19 @@ def snap_to_palette(image: np.ndarray) -> np.ndarray:
     """Each pixel set to its nearest world colour (or the background) when unambiguous.
 
     Generated images (a trained model, not the renderer) never hit a palette colour exactly.
-    A pixel takes the nearest of COLOURS + BACKGROUND if it lies within half the smallest
-    distance between two palette entries (so no pixel can be claimed by two colours), else
-    the background: blends at edges and off-palette smudges count as no object.
+    A pixel takes the nearest of COLOURS + BACKGROUND (RGB distance) if that is closer than
+    the two closest palette entries are to each other (67 for yellow/orange), else the
+    background: off-palette smudges count as no object. A blend of an object colour with the
+    background snaps to whichever is nearer, so edges neither grow nor shrink a box by more
+    than a blend's width. A stricter radius (half that gap) rejected most pixels of a model
+    that draws recognisable but slightly shifted colours; colour shifts between neighbouring
+    palette entries are still errors (yellow drawn orange is not yellow).
     """
     from relbench.shapes.world import BACKGROUND
 
     palette = np.array([*COLOURS.values(), BACKGROUND], dtype=np.float32)
     gaps = np.linalg.norm(palette[:, None] - palette[None], axis=-1)
-    radius = gaps[gaps > 0].min() / 2
+    radius = gaps[gaps > 0].min()
     px = np.asarray(image[..., :3], dtype=np.float32)
     dist = np.linalg.norm(px[..., None, :] - palette, axis=-1)
     nearest = dist.argmin(-1)
