@@ -10,6 +10,7 @@ def add_lab_parser(sub) -> None:
     b.add_argument("--out", required=True, metavar="DIR", help="pipeline directory to write (resumes DIR.build/)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--smoke", action="store_true", help="the reduced base of the test suite's smoke lab")
+    b.add_argument("--flux-steps", type=int, metavar="N", help="transformer pretraining steps (default 1200)")
     b.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (1 is fastest on a busy machine)")
     b.add_argument("--no-progress", action="store_true")
     r = lsub.add_parser("run", help="train arms (a)-(d) with `relbench train`, score with `relbench run`, compare")
@@ -36,6 +37,10 @@ def cmd_lab(args) -> int:
         from relbench.lab.base import BaseConfig, build_base
 
         cfg = BaseConfig.smoke(args.seed) if args.smoke else BaseConfig(seed=args.seed)
+        if args.flux_steps is not None:
+            if args.flux_steps < 1:
+                raise UserError(f"lab build-base: --flux-steps must be at least 1, got {args.flux_steps}")
+            cfg = replace(cfg, flux_steps=args.flux_steps)
         build_base(args.out, cfg, progress=not args.no_progress)
         return 0
     from relbench.lab.run import ARMS, LabPlan, run_lab
