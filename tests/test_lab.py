@@ -104,6 +104,11 @@ def test_build_is_deterministic_and_resumes_exactly(tmp_path, monkeypatch):
     wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     assert json.loads((tmp_path / "a" / "lab_base.json").read_text())["max_sequence_length"] == 16
+    # continuing a written base: more steps on the transformer, recorded in lab_base.json
+    lab_base.continue_base(tmp_path / "a", tmp_path / "a2", 2, progress=False)
+    meta = json.loads((tmp_path / "a2" / "lab_base.json").read_text())
+    assert meta["continued"] == [{"steps": 2, "lr": 3e-4, "seed": cfg.seed + 1000}]
+    assert any(not torch.equal(wa[k], v) for k, v in _weights(tmp_path / "a2").items())
 
 
 @pytest.mark.skipif(not os.environ.get("RELBENCH_LAB_SMOKE"),

@@ -26,7 +26,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from relbench.errors import UserError
@@ -357,4 +357,39 @@ def build_base(out: str | Path, cfg: BaseConfig = BaseConfig(), progress: bool =
     shutil.rmtree(state_dir)
     if progress:
         print(f"lab base written to {out} in {time.perf_counter() - started:.0f} s")
+    return out
+
+
+def continue_base(src: str | Path, out: str | Path, steps: int, lr: float = 3e-4, progress: bool = True) -> Path:
+    """A base pretrained ``steps`` more transformer + text-encoder steps, starting from ``src``
+    (VAE unchanged). Batches are drawn with the source seed + 1000 * (round of continuation),
+    so a continued base is a function of (source config, steps, lr); lab_base.json lists the
+    rounds. Why: a base that does not yet follow its prompts can be trained on without
+    repeating the first stage."""
+    from diffusers import FluxPipeline
+
+    src, out = Path(src), Path(out)
+    meta = json.loads((src / "lab_base.json").read_text())
+    if (out / "model_index.json").exists():
+        raise UserError(f"lab build-base: {out} already holds a pipeline (model_index.json); choose another --out")
+    rounds = meta.get("continued", [])
+    cfg = BaseConfig(**meta["config"])
+    pipe = FluxPipeline.from_pretrained(str(src), local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    scenes_, x = _images(cfg)
+    z = _latents(pipe, x)
+    step_cfg = replace(cfg, seed=cfg.seed + 1000 * (len(rounds) + 1), flux_steps=steps, flux_lr=lr, save_every=10**9)
+    state_dir = out.with_name(out.name + ".build")
+    shutil.rmtree(state_dir, ignore_errors=True)
+    state_dir.mkdir(parents=True)
+    with open(state_dir / "log.jsonl", "a") as logf:
+        _train_flux(step_cfg, pipe, scenes_, z, state_dir, progress, lambda r: logf.write(json.dumps(r) + "\n"))
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    pipe.save_pretrained(str(tmp))
+    meta["continued"] = rounds + [{"steps": steps, "lr": lr, "seed": step_cfg.seed}]
+    (tmp / "lab_base.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+    tmp.rename(out)
+    (state_dir / "log.jsonl").replace(out.with_name(out.name + ".build-log.jsonl"))
+    shutil.rmtree(state_dir)
     return out

@@ -11,6 +11,8 @@ def add_lab_parser(sub) -> None:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--smoke", action="store_true", help="the reduced base of the test suite's smoke lab")
     b.add_argument("--flux-steps", type=int, metavar="N", help="transformer pretraining steps (default 1200)")
+    b.add_argument("--continue-from", metavar="SRC", help="train a written base --flux-steps more steps into --out")
+    b.add_argument("--lr", type=float, default=3e-4, help="with --continue-from: peak learning rate (default 3e-4)")
     b.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (1 is fastest on a busy machine)")
     b.add_argument("--no-progress", action="store_true")
     r = lsub.add_parser("run", help="train arms (a)-(d) with `relbench train`, score with `relbench run`, compare")
@@ -33,6 +35,13 @@ def cmd_lab(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.lab_command == "build-base" and args.continue_from:
+        from relbench.lab.base import continue_base
+
+        if not args.flux_steps or args.flux_steps < 1:
+            raise UserError("lab build-base: --continue-from needs --flux-steps N (N >= 1)")
+        continue_base(args.continue_from, args.out, args.flux_steps, args.lr, progress=not args.no_progress)
+        return 0
     if args.lab_command == "build-base":
         from relbench.lab.base import BaseConfig, build_base
 
