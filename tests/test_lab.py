@@ -161,3 +161,14 @@ def test_training_curves_read_logs_intervals_chance_and_ceiling(tmp_path):
     html = (tmp_path / "curves.html").read_text()
     assert "a&lt;b&gt;" in html and "<b>a<b></b>" not in html  # user text escaped
     assert html.count("<svg") == 4 + 2 and info["bytes"] == len(html.encode())  # 4 loss rows, 2 metric rows
+
+
+def test_real_flux_protocol_example_validates():
+    from pathlib import Path
+
+    from relbench.trainers._train_config import load_train_config
+
+    root = Path(__file__).resolve().parents[1]
+    cfg, _ = load_train_config(str(root / "examples" / "train_lab_flux_vg.yaml"))
+    assert cfg.eval.prompt_mode == "neutral" and cfg.eval.best_metric == "spatial_pos_acc"
+    assert cfg.objective.negatives.kinds == ["swap"] and cfg.lora.blocks == [7, 8, 9, 10, 11, 12]

@@ -65,5 +65,5 @@ def cmd_lab(args) -> int:
     if bad:
         raise UserError(f"lab run: --arms: unknown arm {bad[0]!r} (known: {', '.join(ARMS)})")
     res = run_lab(args.base, args.out, plan, progress=not args.no_progress)
-    print(f"lab: done in {res['timings']['total_s']:.0f} s; scores {res['scores']}; report: relbench lab report {args.out}")
+    print(f"lab: done in {res['timings']['total_s']:.0f} s; scores {res['scores']}; table {res['table']}; curves {res['curves']}")
     return 0
