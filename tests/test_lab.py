@@ -172,3 +172,11 @@ def test_real_flux_protocol_example_validates():
     cfg, _ = load_train_config(str(root / "examples" / "train_lab_flux_vg.yaml"))
     assert cfg.eval.prompt_mode == "neutral" and cfg.eval.best_metric == "spatial_pos_acc"
     assert cfg.objective.negatives.kinds == ["swap"] and cfg.lora.blocks == [7, 8, 9, 10, 11, 12]
+
+
+def test_lab_bad_input_is_one_line_exit_2(cli, tmp_path):
+    r = cli("lab", "run", "--base", str(tmp_path / "nope"), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "is not a lab base" in r.stderr
+    assert not (tmp_path / "o").exists()  # checked before anything is written
+    r = cli("lab", "build-base", "--out", str(tmp_path / "b"), "--flux-steps", "0")
+    assert r.returncode == 2 and "--flux-steps must be at least 1" in r.stderr and not (tmp_path / "b").exists()
