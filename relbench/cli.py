@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     from relbench.annotate.command import add_annotate_parser  # issue 14
 
     add_annotate_parser(sub)
+
+    from relbench.lab.cli import add_lab_parser  # argparse only: no torch at import
+
+    add_lab_parser(sub)
     return p
 
 
@@ -79,7 +83,13 @@ def cmd_report(args) -> int:
     from pathlib import Path
 
     from relbench.reports import build_report
+    from relbench.reports.curves import build_curves, training_dirs
 
+    if all(training_dirs(d) for d in args.run_dirs):  # training / lab output directories: curves (issue 15)
+        out = Path(args.output) if args.output else Path(args.run_dirs[0]) / "curves.html"
+        info = build_curves(args.run_dirs, out)
+        print(f"report: {out} ({info['bytes'] / 1e6:.2f} MB, {info['seconds']:.1f}s)")
+        return 0
     out = Path(args.output) if args.output else Path(args.run_dirs[0]) / "report.html"
     _refresh_human(args.run_dirs)  # issue 14
     info = build_report(args.run_dirs, out, baselines=args.baseline)
@@ -368,9 +378,15 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_lab(args) -> int:
+    from relbench.lab.cli import cmd_lab as run_lab_command
+
+    return run_lab_command(args)
+
+
 COMMANDS = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "train": cmd_train,
             "report": cmd_report, "compare": cmd_compare,  # report, compare: issue 6
-            "annotate": cmd_annotate}  # issue 14
+            "annotate": cmd_annotate, "lab": cmd_lab}  # annotate: issue 14; lab: issue 15
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -97,6 +97,18 @@ class ShapesDetector(Detector):
         return _placement_chance(pattern, rule_set, tuple(size), SHAPE_KINDS[0])
 
 
+@register_detector("shapes_snap")
+class SnappedShapesDetector(ShapesDetector):
+    """The shapes detector for images a model drew: pixels snapped to the nearest world colour
+    first, boxes from each colour's largest component (relbench.shapes.detect.snap_to_palette)."""
+
+    def __init__(self, options: Any, device: str | None = None):
+        super().__init__(options, device)
+        from relbench.shapes.detect import detect_objects_snapped
+
+        self._detect = detect_objects_snapped
+
+
 def _as_detection(found) -> Detection:
     if found is None:
         return None

@@ -1,0 +1,395 @@
+"""`relbench lab build-base`: a mini FLUX.1-schnell that draws the lab's shapes from text.
+
+The directory it writes is an ordinary diffusers FluxPipeline (FluxTransformer2DModel,
+AutoencoderKL, CLIPTextModel + T5EncoderModel with word-level tokenizers built here,
+FlowMatchEulerDiscreteScheduler with schnell's settings), so `relbench run --generator flux`
+and `relbench train` load it like the real model. Only the sizes differ (BaseConfig).
+
+Pretraining, in two stages, on shapes-world images drawn right for random triples:
+1. the VAE learns to reconstruct 32 px images through a 16x16x4 latent (scale factor 2);
+2. the transformer AND both text encoders learn rectified flow (z_t = (1-t) z0 + t eps,
+   target eps - z0, t logit-normal) from the prompt: the relation prompt with probability
+   ``relation_prompt_prob``, else the neutral one. Training the text encoders end to end is
+   what makes relation prompts carry the relation, as FLUX's T5 does: "red circle left of blue
+   square" and its swap differ only in word order, which the encoders must turn into
+   different conditions for the loss to fall. Neutral prompts teach drawing both objects
+   with no relation named, so the graph pathway later has something to steer.
+
+Every random draw comes from a generator seeded by (seed, stage, step), so a build is a pure
+function of its config, and a resumed build equals an uninterrupted one. State (weights,
+AdamW moments, step) is checkpointed as safetensors + JSON every ``save_every`` steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from relbench.errors import UserError
+
+CLIP_LEN = 16  # tokenizer_max_length of the CLIP tokenizer: every lab prompt fits
+T5_LEN = 16  # max_sequence_length the lab passes to `relbench run` / `relbench train`
+
+
+@dataclass(frozen=True)
+class BaseConfig:
+    seed: int = 0
+    images: int = 4000
+    vae_width: int = 16
+    vae_steps: int = 300
+    vae_batch: int = 16
+    vae_lr: float = 2e-3
+    flux_steps: int = 1200
+    flux_batch: int = 32
+    flux_lr: float = 1e-3
+    warmup: int = 100
+    relation_prompt_prob: float = 0.7
+    num_layers: int = 4  # double-stream blocks; the lab injects into 2-3
+    num_single_layers: int = 2
+    heads: int = 4
+    head_dim: int = 16
+    text_dim: int = 64
+    save_every: int = 250
+
+    @classmethod
+    def smoke(cls, seed: int = 0) -> "BaseConfig":
+        """The reduced base of the test suite's smoke lab (minutes on 2 cores)."""
+        return cls(seed=seed, images=2000, vae_steps=200, flux_steps=500, save_every=10_000)
+
+
+def word_tokenizer(max_length: int):
+    """A word-level tokenizer over the lab's words (WORDS); anything else is <unk>.
+
+    </s> has id 1 (not 2) so CLIPTextModel pools at the eos token rather than by its legacy
+    argmax-id rule.
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    from relbench.lab.world import WORDS
+
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
+    for w in WORDS:
+        vocab.setdefault(w, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", eos_token="</s>",
+                                   model_max_length=max_length)
+
+
+def build_pipeline(cfg: BaseConfig):
+    """The untrained mini FluxPipeline (weights seeded by cfg.seed)."""
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+
+    hidden = cfg.heads * cfg.head_dim
+    torch.manual_seed(cfg.seed)
+    transformer = FluxTransformer2DModel(
+        patch_size=1, in_channels=16, num_layers=cfg.num_layers, num_single_layers=cfg.num_single_layers,
+        attention_head_dim=cfg.head_dim, num_attention_heads=cfg.heads, joint_attention_dim=cfg.text_dim,
+        pooled_projection_dim=cfg.text_dim, guidance_embeds=False,
+        axes_dims_rope=[cfg.head_dim - 2 * (cfg.head_dim * 3 // 8), cfg.head_dim * 3 // 8, cfg.head_dim * 3 // 8],
+    )
+    assert hidden == transformer.inner_dim
+    torch.manual_seed(cfg.seed + 1)
+    vae = AutoencoderKL(
+        sample_size=32, in_channels=3, out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(cfg.vae_width, 2 * cfg.vae_width), layers_per_block=1, latent_channels=4, norm_num_groups=8,
+        use_quant_conv=False, use_post_quant_conv=False, mid_block_add_attention=False,
+        shift_factor=0.0, scaling_factor=1.0,
+    )
+    tokenizer, tokenizer_2 = word_tokenizer(CLIP_LEN), word_tokenizer(T5_LEN)
+    torch.manual_seed(cfg.seed + 2)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        bos_token_id=0, eos_token_id=1, pad_token_id=0, hidden_size=cfg.text_dim, intermediate_size=2 * cfg.text_dim,
+        num_attention_heads=4, num_hidden_layers=2, vocab_size=len(tokenizer), projection_dim=cfg.text_dim,
+        max_position_embeddings=CLIP_LEN,
+    ))
+    torch.manual_seed(cfg.seed + 3)
+    text_encoder_2 = T5EncoderModel(T5Config(
+        vocab_size=len(tokenizer_2), d_model=cfg.text_dim, d_kv=cfg.text_dim // 4, d_ff=2 * cfg.text_dim, num_layers=2,
+        num_heads=4, relative_attention_num_buckets=8, relative_attention_max_distance=16, dropout_rate=0.0,
+        pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+    ))
+    # schnell's scheduler: static shift 1.0, no resolution-dependent shifting
+    scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=False,
+                                                base_shift=0.5, max_shift=1.15, base_image_seq_len=256,
+                                                max_image_seq_len=4096)
+    pipe = FluxPipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
+                        text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2, transformer=transformer)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+# ---------------------------------------------------------------------------- state on disk
+
+
+def _save_state(path: Path, stage: str, step: int, modules: dict, opt, cfg: BaseConfig, extra: dict) -> None:
+    """Weights + AdamW moments as safetensors, position as JSON, written whole then renamed."""
+    from safetensors.torch import save_file
+
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    tensors = {f"{m}.{k}": v.detach().clone().contiguous() for m, mod in modules.items() for k, v in mod.state_dict().items()}
+    save_file(tensors, str(tmp / "weights.safetensors"))
+    moments = {}
+    for i, st in opt.state_dict()["state"].items():
+        for k, v in st.items():
+            moments[f"{i}.{k}"] = v.detach().reshape(-1).contiguous() if k == "step" else v.detach().contiguous()
+    save_file(moments, str(tmp / "optimizer.safetensors"))
+    (tmp / "state.json").write_text(json.dumps({"stage": stage, "step": step, "config": asdict(cfg), **extra}, indent=1))
+    old = path.with_name(path.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        path.rename(old)
+    tmp.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_state(path: Path, modules: dict, opt) -> dict:
+    import torch
+    from safetensors.torch import load_file
+
+    w = load_file(str(path / "weights.safetensors"))
+    for m, mod in modules.items():
+        mod.load_state_dict({k[len(m) + 1:]: v for k, v in w.items() if k.startswith(m + ".")})
+    moments = load_file(str(path / "optimizer.safetensors"))
+    sd = opt.state_dict()
+    state: dict = {}
+    for key, v in moments.items():
+        i, k = key.split(".", 1)
+        state.setdefault(int(i), {})[k] = v.reshape(()) if k == "step" else v
+    sd["state"] = state
+    opt.load_state_dict(sd)
+    torch.set_rng_state(torch.get_rng_state())  # nothing reads the global stream; kept explicit
+    return json.loads((path / "state.json").read_text())
+
+
+# ---------------------------------------------------------------------------- pretraining
+
+
+def _images(cfg: BaseConfig):
+    """All training images as float (N, 3, 32, 32) in [-1, 1], with their triples."""
+    import numpy as np
+    import torch
+
+    from relbench.lab.world import render_scene, scenes
+
+    sc = scenes(cfg.images, cfg.seed, "base")
+    arr = np.stack([render_scene(s) for s in sc])
+    x = torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return sc, x
+
+
+def _gen(cfg: BaseConfig, stage: str, step: int):
+    import torch
+
+    from relbench.trainers._train_data import sample_seed
+
+    return torch.Generator().manual_seed(sample_seed(cfg.seed, "lab-base", stage, step))
+
+
+def _lr(cfg: BaseConfig, base: float, step: int, total: int) -> float:
+    """Linear warmup, then cosine to 10%."""
+    if step < cfg.warmup:
+        return base * (step + 1) / cfg.warmup
+    p = (step - cfg.warmup) / max(1, total - cfg.warmup)
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def _train_vae(cfg, pipe, x, state_dir: Path, progress: bool, log) -> None:
+    import torch
+    from tqdm.auto import tqdm
+
+    vae = pipe.vae
+    vae.train()
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
+    start = 0
+    ck = state_dir / "vae"
+    if ck.exists():
+        start = _load_state(ck, {"vae": vae}, opt)["step"]
+    bar = tqdm(total=cfg.vae_steps, initial=start, desc="lab base: vae", disable=not progress, unit="step")
+    for step in range(start, cfg.vae_steps):
+        g = _gen(cfg, "vae", step)
+        idx = torch.randint(0, x.shape[0], (cfg.vae_batch,), generator=g)
+        batch = x[idx]
+        post = vae.encode(batch).latent_dist
+        z = post.mean + post.std * torch.randn(post.mean.shape, generator=g)
+        rec = vae.decode(z).sample
+        kl = 0.5 * (post.mean.pow(2) + post.var - 1.0 - post.logvar).mean()
+        loss = (rec - batch).pow(2).mean() + 1e-4 * kl
+        for grp in opt.param_groups:
+            grp["lr"] = _lr(cfg, cfg.vae_lr, step, cfg.vae_steps)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        if (step + 1) % 50 == 0:
+            log({"stage": "vae", "step": step + 1, "loss": loss.item(), "kl": kl.item()})
+        if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.vae_steps:
+            _save_state(ck, "vae", step + 1, {"vae": vae}, opt, cfg, {})
+    bar.close()
+    _save_state(ck, "vae", cfg.vae_steps, {"vae": vae}, opt, cfg, {})
+    vae.eval()
+
+
+def _latents(pipe, x):
+    """Posterior means of every image (as the trainer caches them), and the shift/scale that
+    give them zero mean and unit variance (stored in the VAE config, as FLUX's 0.1159/0.3611)."""
+    import torch
+
+    with torch.no_grad():
+        z = torch.cat([pipe.vae.encode(x[i:i + 256]).latent_dist.mean for i in range(0, x.shape[0], 256)])
+    shift, std = float(z.mean()), float(z.std())
+    pipe.vae.register_to_config(shift_factor=round(shift, 6), scaling_factor=round(1.0 / std, 6))
+    return (z - pipe.vae.config.shift_factor) * pipe.vae.config.scaling_factor
+
+
+def _train_flux(cfg, pipe, scenes, z, state_dir: Path, progress: bool, log) -> None:
+    import torch
+    from tqdm.auto import tqdm
+
+    from relbench.predicates import load_vocabulary
+    from relbench.prompts import neutral_prompt, relation_prompt
+    from relbench.trainers._flow import image_ids, noisy, pack
+
+    vocab = load_vocabulary()
+    prompts = [(relation_prompt(s.graph, vocab), neutral_prompt(s.graph, vocab)) for s in scenes]
+    mods = {"transformer": pipe.transformer, "text_encoder": pipe.text_encoder, "text_encoder_2": pipe.text_encoder_2}
+    params = [p for m in mods.values() for p in m.parameters()]
+    for m in mods.values():
+        m.train()
+    opt = torch.optim.AdamW(params, lr=cfg.flux_lr, weight_decay=0.01)
+    ck = state_dir / "flux"
+    start = _load_state(ck, mods, opt)["step"] if ck.exists() else 0
+    h, w = z.shape[-2:]
+    ids = image_ids(h, w, z.device, z.dtype)
+    txt_ids = torch.zeros(T5_LEN, 3)
+    bar = tqdm(total=cfg.flux_steps, initial=start, desc="lab base: transformer", disable=not progress, unit="step")
+    t0, window = time.perf_counter(), []
+    for step in range(start, cfg.flux_steps):
+        g = _gen(cfg, "flux", step)
+        idx = torch.randint(0, z.shape[0], (cfg.flux_batch,), generator=g)
+        use_rel = torch.rand(cfg.flux_batch, generator=g) < cfg.relation_prompt_prob
+        t = torch.sigmoid(torch.randn(cfg.flux_batch, generator=g))
+        eps = torch.randn(z[idx].shape, generator=g)
+        z0 = z[idx]
+        batch_prompts = [prompts[i][0 if r else 1] for i, r in zip(idx.tolist(), use_rel.tolist())]
+        embeds, pooled, _ = pipe.encode_prompt(batch_prompts, prompt_2=None, device="cpu", max_sequence_length=T5_LEN)
+        pred = pipe.transformer(hidden_states=pack(noisy(z0, eps, t)), timestep=t, guidance=None,
+                                pooled_projections=pooled, encoder_hidden_states=embeds, txt_ids=txt_ids,
+                                img_ids=ids, return_dict=False)[0]
+        loss = (pred - pack(eps - z0)).pow(2).mean()
+        for grp in opt.param_groups:
+            grp["lr"] = _lr(cfg, cfg.flux_lr, step, cfg.flux_steps)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        window.append(loss.item())
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        if (step + 1) % 50 == 0:
+            log({"stage": "transformer", "step": step + 1, "loss": sum(window) / len(window),
+                 "s_per_step": (time.perf_counter() - t0) / len(window)})
+            t0, window = time.perf_counter(), []
+        if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.flux_steps:
+            _save_state(ck, "flux", step + 1, mods, opt, cfg, {})
+    bar.close()
+    if start < cfg.flux_steps:
+        _save_state(ck, "flux", cfg.flux_steps, mods, opt, cfg, {})
+    for m in mods.values():
+        m.eval()
+
+
+def build_base(out: str | Path, cfg: BaseConfig = BaseConfig(), progress: bool = True, resume: bool = True) -> Path:
+    """Write the pretrained mini FLUX pipeline to ``out``; resumes a build interrupted there."""
+    import torch
+
+    out = Path(out)
+    if (out / "model_index.json").exists():
+        raise UserError(f"lab build-base: {out} already holds a pipeline (model_index.json); choose another --out")
+    state_dir = out.with_name(out.name + ".build")
+    if state_dir.exists():
+        prev = json.loads((state_dir / "config.json").read_text()) if (state_dir / "config.json").exists() else None
+        if prev is not None and prev != asdict(cfg):
+            raise UserError(f"lab build-base: {state_dir} holds a build with another config; delete it or use its settings")
+        if not resume:
+            shutil.rmtree(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    logf = open(state_dir / "log.jsonl", "a")
+
+    def log(rec):
+        logf.write(json.dumps(rec) + "\n")
+        logf.flush()
+
+    started = time.perf_counter()
+    pipe = build_pipeline(cfg)
+    scenes, x = _images(cfg)
+    _train_vae(cfg, pipe, x, state_dir, progress, log)
+    z = _latents(pipe, x)
+    _train_flux(cfg, pipe, scenes, z, state_dir, progress, log)
+    logf.close()
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    pipe.save_pretrained(str(tmp))
+    (tmp / "lab_base.json").write_text(json.dumps({
+        "config": asdict(cfg), "clip_max_length": CLIP_LEN, "max_sequence_length": T5_LEN,
+        "resolution": 32, "torch": torch.__version__,
+    }, indent=1, sort_keys=True))
+    if out.exists():
+        out.rmdir()  # an empty directory the user made; a non-empty one failed above or in rename
+    tmp.rename(out)
+    # the log holds wall times, so it stays out of the pipeline directory (whose bytes are
+    # a function of the config)
+    (state_dir / "log.jsonl").replace(out.with_name(out.name + ".build-log.jsonl"))
+    shutil.rmtree(state_dir)
+    if progress:
+        print(f"lab base written to {out} in {time.perf_counter() - started:.0f} s")
+    return out
+
+
+def continue_base(src: str | Path, out: str | Path, steps: int, lr: float = 3e-4, progress: bool = True) -> Path:
+    """A base pretrained ``steps`` more transformer + text-encoder steps, starting from ``src``
+    (VAE unchanged). Batches are drawn with the source seed + 1000 * (round of continuation),
+    so a continued base is a function of (source config, steps, lr); lab_base.json lists the
+    rounds. Why: a base that does not yet follow its prompts can be trained on without
+    repeating the first stage."""
+    from diffusers import FluxPipeline
+
+    src, out = Path(src), Path(out)
+    meta = json.loads((src / "lab_base.json").read_text())
+    if (out / "model_index.json").exists():
+        raise UserError(f"lab build-base: {out} already holds a pipeline (model_index.json); choose another --out")
+    rounds = meta.get("continued", [])
+    cfg = BaseConfig(**meta["config"])
+    pipe = FluxPipeline.from_pretrained(str(src), local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    scenes_, x = _images(cfg)
+    z = _latents(pipe, x)
+    step_cfg = replace(cfg, seed=cfg.seed + 1000 * (len(rounds) + 1), flux_steps=steps, flux_lr=lr, save_every=10**9)
+    state_dir = out.with_name(out.name + ".build")
+    shutil.rmtree(state_dir, ignore_errors=True)
+    state_dir.mkdir(parents=True)
+    with open(state_dir / "log.jsonl", "a") as logf:
+        _train_flux(step_cfg, pipe, scenes_, z, state_dir, progress, lambda r: logf.write(json.dumps(r) + "\n"))
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    pipe.save_pretrained(str(tmp))
+    meta["continued"] = rounds + [{"steps": steps, "lr": lr, "seed": step_cfg.seed}]
+    (tmp / "lab_base.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+    tmp.rename(out)
+    (state_dir / "log.jsonl").replace(out.with_name(out.name + ".build-log.jsonl"))
+    shutil.rmtree(state_dir)
+    return out

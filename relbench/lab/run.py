@@ -1,0 +1,162 @@
+"""`relbench lab run`: the seed's experiment on the mini base, with the project's own tools.
+
+Four arms of flux_graph_lora, trained by `relbench train` (unchanged, one YAML each) on the
+lab's JSONL suites; each arm's best checkpoint (by neutral-mode spatial accuracy on val) is
+scored by `relbench run` on the test suite in both prompt modes next to the base model (`flux`
+on the mini directory) and the shapes baselines; `relbench compare` gives the paired tests.
+
+    (a) L_gen, relation prompts              the seed
+    (b) L_gen, neutral-prompt dropout 0.5
+    (c) L_gen + L_rel_rank, relation prompts
+    (d) L_gen + L_rel_rank, dropout 0.5
+
+Every arm shares every other setting (LabPlan); nothing is tuned per arm.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from relbench.errors import UserError
+
+ARMS = {
+    "a_gen": {"rank_weight": 0.0, "neutral_prompt_prob": 0.0},
+    "b_gen_dropout": {"rank_weight": 0.0, "neutral_prompt_prob": 0.5},
+    "c_gen_rank": {"rank_weight": 1.0, "neutral_prompt_prob": 0.0},
+    "d_gen_rank_dropout": {"rank_weight": 1.0, "neutral_prompt_prob": 0.5},
+}
+SPATIAL = {"name": "spatial", "args": {"detector": "shapes_snap", "rule_set": "relbench"}}
+BEST_METRIC = "spatial_pos_acc"
+
+
+@dataclass
+class LabPlan:
+    n_train: int = 2000
+    n_val: int = 32
+    n_test: int = 96
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    steps: int = 600
+    batch_size: int = 16
+    lr: float = 1e-3
+    eval_every: int = 150
+    sample_steps: int = 4
+    arms: tuple[str, ...] = tuple(ARMS)
+    seed: int = 0
+
+    @classmethod
+    def smoke(cls) -> "LabPlan":
+        return cls(n_train=400, n_val=16, n_test=48, seeds=[0], steps=150, eval_every=150, arms=("c_gen_rank",))
+
+
+def _check_base(base: Path) -> dict:
+    meta = base / "lab_base.json"
+    if not (base / "model_index.json").is_file() or not meta.is_file():
+        raise UserError(f"lab run: {base} is not a lab base (no model_index.json / lab_base.json); "
+                        f"build one with `relbench lab build-base --out {base}`")
+    return json.loads(meta.read_text())
+
+
+def train_config(arm: str, plan: LabPlan, base: Path, data: dict, out: Path, blocks: list[int], msl: int) -> dict:
+    """The YAML mapping `relbench train` reads for one arm."""
+    return {
+        "model": str(base), "train_jsonl": str(data["train"]), "val_jsonl": str(data["val"]),
+        "output_dir": str(out), "resolution": 32, "epochs": 10_000, "max_steps": plan.steps,
+        "batch_size": plan.batch_size, "seed": plan.seed, "device": "cpu", "max_sequence_length": msl,
+        "encoder": {"kind": "text"},
+        "lora": {"rank": 8, "alpha": 8, "blocks": blocks, "targets": ["attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0"]},
+        "injection": {"blocks": blocks},
+        "objective": {**ARMS[arm], "negatives": {"kinds": ["swap"], "seed": 0}},
+        "optim": {"lr": plan.lr},
+        "eval": {"every_steps": plan.eval_every, "limit": plan.n_val, "seeds": [0], "metrics": ["pair_mse", SPATIAL],
+                 "prompt_mode": "neutral", "steps": plan.sample_steps, "best_metric": BEST_METRIC, "batch_size": 16},
+        "log_every": 10, "save_every": plan.eval_every,
+    }
+
+
+def score_benchmark(plan: LabPlan, base: Path, data: dict, arm_dirs: dict[str, Path], out: Path, msl: int) -> dict:
+    flux_args = {"model": str(base), "steps": plan.sample_steps, "max_sequence_length": msl, "device": "cpu"}
+    runs = []
+    for mode in ("relation", "neutral"):
+        runs.append({"name": f"base_{mode}", "generator": "flux", "prompt_mode": mode, "args": flux_args})
+        for arm, d in arm_dirs.items():
+            runs.append({"name": f"{arm}_{mode}", "generator": "flux_graph_lora", "prompt_mode": mode,
+                         "args": {**flux_args, "ckpt": str(d)}})
+    runs += [{"name": n, "generator": f"shapes_{n}"} for n in ("oracle", "ignore_relation", "inverse")]
+    return {"name": "lab", "suite": {"kind": "jsonl", "path": str(data["test"])}, "seeds": plan.seeds,
+            "negatives": {"kinds": ["swap"], "per_triple": "one", "seed": 0}, "resolution": 32, "batch_size": 16,
+            "metrics": ["pair_mse", SPATIAL], "runs": runs, "output_dir": str(out)}
+
+
+def _relbench(args: list[str], log: Path) -> None:
+    """One `relbench` command in its own process (as a user runs it), output appended to ``log``."""
+    with open(log, "a") as fh:
+        fh.write(f"$ relbench {' '.join(args)}\n")
+        fh.flush()
+        rc = subprocess.call([sys.executable, "-m", "relbench", *args], stdout=fh, stderr=subprocess.STDOUT)
+    if rc != 0:
+        raise UserError(f"lab run: `relbench {' '.join(args)}` failed (exit {rc}); see {log}")
+
+
+def run_lab(base: str | Path, out: str | Path, plan: LabPlan = LabPlan(), progress: bool = True) -> dict:
+    """Suites, arms, scores, comparison; returns where everything is. Rerunning resumes: a
+    finished arm (its last/ at plan.steps) and a finished scoring run are reused."""
+    import yaml
+
+    from relbench.lab.suites import write_suites
+
+    base, out = Path(base), Path(out)
+    meta = _check_base(base)
+    msl = int(meta["max_sequence_length"])
+    n_double = int(meta["config"]["num_layers"])
+    blocks = list(range(n_double // 2, n_double))
+    unknown = [a for a in plan.arms if a not in ARMS]
+    if unknown:
+        raise UserError(f"lab run: unknown arm {unknown[0]!r} (known: {', '.join(ARMS)})")
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "lab.log"
+    (out / "plan.json").write_text(json.dumps(asdict(plan), indent=1))
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    data = write_suites(out / "data", plan.n_train, plan.n_val, plan.n_test, plan.seed)
+    timings["suites_s"] = time.perf_counter() - t0
+    arm_dirs = {}
+    for arm in plan.arms:
+        t = time.perf_counter()
+        d = out / "arms" / arm
+        cfg_path = out / "configs" / f"{arm}.yaml"
+        cfg_path.parent.mkdir(parents=True, exist_ok=True)
+        cfg_path.write_text(yaml.safe_dump(train_config(arm, plan, base, data, d, blocks, msl), sort_keys=False))
+        state = d / "last" / "trainer_state" / "state.json"
+        done = state.is_file() and json.loads(state.read_text()).get("step") == plan.steps
+        if not done:
+            if progress:
+                print(f"lab: training arm {arm} ({plan.steps} steps) -> {d}", flush=True)
+            _relbench(["train", "--config", str(cfg_path), "--no-progress"] + (["--resume"] if (d / "last").exists() else []), log)
+        arm_dirs[arm] = d / "best" if (d / "best").exists() else d / "last"
+        timings[f"train_{arm}_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    bench = out / "configs" / "score.yaml"
+    bench.write_text(yaml.safe_dump(score_benchmark(plan, base, data, arm_dirs, out / "scores", msl), sort_keys=False))
+    if progress:
+        print(f"lab: scoring {len(arm_dirs)} arm(s), the base and the baselines -> {out / 'scores'}", flush=True)
+    _relbench(["run", "--config", str(bench), "--no-progress", "--no-report"], log)
+    timings["score_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    _relbench(["compare", str(out / "scores"), "-o", str(out / "compare")], log)
+    timings["compare_s"] = time.perf_counter() - t
+    from relbench.lab.table import write_table
+    from relbench.reports.curves import build_curves
+
+    write_table(out / "scores", out / "table", ("base", *plan.arms))
+    build_curves([out], out / "curves.html")
+    timings["total_s"] = time.perf_counter() - t0
+    result = {"base": str(base), "out": str(out), "arms": {a: str(d) for a, d in arm_dirs.items()},
+              "scores": str(out / "scores" / "summary.json"), "table": str(out / "table.md"),
+              "curves": str(out / "curves.html"), "timings": timings}
+    (out / "lab.json").write_text(json.dumps(result, indent=1))
+    return result

@@ -1,0 +1,162 @@
+"""The lab (docs/lab.md): snapping detector, mini base pipeline, exact resume, and the smoke lab.
+
+The smoke lab is the end-to-end check that the trainer still learns: a reduced base is
+pretrained, one arm (L_gen + L_rel_rank) is trained by `relbench train`, and its best
+checkpoint, scored by `relbench run` on held-out triples with NEUTRAL prompts (the graph is
+the only carrier of the relation), must beat the detector's chance with p < 0.01.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from relbench.data import Triple
+from relbench.lab.world import Scene, render_scene
+from relbench.shapes.detect import detect_objects, detect_objects_snapped, snap_to_palette
+from relbench.shapes.world import BACKGROUND, COLOURS
+
+
+def _scene():
+    return Scene((Triple("red circle", "left of", "blue square"),), seed=3)
+
+
+def test_snapping_recovers_exact_boxes_from_perturbed_pixels():
+    clean = render_scene(_scene())
+    rng = np.random.default_rng(0)
+    noisy = np.clip(clean.astype(int) + rng.integers(-20, 21, clean.shape), 0, 255).astype(np.uint8)
+    names = ["red circle", "blue square", "green circle"]
+    # exact matching finds nothing once no pixel has a palette colour exactly
+    assert detect_objects(noisy, names)["red circle"] is None
+    snapped = detect_objects_snapped(noisy, names)
+    exact = detect_objects(clean, names)
+    assert snapped["red circle"] == exact["red circle"] and snapped["blue square"] == exact["blue square"]
+    assert snapped["green circle"] is None and exact["green circle"] is None
+
+
+def test_snapping_rejects_ambiguous_pixels_and_stray_specks():
+    img = np.full((32, 32, 3), BACKGROUND, np.uint8)
+    img[4:10, 4:10] = COLOURS["red"]
+    img[20:26, 20:26] = (128, 128, 128)  # grey: 86 from purple, its nearest entry (radius 67)
+    img[12:18, 20:26] = (200, 60, 50)  # 28 from red, 82 from orange: red
+    px = snap_to_palette(img)
+    assert (px[20:26, 20:26] == BACKGROUND).all() and (px[4:10, 4:10] == COLOURS["red"]).all()
+    assert (px[12:18, 20:26] == COLOURS["red"]).all()
+    img[12:18, 20:26] = BACKGROUND
+    img[30, 30] = COLOURS["red"]  # a one-pixel speck far away must not stretch the box
+    assert detect_objects_snapped(img, ["red square"])["red square"] == ((4.0, 4.0, 10.0, 10.0), 1.0)
+    assert detect_objects(img, ["red square"])["red square"][0] == (4.0, 4.0, 31.0, 31.0)
+
+
+def test_pipeline_roundtrip_and_relation_in_text(tmp_path):
+    """The written directory loads as a FluxPipeline, and the text encoders' conditioning of a
+    relation prompt differs from its swap's (word order reaches the transformer)."""
+    import torch
+    from diffusers import FluxPipeline
+
+    from relbench.lab.base import T5_LEN, BaseConfig, build_pipeline
+
+    pipe = build_pipeline(BaseConfig.smoke())
+    pipe.save_pretrained(tmp_path / "p")
+    back = FluxPipeline.from_pretrained(tmp_path / "p", local_files_only=True)
+    a = "a photo of a red circle left of a blue square"
+    with torch.no_grad():
+        e1, p1, _ = back.encode_prompt(a, prompt_2=None, device="cpu", max_sequence_length=T5_LEN)
+        e0, p0, _ = pipe.encode_prompt(a, prompt_2=None, device="cpu", max_sequence_length=T5_LEN)
+        e2, _, _ = back.encode_prompt("a photo of a blue square left of a red circle", prompt_2=None, device="cpu",
+                                      max_sequence_length=T5_LEN)
+    assert torch.equal(e0, e1) and torch.equal(p0, p1)
+    assert e1.shape == (1, T5_LEN, 64) and not torch.allclose(e1, e2)
+    assert back.tokenizer_2.convert_ids_to_tokens(back.tokenizer_2(a)["input_ids"])[:3] == ["a", "photo", "of"]
+
+
+def _weights(path):
+    from safetensors.torch import load_file
+
+    return {k: v for k, v in sorted(load_file(str(path / "transformer" / "diffusion_pytorch_model.safetensors")).items())}
+
+
+def test_build_is_deterministic_and_resumes_exactly(tmp_path, monkeypatch):
+    import torch
+
+    from relbench.lab import base as lab_base
+    from relbench.lab.base import BaseConfig, build_base
+
+    cfg = replace(BaseConfig.smoke(), images=48, vae_steps=3, flux_steps=4, vae_batch=4, flux_batch=4, save_every=2)
+    build_base(tmp_path / "a", cfg, progress=False)
+    real = lab_base._save_state
+
+    def interrupt(path, stage, step, *a, **k):
+        real(path, stage, step, *a, **k)
+        if stage == "flux" and step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(lab_base, "_save_state", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        build_base(tmp_path / "b", cfg, progress=False)
+    assert not (tmp_path / "b" / "model_index.json").exists() and (tmp_path / "b.build" / "flux").is_dir()
+    monkeypatch.setattr(lab_base, "_save_state", real)
+    build_base(tmp_path / "b", cfg, progress=False)
+    wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert json.loads((tmp_path / "a" / "lab_base.json").read_text())["max_sequence_length"] == 16
+    # continuing a written base: more steps on the transformer, recorded in lab_base.json
+    lab_base.continue_base(tmp_path / "a", tmp_path / "a2", 2, progress=False)
+    meta = json.loads((tmp_path / "a2" / "lab_base.json").read_text())
+    assert meta["continued"] == [{"steps": 2, "lr": 3e-4, "seed": cfg.seed + 1000}]
+    assert any(not torch.equal(wa[k], v) for k, v in _weights(tmp_path / "a2").items())
+
+
+def _fake_training_dir(d, name_suffix=""):
+    d.mkdir(parents=True)
+    lines = [{"step": 10, "l_gen": 1.0, "l_rank": 0.2, "loss": 1.2, "rank_acc": 0.5},
+             {"step": 20, "l_gen": 0.5, "l_rank": 0.1, "loss": 0.6, "rank_acc": 0.75},
+             {"event": "eval", "step": 20, "metrics": {"spatial_pos_acc": 0.5}}]
+    (d / "train_log.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    for step, v in ((10, 0.25), (20, 0.5)):
+        e = d / "eval" / f"step-{step:07d}"
+        e.mkdir(parents=True)
+        (e / "summary.json").write_text(json.dumps({"runs": {"graph_lora": {"metrics": {
+            "spatial_pos_acc": {"value": v, "ci_low": v - 0.1, "ci_high": v + 0.1, "chance": 0.28},
+            "mse_mean": {"value": 3.0 * v, "ci_low": None, "ci_high": None}}}}}))
+
+
+def test_training_curves_read_logs_intervals_chance_and_ceiling(tmp_path):
+    from relbench.reports.curves import build_curves, read_arm, training_dirs
+
+    _fake_training_dir(tmp_path / "lab" / "arms" / "a<b>")
+    _fake_training_dir(tmp_path / "lab" / "arms" / "c")
+    dirs = training_dirs(tmp_path / "lab")
+    assert [d.name for d in dirs] == ["a<b>", "c"]
+    arm = read_arm(dirs[0])
+    assert arm.losses["l_gen"].steps == [10, 20] and arm.losses["l_gen"].values == [1.0, 0.5]
+    acc = arm.metrics["spatial_pos_acc"]
+    assert acc.steps == [10, 20] and acc.values == [0.25, 0.5] and acc.lo == [0.15, 0.4]
+    assert acc.chance == 0.28 and acc.ceiling == 1.0
+    assert arm.metrics["mse_mean"].ceiling is None and arm.metrics["mse_mean"].chance is None
+    info = build_curves([tmp_path / "lab"], tmp_path / "curves.html")
+    html = (tmp_path / "curves.html").read_text()
+    assert "a&lt;b&gt;" in html and "<b>a<b></b>" not in html  # user text escaped
+    assert html.count("<svg") == 4 + 2 and info["bytes"] == len(html.encode())  # 4 loss rows, 2 metric rows
+
+
+def test_real_flux_protocol_example_validates():
+    from pathlib import Path
+
+    from relbench.trainers._train_config import load_train_config
+
+    root = Path(__file__).resolve().parents[1]
+    cfg, _ = load_train_config(str(root / "examples" / "train_lab_flux_vg.yaml"))
+    assert cfg.eval.prompt_mode == "neutral" and cfg.eval.best_metric == "spatial_pos_acc"
+    assert cfg.objective.negatives.kinds == ["swap"] and cfg.lora.blocks == [7, 8, 9, 10, 11, 12]
+
+
+def test_lab_bad_input_is_one_line_exit_2(cli, tmp_path):
+    r = cli("lab", "run", "--base", str(tmp_path / "nope"), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "is not a lab base" in r.stderr
+    assert not (tmp_path / "o").exists()  # checked before anything is written
+    r = cli("lab", "build-base", "--out", str(tmp_path / "b"), "--flux-steps", "0")
+    assert r.returncode == 2 and "--flux-steps must be at least 1" in r.stderr and not (tmp_path / "b").exists()
