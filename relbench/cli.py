@@ -232,7 +232,7 @@ def _check_cli_args(runs: list, cli_args: dict) -> None:
                 if key in cli_args:
                     msg = err["msg"]
                     if err["type"] == "extra_forbidden":
-                        msg = f"unknown argument of {r['generator']} (allowed: {', '.join(cls.Args.model_fields)})"
+                        msg = f"unknown argument of {r['generator']} (allowed: {', '.join(cls.Args.model_fields) or 'none'})"
                     flag = "--ckpt" if key == "ckpt" else f"--arg {key}"
                     raise UserError(f"{flag}: {msg}") from None
 
