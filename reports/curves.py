@@ -17,7 +17,7 @@ from pathlib import Path
 
 from relbench.errors import UserError
 
-LOSS_KEYS = ("loss", "l_gen", "l_rank", "rank_acc", "l_clip", "clip_acc")
+LOSS_KEYS = ("loss", "l_gen", "l_rank", "rank_acc", "graph_sep", "l_clip", "clip_acc")
 
 
 @dataclass

@@ -67,7 +67,10 @@ def train_config(arm: str, plan: LabPlan, base: Path, data: dict, out: Path, blo
         "model": str(base), "train_jsonl": str(data["train"]), "val_jsonl": str(data["val"]),
         "output_dir": str(out), "resolution": 32, "epochs": 10_000, "max_steps": plan.steps,
         "batch_size": plan.batch_size, "seed": plan.seed, "device": "cpu", "max_sequence_length": msl,
-        "encoder": {"kind": "text"},
+        # frozen at its seeded random init: trained at the arms' lr (AdamW, 1e-3) its 24 ReLU
+        # layers blew up (activations 29 -> 1e5 in 10 steps) and mapped every graph to the
+        # same tokens (docs/lab.md); the injector's token projections still learn
+        "encoder": {"kind": "text"}, "train_encoder": False,
         "lora": {"rank": 8, "alpha": 8, "blocks": blocks, "targets": ["attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0"]},
         "injection": {"blocks": blocks},
         "objective": {**ARMS[arm], "negatives": {"kinds": ["swap"], "seed": 0}},
