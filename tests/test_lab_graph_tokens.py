@@ -90,3 +90,25 @@ def test_graph_separation_by_hand():
     both = Trainer.graph_separation(fake, ["a", "c"], ["b", "d"], torch.tensor([True, True]))
     assert float(both) == pytest.approx((16 + 25 + 16) ** 0.5 / (25 + 1) ** 0.5)
     assert torch.isnan(Trainer.graph_separation(fake, ["a"], ["b"], torch.tensor([False])))
+
+
+def test_collapsing_encoder_is_warned_about(tmp_path, capsys):
+    """The same arm with the encoder trained at the arms' lr (the lab before the fix) collapses
+    to identical g+ / g- tokens; the trainer says so in one warning instead of training on."""
+    from relbench.lab.run import LabPlan, train_config
+    from relbench.testing.flux import tiny_flux_pipeline
+    from relbench.trainers._train_config import TrainConfig
+    from relbench.trainers.flux_graph_lora import GRAPH_COLLAPSED, Trainer
+
+    tiny_flux_pipeline(clip_max_length=SEQ).save_pretrained(tmp_path / "flux-tiny")
+    train = _split(tmp_path)
+    cfg = train_config("c_gen_rank", LabPlan(), tmp_path / "flux-tiny", {"train": train, "val": train},
+                       tmp_path / "o", [0, 1], SEQ)
+    cfg.update(batch_size=2, max_steps=20, eval=None, progress=False, save_every=1000, log_every=10,
+               train_encoder=True)
+    Trainer(TrainConfig.model_validate(cfg)).run()
+    logged = [json.loads(x) for x in (tmp_path / "o" / "train_log.jsonl").read_text().splitlines()]
+    collapsed = [r["step"] for r in logged if r["graph_sep"] < GRAPH_COLLAPSED]
+    assert collapsed, [r["graph_sep"] for r in logged]
+    warnings = [x for x in capsys.readouterr().err.splitlines() if "graph_sep" in x and x.startswith("WARNING")]
+    assert len(warnings) == 1 and warnings[0].startswith(f"WARNING step {collapsed[0]}:"), warnings

@@ -478,6 +478,7 @@ class Trainer:
         if progress["step"] >= self.total_steps:
             self.say(f"nothing to train: the checkpoint is at step {progress['step']} of {self.total_steps}")
         window: dict = {}
+        collapse_warned: int | None = None  # the step of the one graph-collapse warning
         stopped, saved_at = None, progress["step"] if resume else None
         t_window = time.perf_counter()
         try:
@@ -509,6 +510,10 @@ class Trainer:
                     self._log(rec)
                     if not show:  # no bar (stderr is not a terminal, or --no-progress): one plain line
                         self.say(_log_line(rec, self.total_steps))
+                    if collapse_warned is None and rec.get("graph_sep") is not None \
+                            and rec["graph_sep"] < GRAPH_COLLAPSED:
+                        collapse_warned = step
+                        self.say(collapse_warning(step, rec["graph_sep"]))
                 eval_now = cfg.eval is not None and (
                     (cfg.eval.every_steps and step % cfg.eval.every_steps == 0)
                     or (step == self.total_steps and cfg.eval.at_end))
@@ -582,6 +587,17 @@ class Trainer:
         decision, best, since = self.dist.broadcast((decision, progress["best"], progress["evals_since_best"]))
         progress["best"], progress["evals_since_best"] = best, since
         return decision
+
+
+#: graph_sep below this is float rounding: the graph tokens of g+ and g- are the same (the lab's
+#: collapsed encoder measured 2e-7; healthy runs 1e-2 to 1)
+GRAPH_COLLAPSED = 1e-4
+
+
+def collapse_warning(step: int, sep: float) -> str:
+    return (f"WARNING step {step}: graph_sep {sep:.2g}: the graph tokens of g+ and g- are identical up to float "
+            f"rounding, so nothing trained after the encoder can tell the graphs apart (an encoder trained at too "
+            f"high a learning rate collapses this way: set optim.lr_encoder, e.g. 1e-5, or train_encoder: false)")
 
 
 def _plain_line(msg: str) -> None:
