@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from pathlib import Path
 CACHE_ENV = "RELBENCH_CACHE_DIR"
 _MAX_ENTRIES = 1024
 _RACY_NS = 3_000_000_000  # files changed this recently are not cached
+#: a Hugging Face cache link points to blobs/<sha256 of the bytes> (LFS files): no need to read it
+_BLOB_NAME = re.compile(r"^[0-9a-f]{64}$")
 
 
 def cache_file() -> Path:
@@ -37,10 +40,13 @@ def _read(path: Path) -> dict:
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of the file's bytes (cached while its size and mtime_ns stay the same)."""
+    """Hex sha256 of the file's bytes (cached while its size and mtime_ns stay the same; a link
+    into the Hugging Face cache is named by it already)."""
     from relbench.atomic import write_text
 
     p = Path(path).resolve()
+    if Path(path).is_symlink() and _BLOB_NAME.match(p.name):
+        return p.name
     st = p.stat()
     where = cache_file()
     hit = _read(where).get(str(p))
@@ -60,3 +66,9 @@ def file_sha256(path: str | os.PathLike) -> str:
         except OSError:
             pass  # a read-only cache directory costs speed, never correctness
     return digest
+
+
+def dir_sha256(path: str | os.PathLike, suffixes: tuple[str, ...]) -> dict[str, str]:
+    """{file name: sha256} of a model directory's files with these suffixes (weights, configs,
+    tokenizer files), so a score cache never mixes two models kept under one path."""
+    return {p.name: file_sha256(p) for p in sorted(Path(path).iterdir()) if p.is_file() and p.suffix in suffixes}

@@ -76,3 +76,17 @@ def test_damaged_or_unwritable_cache_costs_only_time(tmp_path, cache_dir, reads)
         assert file_sha256(f) == hashlib.sha256(b"abc").hexdigest()
     finally:
         cache_dir.chmod(0o700)
+
+
+def test_hugging_face_cache_link_is_named_by_its_digest(tmp_path, cache_dir, reads):
+    """huggingface_hub keeps LFS files in blobs/<sha256> behind a link: the name is the digest."""
+    data = b"weights"
+    blob = tmp_path / "blobs" / hashlib.sha256(data).hexdigest()
+    blob.parent.mkdir()
+    blob.write_bytes(data)
+    link = tmp_path / "snapshots" / "main" / "model.safetensors"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(blob)
+    assert file_sha256(link) == hashlib.sha256(data).hexdigest() and reads == []
+    assert file_sha256(blob) == hashlib.sha256(data).hexdigest() and len(reads) == 1  # a plain file is read
+    assert content_hash.dir_sha256(link.parent, (".safetensors",)) == {"model.safetensors": blob.name}

@@ -168,7 +168,7 @@ class GroundingDinoDetector(Detector):
         None while the model is not available locally (loading then says how to get it)."""
         from pathlib import Path
 
-        from relbench.content_hash import file_sha256
+        from relbench.content_hash import dir_sha256
 
         model = getattr(options, "model", None) or DEFAULT_GROUNDING_DINO
         path = Path(model).expanduser()
@@ -179,8 +179,7 @@ class GroundingDinoDetector(Detector):
                 path = Path(snapshot_download(model, local_files_only=True))
             except Exception:  # noqa: BLE001 - not cached (or not a repo id): nothing to hash yet
                 return None
-        files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".json", ".txt") and p.is_file())
-        return {p.name: file_sha256(p) for p in files} or None
+        return dir_sha256(path, (".safetensors", ".bin", ".json", ".txt")) or None
 
     def detect_many(self, items):
         import torch

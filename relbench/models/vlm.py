@@ -32,8 +32,6 @@ HOW = ("download it on a machine with network (e.g. `hf download Qwen/Qwen3-VL-8
        "and set the metric's model: to DIR, or to the repo id once it is in the Hugging Face cache "
        "(HF_HOME / HF_HUB_CACHE); nothing is downloaded")
 _WEIGHTS = ("*.safetensors", "*.bin")
-#: the same model's identity is cheap to recompute for HF-cache blobs (named by their sha256)
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def resolve(model: str, who: str = "vlm_judge") -> Path:
@@ -65,24 +63,12 @@ def _weight_files(path: Path) -> list[Path]:
     return sorted(p for pat in _WEIGHTS for p in path.glob(pat))
 
 
-def _file_hash(p: Path) -> str:
-    from relbench.content_hash import file_sha256
-
-    real = p.resolve()
-    if p.is_symlink() and _SHA256.match(real.name):  # HF cache blob: its name is its sha256
-        return real.name
-    return file_sha256(real)
-
-
 def identity(path: Path) -> dict:
     """Content identity of a model directory: sha256 of every weight, config, tokenizer and
-    processor file, so a score cache never mixes two different judges under one path. (Digests
-    of plain files are cached by relbench.content_hash; HF-cache blobs need no hashing.)"""
-    files = _weight_files(path) + sorted(
-        p for p in path.iterdir()
-        if p.is_file() and p.suffix in (".json", ".jinja", ".model", ".txt") and p.name != "README.md"
-    )
-    return {p.name: _file_hash(p) for p in files}
+    processor file, so a score cache never mixes two different judges under one path."""
+    from relbench.content_hash import dir_sha256
+
+    return dir_sha256(path, (".safetensors", ".bin", ".json", ".jinja", ".model", ".txt"))
 
 
 def default_dtype(device: str):
