@@ -133,6 +133,18 @@ def _as_dict(a: Agreement) -> dict:
     return {"n": a.n, "share": a.share, "share_ci": list(a.share_ci), "kappa": a.kappa, "kappa_ci": list(a.kappa_ci)}
 
 
+def agreement_by_predicate(a: Sequence[float | None], b: Sequence[float | None], clusters: Sequence[str],
+                           predicates: Sequence[str], *, resamples: int = 2000, seed: int = 0) -> dict:
+    """{"overall": {...}, "by_predicate": {p: {...}}}: ``agreement`` of all items and of each
+    predicate's items, as summary.json stores it (judge vs judge, and judge vs humans)."""
+    entry = {"overall": _as_dict(agreement(a, b, clusters, resamples=resamples, seed=seed)), "by_predicate": {}}
+    for p in sorted(set(predicates)):
+        idx = [i for i, q in enumerate(predicates) if q == p]
+        entry["by_predicate"][p] = _as_dict(agreement([a[i] for i in idx], [b[i] for i in idx],
+                                                      [clusters[i] for i in idx], resamples=resamples, seed=seed))
+    return entry
+
+
 def judge_agreement(rows: list[dict], geometric: Callable[[str], bool], *, resamples: int = 2000,
                     seed: int = 0) -> dict:
     """Per judge pair present in one run's rows: agreement overall and by predicate.
@@ -156,18 +168,11 @@ def judge_agreement(rows: list[dict], geometric: Callable[[str], bool], *, resam
         mine = [r for r in rows if scope == "all" or geometric(r["predicate"])]
         if not mine:
             continue
-
-        def verdicts(sub):
-            a = [r[c] for r in sub for c in cols[ja]]
-            b = [r[c] for r in sub for c in cols[jb]]
-            return a, b, [r["triple_id"] for r in sub for _ in (0, 1)]
-
-        entry = {"predicates": scope, "overall": _as_dict(agreement(*verdicts(mine), resamples=resamples, seed=seed)),
-                 "by_predicate": {}}
-        for p in sorted({r["predicate"] for r in mine}):
-            sub = [r for r in mine if r["predicate"] == p]
-            entry["by_predicate"][p] = _as_dict(agreement(*verdicts(sub), resamples=resamples, seed=seed))
-        out[f"{ja}~{jb}"] = entry
+        a = [r[c] for r in mine for c in cols[ja]]
+        b = [r[c] for r in mine for c in cols[jb]]
+        both = [(r["triple_id"], r["predicate"]) for r in mine for _ in (0, 1)]  # img_pos and img_neg
+        out[f"{ja}~{jb}"] = {"predicates": scope, **agreement_by_predicate(
+            a, b, [t for t, _ in both], [p for _, p in both], resamples=resamples, seed=seed)}
     return out
 
 

@@ -189,15 +189,10 @@ def judge_columns(specs: dict, summary: dict) -> dict[str, dict]:
     return out
 
 
-def _agreement_entry(a, b, clusters, resamples, seed) -> dict:
-    from relbench.agreement import agreement
-
-    r = agreement(a, b, clusters, resamples=resamples, seed=seed)
-    return {"n": r.n, "share": r.share, "share_ci": list(r.share_ci), "kappa": r.kappa, "kappa_ci": list(r.kappa_ci)}
-
-
 def judges_vs_humans(js: list[Judgment], rows: list[dict], judges: dict[str, dict], resamples: int, seed: int) -> dict:
     """Per judge: agreement of its verdict (1 / 0 / 0.5 tie / None) with the human majority."""
+    from relbench.agreement import agreement_by_predicate
+
     maj = majorities(js)
     row_of = {(r["run"], r["case_id"]): r for r in rows}
     out = {}
@@ -207,15 +202,10 @@ def judges_vs_humans(js: list[Judgment], rows: list[dict], judges: dict[str, dic
             row = row_of.get((run, case_id))
             v = None if row is None else row.get(info[side])
             items.append((v if isinstance(v, float) else None, m, j))
-        entry = {"metric": info["metric"], "columns": [info["pos"], info["neg"]],
-                 "overall": _agreement_entry([v for v, _, _ in items], [m for _, m, _ in items],
-                                             [j.triple_id for _, _, j in items], resamples, seed),
-                 "by_predicate": {}}
-        for pred in sorted({j.predicate for _, _, j in items}):
-            sub = [t for t in items if t[2].predicate == pred]
-            entry["by_predicate"][pred] = _agreement_entry([v for v, _, _ in sub], [m for _, m, _ in sub],
-                                                           [j.triple_id for _, _, j in sub], resamples, seed)
-        out[name] = entry
+        out[name] = {"metric": info["metric"], "columns": [info["pos"], info["neg"]],
+                     **agreement_by_predicate([v for v, _, _ in items], [m for _, m, _ in items],
+                                              [j.triple_id for _, _, j in items], [j.predicate for _, _, j in items],
+                                              resamples=resamples, seed=seed)}
     return out
 
 

@@ -76,20 +76,14 @@ def _item_id(run: str, case_id: str, side: str, image_key: str, kind: str) -> st
 
 def _candidates(index: int, run_dir: Path) -> tuple[list[Item], list[Item]]:
     """(generated images, reference images) of one run directory, captions in g+, g- order."""
-    from relbench.compare import read_samples
+    from relbench.compare import load_run_dir
     from relbench.store import ImageStore
 
-    if not (run_dir / "samples.csv").is_file() or not (run_dir / "summary.json").is_file():
-        raise UserError(f"{run_dir}: not a run directory (no samples.csv/summary.json; `relbench run --out {run_dir}` writes one)")
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{run_dir}/summary.json: cannot read: {exc}") from None
-    refs = {name for name, r in (summary.get("runs") or {}).items() if r.get("is_reference")}
+    rd = load_run_dir(run_dir)  # the usual one-line errors for a missing or broken directory
+    refs = {name for name, r in rd.summary["runs"].items() if r.get("is_reference")}
     store = ImageStore(run_dir / "images")
-    _, rows = read_samples(run_dir / "samples.csv")
     gen, ref = [], []
-    for r in rows:
+    for r in rd.rows:
         for side in SIDES:
             key = r.get(f"image_{side}") or ""
             if not key or not store.has(key):
