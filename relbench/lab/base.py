@@ -132,45 +132,33 @@ def build_pipeline(cfg: BaseConfig):
 
 
 def _save_state(path: Path, stage: str, step: int, modules: dict, opt, cfg: BaseConfig, extra: dict) -> None:
-    """Weights + AdamW moments as safetensors, position as JSON, written whole then renamed."""
+    """Weights + optimizer state as safetensors, position as JSON, written whole then swapped in
+    (the trainer's own state format and atomic swap)."""
     from safetensors.torch import save_file
 
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    from relbench.trainers._train_state import optimizer_to_files, swap_in, temp_dir_for
+
+    tmp = temp_dir_for(path)
     tensors = {f"{m}.{k}": v.detach().clone().contiguous() for m, mod in modules.items() for k, v in mod.state_dict().items()}
     save_file(tensors, str(tmp / "weights.safetensors"))
-    moments = {}
-    for i, st in opt.state_dict()["state"].items():
-        for k, v in st.items():
-            moments[f"{i}.{k}"] = v.detach().reshape(-1).contiguous() if k == "step" else v.detach().contiguous()
-    save_file(moments, str(tmp / "optimizer.safetensors"))
-    (tmp / "state.json").write_text(json.dumps({"stage": stage, "step": step, "config": asdict(cfg), **extra}, indent=1))
-    old = path.with_name(path.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if path.exists():
-        path.rename(old)
-    tmp.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
+    opt_tensors, opt_meta = optimizer_to_files(opt)
+    save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+    (tmp / "state.json").write_text(json.dumps({"stage": stage, "step": step, "config": asdict(cfg),
+                                                "optimizer": opt_meta, **extra}, indent=1))
+    swap_in(tmp, path)
 
 
 def _load_state(path: Path, modules: dict, opt) -> dict:
-    import torch
     from safetensors.torch import load_file
+
+    from relbench.trainers._train_state import optimizer_from_files
 
     w = load_file(str(path / "weights.safetensors"))
     for m, mod in modules.items():
         mod.load_state_dict({k[len(m) + 1:]: v for k, v in w.items() if k.startswith(m + ".")})
-    moments = load_file(str(path / "optimizer.safetensors"))
-    sd = opt.state_dict()
-    state: dict = {}
-    for key, v in moments.items():
-        i, k = key.split(".", 1)
-        state.setdefault(int(i), {})[k] = v.reshape(()) if k == "step" else v
-    sd["state"] = state
-    opt.load_state_dict(sd)
-    torch.set_rng_state(torch.get_rng_state())  # nothing reads the global stream; kept explicit
-    return json.loads((path / "state.json").read_text())
+    state = json.loads((path / "state.json").read_text())
+    optimizer_from_files(opt, load_file(str(path / "optimizer.safetensors")), state["optimizer"])
+    return state
 
 
 # ---------------------------------------------------------------------------- pretraining
