@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -45,6 +46,12 @@ def make_shapes_run(d: Path) -> Path:
     res = run_cli("run", "--config", str(d / "bench.yaml"), "--no-report")
     assert res.returncode == 0, res.stderr
     return d / "run"
+
+
+def fresh_copy(run_dir: Path, dst: Path) -> Path:
+    """A copy of a shared run directory without its answers and caches, for one test to change."""
+    shutil.copytree(run_dir, dst, ignore=shutil.ignore_patterns("human", "cache"))
+    return dst
 
 
 def make_hostile_run(d: Path) -> Path:

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from annotate_helpers import Server, make_shapes_run
+from annotate_helpers import Server, fresh_copy, make_shapes_run
 from conftest import run_cli
 from relbench.annotate import offline
 from relbench.annotate.plan import build_plan
@@ -23,14 +23,6 @@ from relbench.errors import UserError
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     return make_shapes_run(tmp_path_factory.mktemp("annotate"))
-
-
-def fresh_copy(run_dir, tmp_path):
-    import shutil
-
-    dst = tmp_path / "run"
-    shutil.copytree(run_dir, dst, ignore=shutil.ignore_patterns("human", "cache"))
-    return dst
 
 
 # --- plan ---------------------------------------------------------------------------------------
@@ -74,7 +66,7 @@ def test_plan_caps_at_what_exists_and_refuses_bad_input(run_dir, tmp_path):
 
 
 def test_answers_append_undo_and_torn_line(run_dir, tmp_path):
-    d = fresh_copy(run_dir, tmp_path)
+    d = fresh_copy(run_dir, tmp_path / "run")
     plan = build_plan([d], n=6)
     a, b = plan.items[0], plan.items[1]
     path = answers_path(d, "ann")
@@ -115,7 +107,7 @@ def _get(url, headers=None):
 
 def test_server_refuses_what_it_did_not_serve(run_dir, tmp_path):
     pytest.importorskip("starlette")
-    d = fresh_copy(run_dir, tmp_path)
+    d = fresh_copy(run_dir, tmp_path / "run")
     plan = build_plan([d], n=6)
     srv = Server([d], "ann", 6).start()
     try:
@@ -178,7 +170,7 @@ def _import_fails(d, tmp_path, sub, match):
 
 
 def test_export_is_self_contained_and_import_validates(run_dir, tmp_path):
-    d = fresh_copy(run_dir, tmp_path)
+    d = fresh_copy(run_dir, tmp_path / "run")
     res = run_cli("annotate", str(d), "--n", "8", "--export", str(tmp_path / "out"))
     assert res.returncode == 0, res.stderr
     page = next((tmp_path / "out").glob("*.html")).read_text()

@@ -13,7 +13,7 @@ import shutil
 
 import pytest
 
-from annotate_helpers import HOSTILE_TEXT, Server, make_hostile_run, make_shapes_run
+from annotate_helpers import HOSTILE_TEXT, Server, fresh_copy, make_hostile_run, make_shapes_run
 from conftest import run_cli
 from relbench.annotate.plan import build_plan
 from relbench.annotate.storage import annotator_answers, answers_path, read_events
@@ -173,7 +173,7 @@ def test_exported_page_answered_and_imported(dirs, browser, tmp_path):
     src_shapes, src_hostile = dirs
     shapes, hostile = tmp_path / "shapes", tmp_path / "hostile"
     for s, d in ((src_shapes, shapes), (src_hostile, hostile)):
-        shutil.copytree(s, d, ignore=shutil.ignore_patterns("human", "cache"))
+        fresh_copy(s, d)
     res = run_cli("annotate", str(shapes), str(hostile), "--n", str(N), "--export", str(tmp_path / "out"))
     assert res.returncode == 0, res.stderr
     html = next((tmp_path / "out").glob("*.html"))

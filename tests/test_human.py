@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from annotate_helpers import make_shapes_run
+from annotate_helpers import fresh_copy, make_shapes_run
 from conftest import run_cli
 from relbench.annotate.plan import build_plan
 from relbench.annotate.storage import Answer, Undo, answer_for, answers_path, append_event
@@ -96,8 +96,7 @@ def run_dir(tmp_path_factory):
 
 
 def test_summary_json_human_section_follows_the_answer_files(run_dir, tmp_path):
-    d = tmp_path / "run"
-    shutil.copytree(run_dir, d, ignore=shutil.ignore_patterns("human", "cache"))
+    d = fresh_copy(run_dir, tmp_path / "run")
     plan = build_plan([d], n=20)
     truth = {"oracle": True, "reference": True, "inverse": False}  # does the image show its own graph?
     for name in ("a", "b"):
