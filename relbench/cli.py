@@ -148,16 +148,20 @@ def _write_run_report(args, out) -> None:
     if getattr(args, "no_report", False):
         return
     import hashlib
+    import json
     from pathlib import Path
 
     import relbench.reports as reports
+    from relbench.code_identity import module_identity
 
     # a rerun that changed no result keeps the report it has (building one imports matplotlib and
-    # scipy: ~1.7 s, which would be most of a rerun); the manifest shown is the building run's
-    digest = hashlib.sha256()
-    code = [f for f in sorted(Path(reports.__file__).parent.rglob("*")) if f.suffix in (".py", ".j2")
-            and "__pycache__" not in f.parts]
-    for f in [out / "summary.json", out / "samples.csv"] + code:
+    # scipy: ~1.7 s, which would be most of a rerun); the manifest shown is the building run's.
+    # The key covers the report's code as plugin fingerprints do: its modules and the relbench
+    # modules they import (the number formatter lives in relbench.results), library versions,
+    # and the templates.
+    digest = hashlib.sha256(json.dumps(module_identity("relbench.reports")).encode())
+    templates = sorted((Path(reports.__file__).parent / "templates").glob("*.j2"))
+    for f in [out / "summary.json", out / "samples.csv"] + templates:
         digest.update(f.name.encode() + b"\0" + f.read_bytes())
     marker = out / "cache" / f"report-{digest.hexdigest()[:32]}"
     report = out / "report.html"

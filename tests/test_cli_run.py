@@ -50,6 +50,25 @@ def test_rerun_skips_everything_and_matches(cli, small_config, tmp_path):
     assert "results unchanged, kept" in res.stdout and report.stat().st_mtime_ns == built
 
 
+def test_report_is_rebuilt_when_the_code_it_renders_with_changes(cli, small_config, tmp_path, monkeypatch, capsys):
+    """The kept report.html is keyed by the report's code and the relbench modules it imports
+    (relbench.results formats every number), not by the reports folder alone."""
+    from types import SimpleNamespace
+
+    from relbench import cli as relbench_cli, code_identity
+
+    assert cli("run", "--config", str(small_config())).returncode == 0
+    out, args = tmp_path / "out", SimpleNamespace(no_report=False)
+    assert "relbench.results" in code_identity.import_closure("relbench.reports")[0]
+    relbench_cli._write_run_report(args, out)
+    assert "results unchanged, kept" in capsys.readouterr().out
+    real = code_identity.module_identity("relbench.reports")
+    monkeypatch.setattr(code_identity, "module_identity", lambda root: ("edited", real[1]))
+    relbench_cli._write_run_report(args, out)
+    printed = capsys.readouterr().out
+    assert "kept" not in printed and printed.startswith(f"report: {out / 'report.html'} (")
+
+
 def test_same_config_same_numbers_in_another_directory(cli, small_config, tmp_path):
     cfg = small_config()
     assert cli("run", "--config", str(cfg)).returncode == 0
