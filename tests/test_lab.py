@@ -157,3 +157,64 @@ def test_lab_bad_input_is_one_line_exit_2(cli, tmp_path):
     assert not (tmp_path / "o").exists()  # checked before anything is written
     r = cli("lab", "build-base", "--out", str(tmp_path / "b"), "--flux-steps", "0")
     assert r.returncode == 2 and "--flux-steps must be at least 1" in r.stderr and not (tmp_path / "b").exists()
+
+
+def test_evaluation_suites_hold_distinct_triples_and_never_keep_stale_photos(tmp_path):
+    """A generator's images depend on the triple and the seed, not the reference layout: a
+    triple repeated in val/test would be the same images counted twice as independent cases
+    (too narrow intervals). Training photos may repeat a triple (new layout each time)."""
+    from relbench.lab.suites import split_triples, write_suites
+    from relbench.lab.world import WORLDS
+
+    paths = write_suites(tmp_path / "d", n_train=60, n_val=20, n_test=96, seed=0)
+    recs = {k: [json.loads(x) for x in p.read_text().splitlines()] for k, p in paths.items()}
+    key = lambda r: (r["subject"], r["predicate"], r["object"])  # noqa: E731
+    train_t, held_t = split_triples(0)
+    assert len(held_t) == 108 and not set(train_t) & set(held_t)
+    for split in ("val", "test"):
+        assert len({key(r) for r in recs[split]}) == len(recs[split])  # distinct triples
+        assert {key(r) for r in recs[split]} <= {(t.subject, t.predicate, t.object) for t in held_t}
+    assert {key(r) for r in recs["train"]} <= {(t.subject, t.predicate, t.object) for t in train_t}
+    # the smoke world: four triples, all of them evaluated; asking for more cases is one line
+    smoke = write_suites(tmp_path / "s", n_train=8, n_val=4, n_test=4, seed=0, w=WORLDS["smoke"])
+    test = [json.loads(x) for x in smoke["test"].read_text().splitlines()]
+    assert {key(r) for r in test} == {(a, p, b) for a, b in (("red square", "blue square"), ("blue square", "red square"))
+                                      for p in ("left of", "right of")}
+    # the same directory rewritten for another world holds that world's photos, not the old ones
+    from PIL import Image
+
+    before = np.asarray(Image.open(tmp_path / "d" / "images" / "test-00000.png"))
+    write_suites(tmp_path / "d", n_train=8, n_val=4, n_test=4, seed=0, w=WORLDS["smoke"])
+    after = np.asarray(Image.open(tmp_path / "d" / "images" / "test-00000.png"))
+    assert not np.array_equal(before, after)
+    from relbench.errors import UserError
+
+    with pytest.raises(UserError, match="only 4 evaluation triples"):
+        write_suites(tmp_path / "x", n_train=8, n_val=4, n_test=5, seed=0, w=WORLDS["smoke"])
+
+
+def test_smoke_world_base_draws_only_its_objects():
+    from relbench.errors import UserError
+    from relbench.lab.base import BaseConfig, _images
+    from relbench.lab.world import world
+
+    cfg = replace(BaseConfig.smoke(), images=40)
+    scenes, x = _images(cfg)
+    names = {n for s in scenes for t in s.graph for n in (t.subject, t.object)}
+    assert names == {"red square", "blue square"} and {t.predicate for s in scenes for t in s.graph} == {"left of", "right of"}
+    assert x.shape == (40, 3, 32, 32) and float(x.min()) >= -1.0 and float(x.max()) <= 1.0
+    with pytest.raises(UserError, match="unknown world 'moon'"):
+        world("moon")
+
+
+def test_lab_run_refuses_a_plan_larger_than_the_bases_world_before_writing(tmp_path):
+    from relbench.errors import UserError
+    from relbench.lab.run import LabPlan, run_lab
+
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "model_index.json").write_text("{}")
+    (base / "lab_base.json").write_text(json.dumps({"config": {"world": "smoke", "num_layers": 4}, "max_sequence_length": 16}))
+    with pytest.raises(UserError, match="'smoke' world, which has 4 evaluation triples; the plan asks for 96"):
+        run_lab(base, tmp_path / "out", LabPlan(), progress=False)
+    assert not (tmp_path / "out").exists()

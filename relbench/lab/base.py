@@ -38,8 +38,10 @@ T5_LEN = 16  # max_sequence_length the lab passes to `relbench run` / `relbench 
 @dataclass(frozen=True)
 class BaseConfig:
     seed: int = 0
+    world: str = "lab"  # relbench.lab.world.WORLDS
     images: int = 4000
     vae_width: int = 16
+    vae_blocks: int = 2  # 2: 32 px -> 16x16x4 latents (64 tokens); 1: full resolution (256 tokens)
     vae_steps: int = 300
     vae_batch: int = 16
     vae_lr: float = 2e-3
@@ -57,8 +59,9 @@ class BaseConfig:
 
     @classmethod
     def smoke(cls, seed: int = 0) -> "BaseConfig":
-        """The reduced base of the test suite's smoke lab (minutes on 2 cores)."""
-        return cls(seed=seed, images=2000, vae_steps=200, flux_steps=500, save_every=10_000)
+        """The reduced base of the test suite's smoke lab: the smoke world (a red and a blue
+        square, left/right), about a minute on 2 cores."""
+        return cls(seed=seed, world="smoke", images=1000, vae_steps=150, flux_steps=300, save_every=10_000)
 
 
 def word_tokenizer(max_length: int):
@@ -100,8 +103,8 @@ def build_pipeline(cfg: BaseConfig):
     torch.manual_seed(cfg.seed + 1)
     vae = AutoencoderKL(
         sample_size=32, in_channels=3, out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-        block_out_channels=(cfg.vae_width, 2 * cfg.vae_width), layers_per_block=1, latent_channels=4, norm_num_groups=8,
+        down_block_types=("DownEncoderBlock2D",) * cfg.vae_blocks, up_block_types=("UpDecoderBlock2D",) * cfg.vae_blocks,
+        block_out_channels=tuple(cfg.vae_width * 2**i for i in range(cfg.vae_blocks)), layers_per_block=1, latent_channels=4, norm_num_groups=8,
         use_quant_conv=False, use_post_quant_conv=False, mid_block_add_attention=False,
         shift_factor=0.0, scaling_factor=1.0,
     )
@@ -169,9 +172,9 @@ def _images(cfg: BaseConfig):
     import numpy as np
     import torch
 
-    from relbench.lab.world import render_scene, scenes
+    from relbench.lab.world import render_scene, scenes, world
 
-    sc = scenes(cfg.images, cfg.seed, "base")
+    sc = scenes(cfg.images, cfg.seed, "base", world(cfg.world))
     arr = np.stack([render_scene(s) for s in sc])
     x = torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1.0
     return sc, x

@@ -40,6 +40,7 @@ class LabPlan:
     n_val: int = 32
     n_test: int = 96
     seeds: list[int] = field(default_factory=lambda: [0, 1])
+    eval_seeds: list[int] = field(default_factory=lambda: [0])  # the arms' evaluations on val
     steps: int = 600
     batch_size: int = 16
     lr: float = 1e-3
@@ -50,7 +51,9 @@ class LabPlan:
 
     @classmethod
     def smoke(cls) -> "LabPlan":
-        return cls(n_train=400, n_val=16, n_test=48, seeds=[0], steps=150, eval_every=150, arms=("c_gen_rank",))
+        """For a smoke base (its world has 4 triples, so evaluation images come from seeds)."""
+        return cls(n_train=400, n_val=4, n_test=4, seeds=list(range(12)), eval_seeds=[0, 1, 2, 3], steps=150,
+                   eval_every=150, arms=("d_gen_rank_dropout",))
 
 
 def _check_base(base: Path) -> dict:
@@ -75,7 +78,7 @@ def train_config(arm: str, plan: LabPlan, base: Path, data: dict, out: Path, blo
         "injection": {"blocks": blocks},
         "objective": {**ARMS[arm], "negatives": {"kinds": ["swap"], "seed": 0}},
         "optim": {"lr": plan.lr},
-        "eval": {"every_steps": plan.eval_every, "limit": plan.n_val, "seeds": [0], "metrics": ["pair_mse", SPATIAL],
+        "eval": {"every_steps": plan.eval_every, "limit": plan.n_val, "seeds": plan.eval_seeds, "metrics": ["pair_mse", SPATIAL],
                  "prompt_mode": "neutral", "steps": plan.sample_steps, "best_metric": BEST_METRIC, "batch_size": 16},
         "log_every": 10, "save_every": plan.eval_every,
     }
@@ -110,10 +113,16 @@ def run_lab(base: str | Path, out: str | Path, plan: LabPlan = LabPlan(), progre
     finished arm (its last/ at plan.steps) and a finished scoring run are reused."""
     import yaml
 
-    from relbench.lab.suites import write_suites
+    from relbench.lab.suites import split_triples, write_suites
+    from relbench.lab.world import world
 
     base, out = Path(base), Path(out)
     meta = _check_base(base)
+    w = world(meta["config"].get("world", "lab"))  # the suites use the world the base was built for
+    n_eval = len(split_triples(plan.seed, w)[1])
+    if max(plan.n_val, plan.n_test) > n_eval:
+        raise UserError(f"lab run: {base} was built for the {w.name!r} world, which has {n_eval} evaluation triples; "
+                        f"the plan asks for {max(plan.n_val, plan.n_test)} (use `--smoke` with a smoke base)")
     msl = int(meta["max_sequence_length"])
     n_double = int(meta["config"]["num_layers"])
     blocks = list(range(n_double // 2, n_double))
@@ -125,7 +134,7 @@ def run_lab(base: str | Path, out: str | Path, plan: LabPlan = LabPlan(), progre
     (out / "plan.json").write_text(json.dumps(asdict(plan), indent=1))
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    data = write_suites(out / "data", plan.n_train, plan.n_val, plan.n_test, plan.seed)
+    data = write_suites(out / "data", plan.n_train, plan.n_val, plan.n_test, plan.seed, w)
     timings["suites_s"] = time.perf_counter() - t0
     arm_dirs = {}
     for arm in plan.arms:

@@ -13,7 +13,7 @@ import random
 from pathlib import Path
 
 from relbench.data import Triple
-from relbench.lab.world import COLOURS, PREDICATES, SHAPES, SIZE, Scene, render_scene
+from relbench.lab.world import SIZE, WORLDS, Scene, World, render_scene
 
 
 def _record(scene: Scene, image: str | None) -> dict:
@@ -29,20 +29,23 @@ def _record(scene: Scene, image: str | None) -> dict:
     return rec
 
 
-def _triples() -> list[Triple]:
-    return [Triple(f"{c1} {s1}", p, f"{c2} {s2}") for c1 in COLOURS for s1 in SHAPES for p in PREDICATES
-            for c2 in COLOURS if c2 != c1 for s2 in SHAPES]
+def _triples(w: World) -> list[Triple]:
+    return [Triple(f"{c1} {s1}", p, f"{c2} {s2}") for c1 in w.colours for s1 in w.shapes for p in w.predicates
+            for c2 in w.colours if c2 != c1 for s2 in w.shapes]
 
 
-def split_triples(seed: int, held_out: float = 0.25) -> tuple[list[Triple], list[Triple]]:
-    """(train triples, held-out triples): a fixed share of all 432 lab triples never trained on."""
-    all_t = _triples()
+def split_triples(seed: int, w: World = WORLDS["lab"]) -> tuple[list[Triple], list[Triple]]:
+    """(train triples, evaluation triples): a fixed share (w.held_out) of the world's triples
+    (432 in the lab world) never trained on; a world holding none out evaluates on all."""
+    all_t = _triples(w)
     random.Random(f"lab-split:{seed}").shuffle(all_t)
-    k = int(round(len(all_t) * held_out))
-    return all_t[k:], all_t[:k]
+    k = int(round(len(all_t) * w.held_out))
+    return (all_t[k:], all_t[:k]) if k else (all_t, all_t)
 
 
 def _scenes_from(triples: list[Triple], n: int, seed: int, salt: str) -> list[Scene]:
+    """Training scenes: triples drawn with replacement, each with a layout of its own (a repeated
+    triple is a new photo)."""
     out = []
     for i in range(n):
         rng = random.Random(f"lab:{salt}:{seed}:{i}")
@@ -50,23 +53,40 @@ def _scenes_from(triples: list[Triple], n: int, seed: int, salt: str) -> list[Sc
     return out
 
 
-def write_suites(out: str | Path, n_train: int, n_val: int, n_test: int, seed: int = 0) -> dict[str, Path]:
+def _distinct_scenes(triples: list[Triple], n: int, seed: int, salt: str) -> list[Scene]:
+    """Evaluation scenes: ``n`` distinct triples. A generator's images depend on the triple (its
+    prompt and graph) and the sampling seed, not on the reference layout, so a repeated triple
+    would be the same images scored twice as if independent, and intervals would be too narrow;
+    more evaluation images come from more seeds, which the runner clusters by triple."""
+    from relbench.errors import UserError
+
+    if n > len(triples):
+        raise UserError(f"lab: {n} evaluation cases asked for, but the world has only {len(triples)} evaluation "
+                        "triples; use fewer cases and more seeds")
+    rng = random.Random(f"lab:{salt}:{seed}")
+    return [Scene((t,), rng.randrange(1 << 30)) for t in rng.sample(triples, n)]
+
+
+def write_suites(out: str | Path, n_train: int, n_val: int, n_test: int, seed: int = 0,
+                 w: World = WORLDS["lab"]) -> dict[str, Path]:
     """train.jsonl (with photos) over the training triples; val.jsonl and test.jsonl (with their
-    reference photos) over the held-out triples, with layouts of their own."""
+    reference photos) over distinct held-out triples, with layouts of their own. Every photo is
+    rendered again (milliseconds each), so a directory reused with another world or seed never
+    keeps a stale one."""
     from PIL import Image
 
     from relbench.atomic import write_text
 
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
-    train_t, held_t = split_triples(seed)
+    train_t, held_t = split_triples(seed, w)
     paths = {}
     for split, n, pool in (("train", n_train, train_t), ("val", n_val, held_t), ("test", n_test, held_t)):
         lines = []
-        for i, s in enumerate(_scenes_from(pool, n, seed, f"suite-{split}")):
+        pick = _scenes_from if split == "train" else _distinct_scenes
+        for i, s in enumerate(pick(pool, n, seed, f"suite-{split}")):
             name = f"images/{split}-{i:05d}.png"
-            if not (out / name).exists():
-                Image.fromarray(render_scene(s)).save(out / name)
+            Image.fromarray(render_scene(s)).save(out / name)
             rec = _record(s, name)
             rec["id"] = f"lab-{split}-{i:05d}"
             lines.append(json.dumps(rec))

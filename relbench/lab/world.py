@@ -1,4 +1,4 @@
-"""The lab's slice of the shapes world: few colours, four directional predicates, 32 px.
+"""The lab's slices of the shapes world: few colours, directional predicates, 32 px.
 
 Why four well-separated colours: generated pixels are never exactly a palette colour, so the
 detector snaps each pixel to the nearest lab colour (relbench.shapes.detect.snap_to_palette);
@@ -13,13 +13,46 @@ import random
 from dataclasses import dataclass
 
 from relbench.data import Graph, Triple
+from relbench.errors import UserError
 
 COLOURS = ("red", "green", "blue", "yellow")
 SHAPES = ("circle", "square", "triangle")
 PREDICATES = ("left of", "right of", "above", "below")
 SIZE = 32
-#: every word a lab prompt or graph name can hold (the word-level tokenizers' vocabulary)
+#: every word a lab prompt or graph name can hold (the word-level tokenizers' vocabulary, the
+#: same for every world so that a smoke base and a lab base tokenize alike)
 WORDS = ("a", "an", "photo", "of", "and", "left", "right", "above", "below") + COLOURS + SHAPES
+
+
+@dataclass(frozen=True)
+class World:
+    """Which objects and predicates a lab base and its suites use.
+
+    ``lab`` is the experiment's world. ``smoke`` is the test suite's: one shape, two colours,
+    left/right only, so every scene holds a red and a blue square and a base learns to draw
+    both within a minute; which one goes left is exactly what the graph pathway must learn
+    in neutral mode, the thing the smoke test checks.
+    """
+
+    name: str
+    colours: tuple[str, ...]
+    shapes: tuple[str, ...]
+    predicates: tuple[str, ...]
+    held_out: float  # share of the world's triples kept out of arm training (val/test draw from it)
+
+
+WORLDS = {
+    "lab": World("lab", COLOURS, SHAPES, PREDICATES, held_out=0.25),
+    # 4 triples: holding one out would leave val/test one triple; the smoke checks learning, not
+    # generalisation, so its val/test use every triple with layouts of their own
+    "smoke": World("smoke", ("red", "blue"), ("square",), ("left of", "right of"), held_out=0.0),
+}
+
+
+def world(name: str) -> World:
+    if name not in WORLDS:
+        raise UserError(f"lab: unknown world {name!r} (known: {', '.join(WORLDS)})")
+    return WORLDS[name]
 
 
 @dataclass(frozen=True)
@@ -30,17 +63,17 @@ class Scene:
     seed: int
 
 
-def random_triple(rng: random.Random) -> Triple:
-    c1, c2 = rng.sample(COLOURS, 2)
-    return Triple(f"{c1} {rng.choice(SHAPES)}", rng.choice(PREDICATES), f"{c2} {rng.choice(SHAPES)}")
+def random_triple(rng: random.Random, w: World = WORLDS["lab"]) -> Triple:
+    c1, c2 = rng.sample(w.colours, 2)
+    return Triple(f"{c1} {rng.choice(w.shapes)}", rng.choice(w.predicates), f"{c2} {rng.choice(w.shapes)}")
 
 
-def scenes(n: int, seed: int, salt: str) -> list[Scene]:
+def scenes(n: int, seed: int, salt: str, w: World = WORLDS["lab"]) -> list[Scene]:
     """``n`` scenes that depend only on (seed, salt, index): growing n keeps earlier ones."""
     out = []
     for i in range(n):
         rng = random.Random(f"lab:{salt}:{seed}:{i}")
-        out.append(Scene((random_triple(rng),), rng.randrange(1 << 30)))
+        out.append(Scene((random_triple(rng, w),), rng.randrange(1 << 30)))
     return out
 
 
