@@ -5,15 +5,18 @@ AutoencoderKL, CLIPTextModel + T5EncoderModel with word-level tokenizers built h
 FlowMatchEulerDiscreteScheduler with schnell's settings), so `relbench run --generator flux`
 and `relbench train` load it like the real model. Only the sizes differ (BaseConfig).
 
-Pretraining, in two stages, on shapes-world images drawn right for random triples:
+Pretraining, in three stages, on shapes-world images drawn right for random triples:
 1. the VAE learns to reconstruct 32 px images through a 16x16x4 latent (scale factor 2);
-2. the transformer AND both text encoders learn rectified flow (z_t = (1-t) z0 + t eps,
-   target eps - z0, t logit-normal) from the prompt: the relation prompt with probability
-   ``relation_prompt_prob``, else the neutral one. Training the text encoders end to end is
-   what makes relation prompts carry the relation, as FLUX's T5 does: "red circle left of blue
-   square" and its swap differ only in word order, which the encoders must turn into
-   different conditions for the loss to fall. Neutral prompts teach drawing both objects
-   with no relation named, so the graph pathway later has something to steer.
+2. the CLIP text tower learns contrastively against a throwaway vision tower, as CLIP-L was
+   pretrained before FLUX used it, so its pooled vector tells prompts (and the object names
+   the `text` graph encoder embeds with it) apart; it is frozen afterwards;
+3. the transformer AND the T5 encoder learn rectified flow (z_t = (1-t) z0 + t eps, target
+   eps - z0, t logit-normal shifted towards noise as in SD3/FLUX) from the prompt: the
+   relation prompt with probability ``relation_prompt_prob``, else the neutral one. Training
+   T5 end to end is what makes relation prompts carry the relation, as FLUX's T5 does: "red
+   circle left of blue square" and its swap differ only in word order, which the encoder must
+   turn into different conditions for the loss to fall. Neutral prompts teach drawing both
+   objects with no relation named, so the graph pathway later has something to steer.
 
 Every random draw comes from a generator seeded by (seed, stage, step), so a build is a pure
 function of its config, and a resumed build equals an uninterrupted one. State (weights,
@@ -45,9 +48,13 @@ class BaseConfig:
     vae_steps: int = 300
     vae_batch: int = 16
     vae_lr: float = 2e-3
+    clip_steps: int = 300  # contrastive pretraining of the CLIP text tower (0: none)
+    clip_batch: int = 64
+    clip_lr: float = 2e-3
     flux_steps: int = 1200
     flux_batch: int = 32
     flux_lr: float = 1e-3
+    t_shift: float = 3.0  # SD3/FLUX timestep shift of the logit-normal t (1: none)
     warmup: int = 100
     relation_prompt_prob: float = 0.7
     num_layers: int = 4  # double-stream blocks; the lab injects into 2-3
@@ -61,7 +68,7 @@ class BaseConfig:
     def smoke(cls, seed: int = 0) -> "BaseConfig":
         """The reduced base of the test suite's smoke lab: the smoke world (a red and a blue
         square, left/right), about a minute on 2 cores."""
-        return cls(seed=seed, world="smoke", images=1000, vae_steps=150, flux_steps=300, save_every=10_000)
+        return cls(seed=seed, world="smoke", images=1000, vae_steps=150, clip_steps=150, flux_steps=400, save_every=10_000)
 
 
 def word_tokenizer(max_length: int):
@@ -196,6 +203,18 @@ def _lr(cfg: BaseConfig, base: float, step: int, total: int) -> float:
     return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
 
 
+def _step(opt, params, loss, lr: float) -> None:
+    """One AdamW step at ``lr`` with the gradient norm clipped to 1 (every stage's update)."""
+    import torch
+
+    for grp in opt.param_groups:
+        grp["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+
+
 def _train_vae(cfg, pipe, x, state_dir: Path, progress: bool, log) -> None:
     import torch
     from tqdm.auto import tqdm
@@ -217,12 +236,7 @@ def _train_vae(cfg, pipe, x, state_dir: Path, progress: bool, log) -> None:
         rec = vae.decode(z).sample
         kl = 0.5 * (post.mean.pow(2) + post.var - 1.0 - post.logvar).mean()
         loss = (rec - batch).pow(2).mean() + 1e-4 * kl
-        for grp in opt.param_groups:
-            grp["lr"] = _lr(cfg, cfg.vae_lr, step, cfg.vae_steps)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        opt.step()
+        _step(opt, vae.parameters(), loss, _lr(cfg, cfg.vae_lr, step, cfg.vae_steps))
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if (step + 1) % 50 == 0:
@@ -232,6 +246,63 @@ def _train_vae(cfg, pipe, x, state_dir: Path, progress: bool, log) -> None:
     bar.close()
     _save_state(ck, "vae", cfg.vae_steps, {"vae": vae}, opt, cfg, {})
     vae.eval()
+
+
+def _train_clip(cfg, pipe, x, prompts, state_dir: Path, progress: bool, log) -> None:
+    """Contrastive image-text pretraining of the CLIP text tower, as CLIP-L was pretrained
+    before FLUX used it. Why: FLUX reads CLIP only through its pooled vector (the eos token), and
+    a CLIP trained through the flow loss alone left that vector almost the same for every prompt
+    (cosine 0.99 between "red circle left of blue square" and "green triangle above yellow
+    circle"), so neither the transformer's global conditioning nor the `text` graph encoder
+    (which embeds object names with it) could tell prompts apart. A throwaway vision tower
+    (4 px patches) is trained beside it and dropped."""
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import CLIPConfig, CLIPModel, CLIPVisionConfig
+
+    if cfg.clip_steps <= 0:
+        return
+    d = cfg.text_dim
+    torch.manual_seed(cfg.seed + 4)
+    model = CLIPModel(CLIPConfig(
+        text_config=pipe.text_encoder.config.to_dict(), projection_dim=d,
+        vision_config=CLIPVisionConfig(image_size=x.shape[-1], patch_size=4, hidden_size=d, intermediate_size=2 * d,
+                                       num_hidden_layers=2, num_attention_heads=4, num_channels=3).to_dict()))
+    model.text_model.load_state_dict(pipe.text_encoder.state_dict())
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.clip_lr, weight_decay=0.01)
+    ck = state_dir / "clip"
+    start = _load_state(ck, {"clip": model}, opt)["step"] if ck.exists() else 0
+    tok = pipe.tokenizer
+    bar = tqdm(total=cfg.clip_steps, initial=start, desc="lab base: clip", disable=not progress, unit="step")
+    for step in range(start, cfg.clip_steps):
+        g = _gen(cfg, "clip", step)
+        idx = torch.randperm(x.shape[0], generator=g)[: cfg.clip_batch]
+        use_rel = torch.rand(len(idx), generator=g) < cfg.relation_prompt_prob
+        texts = [prompts[i][0 if r else 1] for i, r in zip(idx.tolist(), use_rel.tolist())]
+        ids = tok(texts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
+        loss = model(input_ids=ids, pixel_values=x[idx], return_loss=True).loss
+        _step(opt, model.parameters(), loss, _lr(cfg, cfg.clip_lr, step, cfg.clip_steps))
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        if (step + 1) % 50 == 0:
+            log({"stage": "clip", "step": step + 1, "loss": loss.item()})
+        if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.clip_steps:
+            _save_state(ck, "clip", step + 1, {"clip": model}, opt, cfg, {})
+    bar.close()
+    if start < cfg.clip_steps:
+        _save_state(ck, "clip", cfg.clip_steps, {"clip": model}, opt, cfg, {})
+    pipe.text_encoder.load_state_dict(model.text_model.state_dict())
+    pipe.text_encoder.eval()
+
+
+def _prompts(scenes) -> list[tuple[str, str]]:
+    """(relation prompt, neutral prompt) of each scene, as `relbench run` writes them."""
+    from relbench.predicates import load_vocabulary
+    from relbench.prompts import neutral_prompt, relation_prompt
+
+    vocab = load_vocabulary()
+    return [(relation_prompt(s.graph, vocab), neutral_prompt(s.graph, vocab)) for s in scenes]
 
 
 def _latents(pipe, x):
@@ -250,13 +321,16 @@ def _train_flux(cfg, pipe, scenes, z, state_dir: Path, progress: bool, log) -> N
     import torch
     from tqdm.auto import tqdm
 
-    from relbench.predicates import load_vocabulary
-    from relbench.prompts import neutral_prompt, relation_prompt
     from relbench.trainers._flow import image_ids, noisy, pack
 
-    vocab = load_vocabulary()
-    prompts = [(relation_prompt(s.graph, vocab), neutral_prompt(s.graph, vocab)) for s in scenes]
-    mods = {"transformer": pipe.transformer, "text_encoder": pipe.text_encoder, "text_encoder_2": pipe.text_encoder_2}
+    prompts = _prompts(scenes)
+    # T5 learns with the transformer (it stands in for T5's own pretraining); a contrastively
+    # pretrained CLIP stays frozen, as FLUX's text encoders do
+    mods = {"transformer": pipe.transformer, "text_encoder_2": pipe.text_encoder_2}
+    if cfg.clip_steps <= 0:
+        mods["text_encoder"] = pipe.text_encoder
+    else:
+        pipe.text_encoder.requires_grad_(False)
     params = [p for m in mods.values() for p in m.parameters()]
     for m in mods.values():
         m.train()
@@ -272,7 +346,9 @@ def _train_flux(cfg, pipe, scenes, z, state_dir: Path, progress: bool, log) -> N
         g = _gen(cfg, "flux", step)
         idx = torch.randint(0, z.shape[0], (cfg.flux_batch,), generator=g)
         use_rel = torch.rand(cfg.flux_batch, generator=g) < cfg.relation_prompt_prob
-        t = torch.sigmoid(torch.randn(cfg.flux_batch, generator=g))
+        u = torch.sigmoid(torch.randn(cfg.flux_batch, generator=g))
+        # shifted towards noise, where layout and colours are decided (first sampling steps)
+        t = cfg.t_shift * u / (1 + (cfg.t_shift - 1) * u)
         eps = torch.randn(z[idx].shape, generator=g)
         z0 = z[idx]
         batch_prompts = [prompts[i][0 if r else 1] for i, r in zip(idx.tolist(), use_rel.tolist())]
@@ -281,12 +357,7 @@ def _train_flux(cfg, pipe, scenes, z, state_dir: Path, progress: bool, log) -> N
                                 pooled_projections=pooled, encoder_hidden_states=embeds, txt_ids=txt_ids,
                                 img_ids=ids, return_dict=False)[0]
         loss = (pred - pack(eps - z0)).pow(2).mean()
-        for grp in opt.param_groups:
-            grp["lr"] = _lr(cfg, cfg.flux_lr, step, cfg.flux_steps)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        _step(opt, params, loss, _lr(cfg, cfg.flux_lr, step, cfg.flux_steps))
         window.append(loss.item())
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
@@ -329,6 +400,7 @@ def build_base(out: str | Path, cfg: BaseConfig = BaseConfig(), progress: bool =
     pipe = build_pipeline(cfg)
     scenes, x = _images(cfg)
     _train_vae(cfg, pipe, x, state_dir, progress, log)
+    _train_clip(cfg, pipe, x, _prompts(scenes), state_dir, progress, log)
     z = _latents(pipe, x)
     _train_flux(cfg, pipe, scenes, z, state_dir, progress, log)
     logf.close()
@@ -364,7 +436,9 @@ def continue_base(src: str | Path, out: str | Path, steps: int, lr: float = 3e-4
     if (out / "model_index.json").exists():
         raise UserError(f"lab build-base: {out} already holds a pipeline (model_index.json); choose another --out")
     rounds = meta.get("continued", [])
-    cfg = BaseConfig(**meta["config"])
+    # a base written before a field existed was built as that field's legacy value says
+    legacy = {"world": "lab", "vae_blocks": 2, "clip_steps": 0, "t_shift": 1.0}
+    cfg = BaseConfig(**{**legacy, **meta["config"]})
     pipe = FluxPipeline.from_pretrained(str(src), local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     scenes_, x = _images(cfg)
