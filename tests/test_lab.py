@@ -100,6 +100,25 @@ def test_build_is_deterministic_and_resumes_exactly(tmp_path, monkeypatch):
     build_base(tmp_path / "b", cfg, progress=False)
     wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+    def interrupt_clip(path, stage, step, *a, **k):
+        real(path, stage, step, *a, **k)
+        if stage == "clip" and step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(lab_base, "_save_state", interrupt_clip)
+    with pytest.raises(KeyboardInterrupt):
+        build_base(tmp_path / "c", cfg, progress=False)
+    assert (tmp_path / "c.build" / "clip").is_dir() and not (tmp_path / "c.build" / "flux").exists()
+    monkeypatch.setattr(lab_base, "_save_state", real)
+    build_base(tmp_path / "c", cfg, progress=False)
+    wc = _weights(tmp_path / "c")
+    assert all(torch.equal(wa[k], wc[k]) for k in wa)
+    from safetensors.torch import load_file
+
+    clip_a = load_file(str(tmp_path / "a" / "text_encoder" / "model.safetensors"))
+    clip_c = load_file(str(tmp_path / "c" / "text_encoder" / "model.safetensors"))
+    assert clip_a.keys() == clip_c.keys() and all(torch.equal(clip_a[k], clip_c[k]) for k in clip_a)
     assert json.loads((tmp_path / "a" / "lab_base.json").read_text())["max_sequence_length"] == 16
     # continuing a written base: more steps on the transformer, recorded in lab_base.json
     lab_base.continue_base(tmp_path / "a", tmp_path / "a2", 2, progress=False)
