@@ -87,38 +87,32 @@ def test_build_is_deterministic_and_resumes_exactly(tmp_path, monkeypatch):
     build_base(tmp_path / "a", cfg, progress=False)
     real = lab_base._save_state
 
-    def interrupt(path, stage, step, *a, **k):
-        real(path, stage, step, *a, **k)
-        if stage == "flux" and step == 2:
-            raise KeyboardInterrupt
+    def interrupted_then_resumed(name: str, at_stage: str) -> None:
+        """Build into ``name``, killed right after the state at step 2 of ``at_stage`` is saved,
+        then rerun to completion."""
+        def interrupt(path, stage, step, *a, **k):
+            real(path, stage, step, *a, **k)
+            if stage == at_stage and step == 2:
+                raise KeyboardInterrupt
 
-    monkeypatch.setattr(lab_base, "_save_state", interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        build_base(tmp_path / "b", cfg, progress=False)
-    assert not (tmp_path / "b" / "model_index.json").exists() and (tmp_path / "b.build" / "flux").is_dir()
-    monkeypatch.setattr(lab_base, "_save_state", real)
-    build_base(tmp_path / "b", cfg, progress=False)
-    wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
-    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+        monkeypatch.setattr(lab_base, "_save_state", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            build_base(tmp_path / name, cfg, progress=False)
+        assert not (tmp_path / name / "model_index.json").exists() and (tmp_path / f"{name}.build" / at_stage).is_dir()
+        monkeypatch.setattr(lab_base, "_save_state", real)
+        build_base(tmp_path / name, cfg, progress=False)
 
-    def interrupt_clip(path, stage, step, *a, **k):
-        real(path, stage, step, *a, **k)
-        if stage == "clip" and step == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(lab_base, "_save_state", interrupt_clip)
-    with pytest.raises(KeyboardInterrupt):
-        build_base(tmp_path / "c", cfg, progress=False)
-    assert (tmp_path / "c.build" / "clip").is_dir() and not (tmp_path / "c.build" / "flux").exists()
-    monkeypatch.setattr(lab_base, "_save_state", real)
-    build_base(tmp_path / "c", cfg, progress=False)
-    wc = _weights(tmp_path / "c")
-    assert all(torch.equal(wa[k], wc[k]) for k in wa)
     from safetensors.torch import load_file
 
-    clip_a = load_file(str(tmp_path / "a" / "text_encoder" / "model.safetensors"))
-    clip_c = load_file(str(tmp_path / "c" / "text_encoder" / "model.safetensors"))
-    assert clip_a.keys() == clip_c.keys() and all(torch.equal(clip_a[k], clip_c[k]) for k in clip_a)
+    def clip(name):
+        return load_file(str(tmp_path / name / "text_encoder" / "model.safetensors"))
+
+    wa, ca = _weights(tmp_path / "a"), clip("a")
+    for name, stage in (("b", "flux"), ("c", "clip")):
+        interrupted_then_resumed(name, stage)
+        w, c = _weights(tmp_path / name), clip(name)
+        assert w.keys() == wa.keys() and all(torch.equal(wa[k], w[k]) for k in wa)
+        assert c.keys() == ca.keys() and all(torch.equal(ca[k], c[k]) for k in ca)
     assert json.loads((tmp_path / "a" / "lab_base.json").read_text())["max_sequence_length"] == 16
     # continuing a written base: more steps on the transformer, recorded in lab_base.json
     lab_base.continue_base(tmp_path / "a", tmp_path / "a2", 2, progress=False)
