@@ -205,6 +205,7 @@ def test_evaluation_suites_hold_distinct_triples_and_never_keep_stale_photos(tmp
 
     with pytest.raises(UserError, match="only 4 evaluation triples"):
         write_suites(tmp_path / "x", n_train=8, n_val=4, n_test=5, seed=0, w=WORLDS["smoke"])
+    assert not (tmp_path / "x").exists()  # refused before any photo of any split is written
 
 
 def test_smoke_world_base_draws_only_its_objects():

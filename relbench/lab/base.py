@@ -65,6 +65,13 @@ class BaseConfig:
     save_every: int = 250
 
     @classmethod
+    def from_meta(cls, meta: dict) -> "BaseConfig":
+        """The config a written base (its lab_base.json) was built with. A base written before a
+        field existed was built as that field's legacy value says."""
+        legacy = {"world": "lab", "vae_blocks": 2, "clip_steps": 0, "t_shift": 1.0}
+        return cls(**{**legacy, **meta["config"]})
+
+    @classmethod
     def smoke(cls, seed: int = 0) -> "BaseConfig":
         """The reduced base of the test suite's smoke lab: the smoke world (a red and a blue
         square, left/right), about a minute on 2 cores."""
@@ -317,13 +324,12 @@ def _latents(pipe, x):
     return (z - pipe.vae.config.shift_factor) * pipe.vae.config.scaling_factor
 
 
-def _train_flux(cfg, pipe, scenes, z, state_dir: Path, progress: bool, log) -> None:
+def _train_flux(cfg, pipe, prompts, z, state_dir: Path, progress: bool, log) -> None:
     import torch
     from tqdm.auto import tqdm
 
     from relbench.trainers._flow import image_ids, noisy, pack
 
-    prompts = _prompts(scenes)
     # T5 learns with the transformer (it stands in for T5's own pretraining); a contrastively
     # pretrained CLIP stays frozen, as FLUX's text encoders do
     mods = {"transformer": pipe.transformer, "text_encoder_2": pipe.text_encoder_2}
@@ -400,9 +406,10 @@ def build_base(out: str | Path, cfg: BaseConfig = BaseConfig(), progress: bool =
     pipe = build_pipeline(cfg)
     scenes, x = _images(cfg)
     _train_vae(cfg, pipe, x, state_dir, progress, log)
-    _train_clip(cfg, pipe, x, _prompts(scenes), state_dir, progress, log)
+    prompts = _prompts(scenes)
+    _train_clip(cfg, pipe, x, prompts, state_dir, progress, log)
     z = _latents(pipe, x)
-    _train_flux(cfg, pipe, scenes, z, state_dir, progress, log)
+    _train_flux(cfg, pipe, prompts, z, state_dir, progress, log)
     logf.close()
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -436,9 +443,7 @@ def continue_base(src: str | Path, out: str | Path, steps: int, lr: float = 3e-4
     if (out / "model_index.json").exists():
         raise UserError(f"lab build-base: {out} already holds a pipeline (model_index.json); choose another --out")
     rounds = meta.get("continued", [])
-    # a base written before a field existed was built as that field's legacy value says
-    legacy = {"world": "lab", "vae_blocks": 2, "clip_steps": 0, "t_shift": 1.0}
-    cfg = BaseConfig(**{**legacy, **meta["config"]})
+    cfg = BaseConfig.from_meta(meta)
     pipe = FluxPipeline.from_pretrained(str(src), local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     scenes_, x = _images(cfg)
@@ -448,7 +453,7 @@ def continue_base(src: str | Path, out: str | Path, steps: int, lr: float = 3e-4
     shutil.rmtree(state_dir, ignore_errors=True)
     state_dir.mkdir(parents=True)
     with open(state_dir / "log.jsonl", "a") as logf:
-        _train_flux(step_cfg, pipe, scenes_, z, state_dir, progress, lambda r: logf.write(json.dumps(r) + "\n"))
+        _train_flux(step_cfg, pipe, _prompts(scenes_), z, state_dir, progress, lambda r: logf.write(json.dumps(r) + "\n"))
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     pipe.save_pretrained(str(tmp))

@@ -113,19 +113,20 @@ def run_lab(base: str | Path, out: str | Path, plan: LabPlan = LabPlan(), progre
     finished arm (its last/ at plan.steps) and a finished scoring run are reused."""
     import yaml
 
+    from relbench.lab.base import BaseConfig
     from relbench.lab.suites import split_triples, write_suites
     from relbench.lab.world import world
 
     base, out = Path(base), Path(out)
     meta = _check_base(base)
-    w = world(meta["config"].get("world", "lab"))  # the suites use the world the base was built for
+    cfg = BaseConfig.from_meta(meta)
+    w = world(cfg.world)  # the suites use the world the base was built for
     n_eval = len(split_triples(plan.seed, w)[1])
     if max(plan.n_val, plan.n_test) > n_eval:
         raise UserError(f"lab run: {base} was built for the {w.name!r} world, which has {n_eval} evaluation triples; "
                         f"the plan asks for {max(plan.n_val, plan.n_test)} (use `--smoke` with a smoke base)")
     msl = int(meta["max_sequence_length"])
-    n_double = int(meta["config"]["num_layers"])
-    blocks = list(range(n_double // 2, n_double))
+    blocks = list(range(cfg.num_layers // 2, cfg.num_layers))
     unknown = [a for a in plan.arms if a not in ARMS]
     if unknown:
         raise UserError(f"lab run: unknown arm {unknown[0]!r} (known: {', '.join(ARMS)})")

@@ -77,14 +77,17 @@ def write_suites(out: str | Path, n_train: int, n_val: int, n_test: int, seed: i
 
     from relbench.atomic import write_text
 
+    train_t, held_t = split_triples(seed, w)
+    # every split's scenes are chosen (and a size the world cannot hold refused) before any file is written
+    chosen = {"train": _scenes_from(train_t, n_train, seed, "suite-train"),
+              "val": _distinct_scenes(held_t, n_val, seed, "suite-val"),
+              "test": _distinct_scenes(held_t, n_test, seed, "suite-test")}
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
-    train_t, held_t = split_triples(seed, w)
     paths = {}
-    for split, n, pool in (("train", n_train, train_t), ("val", n_val, held_t), ("test", n_test, held_t)):
+    for split, scenes in chosen.items():
         lines = []
-        pick = _scenes_from if split == "train" else _distinct_scenes
-        for i, s in enumerate(pick(pool, n, seed, f"suite-{split}")):
+        for i, s in enumerate(scenes):
             name = f"images/{split}-{i:05d}.png"
             Image.fromarray(render_scene(s)).save(out / name)
             rec = _record(s, name)
