@@ -13,16 +13,16 @@ import random
 from pathlib import Path
 
 from relbench.data import Triple
-from relbench.lab.world import SIZE, WORLDS, Scene, World, render_scene
+from relbench.lab.world import SIZE, WORLDS, Scene, World, place_scene, render_scene
 
 
-def _record(scene: Scene, image: str | None) -> dict:
+def _record(scene: Scene, image: str | None, w: World) -> dict:
     t = scene.graph[0]
     rec = {"id": None, "subject": t.subject, "predicate": t.predicate, "object": t.object, "meta": {"layout_seed": scene.seed}}
     if image is not None:
-        from relbench.shapes.world import layout, pixel_box, scene_rng
+        from relbench.shapes.world import pixel_box
 
-        objs = {o.name: o for o in layout(scene.graph, scene_rng(scene.seed, scene.graph, "lab"), (SIZE, SIZE), "satisfy")}
+        objs = {o.name: o for o in place_scene(scene, w)}
         rec.update(image=image, image_size=[SIZE, SIZE],
                    subject_box=[float(v) for v in pixel_box(objs[t.subject])],
                    object_box=[float(v) for v in pixel_box(objs[t.object])])
@@ -89,8 +89,8 @@ def write_suites(out: str | Path, n_train: int, n_val: int, n_test: int, seed: i
         lines = []
         for i, s in enumerate(scenes):
             name = f"images/{split}-{i:05d}.png"
-            Image.fromarray(render_scene(s)).save(out / name)
-            rec = _record(s, name)
+            Image.fromarray(render_scene(s, w)).save(out / name)
+            rec = _record(s, name, w)
             rec["id"] = f"lab-{split}-{i:05d}"
             lines.append(json.dumps(rec))
         paths[split] = out / f"{split}.jsonl"

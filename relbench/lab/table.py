@@ -12,10 +12,14 @@ import json
 from pathlib import Path
 
 KEYS = ("spatial_pos_detected", "spatial_pos_acc", "spatial_pos_acc_given_detected", "spatial_pair_acc", "mse_mean")
+#: the keys whose chance a world may set (relbench.lab.world.World.chance)
+WORLD_CHANCE_KEYS = ("spatial_pos_acc", "spatial_pos_acc_given_detected")
 
 
-def lab_table(scores: str | Path, arms: tuple[str, ...]) -> dict:
-    """``arms``: the run-name stems scored in both modes (``base`` and the trained arms)."""
+def lab_table(scores: str | Path, arms: tuple[str, ...], world_chance: float | None = None) -> dict:
+    """``arms``: the run-name stems scored in both modes (``base`` and the trained arms).
+    ``world_chance``: the world's own chance for relation accuracy, replacing the detector's
+    random-placement model where the world's layouts make that one too low (the smoke world)."""
     from relbench.compare import chance_test, collect_runs, compare_paired, load_run_dir
 
     runs = collect_runs([load_run_dir(scores)])
@@ -27,8 +31,10 @@ def lab_table(scores: str | Path, arms: tuple[str, ...]) -> dict:
             if not e or e.get("value") is None:
                 continue
             cell = {x: e.get(x) for x in ("value", "ci_low", "ci_high", "n", "chance")}
-            if e.get("chance") is not None and e.get("n"):
-                cell["p_chance"] = chance_test(e["value"], e["n"], e["chance"])
+            if world_chance is not None and k in WORLD_CHANCE_KEYS:
+                cell["chance"] = world_chance
+            if cell.get("chance") is not None and e.get("n"):
+                cell["p_chance"] = chance_test(e["value"], e["n"], cell["chance"])
             row[k] = cell
         rows.append(row)
     by = {r.label: r for r in runs}
@@ -46,7 +52,7 @@ def lab_table(scores: str | Path, arms: tuple[str, ...]) -> dict:
             d = compare_paired(ra, rn, "spatial_pos_acc")
             if d is not None:
                 paired.append({k2: d.get(k2) for k2 in ("key", "run", "against", "value", "ci_low", "ci_high", "p_value")})
-    return {"rows": rows, "paired": paired}
+    return {"rows": rows, "paired": paired, "world_chance": world_chance}
 
 
 def _fmt(cell: dict | None) -> str:
@@ -67,6 +73,9 @@ def table_markdown(t: dict) -> str:
         lines.append(f"| {r['run']} | {r.get('prompt_mode') or '—'} | {_fmt(r.get('spatial_pos_detected'))} | "
                      f"{_fmt(r.get('spatial_pos_acc'))} | {_fmt(r.get('spatial_pos_acc_given_detected'))} | "
                      f"{_fmt(r.get('spatial_pair_acc'))} |")
+    if t.get("world_chance") is not None:
+        lines += ["", f"Chance of relation accuracy: {t['world_chance']:.3f}, the world's own (a generator that draws its "
+                      "layouts but ignores the relation), not the detector's random-placement model."]
     lines += ["", "| paired test (b − a, shared cases) | key | difference [95% CI] | p |", "|---|---|---|---|"]
     for p in t["paired"]:
         lo = "—" if p["ci_low"] is None else f"{p['ci_low']:+.3f}"
@@ -76,10 +85,10 @@ def table_markdown(t: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table(scores: str | Path, out_prefix: str | Path, arms: tuple[str, ...]) -> dict:
+def write_table(scores: str | Path, out_prefix: str | Path, arms: tuple[str, ...], world_chance: float | None = None) -> dict:
     from relbench.atomic import write_text
 
-    t = lab_table(scores, arms)
+    t = lab_table(scores, arms, world_chance)
     write_text(f"{out_prefix}.json", json.dumps(t, indent=1))
     write_text(f"{out_prefix}.md", table_markdown(t))
     return t

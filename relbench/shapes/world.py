@@ -146,14 +146,14 @@ def _offset(pred: str, rng: random.Random, sa: float, sb: float, kind_b: str) ->
     raise UserError(f"the shapes world cannot draw the predicate {pred!r} (it draws: {', '.join(DRAWABLE)})")
 
 
-def layout(graph: Graph, rng: random.Random, size: tuple[int, int], mode: str) -> list[Placed]:
+def layout(graph: Graph, rng: random.Random, size: tuple[int, int], mode: str, object_scale: float = 1.0) -> list[Placed]:
     """Place every object of a graph. mode: 'satisfy' (right), 'violate' (wrong), 'random'.
 
     Graphs must be trees over their objects (each triple introduces at most one new object),
     which covers every single-triple case and chains such as A on B, B left of C.
     """
     width, height = size
-    scale = min(width, height) / 256
+    scale = min(width, height) / 256 * object_scale
     for _ in range(200):
         placed: dict[str, Placed] = {}
         ok = True
