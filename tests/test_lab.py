@@ -307,3 +307,23 @@ def test_every_lab_prompt_word_is_in_the_tokenizers_vocabulary():
             ids = tok(text).input_ids
             assert tok.unk_token_id not in ids, text
             assert len(ids) <= 16, text
+
+
+def test_layout_chance_is_one_over_the_worlds_directions():
+    """A generator that learned a world's layouts but ignores the relation draws one of the
+    world's directions: every layout the world draws satisfies exactly the predicate it was drawn
+    for (relbench's rules, checked per layout below), so its chance is 1/4 in the lab world and
+    1/2 in the smoke world, not the detector's random-placement 0.28 (which would put a
+    relation-blind smoke base above chance)."""
+    from relbench.lab.world import layout_chance, place_scene
+    from relbench.shapes.world import pixel_box
+    from relbench.spatial_rules import relation_holds
+
+    assert layout_chance(WORLDS["smoke"]) == 0.5
+    assert layout_chance(WORLDS["lab"]) == 0.25
+    w = WORLDS["lab"]
+    for drawn in w.predicates:
+        for seed in range(20):
+            objs = {o.name: pixel_box(o) for o in place_scene(Scene((Triple("red circle", drawn, "blue square"),), seed), w)}
+            held = [p for p in w.predicates if relation_holds("relbench", p, objs["red circle"], objs["blue square"])]
+            assert held == [drawn]

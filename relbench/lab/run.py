@@ -116,7 +116,7 @@ def run_lab(base: str | Path, out: str | Path, plan: LabPlan = LabPlan(), progre
 
     from relbench.lab.base import BaseConfig
     from relbench.lab.suites import split_triples, write_suites
-    from relbench.lab.world import world
+    from relbench.lab.world import layout_chance, world
 
     base, out = Path(base), Path(out)
     meta = _check_base(base)
@@ -166,7 +166,7 @@ def run_lab(base: str | Path, out: str | Path, plan: LabPlan = LabPlan(), progre
     from relbench.lab.table import write_table
     from relbench.reports.curves import build_curves
 
-    write_table(out / "scores", out / "table", ("base", *plan.arms), w.chance)
+    write_table(out / "scores", out / "table", ("base", *plan.arms), layout_chance(w))
     build_curves([out], out / "curves.html")
     timings["total_s"] = time.perf_counter() - t0
     result = {"base": str(base), "out": str(out), "arms": {a: str(d) for a, d in arm_dirs.items()},

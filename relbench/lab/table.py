@@ -12,14 +12,15 @@ import json
 from pathlib import Path
 
 KEYS = ("spatial_pos_detected", "spatial_pos_acc", "spatial_pos_acc_given_detected", "spatial_pair_acc", "mse_mean")
-#: the keys whose chance a world may set (relbench.lab.world.World.chance)
+#: the keys whose chance is the world's layout chance (relbench.lab.world.layout_chance)
 WORLD_CHANCE_KEYS = ("spatial_pos_acc", "spatial_pos_acc_given_detected")
 
 
 def lab_table(scores: str | Path, arms: tuple[str, ...], world_chance: float | None = None) -> dict:
     """``arms``: the run-name stems scored in both modes (``base`` and the trained arms).
-    ``world_chance``: the world's own chance for relation accuracy, replacing the detector's
-    random-placement model where the world's layouts make that one too low (the smoke world)."""
+    ``world_chance``: the world's own chance for relation accuracy (a generator that draws the
+    world's layouts but ignores the relation), replacing the detector's random-placement model,
+    which is too low for such a generator (0.28 against 0.5 in the smoke world)."""
     from relbench.compare import chance_test, collect_runs, compare_paired, load_run_dir
 
     runs = collect_runs([load_run_dir(scores)])
