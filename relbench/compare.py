@@ -194,7 +194,7 @@ def paired_difference(
 
     ``clusters`` gives each row's triple (any hashable); seeds of a triple move together.
     """
-    from relbench.stats import _statistic_fn, cluster_bootstrap_many
+    from relbench.stats import MIN_TRIPLES, _statistic_fn, cluster_bootstrap_many
 
     xa, xb = np.asarray(xa, dtype=float), np.asarray(xb, dtype=float)
     n = len(xa)
@@ -205,7 +205,11 @@ def paired_difference(
     fn = _statistic_fn(statistic)
     ones = np.ones((1, n))
     value = float(fn(xb, ones)[0] - fn(xa, ones)[0])
-    out = {"value": value, "ci_low": value, "ci_high": value, "n": n, "n_triples": k, "p_value": 1.0}
+    # the interval follows stats.MIN_TRIPLES; the permutation p is exact at any k (it cannot
+    # fall below 2 / 2**k, so few triples simply cannot show a difference)
+    few = k < MIN_TRIPLES
+    out = {"value": value, "ci_low": None if few else value, "ci_high": None if few else value, "n": n,
+           "n_triples": k, "p_value": 1.0}
     if np.array_equal(xa, xb) or k < 2:
         return out
     if statistic == "mean":  # paired rows share weights: the difference of means is the mean difference

@@ -374,7 +374,7 @@ def format_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-UNDEFINED = "–"  # an interval (or value) that cannot be computed, e.g. from fewer than two triples
+UNDEFINED = "–"  # an interval (or value) that cannot be computed, e.g. from fewer than stats.MIN_TRIPLES triples
 
 
 def number(v, digits: int = 4, missing: str = UNDEFINED) -> str:

@@ -17,10 +17,14 @@ from seed_fixture import case_rows, clip_scores, mse_values, write_run_dir
 
 
 def test_identical_runs_differ_by_nothing():
-    x = [0.0, 1.0, 1.0, 0.0, 1.0, 0.5]
-    d = paired_difference(x, x, ["a", "a", "b", "b", "c", "c"])
+    x = [0.0, 1.0, 1.0, 0.0, 1.0, 0.5] * 4
+    cl = [f"t{i // 2}" for i in range(24)]
+    d = paired_difference(x, x, cl)
     assert (d["value"], d["ci_low"], d["ci_high"], d["p_value"]) == (0.0, 0.0, 0.0, 1.0)
-    assert d["n"] == 6 and d["n_triples"] == 3
+    assert d["n"] == 24 and d["n_triples"] == 12
+    # three triples: the same difference and p, but too few triples for an interval (stats.MIN_TRIPLES)
+    few = paired_difference(x[:6], x[:6], cl[:6])
+    assert (few["value"], few["ci_low"], few["ci_high"], few["p_value"], few["n_triples"]) == (0.0, None, None, 1.0, 3)
 
 
 def test_five_triples_all_improved_exact_p():
@@ -29,7 +33,11 @@ def test_five_triples_all_improved_exact_p():
     cl = [t for t in "abcde" for _ in range(2)]
     d = paired_difference([0.0] * 10, [1.0] * 10, cl)
     assert d["value"] == 1.0 and d["p_value"] == pytest.approx(2 / 32)
-    assert d["ci_low"] == d["ci_high"] == 1.0  # every resample has the same difference
+    # every resample has the same difference, but five triples are too few to call that an interval
+    assert d["ci_low"] is None and d["ci_high"] is None
+    # ten such triples: the exact p is 2/1024 and the interval is the point
+    d10 = paired_difference([0.0] * 20, [1.0] * 20, [t for t in "abcdefghij" for _ in range(2)])
+    assert d10["p_value"] == pytest.approx(2 / 1024) and d10["ci_low"] == d10["ci_high"] == 1.0
 
 
 def test_sign_flip_matches_scipy_permutation_test():

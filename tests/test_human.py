@@ -34,11 +34,15 @@ def test_human_aggregates_by_hand():
     assert agg["human_majority_acc"]["value"] == pytest.approx(2 / 3) and agg["human_majority_acc"]["n"] == 3
     for k in ("human_acc", "human_pos_acc", "human_majority_acc"):
         e = agg[k]
-        assert e["chance"] == 0.5 and e["metric"] == "human" and e["ci_low"] <= e["value"] <= e["ci_high"]
-    # two triples: a resample holds t1 twice, t2 twice or one of each, so human_acc's interval is
-    # spanned by t2 alone (0.75) and t1 alone (2.5/4 = 0.625)
-    assert agg["human_acc"]["ci_low"] == pytest.approx(0.625) and agg["human_acc"]["ci_high"] == pytest.approx(0.75)
+        # two triples: too few for an interval (relbench.stats.MIN_TRIPLES)
+        assert e["chance"] == 0.5 and e["metric"] == "human" and e["ci_low"] is None and e["ci_high"] is None
     assert agg["human_cant_tell"]["chance"] is None
+    # the same judgments on ten copies of each triple: the same values, intervals around them,
+    # resampling triples (t1's copies give 2.5/4 = 0.625, t2's 0.75: no resample leaves that span)
+    many = [J(j.annotator, f"{j.image[1]}-{r}", f"{j.triple_id}-{r}", j.score, side=j.image[2]) for r in range(10) for j in TABLE]
+    agg10 = _aggregates(many, resamples=500, seed=0)
+    e = agg10["human_acc"]
+    assert e["value"] == pytest.approx(4 / 6) and 0.625 <= e["ci_low"] < e["value"] < e["ci_high"] <= 0.75
 
 
 def test_majority_rule():

@@ -63,11 +63,12 @@ def test_point_statistics_by_hand():
 
 
 def test_cluster_bootstrap_value_ci_and_n():
-    vals = [1.0, 0.0, None, 1.0, 1.0, 0.0]
-    res = cluster_bootstrap(vals, ["a", "a", "a", "b", "b", "c"], "mean", n_resamples=500, seed=0)
-    assert res["n"] == 5 and res["value"] == pytest.approx(3 / 5)
-    assert 0.0 <= res["ci_low"] <= res["value"] <= res["ci_high"] <= 1.0
-    assert res == cluster_bootstrap(vals, ["a", "a", "a", "b", "b", "c"], "mean", n_resamples=500, seed=0)
+    vals = [1.0, 0.0, None, 1.0, 1.0, 0.0] * 4
+    cl = [f"{t}{r}" for r in range(4) for t in ("a", "a", "a", "b", "b", "c")]  # 12 triples
+    res = cluster_bootstrap(vals, cl, "mean", n_resamples=500, seed=0)
+    assert res["n"] == 20 and res["value"] == pytest.approx(3 / 5) and res["n_triples"] == 12
+    assert 0.0 <= res["ci_low"] < res["value"] < res["ci_high"] <= 1.0
+    assert res == cluster_bootstrap(vals, cl, "mean", n_resamples=500, seed=0)
 
 
 def test_cluster_bootstrap_resamples_triples_not_rows():
@@ -110,13 +111,16 @@ def test_interval_with_three_correlated_seeds_per_triple():
 
 def test_degenerate_inputs():
     assert cluster_bootstrap([None, None], ["a", "b"])["n"] == 0
-    const = cluster_bootstrap([2.0, 2.0, 2.0], ["a", "b", "c"])
-    assert const == {"value": 2.0, "ci_low": 2.0, "ci_high": 2.0, "n": 3, "n_triples": 3}
+    const = cluster_bootstrap([2.0] * 10, list("abcdefghij"))
+    assert const == {"value": 2.0, "ci_low": 2.0, "ci_high": 2.0, "n": 10, "n_triples": 10}
+    # below MIN_TRIPLES (10) even a constant gets no interval: 9 triples say too little
+    assert cluster_bootstrap([2.0] * 9, list("abcdefghi")) == {"value": 2.0, "ci_low": None, "ci_high": None,
+                                                               "n": 9, "n_triples": 9}
 
 
 def test_sparse_column_resamples_only_triples_with_values():
-    """A column with values on 3 of 40 triples (an accuracy given detection when detection is
-    rare) gets the interval of those 3 triples alone; drawing all 40 left most resamples empty
+    """A column with values on 10 of 40 triples (an accuracy given detection when detection is
+    rare) gets the interval of those 10 triples alone; drawing all 40 left most resamples empty
     and the interval undefined. No library warning reaches the caller."""
     import warnings
 
@@ -124,14 +128,15 @@ def test_sparse_column_resamples_only_triples_with_values():
 
     clusters = np.repeat([f"t{i:02d}" for i in range(40)], 3)
     sparse = [None] * 120
-    for i, v in zip(range(0, 9), [1, 1, 0, 1, 0, 0, 1, 1, 1]):  # triples t00..t02
+    pattern = [1, 1, 0, 1, 0, 0, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 1, 0, 0, 0, 1, 1, 0, 1, 1, 1, 0, 0, 1, 1]
+    for i, v in zip(range(0, 30), pattern):  # triples t00..t09
         sparse[i] = float(v)
     dense = [float(i % 2) for i in range(120)]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         got, full = cluster_bootstrap_many([(sparse, "mean"), (dense, "mean")], clusters, n_resamples=1000, seed=0)
-    alone = cluster_bootstrap(sparse[:9], clusters[:9], n_resamples=1000, seed=0)
-    assert (got["value"], got["n"], got["n_triples"]) == (pytest.approx(6 / 9), 9, 3)
+    alone = cluster_bootstrap(sparse[:30], clusters[:30], n_resamples=1000, seed=0)
+    assert (got["value"], got["n"], got["n_triples"]) == (pytest.approx(sum(pattern) / 30), 30, 10)
     assert (got["ci_low"], got["ci_high"]) == (alone["ci_low"], alone["ci_high"])
     assert got["ci_low"] < got["value"] < got["ci_high"]
     assert full["n_triples"] == 40 and full["ci_low"] < 0.5 < full["ci_high"]
