@@ -75,8 +75,11 @@ def main() -> None:
         "criteria": {
             "base_both_found_ge_0.9": bool(figures["base_both_found"]["relation"]
                                            and figures["base_both_found"]["relation"]["value"] >= 0.9),
-            "some_arm_neutral_acc_ge_0.8_ci_above_chance": bool(best and best["value"] >= 0.8
-                                                               and best["ci_low"] > best["chance"]),
+            # None where the best arm's interval is undefined (fewer than stats.MIN_TRIPLES triples:
+            # the smoke world has 4); its binomial p against the world's chance is in figures
+            "some_arm_neutral_acc_ge_0.8_ci_above_chance": (None if best and best["ci_low"] is None else
+                                                            bool(best and best["value"] >= 0.8 and best["ci_low"] > best["chance"])),
+            "best_arm_neutral_p_chance": best and best.get("p_chance"),
             "whole_lab_le_30_min": total <= 1800 if build_s is not None else None,
         },
         "paired": table["paired"],

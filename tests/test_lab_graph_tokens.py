@@ -5,7 +5,8 @@ encoder trained by AdamW at the arms' lr 1e-3, its 24 ReLU layers (512 wide) rec
 updates from tiny, batch-coherent gradients; the activations grew from 29 to 1e5 within 10 steps
 and every graph mapped to one direction, which the injector's LayerNorm turned into the same
 tokens for every graph (relative difference 2e-7): L_rel_rank then has nothing to move.
-This test trains the tiny random FLUX with the lab's own encoder and optimiser settings.
+The lab now trains a small encoder (one convolution, 128 wide) at lr 1e-4; this test trains the
+tiny random FLUX with the lab's own encoder and optimiser settings and checks the tokens stay apart.
 """
 
 from __future__ import annotations
@@ -93,8 +94,9 @@ def test_graph_separation_by_hand():
 
 
 def test_collapsing_encoder_is_warned_about(tmp_path, capsys):
-    """The same arm with the encoder trained at the arms' lr (the lab before the fix) collapses
-    to identical g+ / g- tokens; the trainer says so in one warning instead of training on."""
+    """The same arm with the default text encoder (6 graph convolutions, 512 wide) trained at the
+    arms' lr (the lab before the fix) collapses to identical g+ / g- tokens; the trainer says so
+    in one warning instead of training on."""
     from relbench.lab.run import LabPlan, train_config
     from relbench.testing.flux import tiny_flux_pipeline
     from relbench.trainers._train_config import TrainConfig
@@ -105,7 +107,7 @@ def test_collapsing_encoder_is_warned_about(tmp_path, capsys):
     cfg = train_config("c_gen_rank", LabPlan(), tmp_path / "flux-tiny", {"train": train, "val": train},
                        tmp_path / "o", [0, 1], SEQ)
     cfg.update(batch_size=2, max_steps=20, eval=None, progress=False, save_every=1000, log_every=10,
-               train_encoder=True)
+               encoder={"kind": "text"}, train_encoder=True, optim={"lr": 1e-3})
     Trainer(TrainConfig.model_validate(cfg)).run()
     logged = [json.loads(x) for x in (tmp_path / "o" / "train_log.jsonl").read_text().splitlines()]
     collapsed = [r["step"] for r in logged if r["graph_sep"] < GRAPH_COLLAPSED]

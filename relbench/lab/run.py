@@ -71,14 +71,16 @@ def train_config(arm: str, plan: LabPlan, base: Path, data: dict, out: Path, blo
         "model": str(base), "train_jsonl": str(data["train"]), "val_jsonl": str(data["val"]),
         "output_dir": str(out), "resolution": 32, "epochs": 10_000, "max_steps": plan.steps,
         "batch_size": plan.batch_size, "seed": plan.seed, "device": "cpu", "max_sequence_length": msl,
-        # frozen at its seeded random init: trained at the arms' lr (AdamW, 1e-3) its 24 ReLU
-        # layers blew up (activations 29 -> 1e5 in 10 steps) and mapped every graph to the
-        # same tokens (docs/lab.md); the injector's token projections still learn
-        "encoder": {"kind": "text"}, "train_encoder": False,
+        # a small text encoder (one graph convolution, 128 wide), trained at lr 1e-4. The default
+        # one (6 convolutions, 512 wide) collapsed when trained (at the arms' lr 1e-3 every graph
+        # got the same tokens in 10 steps; at 1e-4 in 150), and frozen it could not tell "left
+        # of" from "right of", whose pooled CLIP vectors are at cosine 0.95: an arm learned
+        # nothing in 1200 steps, even on its training triples (docs/lab.md, round 3)
+        "encoder": {"kind": "text", "layers": 1, "width": 128, "embed_dim": 128}, "train_encoder": True,
         "lora": {"rank": 8, "alpha": 8, "blocks": blocks, "targets": ["attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0"]},
         "injection": {"blocks": blocks},
         "objective": {**ARMS[arm], "negatives": {"kinds": ["swap"], "seed": 0}},
-        "optim": {"lr": plan.lr},
+        "optim": {"lr": plan.lr, "lr_encoder": 1e-4},
         "eval": {"every_steps": plan.eval_every, "limit": plan.n_val, "seeds": plan.eval_seeds, "metrics": ["pair_mse", SPATIAL],
                  "prompt_mode": "neutral", "steps": plan.sample_steps, "best_metric": BEST_METRIC, "batch_size": 16},
         "log_every": 10, "save_every": plan.eval_every,
