@@ -229,10 +229,21 @@ def test_lab_run_refuses_a_plan_larger_than_the_bases_world_before_writing(tmp_p
     base = tmp_path / "base"
     base.mkdir()
     (base / "model_index.json").write_text("{}")
-    (base / "lab_base.json").write_text(json.dumps({"config": {"world": "smoke", "num_layers": 4}, "max_sequence_length": 16}))
+    from relbench.lab.base import BaseConfig, _world_spec
+
+    meta = {"config": {"world": "smoke", "num_layers": 4}, "max_sequence_length": 16,
+            "world": _world_spec(BaseConfig.smoke())}
+    (base / "lab_base.json").write_text(json.dumps(meta))
     with pytest.raises(UserError, match="'smoke' world, which has 4 evaluation triples; the plan asks for 96"):
         run_lab(base, tmp_path / "out", LabPlan(), progress=False)
     assert not (tmp_path / "out").exists()
+    # a base built for another version of its world (here: objects at the old size, or no record
+    # of the world at all, as bases written before the world was recorded) is refused first
+    for spec in ({**meta["world"], "object_scale": 1.0}, None):
+        (base / "lab_base.json").write_text(json.dumps({**meta, "world": spec}))
+        with pytest.raises(UserError, match="built for another version of the 'smoke' world"):
+            run_lab(base, tmp_path / "out", LabPlan.smoke(), progress=False)
+        assert not (tmp_path / "out").exists()
 
 
 def test_clip_stage_makes_pooled_vectors_tell_object_names_apart(tmp_path):

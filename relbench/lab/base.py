@@ -444,7 +444,7 @@ def build_base(out: str | Path, cfg: BaseConfig = BaseConfig(), progress: bool =
     shutil.rmtree(tmp, ignore_errors=True)
     pipe.save_pretrained(str(tmp))
     (tmp / "lab_base.json").write_text(json.dumps({
-        "config": asdict(cfg), "clip_max_length": CLIP_LEN, "max_sequence_length": T5_LEN,
+        "config": asdict(cfg), "world": _world_spec(cfg), "clip_max_length": CLIP_LEN, "max_sequence_length": T5_LEN,
         "resolution": 32, "torch": torch.__version__,
     }, indent=1, sort_keys=True))
     if out.exists():
@@ -457,6 +457,23 @@ def build_base(out: str | Path, cfg: BaseConfig = BaseConfig(), progress: bool =
     if progress:
         print(f"lab base written to {out} in {time.perf_counter() - started:.0f} s")
     return out
+
+
+def _world_spec(cfg: BaseConfig) -> dict:
+    from relbench.lab.world import world
+
+    return json.loads(json.dumps(asdict(world(cfg.world))))
+
+
+def check_world(meta: dict, base) -> BaseConfig:
+    """The config of a written base, refusing one built for another version of its world (other
+    objects, predicates or sizes, e.g. before objects were drawn twice as large): suites and
+    further training drawn from today's world would not be what it learned."""
+    cfg = BaseConfig.from_meta(meta)
+    if meta.get("world") != _world_spec(cfg):
+        raise UserError(f"lab: {base} was built for another version of the {cfg.world!r} world than this relbench "
+                        f"draws (objects, predicates or sizes differ); rebuild it with `relbench lab build-base`")
+    return cfg
 
 
 def continue_base(src: str | Path, out: str | Path, steps: int, lr: float = 3e-4, progress: bool = True) -> Path:
@@ -472,7 +489,7 @@ def continue_base(src: str | Path, out: str | Path, steps: int, lr: float = 3e-4
     if (out / "model_index.json").exists():
         raise UserError(f"lab build-base: {out} already holds a pipeline (model_index.json); choose another --out")
     rounds = meta.get("continued", [])
-    cfg = BaseConfig.from_meta(meta)
+    cfg = check_world(meta, src)
     pipe = FluxPipeline.from_pretrained(str(src), local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     scenes_, x = _images(cfg)

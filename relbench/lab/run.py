@@ -116,13 +116,13 @@ def run_lab(base: str | Path, out: str | Path, plan: LabPlan = LabPlan(), progre
     finished arm (its last/ at plan.steps) and a finished scoring run are reused."""
     import yaml
 
-    from relbench.lab.base import BaseConfig
+    from relbench.lab.base import check_world
     from relbench.lab.suites import split_triples, write_suites
     from relbench.lab.world import layout_chance, world
 
     base, out = Path(base), Path(out)
     meta = _check_base(base)
-    cfg = BaseConfig.from_meta(meta)
+    cfg = check_world(meta, base)
     w = world(cfg.world)  # the suites use the world the base was built for
     n_eval = len(split_triples(plan.seed, w)[1])
     if max(plan.n_val, plan.n_test) > n_eval:
