@@ -76,7 +76,7 @@ def main() -> None:
             "base_both_found_ge_0.9": bool(figures["base_both_found"]["relation"]
                                            and figures["base_both_found"]["relation"]["value"] >= 0.9),
             # None where the best arm's interval is undefined (fewer than stats.MIN_TRIPLES triples:
-            # the smoke world has 4); its binomial p against the world's chance is in figures
+            # the smoke world has 4); its binomial p against the world's chance is the next entry
             "some_arm_neutral_acc_ge_0.8_ci_above_chance": (None if best and best["ci_low"] is None else
                                                             bool(best and best["value"] >= 0.8 and best["ci_low"] > best["chance"])),
             "best_arm_neutral_p_chance": best and best.get("p_chance"),

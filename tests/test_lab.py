@@ -306,12 +306,12 @@ def test_smoke_world_clip_needs_single_object_captions_to_tell_names_apart(tmp_p
 def test_every_lab_prompt_word_is_in_the_tokenizers_vocabulary():
     """A word outside WORDS becomes <unk>: "to the left of" once read as "<unk> <unk> left of"."""
     from relbench.lab.base import _objects, _prompts, BaseConfig, word_tokenizer
-    from relbench.lab.suites import _triples
+    from relbench.lab.world import triples
     from relbench.lab.world import Scene
 
     tok = word_tokenizer(16)
     for w in WORLDS.values():
-        scenes = [Scene((t,), 0) for t in _triples(w)]
+        scenes = [Scene((t,), 0) for t in triples(w)]
         texts = [p for pair in _prompts(scenes) for p in pair]
         texts += [c for pair in _objects(replace(BaseConfig(), world=w.name), scenes[:4])[1] for c in pair]
         for text in texts:

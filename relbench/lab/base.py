@@ -66,13 +66,6 @@ class BaseConfig:
     save_every: int = 250
 
     @classmethod
-    def from_meta(cls, meta: dict) -> "BaseConfig":
-        """The config a written base (its lab_base.json) was built with. A base written before a
-        field existed was built as that field's legacy value says."""
-        legacy = {"world": "lab", "vae_blocks": 2, "clip_steps": 0, "t_shift": 1.0, "clip_object_share": 0.0}
-        return cls(**{**legacy, **meta["config"]})
-
-    @classmethod
     def smoke(cls, seed: int = 0) -> "BaseConfig":
         """The reduced base of the test suite's smoke lab: the smoke world (a red and a blue
         square, left/right), about 100 s on 2 cores. It draws both squares (measured: in 0.88-1.0
@@ -321,12 +314,17 @@ def _objects(cfg: BaseConfig, scenes):
     import numpy as np
     import torch
 
-    from relbench.lab.world import render_scene, world
+    from relbench.lab.world import SIZE, place_scene, world
     from relbench.prompts import with_article
+    from relbench.shapes.world import render
 
     w = world(cfg.world)
     pairs = [(s.graph[0].subject, s.graph[0].object) for s in scenes]
-    arr = np.stack([np.stack([render_scene(s, w, only=n) for n in p]) for s, p in zip(scenes, pairs)])
+    arr = []
+    for s, p in zip(scenes, pairs):
+        objs = {o.name: o for o in place_scene(s, w)}
+        arr.append(np.stack([render([objs[n]], (SIZE, SIZE)) for n in p]))
+    arr = np.stack(arr)
     x = torch.from_numpy(arr).permute(0, 1, 4, 2, 3).float() / 127.5 - 1.0
     return x, [tuple(f"a photo of {with_article(n)}" for n in p) for p in pairs]
 
@@ -469,7 +467,7 @@ def check_world(meta: dict, base) -> BaseConfig:
     """The config of a written base, refusing one built for another version of its world (other
     objects, predicates or sizes, e.g. before objects were drawn twice as large): suites and
     further training drawn from today's world would not be what it learned."""
-    cfg = BaseConfig.from_meta(meta)
+    cfg = BaseConfig(**meta["config"])  # a base older than a field predates the world record too
     if meta.get("world") != _world_spec(cfg):
         raise UserError(f"lab: {base} was built for another version of the {cfg.world!r} world than this relbench "
                         f"draws (objects, predicates or sizes differ); rebuild it with `relbench lab build-base`")

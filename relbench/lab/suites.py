@@ -13,7 +13,7 @@ import random
 from pathlib import Path
 
 from relbench.data import Triple
-from relbench.lab.world import SIZE, WORLDS, Scene, World, place_scene, render_scene
+from relbench.lab.world import SIZE, WORLDS, Scene, World, place_scene, render_scene, triples
 
 
 def _record(scene: Scene, image: str | None, w: World) -> dict:
@@ -29,15 +29,10 @@ def _record(scene: Scene, image: str | None, w: World) -> dict:
     return rec
 
 
-def _triples(w: World) -> list[Triple]:
-    return [Triple(f"{c1} {s1}", p, f"{c2} {s2}") for c1 in w.colours for s1 in w.shapes for p in w.predicates
-            for c2 in w.colours if c2 != c1 for s2 in w.shapes]
-
-
 def split_triples(seed: int, w: World = WORLDS["lab"]) -> tuple[list[Triple], list[Triple]]:
     """(train triples, evaluation triples): a fixed share (w.held_out) of the world's triples
     (432 in the lab world) never trained on; a world holding none out evaluates on all."""
-    all_t = _triples(w)
+    all_t = triples(w)
     random.Random(f"lab-split:{seed}").shuffle(all_t)
     k = int(round(len(all_t) * w.held_out))
     return (all_t[k:], all_t[:k]) if k else (all_t, all_t)

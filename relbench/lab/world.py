@@ -69,6 +69,12 @@ class Scene:
     seed: int
 
 
+def triples(w: World) -> list[Triple]:
+    """Every triple of the world (two objects of different colours and one of its predicates)."""
+    return [Triple(f"{c1} {s1}", p, f"{c2} {s2}") for c1 in w.colours for s1 in w.shapes for p in w.predicates
+            for c2 in w.colours if c2 != c1 for s2 in w.shapes]
+
+
 def random_triple(rng: random.Random, w: World = WORLDS["lab"]) -> Triple:
     c1, c2 = rng.sample(w.colours, 2)
     return Triple(f"{c1} {rng.choice(w.shapes)}", rng.choice(w.predicates), f"{c2} {rng.choice(w.shapes)}")
@@ -90,11 +96,11 @@ def place_scene(scene: Scene, w: World):
     return layout(scene.graph, scene_rng(scene.seed, scene.graph, "lab"), (SIZE, SIZE), "satisfy", w.object_scale)
 
 
-def render_scene(scene: Scene, w: World, only: str | None = None):
-    """uint8 (SIZE, SIZE, 3) image of the scene's graph drawn right; ``only``: just that object."""
+def render_scene(scene: Scene, w: World):
+    """uint8 (SIZE, SIZE, 3) image of the scene's graph drawn right."""
     from relbench.shapes.world import render
 
-    return render([o for o in place_scene(scene, w) if only is None or o.name == only], (SIZE, SIZE))
+    return render(place_scene(scene, w), (SIZE, SIZE))
 
 
 def layout_chance(w: World, per_pair: int = 2) -> float:
@@ -109,16 +115,11 @@ def layout_chance(w: World, per_pair: int = 2) -> float:
     from relbench.spatial_rules import relation_holds
 
     hits = total = 0
-    for c1 in w.colours:
-        for c2 in (c for c in w.colours if c != c1):
-            for s1 in w.shapes:
-                for s2 in w.shapes:
-                    a, b = f"{c1} {s1}", f"{c2} {s2}"
-                    for drawn in w.predicates:
-                        for k in range(per_pair):
-                            scene = Scene((Triple(a, drawn, b),), seed=k)
-                            objs = {o.name: pixel_box(o) for o in place_scene(scene, w)}
-                            for asked in w.predicates:
-                                hits += bool(relation_holds("relbench", asked, objs[a], objs[b]))
-                                total += 1
+    for drawn in triples(w):
+        a, b = drawn.subject, drawn.object
+        for k in range(per_pair):
+            objs = {o.name: pixel_box(o) for o in place_scene(Scene((drawn,), seed=k), w)}
+            for asked in w.predicates:
+                hits += bool(relation_holds("relbench", asked, objs[a], objs[b]))
+                total += 1
     return hits / total
