@@ -12,7 +12,8 @@ from typing import Annotated
 
 from pydantic import Field
 
-from relbench.models.flux import FluxArgs, FluxBase, freeze_for_inference, draw, file_digest
+from relbench.content_hash import file_sha256
+from relbench.models.flux import FluxArgs, FluxBase, freeze_for_inference, draw
 from relbench.models.graph_specs import CGIPSpec, InjectionSpec, LoraSpec, TextSpec
 from relbench.errors import UserError
 from relbench.registry import register_generator
@@ -87,9 +88,8 @@ class FluxGraphLoraGenerator(FluxBase):
             if self.checkpoint is not None:
                 ident["ckpt"] = self.checkpoint.digest()
             else:
-                files = [Path(p) for p in (getattr(self.args.encoder, "vocab", None),
-                                           getattr(self.args.encoder, "weights", None)) if p]
-                ident["encoder_files"] = file_digest(files) if files else None
+                files = {k: getattr(self.args.encoder, k, None) for k in ("vocab", "weights")}
+                ident["encoder_files"] = {k: file_sha256(p) for k, p in files.items() if p} or None
             self._ident = ident
         return self._ident
 

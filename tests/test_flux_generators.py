@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,6 +140,22 @@ def cgip_encoder(tmp_path) -> dict:
     (tmp_path / "vocab.json").write_text(json.dumps({"object_name_to_idx": {n: i for i, n in enumerate(objs)},
                                                      "pred_name_to_idx": {n: i for i, n in enumerate(preds)}}))
     return {"kind": "cgip", "vocab": str(tmp_path / "vocab.json"), "embed_dim": 16, "width": 16, "layers": 2}
+
+
+def test_encoder_files_key_the_cache(tmp_path):
+    """Without a checkpoint, the encoder's vocabulary file decides the graph tokens, so its
+    contents (not its path) are part of the weights identity: an edited vocab.json regenerates."""
+    import hashlib
+
+    enc = cgip_encoder(tmp_path)
+    vocab = Path(enc["vocab"])
+    ident = graph_lora(encoder=enc).weights_identity()
+    assert ident["encoder_files"] == {"vocab": hashlib.sha256(vocab.read_bytes()).hexdigest()}
+    data = json.loads(vocab.read_text())
+    data["pred_name_to_idx"]["beside"] = 4
+    vocab.write_text(json.dumps(data))
+    assert graph_lora(encoder=enc).weights_identity()["encoder_files"] != ident["encoder_files"]
+    assert graph_lora(encoder=TEXT_ENC).weights_identity()["encoder_files"] is None
 
 
 @pytest.mark.parametrize("kind", ["text", "cgip"])

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 
 def add_lab_parser(sub) -> None:
+    from relbench.lab.base import BaseConfig
+
     lab = sub.add_parser("lab", help="the mini FLUX world: pretrain a tiny base, run the seed's experiment (docs/lab.md)")
     lsub = lab.add_subparsers(dest="lab_command", metavar="{build-base,run}")
     b = lsub.add_parser("build-base", help="write a mini FLUX.1-schnell pipeline pretrained on shapes-world images")
     b.add_argument("--out", required=True, metavar="DIR", help="pipeline directory to write (resumes DIR.build/)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--smoke", action="store_true", help="the reduced base of the test suite's smoke lab")
-    b.add_argument("--flux-steps", type=int, metavar="N", help="transformer pretraining steps (default 1200)")
+    b.add_argument("--flux-steps", type=int, metavar="N", help=f"transformer pretraining steps (default {BaseConfig.flux_steps})")
     b.add_argument("--continue-from", metavar="SRC", help="train a written base --flux-steps more steps into --out")
     b.add_argument("--lr", type=float, default=3e-4, help="with --continue-from: peak learning rate (default 3e-4)")
     b.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (1 is fastest on a busy machine)")

@@ -117,17 +117,6 @@ def _dir_listing(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def file_digest(paths: list[Path]) -> str:
-    """sha256 over the names and bytes of small files (checkpoints, vocabularies)."""
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(p.name.encode() + b"\0")
-        with open(p, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
 def module_digest(module) -> str:
     """sha256 of a module's tensors, for injected (in-memory) pipelines."""
     h = hashlib.sha256()
