@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from relbench.runner import RunResult
 
 BASE_COLUMNS = [
-    "run", "case_id", "triple_id", "seed", "negative_kind", "predicate", "neg_predicate", "subject", "object",
+    "run", "case_id", "triple_id", "seed", "noise_seed", "negative_kind", "predicate", "neg_predicate", "subject", "object",
     "graph_pos", "graph_neg", "prompt_pos", "prompt_neg", "image_pos", "image_neg",
 ]
 
@@ -57,6 +57,7 @@ def sample_rows(plan, collected: RunResult) -> tuple[list[str], list[dict]]:
             t, t_neg = tested_triple(case)
             row = {
                 "run": run.name, "case_id": case.id, "triple_id": case.triple_id, "seed": case.seed,
+                "noise_seed": case.noise_seed,
                 "negative_kind": case.negative_kind, "predicate": t.predicate, "neg_predicate": t_neg.predicate,
                 "subject": t.subject, "object": t.object,
                 "graph_pos": _graph_text(case.pos), "graph_neg": _graph_text(case.neg),

@@ -203,8 +203,8 @@ def _generate_run(plan: Plan, spec: RunSpec, gen, store: ImageStore, topo: Topol
         prompts, keys, requests = {}, {}, {}
         for case in plan.cases:
             pp, pn = _prompts(plan, case, spec.prompt_mode)
-            rp = Request(pp, case.pos, case.seed, size)
-            rn = Request(pn, case.neg, case.seed, size)
+            rp = Request(pp, case.pos, case.noise_seed, size)
+            rn = Request(pn, case.neg, case.noise_seed, size)
             kp, kn = rp.key(fp, cls.uses), rn.key(fp, cls.uses)
             prompts[case.id], keys[case.id] = (pp, pn), (kp, kn)
             requests[kp], requests[kn] = rp, rn

@@ -47,7 +47,7 @@ def check_generator(generator, sizes=((32, 32), (48, 32)), batch_invariance: boo
     from relbench.prompts import build_prompt
 
     cases, vocab = tiny_cases(2)
-    requests = [Request(build_prompt(g, "relation", vocab), g, c.seed, tuple(size))
+    requests = [Request(build_prompt(g, "relation", vocab), g, c.noise_seed, tuple(size))
                 for size in sizes for c in cases for g in (c.pos, c.neg)]
     images = generator.generate(list(requests))
     check_images(generator, requests, images)
