@@ -38,7 +38,6 @@ def main() -> None:
     vocab = load_vocabulary()
     triples = split_triples(0)[1][: a.n]
     seeds = [int(s) for s in a.seeds.split(",")]
-    out = []
     for base in a.bases:
         pipe = FluxPipeline.from_pretrained(base, local_files_only=True)
         pipe.set_progress_bar_config(disable=True)
@@ -59,7 +58,6 @@ def main() -> None:
                 n = len(triples) * len(seeds)
                 rec = {"base": base, "steps": steps, "mode": mode, "n": n, "both_found": round(found / n, 3),
                        "acc_given_found": round(right / max(found, 1), 3)}
-                out.append(rec)
                 print(json.dumps(rec), flush=True)
 
 

@@ -307,7 +307,6 @@ def test_every_lab_prompt_word_is_in_the_tokenizers_vocabulary():
     """A word outside WORDS becomes <unk>: "to the left of" once read as "<unk> <unk> left of"."""
     from relbench.lab.base import _objects, _prompts, BaseConfig, word_tokenizer
     from relbench.lab.world import triples
-    from relbench.lab.world import Scene
 
     tok = word_tokenizer(16)
     for w in WORLDS.values():
