@@ -79,24 +79,24 @@ def log(out):
 
 
 def test_flow_matching_terms_by_hand():
-    from relbench.trainers import _flow
+    from relbench.trainers import flow
 
     z0, eps = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 4.0]])
-    assert torch.equal(_flow.noisy(z0, eps, torch.tensor([1.0])), eps)  # t = 1: pure noise
-    assert torch.equal(_flow.noisy(z0, eps, torch.tensor([0.0])), z0)  # t = 0: the clean latent
-    assert torch.equal(_flow.noisy(z0, eps, torch.tensor([0.25])), torch.tensor([[1.5, 1.0]]))
+    assert torch.equal(flow.noisy(z0, eps, torch.tensor([1.0])), eps)  # t = 1: pure noise
+    assert torch.equal(flow.noisy(z0, eps, torch.tensor([0.0])), z0)  # t = 0: the clean latent
+    assert torch.equal(flow.noisy(z0, eps, torch.tensor([0.25])), torch.tensor([[1.5, 1.0]]))
     # target eps - z0 = (-2, 4); a prediction of (0, 0) errs by (4 + 16) / 2
-    assert _flow.flow_errors(torch.zeros(1, 2), z0, eps).item() == 10.0
-    z_t = _flow.noisy(z0, eps, torch.tensor([0.25]))
-    assert torch.allclose(_flow.z0_estimate(z_t, eps - z0, torch.tensor([0.25])), z0)  # exact velocity -> z0
-    loss, acc = _flow.rank_terms(torch.tensor([1.0, 3.0, 5.0]), torch.tensor([2.0, 2.0, 0.0]),
+    assert flow.flow_errors(torch.zeros(1, 2), z0, eps).item() == 10.0
+    z_t = flow.noisy(z0, eps, torch.tensor([0.25]))
+    assert torch.allclose(flow.z0_estimate(z_t, eps - z0, torch.tensor([0.25])), z0)  # exact velocity -> z0
+    loss, acc = flow.rank_terms(torch.tensor([1.0, 3.0, 5.0]), torch.tensor([2.0, 2.0, 0.0]),
                                  torch.tensor([True, True, False]), margin=0.5)
     assert loss.item() == pytest.approx((0.0 + 1.5) / 2)  # max(0, .5 + 1 - 2), max(0, .5 + 3 - 2); 3rd has no g-
     assert acc.item() == 0.5
     z = torch.arange(2 * 1 * 4 * 6, dtype=torch.float32).view(2, 1, 4, 6)
-    assert torch.equal(_flow.unpack(_flow.pack(z), 4, 6), z)
+    assert torch.equal(flow.unpack(flow.pack(z), 4, 6), z)
     g = torch.Generator().manual_seed(0)
-    ts = [_flow.sample_t(g, TrainConfig.model_fields["objective"].default.timesteps) for _ in range(200)]
+    ts = [flow.sample_t(g, TrainConfig.model_fields["objective"].default.timesteps) for _ in range(200)]
     assert 0.5 <= min(ts) and max(ts) <= 1.0  # the seed's range: the noisy half
 
 
@@ -341,18 +341,18 @@ def test_bad_input_is_one_line(data, tmp_path, capsys):
 
 
 def test_nan_stops_without_touching_the_last_checkpoint(data, tmp_path, monkeypatch):
-    from relbench.trainers import _flow
+    from relbench.trainers import flow
     from relbench.trainers.flux_graph_lora import train
 
     out = tmp_path / "o"
-    real, calls = _flow.flow_errors, {"n": 0}
+    real, calls = flow.flow_errors, {"n": 0}
 
     def poisoned(pred, z0, eps):
         calls["n"] += 1
         err = real(pred, z0, eps)
         return err * float("nan") if calls["n"] > 4 else err  # steps 1-2 fine (2 forward calls each: probe + loss)
 
-    monkeypatch.setattr(_flow, "flow_errors", poisoned)
+    monkeypatch.setattr(flow, "flow_errors", poisoned)
     with pytest.raises(UserError) as err:
         train(config(data, out, epochs=3, save_every=1, objective={"rank_weight": 0.0}))
     msg = str(err.value)

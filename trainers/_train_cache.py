@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from relbench.trainers._flow import normalise_latents
+from relbench.trainers.flow import normalise_latents
 from relbench.trainers._train_data import load_image
 
 

@@ -7,7 +7,6 @@ and evaluation corrupt relations the same way.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ from relbench.errors import UserError
 from relbench.negatives import negatives_for
 from relbench.predicates import Vocabulary
 from relbench.prompts import neutral_prompt, relation_prompt
+from relbench.trainers.state import sample_seed
 
 
 @dataclass(frozen=True)
@@ -59,11 +59,6 @@ def check_vocabulary(encoder, examples: list[Example]) -> None:
                     raise UserError(f"{ex.where}: {exc}") from None
 
 
-def sample_seed(*parts) -> int:
-    """A 63-bit seed from (run seed, step, position, ...): randomness that depends on what a
-    sample is, not on which process draws it or whether the run was resumed."""
-    h = hashlib.blake2b(":".join(str(p) for p in parts).encode(), digest_size=8).digest()
-    return int.from_bytes(h, "little") >> 1
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:

@@ -107,7 +107,7 @@ class Trainer:
         """The output directory agrees with --resume, and a resumed config with its checkpoint;
         returns the checkpoint to resume from."""
         from relbench.models.graph_lora_ckpt import read_checkpoint
-        from relbench.trainers._train_state import existing_checkpoint, read_state
+        from relbench.trainers.state import existing_checkpoint, read_state
 
         ck = existing_checkpoint(self.out / LAST)
         if not resume:
@@ -226,8 +226,9 @@ class Trainer:
         """This process's samples of global step ``step`` with their own seeded randomness."""
         import torch
 
-        from relbench.trainers._flow import sample_t
-        from relbench.trainers._train_data import epoch_order, sample_seed
+        from relbench.trainers.flow import sample_t
+        from relbench.trainers._train_data import epoch_order
+        from relbench.trainers.state import sample_seed
 
         if getattr(self, "_order_epoch", None) != epoch:
             self._order, self._order_epoch = epoch_order(len(self.examples), self.cfg.seed, epoch), epoch
@@ -251,18 +252,18 @@ class Trainer:
         """Batch tensors on the device: packed z0, eps, z_t, t, prompt embeddings, rotary ids."""
         import torch
 
-        from relbench.trainers import _flow
+        from relbench.trainers import flow
 
         dev, dtype = self.device, self.pipe.transformer.dtype
-        z0 = _flow.pack(torch.stack([r["z0"] for r in rows]).to(dev))
-        eps = _flow.pack(torch.stack([r["eps"] for r in rows]).to(dev))
+        z0 = flow.pack(torch.stack([r["z0"] for r in rows]).to(dev))
+        eps = flow.pack(torch.stack([r["eps"] for r in rows]).to(dev))
         t = torch.tensor([r["t"] for r in rows], device=dev)
         text = [self.texts.get_text(r["prompt"]) for r in rows]
         embeds = torch.stack([e for e, _ in text]).to(dev, dtype)
         h, w = rows[0]["z0"].shape[-2:]
-        return dict(z0=z0, eps=eps, t=t, z_t=_flow.noisy(z0, eps, t), embeds=embeds,
+        return dict(z0=z0, eps=eps, t=t, z_t=flow.noisy(z0, eps, t), embeds=embeds,
                     pooled=torch.stack([p for _, p in text]).to(dev, dtype), hw=(h, w),
-                    img_ids=_flow.image_ids(h, w, dev, dtype),
+                    img_ids=flow.image_ids(h, w, dev, dtype),
                     txt_ids=torch.zeros(embeds.shape[1], 3, device=dev, dtype=dtype),
                     has_neg=torch.tensor([r["has_neg"] for r in rows], device=dev))
 
@@ -274,19 +275,19 @@ class Trainer:
 
     def errors(self, x: dict, graphs: list, model=None):
         """Per-sample flow error of the batch ``x`` under ``graphs`` (one forward pass)."""
-        from relbench.trainers import _flow
+        from relbench.trainers import flow
 
         dtype = self.pipe.transformer.dtype
         with self._autocast():
             pred = (model or self.model)(x["z_t"].to(dtype), x["t"].to(dtype), x["embeds"], x["pooled"],
                                          x["img_ids"], x["txt_ids"], GraphBatch(graphs))
-        return _flow.flow_errors(pred, x["z0"], x["eps"]), pred
+        return flow.flow_errors(pred, x["z0"], x["eps"]), pred
 
     def losses(self, rows: list[dict], weights: dict, probe_rank: bool):
         """Forward pass(es) for one batch: (total loss, {name: detached value})."""
         import torch
 
-        from relbench.trainers import _flow
+        from relbench.trainers import flow
 
         x = self.inputs(rows)
         B, has_neg, (h, w) = len(rows), x["has_neg"], x["hw"]
@@ -306,15 +307,15 @@ class Trainer:
         loss = l_gen
         stats["l_gen"] = l_gen.detach()
         if rank_on:
-            l_rank, acc = _flow.rank_terms(err[:B], err[B:], has_neg, self.cfg.objective.rank_margin)
+            l_rank, acc = flow.rank_terms(err[:B], err[B:], has_neg, self.cfg.objective.rank_margin)
             loss = loss + weights["rank_weight"] * l_rank
             stats["l_rank"], stats["rank_acc"] = l_rank.detach(), acc.detach()
         elif probe_rank:
-            _, acc = _flow.rank_terms(err[:B].detach(), err_neg_probe, has_neg, 0.0)
+            _, acc = flow.rank_terms(err[:B].detach(), err_neg_probe, has_neg, 0.0)
             stats["rank_acc"] = acc
         if self.clip is not None and weights["clip_weight"] > 0:
-            z0_hat = _flow.z0_estimate(x["z_t"], pred[:B], x["t"])
-            lat = _flow.denormalise_latents(_flow.unpack(z0_hat, h, w), self.pipe.vae)
+            z0_hat = flow.z0_estimate(x["z_t"], pred[:B], x["t"])
+            lat = flow.denormalise_latents(flow.unpack(z0_hat, h, w), self.pipe.vae)
             with self._autocast():
                 images = self.pipe.vae.decode(lat.to(self.pipe.vae.dtype)).sample
             l_clip, clip_acc = self.clip.loss(images, [r["ex"].prompt for r in rows], [r["neg_prompt"] for r in rows],
@@ -348,8 +349,8 @@ class Trainer:
         of its negatives, ``draws`` fixed (t, noise) pairs each, no gradients."""
         import torch
 
-        from relbench.trainers._flow import sample_t
-        from relbench.trainers._train_data import sample_seed
+        from relbench.trainers.flow import sample_t
+        from relbench.trainers.state import sample_seed
 
         rows = []
         for i, ex in enumerate(self.examples):
@@ -399,7 +400,7 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def save(self, progress: dict) -> Path:
         from relbench.models.graph_lora_ckpt import save_checkpoint
-        from relbench.trainers._train_state import swap_in, temp_dir_for, write_state
+        from relbench.trainers.state import swap_in, temp_dir_for, write_state
 
         final = self.out / LAST
         if self.dist.is_main:
@@ -420,7 +421,7 @@ class Trainer:
         from relbench.models.graph_encoders import check_state_dict
         from relbench.models.graph_lora_ckpt import ENCODER_FILE, INJECTOR_FILE, LORA_FILE, set_lora_weights
         from relbench.models.graph_injection import lora_state_dict
-        from relbench.trainers._train_state import read_state, restore_state
+        from relbench.trainers.state import read_state, restore_state
 
         ck = self.resume_from
         state = read_state(ck)
@@ -452,7 +453,7 @@ class Trainer:
         import torch
         from tqdm import tqdm
 
-        from relbench.trainers._train_state import existing_checkpoint
+        from relbench.trainers.state import existing_checkpoint
 
         cfg, out = self.cfg, self.out
         if resume is None:
@@ -555,7 +556,7 @@ class Trainer:
                 fh.write(json.dumps(rec) + "\n")
 
     def _eval_and_keep_best(self, step: int, ckpt: Path, progress: dict) -> str | None:
-        from relbench.trainers._train_state import copy_dir_atomic
+        from relbench.trainers.state import copy_dir_atomic
 
         from relbench.trainers._train_eval import headline
 

@@ -150,7 +150,7 @@ def _save_state(path: Path, stage: str, step: int, modules: dict, opt, cfg: Base
     (the trainer's own state format and atomic swap)."""
     from safetensors.torch import save_file
 
-    from relbench.trainers._train_state import optimizer_to_files, swap_in, temp_dir_for
+    from relbench.trainers.state import optimizer_to_files, swap_in, temp_dir_for
 
     tmp = temp_dir_for(path)
     tensors = {f"{m}.{k}": v.detach().clone().contiguous() for m, mod in modules.items() for k, v in mod.state_dict().items()}
@@ -165,7 +165,7 @@ def _save_state(path: Path, stage: str, step: int, modules: dict, opt, cfg: Base
 def _load_state(path: Path, modules: dict, opt) -> dict:
     from safetensors.torch import load_file
 
-    from relbench.trainers._train_state import optimizer_from_files
+    from relbench.trainers.state import optimizer_from_files
 
     w = load_file(str(path / "weights.safetensors"))
     for m, mod in modules.items():
@@ -195,7 +195,7 @@ def _images(cfg: BaseConfig):
 def _gen(cfg: BaseConfig, stage: str, step: int):
     import torch
 
-    from relbench.trainers._train_data import sample_seed
+    from relbench.trainers.state import sample_seed
 
     return torch.Generator().manual_seed(sample_seed(cfg.seed, "lab-base", stage, step))
 
@@ -356,7 +356,7 @@ def _train_flux(cfg, pipe, prompts, z, state_dir: Path, progress: bool, log) -> 
     import torch
     from tqdm.auto import tqdm
 
-    from relbench.trainers._flow import image_ids, noisy, pack
+    from relbench.trainers.flow import image_ids, noisy, pack
 
     # T5 learns with the transformer (it stands in for T5's own pretraining); a contrastively
     # pretrained CLIP stays frozen, as FLUX's text encoders do

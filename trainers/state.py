@@ -7,10 +7,14 @@
 
 Directories are written whole to a temporary sibling and swapped in by rename, so a reader
 (the generator, a resumed run) sees the old checkpoint or the new one, never a mixture.
+
+Public because the lab's base pretraining (relbench.lab.base) resumes with the same files,
+swaps and per-sample seeds as the trainer.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -138,3 +142,9 @@ def existing_checkpoint(final: Path) -> Path | None:
         return final
     old = final.parent / f".{final.name}.old"
     return old if old.is_dir() else None
+
+def sample_seed(*parts) -> int:
+    """A 63-bit seed from (run seed, step, position, ...): randomness that depends on what a
+    sample is, not on which process draws it or whether the run was resumed."""
+    h = hashlib.blake2b(":".join(str(p) for p in parts).encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little") >> 1

@@ -4,6 +4,8 @@ Convention (FLUX / rectified flow, as the seed wrote it): z_t = (1 - t) z0 + t e
 pure noise and t = 0 the clean latent; the velocity is dz_t/dt = eps - z0, which the
 transformer predicts given t (FluxPipeline passes sigma = t in [0, 1] as the timestep).
 The one-step estimate of the clean latent is z0_hat = z_t - t v.
+
+Public because the lab's base pretraining (relbench.lab.base) trains with the same terms.
 """
 
 from __future__ import annotations
