@@ -166,17 +166,14 @@ class GroundingDinoDetector(Detector):
     def identity(cls, options: Any) -> Any:
         """sha256 of the model directory's weights and configs (a replaced model rescores);
         None while the model is not available locally (loading then says how to get it)."""
-        from pathlib import Path
-
         from relbench.content_hash import dir_sha256
+        from relbench.models import hub
 
         model = getattr(options, "model", None) or DEFAULT_GROUNDING_DINO
-        path = Path(model).expanduser()
-        if not path.is_dir():
+        path = hub.local_dir(model)
+        if path is None:
             try:
-                from huggingface_hub import snapshot_download
-
-                path = Path(snapshot_download(model, local_files_only=True))
+                path = hub.snapshot(model)
             except Exception:  # noqa: BLE001 - not cached (or not a repo id): nothing to hash yet
                 return None
         return dir_sha256(path, (".safetensors", ".bin", ".json", ".txt")) or None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,9 +49,6 @@ class FluxArgs(GeneratorArgs):
 # ---------------------------------------------------------------------------- model location
 
 
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
-
-
 def hub_offline(args: FluxArgs) -> bool:
     env = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
     return env or not args.allow_download
@@ -61,32 +57,27 @@ def hub_offline(args: FluxArgs) -> bool:
 def resolve_model_dir(args: FluxArgs, who: str = "flux") -> tuple[Path, dict]:
     """The local directory holding the pipeline, and its identity; one-line UserError (naming
     the generator ``who``) if absent."""
-    path = Path(os.path.expanduser(args.model))
-    if path.is_dir():
+    from relbench.models import hub
+
+    path = hub.local_dir(args.model)
+    if path is not None:
         if not (path / "model_index.json").is_file():
             raise UserError(
                 f"{who}: {path} has no model_index.json; point `model` at a diffusers FLUX directory "
                 f"(e.g. `huggingface-cli download {DEFAULT_MODEL} --local-dir {path}`)"
             )
         return path, {"source": "local", "listing": _dir_listing(path)}
-    if not _HUB_ID.fullmatch(args.model):
+    if not hub.is_repo_id(args.model):
         raise UserError(f"{who}: model directory {args.model} does not exist; {_download_hint(args.model)}")
-    from huggingface_hub import snapshot_download
-
     try:
-        snap = snapshot_download(
-            args.model,
-            revision=args.revision,
-            local_files_only=hub_offline(args),
-            # the diffusers layout only; the repo root also holds a 23 GB original-format file
-            allow_patterns=["model_index.json", "*/*.json", "*/*.safetensors", "*/*.txt", "*/*.model"],
-        )
+        # the diffusers layout only; the repo root also holds a 23 GB original-format file
+        snap = hub.snapshot(args.model, revision=args.revision, download=not hub_offline(args),
+                            allow_patterns=["model_index.json", "*/*.json", "*/*.safetensors", "*/*.txt", "*/*.model"])
     except Exception as exc:  # LocalEntryNotFoundError, GatedRepoError, network errors
         raise UserError(
-            f"{who}: {args.model} is not in the Hugging Face cache ({_cache_dir()}) and downloads are off "
+            f"{who}: {args.model} is not in the Hugging Face cache ({hub.cache_dir()}) and downloads are off "
             f"({type(exc).__name__}); {_download_hint(args.model)}"
         ) from None
-    snap = Path(snap)
     if not (snap / "model_index.json").is_file():
         raise UserError(f"{who}: cached snapshot {snap} is incomplete (no model_index.json); {_download_hint(args.model)}")
     return snap, {"source": "hub", "repo": args.model, "commit": snap.name}
@@ -94,19 +85,12 @@ def resolve_model_dir(args: FluxArgs, who: str = "flux") -> tuple[Path, dict]:
 
 def _download_hint(model: str) -> str:
     repo = model if "/" in model and not model.startswith((".", "/", "~")) else DEFAULT_MODEL
+    from relbench.models.hub import cache_dir
+
     return (
-        f"download it with `huggingface-cli download {repo}` (into the HF cache, {_cache_dir()}) "
+        f"download it with `huggingface-cli download {repo}` (into the HF cache, {cache_dir()}) "
         f"or `huggingface-cli download {repo} --local-dir DIR` and set the generator arg model: DIR"
     )
-
-
-def _cache_dir() -> str:
-    try:
-        from huggingface_hub.constants import HF_HUB_CACHE
-
-        return str(HF_HUB_CACHE)
-    except Exception:  # pragma: no cover - huggingface_hub always has it
-        return "~/.cache/huggingface/hub"
 
 
 def _dir_listing(path: Path) -> str:

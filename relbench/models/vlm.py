@@ -21,7 +21,6 @@ Weights are read from a local directory or the Hugging Face cache only (never do
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -38,16 +37,16 @@ def resolve(model: str, who: str = "vlm_judge") -> Path:
     """The local directory of ``model`` (a path, or a repo id already in the HF cache)."""
     if not model:
         raise UserError(f"{who}: no model given; {HOW}")
+    from relbench.models import hub
+
     path = Path(os.path.expanduser(model))
     if path.exists():
         if not path.is_dir():
             raise UserError(f"{who}: model {model!r} is a file; give the model directory (config.json, weights, "
                             f"tokenizer, processor files)")
-    elif re.fullmatch(r"[\w.-]+/[\w.-]+", model):
+    elif hub.is_repo_id(model):
         try:
-            from huggingface_hub import snapshot_download
-
-            path = Path(snapshot_download(model, local_files_only=True))
+            path = hub.snapshot(model)
         except Exception:
             raise UserError(f"{who}: model {model!r} is neither a directory nor in the Hugging Face cache; {HOW}") from None
     else:
