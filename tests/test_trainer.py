@@ -284,6 +284,35 @@ def test_clip_ranking_term(data, tmp_path):
     assert np.isfinite(rec["l_clip"]) and rec["l_clip"] >= 0 and 0 <= rec["clip_acc"] <= 1
 
 
+def test_clip_ranking_term_reads_a_pretrained_tag_as_the_metric_does(tmp_path, monkeypatch):
+    """``objective.clip.pretrained``: the tag's quick_gelu and mean/std, weights from the HF
+    cache offline; without weights, or with a tag not cached, one line under the trainer's key."""
+    import huggingface_hub.constants as hf
+    from open_clip.transformer import QuickGELU
+    from pydantic import ValidationError
+    from safetensors.torch import save_file
+
+    from relbench.testing.clip import make_tiny_checkpoint, put_in_hf_cache, register_tiny_tag
+    from relbench.trainers._clip_rank import ClipRanker
+    from relbench.trainers._train_config import ClipLossSpec
+
+    with pytest.raises(ValidationError, match="give checkpoint:"):
+        ClipLossSpec(model="ViT-B-32")
+    model, ckpt = make_tiny_checkpoint(tmp_path / "clip")
+    register_tiny_tag("rank_test", hf_hub="org/tiny-rank-clip/", quick_gelu=True, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    spec = ClipLossSpec(model=model, pretrained="rank_test")
+    with pytest.raises(UserError, match=r"^objective\.clip: weights of relbench-tiny-clip pretrained 'rank_test' are not in"):
+        spec.resolve()
+    save_file(torch.load(ckpt, weights_only=True), tmp_path / "w.safetensors")
+    put_in_hf_cache(tmp_path / "hub", "org/tiny-rank-clip", "open_clip_model.safetensors", tmp_path / "w.safetensors")
+    ranker = ClipRanker(spec, "cpu")
+    assert {type(m) for m in ranker.model.modules() if isinstance(m, (QuickGELU, torch.nn.GELU))} == {QuickGELU}
+    assert ranker.mean.flatten().tolist() == [0.5] * 3 and ranker.std.flatten().tolist() == [0.25] * 3
+    untagged = ClipRanker(ClipLossSpec(model=model, checkpoint=ckpt), "cpu")  # the architecture's defaults
+    assert {type(m) for m in untagged.model.modules() if isinstance(m, (QuickGELU, torch.nn.GELU))} == {torch.nn.GELU}
+
+
 # ---------------------------------------------------------------------------- processes and errors
 
 

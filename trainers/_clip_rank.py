@@ -20,7 +20,8 @@ class ClipRanker:
     def __init__(self, spec, device: str):
         from relbench.models import clip as _clip_model
 
-        self.model, _, self.tokenizer = _clip_model.load(spec.model, spec.checkpoint, device)
+        self.model, _, self.tokenizer = _clip_model.load(spec.model, spec.checkpoint, device, pretrained=spec.pretrained,
+                                                         quick_gelu=spec.quick_gelu)
         self.model.requires_grad_(False)
         self.device = device
         size = self.model.visual.image_size

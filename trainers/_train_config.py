@@ -47,9 +47,29 @@ class ClipLossSpec(_Strict):
     max(0, margin - (CLIP(img, p+) - CLIP(img, p-))), CLIP scores scaled as CLIP's logits."""
 
     model: str = "ViT-B-32"
-    checkpoint: str = Field(description="local open_clip weights file or directory (nothing is downloaded)")
+    checkpoint: str | None = Field(None, description="local open_clip weights file or directory (nothing is downloaded)")
+    pretrained: str | None = Field(None, description="open_clip's tag (e.g. openai): its quick_gelu, mean/std and "
+                                                     "weights in the Hugging Face cache, as the clip_alignment metric")
+    quick_gelu: bool | None = Field(None, description="None: the tag's (OpenAI weights need True)")
     weight: float = Field(0.1, ge=0.0)
     margin: float = 0.0
+
+    @model_validator(mode="after")
+    def _weights(self):
+        if not self.checkpoint and not self.pretrained:
+            raise ValueError("clip: give checkpoint: (a local open_clip weights file or directory) or pretrained: "
+                             "(an open_clip tag whose weights are in the Hugging Face cache)")
+        return self
+
+    def resolve(self):
+        """The clip_alignment metric's resolution (files checked, nothing loaded)."""
+        from relbench.errors import UserError
+        from relbench.models.clip import resolve
+
+        try:
+            return resolve(self.model, self.checkpoint, pretrained=self.pretrained, quick_gelu=self.quick_gelu)
+        except UserError as exc:  # the metric's message, under the trainer's key
+            raise UserError(str(exc).replace("clip_alignment:", "objective.clip:", 1)) from None
 
 
 class NegativesSpec(_Strict):

@@ -97,6 +97,8 @@ class Trainer:
         from relbench.trainers._train_eval import check_eval
 
         self.best_spec = check_eval(cfg, self.out / EVAL_DIR)
+        if cfg.objective.clip is not None:
+            cfg.objective.clip.resolve()  # weights found before the pipeline loads
         self.resume = resume
         self.resume_from = self._check_output_dir(resume)  # before minutes of model loading
         self.pipe, self.base_ident = self._pipeline(pipe)
