@@ -27,6 +27,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from relbench.results import estimate_text
+
 #: the verdict categories, in code order
 CATEGORIES = (0.0, 0.5, 1.0)
 
@@ -184,9 +186,7 @@ def format_agreement(summary: dict) -> str:
             o = e["overall"]
             if o["share"] is None:
                 continue
-            k = "undefined" if o["kappa"] is None else f"{o['kappa']:.2f}"
-            kci = "" if o["kappa_ci"][0] is None else f" [{o['kappa_ci'][0]:.2f}, {o['kappa_ci'][1]:.2f}]"
-            sci = "" if o["share_ci"][0] is None else f" [{o['share_ci'][0]:.2f}, {o['share_ci'][1]:.2f}]"
+            share, kappa = estimate_text(o["share"], *o["share_ci"], 3), estimate_text(o["kappa"], *o["kappa_ci"], 3, "undefined")
             lines.append(f"agreement {run} {pair} ({e['predicates']} predicates, {o['n']} images): "
-                         f"share {o['share']:.2f}{sci}, kappa {k}{kci}")
+                         f"share {share}, kappa {kappa}")
     return "\n".join(lines)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from relbench.annotate.storage import HUMAN_DIR, Answer, all_answers
 from relbench.atomic import write_text
+from relbench.results import estimate_text, text_table
 
 VERSION = 1
 CHANCE = 0.5
@@ -303,10 +304,6 @@ def refresh(run_dir, force: bool = False) -> dict | None:
     return summary.get("human")
 
 
-def _ci(lo, hi) -> str:
-    return f"[{lo:.3g}, {hi:.3g}]" if lo is not None and hi is not None else "[-]"
-
-
 def format_human(section: dict | None) -> str:
     """The meta-evaluation for the terminal."""
     if not section:
@@ -320,18 +317,15 @@ def format_human(section: dict | None) -> str:
                      + "; consistency " + (f"{con['same']:.3g} on {con['n']} repeats" if con["n"] else "n/a"))
     ia = section["inter_annotator"]
     lines.append("  inter-annotator Krippendorff's alpha (nominal): "
-                 + (f"{ia['value']:.3g} {_ci(ia['ci_low'], ia['ci_high'])} on {ia['items']} images"
+                 + (f"{estimate_text(ia['value'], ia['ci_low'], ia['ci_high'], 3)} on {ia['items']} images"
                     if ia["value"] is not None else f"- ({ia.get('note', 'undefined')})"))
     c = section.get("ceiling")
     if c:
-        lines.append(f"  human ceiling (reference images): {c['value']:.3g} {_ci(c['ci_low'], c['ci_high'])} (n={c['n']})")
-    from relbench.results import text_table
-
+        lines.append(f"  human ceiling (reference images): {estimate_text(c['value'], c['ci_low'], c['ci_high'], 3)} (n={c['n']})")
     body = []
     for name, j in section["judges"].items():
         o = j["overall"]
-        body.append([name, str(o["n"]), "-" if o["share"] is None else f"{o['share']:.3g} {_ci(*o['share_ci'])}",
-                     "-" if o["kappa"] is None else f"{o['kappa']:.3g} {_ci(*o['kappa_ci'])}"])
+        body.append([name, str(o["n"]), estimate_text(o["share"], *o["share_ci"], 3), estimate_text(o["kappa"], *o["kappa_ci"], 3)])
     if body:
         lines.append("  automatic judges vs the human majority:")
         lines += ["    " + line for line in text_table(["judge", "n", "agreement", "Cohen's kappa"], body).split("\n")]
@@ -340,8 +334,7 @@ def format_human(section: dict | None) -> str:
 
 def _share_kappa(e: dict) -> dict:
     return {"n": e["n"],
-            "share": "–" if e["share"] is None else f"{e['share']:.3g} {_ci(*e['share_ci'])}",
-            "kappa": "–" if e["kappa"] is None else f"{e['kappa']:.3g} {_ci(*e['kappa_ci'])}"}
+            "share": estimate_text(e["share"], *e["share_ci"], 3), "kappa": estimate_text(e["kappa"], *e["kappa_ci"], 3)}
 
 
 def report_rows(dirs) -> list[dict]:
@@ -358,9 +351,9 @@ def report_rows(dirs) -> list[dict]:
                             "attention": f"{a['attention']['accuracy']:.3g} (n={a['attention']['n']})" if a["attention"]["n"] else "–",
                             "consistency": f"{a['consistency']['same']:.3g} (n={a['consistency']['n']})" if a["consistency"]["n"] else "–"}
                            for n, a in sec["annotators"].items()],
-            "alpha": (f"{ia['value']:.3g} {_ci(ia['ci_low'], ia['ci_high'])} on {ia['items']} images"
+            "alpha": (f"{estimate_text(ia['value'], ia['ci_low'], ia['ci_high'], 3)} on {ia['items']} images"
                       if ia["value"] is not None else f"– ({ia.get('note', 'undefined')})"),
-            "ceiling": f"{c['value']:.3g} {_ci(c['ci_low'], c['ci_high'])} (n={c['n']})" if c else "–",
+            "ceiling": f"{estimate_text(c['value'], c['ci_low'], c['ci_high'], 3)} (n={c['n']})" if c else "–",
             "judges": [{"name": name, "metric": j["metric"], "overall": _share_kappa(j["overall"]),
                         "by_predicate": [{"predicate": p, **_share_kappa(e)} for p, e in j["by_predicate"].items()]}
                        for name, j in sec["judges"].items()],

@@ -394,11 +394,18 @@ def number(v, digits: int = 4, missing: str = UNDEFINED) -> str:
 
 def interval_text(e: dict | None, digits: int = 4, missing: str = UNDEFINED) -> str:
     """"value [low, high]"; "value [–]" where the interval is undefined (e.g. one triple)."""
-    if e is None or e.get("value") is None:
+    if e is None:
         return missing
-    if e.get("ci_low") is None or e.get("ci_high") is None:
-        return f"{number(e['value'], digits)} [{UNDEFINED}]"
-    return f"{number(e['value'], digits)} [{number(e['ci_low'], digits)}, {number(e['ci_high'], digits)}]"
+    return estimate_text(e.get("value"), e.get("ci_low"), e.get("ci_high"), digits, missing)
+
+
+def estimate_text(value, low, high, digits: int = 4, missing: str = UNDEFINED) -> str:
+    """interval_text for a value and its bounds held apart (agreement, human judgments)."""
+    if value is None:
+        return missing
+    if low is None or high is None:
+        return f"{number(value, digits)} [{UNDEFINED}]"
+    return f"{number(value, digits)} [{number(low, digits)}, {number(high, digits)}]"
 
 
 def p_text(p) -> str:

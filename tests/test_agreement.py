@@ -81,5 +81,15 @@ def test_judge_agreement_pairs_and_scopes():
     assert vc["n"] == 6 and vc["share"] == pytest.approx(4 / 6)
     assert found["vlm~clip"]["by_predicate"]["holding"]["share"] == pytest.approx(0.5)
     text = format_agreement({"runs": {"r": {"agreement": found}}})
-    assert "agreement r vlm~spatial (geometric predicates, 4 images): share 0.75" in text
+    # two triples: too few for an interval, which the line says instead of leaving it out
+    assert "agreement r vlm~spatial (geometric predicates, 4 images): share 0.75 [–], kappa " in text
+
+
+def test_estimates_print_as_every_table_does():
+    from relbench.results import estimate_text, interval_text
+
+    assert estimate_text(0.12345, 0.1, 0.2, 3) == "0.123 [0.1, 0.2]"
+    assert estimate_text(0.5, None, None, 3) == "0.5 [–]" and estimate_text(None, 0, 1, missing="undefined") == "undefined"
+    assert interval_text({"value": 2 / 3, "ci_low": 0.5, "ci_high": 0.8}) == "0.6667 [0.5, 0.8]"
+    assert estimate_text(5e-5, 1e-5, 1e-4) == "5.00e-05 [1.00e-05, 1.00e-04]"
 
