@@ -163,6 +163,7 @@ def test_real_flux_protocol_example_validates():
     cfg, _ = load_train_config(str(root / "examples" / "train_lab_flux_vg.yaml"))
     assert cfg.eval.prompt_mode == "neutral" and cfg.eval.best_metric == "spatial_pos_acc"
     assert cfg.objective.negatives.kinds == ["swap"] and cfg.lora.blocks == [7, 8, 9, 10, 11, 12]
+    assert (cfg.objective.timesteps.low, cfg.objective.timesteps.high) == (0.7, 1.0)  # the lab's range
 
 
 def test_lab_bad_input_is_one_line_exit_2(cli, tmp_path):
