@@ -42,8 +42,9 @@ def main() -> None:
     load = {"before": os.getloadavg()}
     t0 = time.perf_counter()
     cfg = BaseConfig.smoke() if a.smoke else BaseConfig()
-    if a.base:
+    if a.base:  # the JSON records the config that base was built with, not today's defaults
         base, build_s = Path(a.base), a.build_seconds
+        cfg = BaseConfig(**json.loads((base / "lab_base.json").read_text())["config"])
     else:
         base = build_base(work / "base", cfg, progress=False)
         build_s = time.perf_counter() - t0
