@@ -84,9 +84,9 @@ def resolve_model_dir(args: FluxArgs, who: str = "flux") -> tuple[Path, dict]:
 
 
 def _download_hint(model: str) -> str:
-    repo = model if "/" in model and not model.startswith((".", "/", "~")) else DEFAULT_MODEL
     from relbench.models.hub import cache_dir
 
+    repo = model if "/" in model and not model.startswith((".", "/", "~")) else DEFAULT_MODEL
     return (
         f"download it with `huggingface-cli download {repo}` (into the HF cache, {cache_dir()}) "
         f"or `huggingface-cli download {repo} --local-dir DIR` and set the generator arg model: DIR"
