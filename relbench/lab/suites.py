@@ -38,28 +38,28 @@ def split_triples(seed: int, w: World = WORLDS["lab"]) -> tuple[list[Triple], li
     return (all_t[k:], all_t[:k]) if k else (all_t, all_t)
 
 
-def _scenes_from(triples: list[Triple], n: int, seed: int, salt: str) -> list[Scene]:
+def _scenes_from(pool: list[Triple], n: int, seed: int, salt: str) -> list[Scene]:
     """Training scenes: triples drawn with replacement, each with a layout of its own (a repeated
     triple is a new photo)."""
     out = []
     for i in range(n):
         rng = random.Random(f"lab:{salt}:{seed}:{i}")
-        out.append(Scene((rng.choice(triples),), rng.randrange(1 << 30)))
+        out.append(Scene((rng.choice(pool),), rng.randrange(1 << 30)))
     return out
 
 
-def _distinct_scenes(triples: list[Triple], n: int, seed: int, salt: str) -> list[Scene]:
+def _distinct_scenes(pool: list[Triple], n: int, seed: int, salt: str) -> list[Scene]:
     """Evaluation scenes: ``n`` distinct triples. A generator's images depend on the triple (its
     prompt and graph) and the sampling seed, not on the reference layout, so a repeated triple
     would be the same images scored twice as if independent, and intervals would be too narrow;
     more evaluation images come from more seeds, which the runner clusters by triple."""
     from relbench.errors import UserError
 
-    if n > len(triples):
-        raise UserError(f"lab: {n} evaluation cases asked for, but the world has only {len(triples)} evaluation "
+    if n > len(pool):
+        raise UserError(f"lab: {n} evaluation cases asked for, but the world has only {len(pool)} evaluation "
                         "triples; use fewer cases and more seeds")
     rng = random.Random(f"lab:{salt}:{seed}")
-    return [Scene((t,), rng.randrange(1 << 30)) for t in rng.sample(triples, n)]
+    return [Scene((t,), rng.randrange(1 << 30)) for t in rng.sample(pool, n)]
 
 
 def write_suites(out: str | Path, n_train: int, n_val: int, n_test: int, seed: int = 0,
