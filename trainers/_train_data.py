@@ -59,8 +59,6 @@ def check_vocabulary(encoder, examples: list[Example]) -> None:
                     raise UserError(f"{ex.where}: {exc}") from None
 
 
-
-
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     order = list(range(n))
     random.Random(sample_seed("order", seed, epoch)).shuffle(order)
