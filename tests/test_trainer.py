@@ -189,6 +189,43 @@ def test_resume_ends_bit_identical(data, tmp_path):
     assert strip(log(tmp_path / "full")) == strip(log(tmp_path / "cut"))  # the log is continuous, no duplicates
 
 
+def test_same_config_writes_the_same_checkpoint_bytes(data, tmp_path):
+    """Not only the same tensors: the same files. Two things made them differ before: the global
+    generators' states in trainer_state (torch and Python seed them at random per process) and
+    the order of the LoRA file's two metadata keys (a Rust HashMap in safetensors)."""
+    from relbench.trainers.flux_graph_lora import train
+
+    for r in ("one", "two"):
+        train(config(data, tmp_path / r, epochs=1))
+    one, two = tmp_path / "one" / "last", tmp_path / "two" / "last"
+    files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file() and p.name != "relbench_graph_lora.json")
+    assert {f.name for f in files} >= {"pytorch_lora_weights.safetensors", "rng.safetensors", "state.json"}
+    assert [f for f in files if (one / f).read_bytes() != (two / f).read_bytes()] == []
+
+
+def test_safetensors_metadata_is_written_in_one_order(tmp_path):
+    """safetensors orders metadata keys at random (per map): sorted afterwards, the same tensors
+    and metadata give the same bytes every time, and the file still loads as written."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from relbench.models.graph_lora_ckpt import sort_safetensors_metadata
+
+    tensors = {"b.weight": torch.arange(6.0).reshape(2, 3), "a": torch.tensor([1, 2], dtype=torch.int64)}
+    meta = {"format": "pt", "lora_adapter_metadata": '{"r": 8}', "zeta": "z", "alpha": "x"}
+    files = []
+    for i in range(8):
+        f = tmp_path / f"{i}.safetensors"
+        save_file(tensors, str(f), metadata=meta)
+        sort_safetensors_metadata(f)
+        files.append(f.read_bytes())
+        back = load_file(str(f))
+        assert back.keys() == tensors.keys() and all(torch.equal(back[k], tensors[k]) for k in tensors)
+        with safe_open(str(f), "pt") as h:
+            assert h.metadata() == meta
+    assert len(set(files)) == 1 and len(files[0]) % 8 == 0
+
+
 def test_output_dir_checks_run_before_the_model_loads(data, tmp_path, monkeypatch):
     """On real FLUX loading takes minutes: a wrong --output-dir / --resume fails first."""
     import relbench.models.flux as flux_models

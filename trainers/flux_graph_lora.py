@@ -101,6 +101,7 @@ class Trainer:
             cfg.objective.clip.resolve()  # weights found before the pipeline loads
         self.resume = resume
         self.resume_from = self._check_output_dir(resume)  # before minutes of model loading
+        _seed_global_generators(cfg.seed)
         self.pipe, self.base_ident = self._pipeline(pipe)
         self._build_parts()
 
@@ -638,6 +639,22 @@ def _trim_log(path: Path, step: int) -> None:
     from relbench.atomic import write_text
 
     write_text(path, "".join(ln + "\n" for ln in keep))
+
+
+def _seed_global_generators(seed: int) -> None:
+    """Seed torch's and Python's global generators. Why: both start from a fresh random seed in
+    every process (torch 2.14 too), and a checkpoint stores their states for an exact resume, so
+    unseeded, the same config wrote different trainer_state bytes each run. (Every draw that
+    shapes the weights uses the trainer's own seeded generators; a resume restores these states
+    from the checkpoint afterwards.)"""
+    import random
+
+    import torch
+
+    from relbench.trainers.state import sample_seed
+
+    torch.manual_seed(sample_seed(seed, "global"))
+    random.seed(sample_seed(seed, "global-python"))
 
 
 def train(cfg, source: str = "train.yaml", resume: bool = False, stop_after: int | None = None, pipe=None,

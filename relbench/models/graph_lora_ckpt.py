@@ -48,6 +48,7 @@ def save_checkpoint(out_dir, transformer, graph_lora, base_model: str, extra: di
             "target_modules": graph_lora.lora.target_modules()}
     FluxPipeline.save_lora_weights(out, transformer_lora_layers=lora_sd, weight_name=LORA_FILE,
                                    transformer_lora_adapter_metadata=meta)
+    sort_safetensors_metadata(out / LORA_FILE)
     for name, module in ((ENCODER_FILE, graph_lora.encoder), (INJECTOR_FILE, graph_lora.injector)):
         save_file({k: v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()}, str(out / name))
     config = {
@@ -63,6 +64,30 @@ def save_checkpoint(out_dir, transformer, graph_lora, base_model: str, extra: di
     }
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return out
+
+
+def sort_safetensors_metadata(path: Path) -> None:
+    """Rewrite a safetensors file's header with its ``__metadata__`` keys sorted, in place.
+
+    Why: safetensors keeps the metadata in a Rust HashMap, whose order changes from process to
+    process (and map to map), and diffusers writes two keys into a LoRA file ("format" and
+    "lora_adapter_metadata"); the same weights then came out as different bytes about every
+    other time. The tensors' entries, data and offsets are untouched: only the header's JSON
+    is re-serialised (compact, space-padded to 8 bytes, as safetensors writes it).
+    """
+    import struct
+
+    raw = Path(path).read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    meta = header.pop("__metadata__", None)
+    if not meta or len(meta) < 2:
+        return
+    text = json.dumps({"__metadata__": dict(sorted(meta.items())), **header}, separators=(",", ":"))
+    text += " " * (-len(text) % 8)
+    tmp = Path(path).with_name(Path(path).name + ".tmp")
+    tmp.write_bytes(struct.pack("<Q", len(text)) + text.encode() + raw[8 + n:])
+    tmp.replace(path)
 
 
 @dataclass
