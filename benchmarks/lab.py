@@ -31,6 +31,7 @@ def main() -> None:
     ap.add_argument("--arms", help="comma-separated subset of arms")
     ap.add_argument("--steps", type=int)
     ap.add_argument("--eval-every", type=int)
+    ap.add_argument("--jobs", type=int, help="arms trained at once (default: one per core)")
     ap.add_argument("--json", required=True)
     a = ap.parse_args()
 
@@ -56,6 +57,8 @@ def main() -> None:
         plan = replace(plan, steps=a.steps, eval_every=min(plan.eval_every, a.steps))
     if a.eval_every:
         plan = replace(plan, eval_every=a.eval_every)
+    if a.jobs:
+        plan = replace(plan, jobs=a.jobs)
     res = run_lab(base, work / "lab", plan, progress=True)
     load["after"] = os.getloadavg()
     table = json.loads((work / "lab" / "table.json").read_text())

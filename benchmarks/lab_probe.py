@@ -2,7 +2,7 @@
 the recipe's pretraining length and sampling steps (docs/lab.md, round 5). Measured, never
 asserted.
 
-    python benchmarks/lab_probe.py BASE [BASE ...] [--n 96] [--seeds 0,1] [--steps 4,8]
+    python benchmarks/lab_probe.py BASE [BASE ...] [--n 96] [--seeds 0,1] [--steps 4,8] [--split heldout|train]
 
 For each base, steps and prompt mode: the share of images where the shapes_snap detector finds
 both objects, and the relation accuracy given both found, over the first N held-out triples
@@ -22,6 +22,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=96)
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--steps", default="4,8")
+    # the base was pretrained on every triple of its world, so its drawing can be probed on the
+    # arms' training triples: a recipe chosen there is not chosen on the lab's test prompts
+    ap.add_argument("--split", choices=("heldout", "train"), default="heldout",
+                    help="which triples: the held-out ones (val/test are drawn from them) or the arms' training ones")
     a = ap.parse_args()
 
     import numpy as np
@@ -36,7 +40,7 @@ def main() -> None:
     from relbench.spatial_rules import relation_holds
 
     vocab = load_vocabulary()
-    triples = split_triples(0)[1][: a.n]
+    triples = split_triples(0)[0 if a.split == "train" else 1][: a.n]
     seeds = [int(s) for s in a.seeds.split(",")]
     for base in a.bases:
         pipe = FluxPipeline.from_pretrained(base, local_files_only=True)
@@ -56,7 +60,7 @@ def main() -> None:
                             found += 1
                             right += bool(relation_holds("relbench", t.predicate, d[t.subject][0], d[t.object][0]))
                 n = len(triples) * len(seeds)
-                rec = {"base": base, "steps": steps, "mode": mode, "n": n, "both_found": round(found / n, 3),
+                rec = {"base": base, "split": a.split, "steps": steps, "mode": mode, "n": n, "both_found": round(found / n, 3),
                        "acc_given_found": round(right / max(found, 1), 3)}
                 print(json.dumps(rec), flush=True)
 

@@ -83,7 +83,7 @@ def test_build_is_deterministic_and_resumes_exactly(tmp_path, monkeypatch):
     from relbench.lab.base import BaseConfig, build_base
 
     cfg = replace(BaseConfig.smoke(), images=48, vae_steps=3, clip_steps=3, flux_steps=4, vae_batch=4, clip_batch=8,
-                  flux_batch=4, save_every=2)
+                  flux_batch=4, save_every=2, ema_decay=0.995)  # the moving average resumes too
     build_base(tmp_path / "a", cfg, progress=False)
     real = lab_base._save_state
 
@@ -119,6 +119,66 @@ def test_build_is_deterministic_and_resumes_exactly(tmp_path, monkeypatch):
     meta = json.loads((tmp_path / "a2" / "lab_base.json").read_text())
     assert meta["continued"] == [{"steps": 2, "lr": 3e-4, "seed": cfg.seed + 1000}]
     assert any(not torch.equal(wa[k], v) for k, v in _weights(tmp_path / "a2").items())
+
+
+def test_pipeline_holds_the_moving_average_of_the_transformer_not_its_last_weights(tmp_path, monkeypatch):
+    """Two transformer steps with state saved after each: diffusers' EMAModel takes the first
+    step's weights p1 (decay 0 at step 1), then decay min(ema_decay, 2/11) at step 2, so the
+    pipeline must hold 2/11 p1 + 9/11 p2, where p1 and p2 are the raw weights in the two states."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    from relbench.lab import base as lab_base
+    from relbench.lab.base import BaseConfig, build_base
+
+    cfg = replace(BaseConfig.smoke(), images=48, vae_steps=1, clip_steps=1, flux_steps=2, vae_batch=4, clip_batch=8,
+                  flux_batch=4, save_every=1, ema_decay=0.995, warmup=1)
+    real, raw = lab_base._save_state, {}
+
+    def keep(path, stage, step, *a, **k):
+        real(path, stage, step, *a, **k)
+        if stage == "flux":
+            raw[step] = {n[len("transformer."):]: v for n, v in load_file(str(path / "weights.safetensors")).items()
+                         if n.startswith("transformer.")}
+
+    monkeypatch.setattr(lab_base, "_save_state", keep)
+    build_base(tmp_path / "ema", cfg, progress=False)
+    w = _weights(tmp_path / "ema")
+    d = 2 / 11
+    assert set(raw) == {1, 2} and w.keys() == raw[2].keys()
+    assert all(torch.allclose(w[k], d * raw[1][k] + (1 - d) * raw[2][k], atol=1e-6) for k in w)
+    # not the last weights: the step moved them by far more than the tolerance above
+    assert max(float((w[k] - raw[2][k]).abs().max()) for k in w) > 1e-4
+    # ema_decay 0: the last weights themselves
+    shutil.rmtree(tmp_path / "ema")
+    build_base(tmp_path / "last", replace(cfg, ema_decay=0.0), progress=False)
+    w0 = _weights(tmp_path / "last")
+    assert all(torch.equal(w0[k], raw[2][k]) for k in w0)
+
+
+def test_arms_trained_side_by_side_equal_arms_trained_one_after_the_other(tmp_path):
+    """`lab run --jobs` changes wall time, not results: every arm trains on one torch thread
+    however many run at once, so its checkpoint bytes are the same (an arm's bytes do depend on
+    its thread count). Each arm logs to its own file."""
+    from relbench.lab.base import BaseConfig, build_base
+    from relbench.lab.run import LabPlan, run_lab
+
+    base = build_base(tmp_path / "base", replace(BaseConfig.smoke(), images=48, vae_steps=2, clip_steps=2, flux_steps=2,
+                                                 vae_batch=4, clip_batch=8, flux_batch=4), progress=False)
+    plan = replace(LabPlan.smoke(), n_train=16, steps=2, eval_every=2, seeds=[0], eval_seeds=[0],
+                   arms=("a_gen", "c_gen_rank"))
+    for jobs in (1, 2):
+        run_lab(base, tmp_path / f"jobs{jobs}", replace(plan, jobs=jobs), progress=False)
+    for arm in plan.arms:
+        one, two = tmp_path / "jobs1" / "arms" / arm / "last", tmp_path / "jobs2" / "arms" / arm / "last"
+        files = sorted(p.relative_to(one) for p in one.rglob("*.safetensors"))
+        assert len(files) >= 4
+        assert all((one / f).read_bytes() == (two / f).read_bytes() for f in files), arm
+        assert "$ relbench train" in (tmp_path / "jobs2" / f"lab-{arm}.log").read_text()
+    table = json.loads((tmp_path / "jobs2" / "table.json").read_text())
+    assert {r["run"] for r in table["rows"]} >= {f"{a}_{m}" for a in plan.arms for m in ("relation", "neutral")}
 
 
 def _fake_training_dir(d, name_suffix=""):

@@ -23,6 +23,8 @@ def add_lab_parser(sub) -> None:
     r.add_argument("--smoke", action="store_true", help="one arm, few steps: the test suite's smoke lab")
     r.add_argument("--arms", metavar="A,B", help="subset of a_gen,b_gen_dropout,c_gen_rank,d_gen_rank_dropout")
     r.add_argument("--steps", type=int, metavar="N", help="training steps per arm")
+    r.add_argument("--jobs", type=int, metavar="N",
+                   help="arms trained at once, one torch thread each (default: one per core)")
     r.add_argument("--no-progress", action="store_true")
 
 
@@ -63,6 +65,10 @@ def cmd_lab(args) -> int:
         if args.steps < 1:
             raise UserError(f"lab run: --steps must be at least 1, got {args.steps}")
         plan = replace(plan, steps=args.steps, eval_every=min(plan.eval_every, args.steps))
+    if args.jobs is not None:
+        if args.jobs < 1:
+            raise UserError(f"lab run: --jobs must be at least 1, got {args.jobs}")
+        plan = replace(plan, jobs=args.jobs)
     bad = [a for a in plan.arms if a not in ARMS]
     if bad:
         raise UserError(f"lab run: --arms: unknown arm {bad[0]!r} (known: {', '.join(ARMS)})")

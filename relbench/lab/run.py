@@ -16,9 +16,11 @@ Every arm shares every other setting (LabPlan); nothing is tuned per arm.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -55,8 +57,16 @@ class LabPlan:
     # the base is a plain rectified-flow model, not step-distilled as FLUX.1-schnell is: at 8
     # steps it drew both objects in 0.84 of probe images, at 4 in 0.78
     sample_steps: int = 8
+    # double blocks that get LoRA and graph injection: "upper" (the upper half) or "all"
+    blocks: str = "upper"
     arms: tuple[str, ...] = tuple(ARMS)
     seed: int = 0
+    # arms trained at once (0: one per core, at most one per arm). Every arm trains on one torch
+    # thread, however many run: an arm's bytes depend on its thread count (1 and 2 threads gave
+    # different weights), so they must not depend on the machine's cores or on this setting. A
+    # step of the mini model is too small to keep two threads busy: two one-thread arms side by
+    # side took 21 s where one after the other took 35 s (benchmarks/lab.py prints the times)
+    jobs: int = 0
 
     @classmethod
     def smoke(cls) -> "LabPlan":
@@ -111,12 +121,14 @@ def score_benchmark(plan: LabPlan, base: Path, data: dict, arm_dirs: dict[str, P
             "metrics": ["pair_mse", SPATIAL], "runs": runs, "output_dir": str(out)}
 
 
-def _relbench(args: list[str], log: Path) -> None:
-    """One `relbench` command in its own process (as a user runs it), output appended to ``log``."""
+def _relbench(args: list[str], log: Path, threads: int | None = None) -> None:
+    """One `relbench` command in its own process (as a user runs it), output appended to ``log``;
+    ``threads`` sets its torch CPU threads (OMP_NUM_THREADS)."""
+    env = None if threads is None else {**os.environ, "OMP_NUM_THREADS": str(threads)}
     with open(log, "a") as fh:
         fh.write(f"$ relbench {' '.join(args)}\n")
         fh.flush()
-        rc = subprocess.call([sys.executable, "-m", "relbench", *args], stdout=fh, stderr=subprocess.STDOUT)
+        rc = subprocess.call([sys.executable, "-m", "relbench", *args], stdout=fh, stderr=subprocess.STDOUT, env=env)
     if rc != 0:
         raise UserError(f"lab run: `relbench {' '.join(args)}` failed (exit {rc}); see {log}")
 
@@ -139,7 +151,9 @@ def run_lab(base: str | Path, out: str | Path, plan: LabPlan = LabPlan(), progre
         raise UserError(f"lab run: {base} was built for the {w.name!r} world, which has {n_eval} evaluation triples; "
                         f"the plan asks for {max(plan.n_val, plan.n_test)} (use `--smoke` with a smoke base)")
     msl = int(meta["max_sequence_length"])
-    blocks = list(range(cfg.num_layers // 2, cfg.num_layers))
+    if plan.blocks not in ("upper", "all"):
+        raise UserError(f"lab run: blocks must be 'upper' or 'all', got {plan.blocks!r}")
+    blocks = list(range(0 if plan.blocks == "all" else cfg.num_layers // 2, cfg.num_layers))
     unknown = [a for a in plan.arms if a not in ARMS]
     if unknown:
         raise UserError(f"lab run: unknown arm {unknown[0]!r} (known: {', '.join(ARMS)})")
@@ -150,8 +164,10 @@ def run_lab(base: str | Path, out: str | Path, plan: LabPlan = LabPlan(), progre
     t0 = time.perf_counter()
     data = write_suites(out / "data", plan.n_train, plan.n_val, plan.n_test, plan.seed, w)
     timings["suites_s"] = time.perf_counter() - t0
+    jobs = plan.jobs or min(len(plan.arms), os.cpu_count() or 1)
     arm_dirs = {}
-    for arm in plan.arms:
+
+    def train(arm: str) -> None:
         t = time.perf_counter()
         d = out / "arms" / arm
         cfg_path = out / "configs" / f"{arm}.yaml"
@@ -162,9 +178,19 @@ def run_lab(base: str | Path, out: str | Path, plan: LabPlan = LabPlan(), progre
         if not done:
             if progress:
                 print(f"lab: training arm {arm} ({plan.steps} steps) -> {d}", flush=True)
-            _relbench(["train", "--config", str(cfg_path), "--no-progress"] + (["--resume"] if (d / "last").exists() else []), log)
-        arm_dirs[arm] = d / "best" if (d / "best").exists() else d / "last"
+            # each arm logs to its own file: arms trained side by side would interleave lines
+            _relbench(["train", "--config", str(cfg_path), "--no-progress"] + (["--resume"] if (d / "last").exists() else []),
+                      out / f"lab-{arm}.log", threads=1)
         timings[f"train_{arm}_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        # list(): the first arm that fails raises here, after the others have finished
+        list(pool.map(train, plan.arms))
+    timings["train_s"] = time.perf_counter() - t
+    for arm in plan.arms:
+        d = out / "arms" / arm
+        arm_dirs[arm] = d / "best" if (d / "best").exists() else d / "last"
     t = time.perf_counter()
     bench = out / "configs" / "score.yaml"
     bench.write_text(yaml.safe_dump(score_benchmark(plan, base, data, arm_dirs, out / "scores", msl), sort_keys=False))
