@@ -4,6 +4,7 @@ does any arm draw the relation from the graph alone, and how long does the whole
     python benchmarks/lab.py --work /work/lab-out/bench --json benchmarks/results/lab.json
     python benchmarks/lab.py --base DIR --build-seconds S --work W --json J   # reuse a built base
     python benchmarks/lab.py --smoke --work W --json J                        # the test suite's smoke lab
+    python benchmarks/lab.py --seed 1 --work W --json J                       # another build of the same recipe
 
 Prints and writes: wall times (build, each arm, scoring), the machine's load average before and
 after (2 cores are shared here: a figure measured under load says so), the base's both-objects
@@ -31,6 +32,7 @@ def main() -> None:
     ap.add_argument("--arms", help="comma-separated subset of arms")
     ap.add_argument("--steps", type=int)
     ap.add_argument("--eval-every", type=int)
+    ap.add_argument("--seed", type=int, default=0, help="the base's seed (the suites and arms keep seed 0)")
     ap.add_argument("--jobs", type=int, help="arms trained at once (default: one per core)")
     ap.add_argument("--json", required=True)
     a = ap.parse_args()
@@ -42,7 +44,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     load = {"before": os.getloadavg()}
     t0 = time.perf_counter()
-    cfg = BaseConfig.smoke() if a.smoke else BaseConfig()
+    cfg = BaseConfig.smoke(a.seed) if a.smoke else BaseConfig(seed=a.seed)
     if a.base:  # the JSON records the config that base was built with, not today's defaults
         base, build_s = Path(a.base), a.build_seconds
         cfg = BaseConfig(**json.loads((base / "lab_base.json").read_text())["config"])

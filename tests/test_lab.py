@@ -232,6 +232,8 @@ def test_lab_bad_input_is_one_line_exit_2(cli, tmp_path):
     assert not (tmp_path / "o").exists()  # checked before anything is written
     r = cli("lab", "build-base", "--out", str(tmp_path / "b"), "--flux-steps", "0")
     assert r.returncode == 2 and "--flux-steps must be at least 1" in r.stderr and not (tmp_path / "b").exists()
+    r = cli("lab", "run", "--base", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), "--jobs", "0")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--jobs must be at least 1, got 0" in r.stderr
 
 
 def test_evaluation_suites_hold_distinct_triples_and_never_keep_stale_photos(tmp_path):
