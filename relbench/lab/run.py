@@ -43,8 +43,9 @@ class LabPlan:
     n_test: int = 96
     seeds: list[int] = field(default_factory=lambda: [0, 1])
     eval_seeds: list[int] = field(default_factory=lambda: [0])  # the arms' evaluations on val
-    # 1000 steps (round 7) moved one arm's best checkpoint, not the best arm's, and left the lab
-    # one minute under its 30 (docs/lab.md)
+    # 1000 steps (round 7, arms one after the other) moved one arm's best checkpoint, not the
+    # best arm's, and left the lab one minute under its 30; not re-measured since arms train side
+    # by side (round 8: 14.3 min at 800) (docs/lab.md)
     steps: int = 800
     batch_size: int = 16
     lr: float = 2e-3  # arm (c) on val: 0.66 at step 600 against 0.56 at 1e-3 (docs/lab.md round 5)
