@@ -3,7 +3,7 @@ one graph-LoRA arm trained by `relbench train` unchanged, both scored by `relben
 neutral mode. It fails if the trainer stops learning: the arm must put the right square on the
 left, from the graph alone, far more often than chance.
 
-About 2.5 min on 2 cores (measured 149 s outside pytest): the one slow test of the suite, kept because nothing else shows that
+About 1.5-3 min on 2 cores (measured 89 s outside pytest on a quiet machine, 185 s under load): the one slow test of the suite, kept because nothing else shows that
 a checkpoint written by the trainer draws the relation it was trained on.
 """
 
