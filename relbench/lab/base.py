@@ -59,10 +59,11 @@ class BaseConfig:
     flux_lr: float = 1e-3
     t_shift: float = 3.0  # SD3/FLUX timestep shift of the logit-normal t (1: none)
     # the pipeline gets an exponential moving average of the transformer and T5 weights
-    # (diffusers' EMAModel: decay min(ema_decay, (1 + k) / (10 + k)) at step k; 0: the last
-    # weights), as diffusion models are usually sampled: both prompted objects drawn in 0.885 of
-    # probe images against 0.854 with the last weights (4 heads; 6 heads: 0.924 against 0.896;
-    # 192 training triples x 2 seeds, relation prompts, docs/lab.md round 8)
+    # (diffusers' EMAModel: the first step's weights, then decay min(ema_decay, (1 + k) / (10 + k))
+    # at step k + 1; 0: the last weights), as diffusion models are usually sampled: both
+    # prompted objects drawn in 0.885 of probe images against 0.854 with the last weights (4
+    # heads; 6 heads: 0.924 against 0.896; 192 training triples x 2 seeds, relation prompts,
+    # docs/lab.md round 8)
     ema_decay: float = 0.995
     warmup: int = 100
     relation_prompt_prob: float = 0.7

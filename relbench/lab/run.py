@@ -58,8 +58,6 @@ class LabPlan:
     # the base is a plain rectified-flow model, not step-distilled as FLUX.1-schnell is: at 8
     # steps it drew both objects in 0.84 of probe images, at 4 in 0.78
     sample_steps: int = 8
-    # double blocks that get LoRA and graph injection: "upper" (the upper half) or "all"
-    blocks: str = "upper"
     arms: tuple[str, ...] = tuple(ARMS)
     seed: int = 0
     # arms trained at once (0: one per core, at most one per arm). Every arm trains on one torch
@@ -152,9 +150,7 @@ def run_lab(base: str | Path, out: str | Path, plan: LabPlan = LabPlan(), progre
         raise UserError(f"lab run: {base} was built for the {w.name!r} world, which has {n_eval} evaluation triples; "
                         f"the plan asks for {max(plan.n_val, plan.n_test)} (use `--smoke` with a smoke base)")
     msl = int(meta["max_sequence_length"])
-    if plan.blocks not in ("upper", "all"):
-        raise UserError(f"lab run: blocks must be 'upper' or 'all', got {plan.blocks!r}")
-    blocks = list(range(0 if plan.blocks == "all" else cfg.num_layers // 2, cfg.num_layers))
+    blocks = list(range(cfg.num_layers // 2, cfg.num_layers))
     unknown = [a for a in plan.arms if a not in ARMS]
     if unknown:
         raise UserError(f"lab run: unknown arm {unknown[0]!r} (known: {', '.join(ARMS)})")
