@@ -80,7 +80,7 @@ class BaseConfig:
         square, left/right), about 100 s on 2 cores. It draws both squares (measured: in 0.88-1.0
         of test images) but does not yet read the relation from the prompt (0.5 in relation mode)."""
         return cls(seed=seed, world="smoke", images=1000, vae_steps=100, clip_steps=100, flux_steps=300, save_every=10_000,
-                   heads=4, ema_decay=0.0)  # as measured in the smoke test before the lab base grew both
+                   heads=4, ema_decay=0.0)  # round 6's smoke base: the smoke test's figures were measured on it
 
 
 def word_tokenizer(max_length: int):

@@ -77,6 +77,8 @@ def sort_safetensors_metadata(path: Path) -> None:
     """
     import struct
 
+    from relbench.atomic import write_bytes
+
     raw = Path(path).read_bytes()
     (n,) = struct.unpack("<Q", raw[:8])
     header = json.loads(raw[8:8 + n])
@@ -85,9 +87,7 @@ def sort_safetensors_metadata(path: Path) -> None:
         return
     text = json.dumps({"__metadata__": dict(sorted(meta.items())), **header}, separators=(",", ":"))
     text += " " * (-len(text) % 8)
-    tmp = Path(path).with_name(Path(path).name + ".tmp")
-    tmp.write_bytes(struct.pack("<Q", len(text)) + text.encode() + raw[8 + n:])
-    tmp.replace(path)
+    write_bytes(path, struct.pack("<Q", len(text)) + text.encode() + raw[8 + n:])
 
 
 @dataclass
