@@ -243,14 +243,26 @@ def test_evaluation_suites_hold_distinct_triples_and_never_keep_stale_photos(tmp
     from relbench.lab.suites import split_triples, write_suites
     from relbench.lab.world import WORLDS
 
-    paths = write_suites(tmp_path / "d", n_train=60, n_val=20, n_test=96, seed=0)
+    from relbench.lab.run import LabPlan
+
+    plan = LabPlan()  # the lab's own sizes: 48 val and 96 test triples
+    paths = write_suites(tmp_path / "d", n_train=60, n_val=plan.n_val, n_test=plan.n_test, seed=0)
+    assert (len(paths["val"].read_text().splitlines()), len(paths["test"].read_text().splitlines())) == (48, 96)
     recs = {k: [json.loads(x) for x in p.read_text().splitlines()] for k, p in paths.items()}
     key = lambda r: (r["subject"], r["predicate"], r["object"])  # noqa: E731
     train_t, held_t = split_triples(0)
-    assert len(held_t) == 108 and not set(train_t) & set(held_t)
+    assert len(held_t) == 144 and len(train_t) == 288 and not set(train_t) & set(held_t)
     for split in ("val", "test"):
         assert len({key(r) for r in recs[split]}) == len(recs[split])  # distinct triples
         assert {key(r) for r in recs[split]} <= {(t.subject, t.predicate, t.object) for t in held_t}
+    # best checkpoints are picked on val: no val triple is a test triple (their images at a seed
+    # would be the same), so val and test together use all 144 held-out triples here
+    assert not {key(r) for r in recs["val"]} & {key(r) for r in recs["test"]}
+    from relbench.errors import UserError
+
+    with pytest.raises(UserError, match="only 48 evaluation triples outside the test suite's 96"):
+        write_suites(tmp_path / "y", n_train=8, n_val=49, n_test=96, seed=0)
+    assert not (tmp_path / "y").exists()
     assert {key(r) for r in recs["train"]} <= {(t.subject, t.predicate, t.object) for t in train_t}
     # the smoke world: four triples, all of them evaluated; asking for more cases is one line
     smoke = write_suites(tmp_path / "s", n_train=8, n_val=4, n_test=4, seed=0, w=WORLDS["smoke"])
@@ -264,8 +276,6 @@ def test_evaluation_suites_hold_distinct_triples_and_never_keep_stale_photos(tmp
     write_suites(tmp_path / "d", n_train=8, n_val=4, n_test=4, seed=0, w=WORLDS["smoke"])
     after = np.asarray(Image.open(tmp_path / "d" / "images" / "test-00000.png"))
     assert not np.array_equal(before, after)
-    from relbench.errors import UserError
-
     with pytest.raises(UserError, match="only 4 evaluation triples"):
         write_suites(tmp_path / "x", n_train=8, n_val=4, n_test=5, seed=0, w=WORLDS["smoke"])
     assert not (tmp_path / "x").exists()  # refused before any photo of any split is written
@@ -307,6 +317,11 @@ def test_lab_run_refuses_a_plan_larger_than_the_bases_world_before_writing(tmp_p
         with pytest.raises(UserError, match="built for another version of the 'smoke' world"):
             run_lab(base, tmp_path / "out", LabPlan.smoke(), progress=False)
         assert not (tmp_path / "out").exists()
+    # the held-out share only splits the suites (a base is pretrained on every triple): a base
+    # recorded under another split is the same base
+    from relbench.lab.base import check_world
+
+    assert check_world({**meta, "world": {**meta["world"], "held_out": 0.25}}, base).world == "smoke"
 
 
 def test_clip_stage_makes_pooled_vectors_tell_object_names_apart(tmp_path):

@@ -485,7 +485,13 @@ def build_base(out: str | Path, cfg: BaseConfig = BaseConfig(), progress: bool =
 def _world_spec(cfg: BaseConfig) -> dict:
     from relbench.lab.world import world
 
-    return json.loads(json.dumps(asdict(world(cfg.world))))
+    return _drawn(json.loads(json.dumps(asdict(world(cfg.world)))))
+
+
+def _drawn(spec: dict | None) -> dict | None:
+    """What a base learned of its world: everything but ``held_out``, which only splits the
+    suites (a base is pretrained on every triple), so a new split keeps bases usable."""
+    return None if spec is None else {k: v for k, v in spec.items() if k != "held_out"}
 
 
 def check_world(meta: dict, base) -> BaseConfig:
@@ -493,7 +499,7 @@ def check_world(meta: dict, base) -> BaseConfig:
     objects, predicates or sizes, e.g. before objects were drawn twice as large): suites and
     further training drawn from today's world would not be what it learned."""
     cfg = BaseConfig(**meta["config"])  # a base older than a field predates the world record too
-    if meta.get("world") != _world_spec(cfg):
+    if _drawn(meta.get("world")) != _world_spec(cfg):
         raise UserError(f"lab: {base} was built for another version of the {cfg.world!r} world than this relbench "
                         f"draws (objects, predicates or sizes differ); rebuild it with `relbench lab build-base`")
     return cfg

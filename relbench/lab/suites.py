@@ -1,9 +1,10 @@
 """The lab's data as ordinary relbench JSONL suites (docs/vg.md's schema), photos as PNG files.
 
 The arms train on these files with `relbench train` exactly as a user trains on Visual
-Genome splits; scoring reads the test suite with `relbench run`. A quarter of the 432 lab
-triples is held out of training (val and test draw from it with layouts of their own), so the
-scores measure drawing relations for object pairs and layouts not seen in training.
+Genome splits; scoring reads the test suite with `relbench run`. A third of the 432 lab
+triples is held out of training, and test and val split it without sharing a triple, so the
+scores measure drawing relations for object pairs and layouts not seen in training, and the
+checkpoint picked on val was not picked on any test image.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _record(scene: Scene, image: str | None, w: World) -> dict:
 
 def split_triples(seed: int, w: World = WORLDS["lab"]) -> tuple[list[Triple], list[Triple]]:
     """(train triples, evaluation triples): a fixed share (w.held_out) of the world's triples
-    (432 in the lab world) never trained on; a world holding none out evaluates on all."""
+    (144 of 432 in the lab world) never trained on; a world holding none out evaluates on all."""
     all_t = triples(w)
     random.Random(f"lab-split:{seed}").shuffle(all_t)
     k = int(round(len(all_t) * w.held_out))
@@ -48,7 +49,7 @@ def _scenes_from(pool: list[Triple], n: int, seed: int, salt: str) -> list[Scene
     return out
 
 
-def _distinct_scenes(pool: list[Triple], n: int, seed: int, salt: str) -> list[Scene]:
+def _distinct_scenes(pool: list[Triple], n: int, seed: int, salt: str, what: str = "") -> list[Scene]:
     """Evaluation scenes: ``n`` distinct triples. A generator's images depend on the triple (its
     prompt and graph) and the sampling seed, not on the reference layout, so a repeated triple
     would be the same images scored twice as if independent, and intervals would be too narrow;
@@ -57,15 +58,19 @@ def _distinct_scenes(pool: list[Triple], n: int, seed: int, salt: str) -> list[S
 
     if n > len(pool):
         raise UserError(f"lab: {n} evaluation cases asked for, but the world has only {len(pool)} evaluation "
-                        "triples; use fewer cases and more seeds")
+                        f"triples{what}; use fewer cases and more seeds")
     rng = random.Random(f"lab:{salt}:{seed}")
     return [Scene((t,), rng.randrange(1 << 30)) for t in rng.sample(pool, n)]
 
 
 def write_suites(out: str | Path, n_train: int, n_val: int, n_test: int, seed: int = 0,
                  w: World = WORLDS["lab"]) -> dict[str, Path]:
-    """train.jsonl (with photos) over the training triples; val.jsonl and test.jsonl (with their
-    reference photos) over distinct held-out triples, with layouts of their own. Every photo is
+    """train.jsonl (with photos) over the training triples; test.jsonl and val.jsonl (with their
+    reference photos) over distinct held-out triples, with layouts of their own, val's none of
+    test's: the arms' best checkpoints are picked on val, and a val image that is also a test
+    image (a generator's images depend on the triple and the seed only) would make that pick
+    partly a pick on test. A world holding nothing out (the smoke world, 4 triples) evaluates
+    val and test on all its triples; its lab evaluates once, so nothing is picked. Every photo is
     rendered again (milliseconds each), so a directory reused with another world or seed never
     keeps a stale one."""
     from PIL import Image
@@ -74,9 +79,13 @@ def write_suites(out: str | Path, n_train: int, n_val: int, n_test: int, seed: i
 
     train_t, held_t = split_triples(seed, w)
     # every split's scenes are chosen (and a size the world cannot hold refused) before any file is written
+    test = _distinct_scenes(held_t, n_test, seed, "suite-test")
+    in_test = {s.graph[0] for s in test}
+    val_pool = [t for t in held_t if t not in in_test] if w.held_out else held_t
+    what = f" outside the test suite's {n_test}" if w.held_out else ""
     chosen = {"train": _scenes_from(train_t, n_train, seed, "suite-train"),
-              "val": _distinct_scenes(held_t, n_val, seed, "suite-val"),
-              "test": _distinct_scenes(held_t, n_test, seed, "suite-test")}
+              "val": _distinct_scenes(val_pool, n_val, seed, "suite-val", what),
+              "test": test}
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     paths = {}
