@@ -39,8 +39,8 @@ BEST_METRIC = "spatial_pos_acc"
 @dataclass
 class LabPlan:
     n_train: int = 2000
-    # val: the 48 held-out triples test does not use, at two seeds (96 images per evaluation,
-    # about 10 s on one thread). Until round 9 it was 32 triples at one seed, most of them test
+    # val: the 48 held-out triples test does not use, at two seeds (96 images per evaluation).
+    # Until round 9 it was 32 triples at one seed, most of them test
     # triples too, and best checkpoints were picked on 1/32 steps (docs/lab.md, round 9)
     n_val: int = 48
     n_test: int = 96
@@ -48,7 +48,7 @@ class LabPlan:
     eval_seeds: list[int] = field(default_factory=lambda: [0, 1])  # the arms' evaluations on val
     # arm (d) on round 9's base A, val: 0.59 / 0.68 / 0.93 of neutral-mode images right at steps
     # 800 / 1200 / 1600 (arm seed 1: 0.60 / 0.72 / 0.89), still rising; 1600 steps of four arms
-    # side by side on 2 cores take about 15 minutes, which keeps the whole lab under its 30
+    # side by side on 2 cores took 709-713 s (three builds), which keeps the whole lab under its 30
     # (docs/lab.md, round 9)
     steps: int = 1600
     batch_size: int = 16
