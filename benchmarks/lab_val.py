@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,12 +34,12 @@ def main() -> None:
     import yaml
 
     from relbench.lab.base import check_world
-    from relbench.lab.run import BEST_METRIC, LabPlan, _check_base, train_config
+    from relbench.lab.run import BEST_METRIC, LabPlan, arm_blocks, check_base, relbench_subprocess, train_config
     from relbench.lab.suites import write_suites
     from relbench.lab.world import world
 
     base, work = Path(a.base), Path(a.work)
-    meta = _check_base(base)
+    meta = check_base(base)
     cfg = check_world(meta, base)
     plan = LabPlan()
     if a.steps:
@@ -54,8 +52,7 @@ def main() -> None:
     paths = {k: data / f"{k}.jsonl" for k in ("train", "val", "test")}
     name = a.name or "-".join([a.arm, f"s{plan.steps}"] + [s.replace("=", "_") for s in a.set])
     out = work / name
-    blocks = list(range(cfg.num_layers // 2, cfg.num_layers))
-    tc = train_config(a.arm, plan, base, paths, out, blocks, int(meta["max_sequence_length"]))
+    tc = train_config(a.arm, plan, base, paths, out, arm_blocks(cfg.num_layers), int(meta["max_sequence_length"]))
     for item in a.set:
         key, _, value = item.partition("=")
         node = tc
@@ -67,11 +64,12 @@ def main() -> None:
     cfg_path.write_text(yaml.safe_dump(tc, sort_keys=False))
     t0 = time.perf_counter()
     args = ["train", "--config", str(cfg_path), "--no-progress"] + (["--resume"] if (out / "last").exists() else [])
-    with open(work / f"{name}.log", "a") as fh:
-        rc = subprocess.call([sys.executable, "-m", "relbench", *args], stdout=fh, stderr=subprocess.STDOUT,
-                             env={**os.environ, "OMP_NUM_THREADS": "1"})
-    if rc:
-        sys.exit(f"lab_val: training failed (exit {rc}); see {work / f'{name}.log'}")
+    from relbench.errors import UserError
+
+    try:
+        relbench_subprocess(args, work / f"{name}.log", threads=1)
+    except UserError as e:  # one line naming the log, as before
+        sys.exit(f"lab_val: {e}")
     curve = []
     for line in (out / "train_log.jsonl").read_text().splitlines():
         rec = json.loads(line)

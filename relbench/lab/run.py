@@ -79,12 +79,18 @@ class LabPlan:
                    eval_every=100, arms=("d_gen_rank_dropout",))
 
 
-def _check_base(base: Path) -> dict:
+def check_base(base: Path) -> dict:
     meta = base / "lab_base.json"
     if not (base / "model_index.json").is_file() or not meta.is_file():
         raise UserError(f"lab run: {base} is not a lab base (no model_index.json / lab_base.json); "
                         f"build one with `relbench lab build-base --out {base}`")
     return json.loads(meta.read_text())
+
+
+def arm_blocks(num_layers: int) -> list[int]:
+    """The double blocks every arm puts LoRA and graph injection on: the upper half. All four
+    blocks did worse on val (0.698 against 0.938 on round 8's build B; docs/lab.md)."""
+    return list(range(num_layers // 2, num_layers))
 
 
 def train_config(arm: str, plan: LabPlan, base: Path, data: dict, out: Path, blocks: list[int], msl: int) -> dict:
@@ -124,7 +130,7 @@ def score_benchmark(plan: LabPlan, base: Path, data: dict, arm_dirs: dict[str, P
             "metrics": ["pair_mse", SPATIAL], "runs": runs, "output_dir": str(out)}
 
 
-def _relbench(args: list[str], log: Path, threads: int | None = None) -> None:
+def relbench_subprocess(args: list[str], log: Path, threads: int | None = None) -> None:
     """One `relbench` command in its own process (as a user runs it), output appended to ``log``;
     ``threads`` sets its torch CPU threads (OMP_NUM_THREADS)."""
     env = None if threads is None else {**os.environ, "OMP_NUM_THREADS": str(threads)}
@@ -142,21 +148,20 @@ def run_lab(base: str | Path, out: str | Path, plan: LabPlan = LabPlan(), progre
     import yaml
 
     from relbench.lab.base import check_world
-    from relbench.lab.suites import split_triples, write_suites
+    from relbench.lab.suites import eval_triples_needed, split_triples, write_suites
     from relbench.lab.world import layout_chance, world
 
     base, out = Path(base), Path(out)
-    meta = _check_base(base)
+    meta = check_base(base)
     cfg = check_world(meta, base)
     w = world(cfg.world)  # the suites use the world the base was built for
     n_eval = len(split_triples(plan.seed, w)[1])
-    # val and test share no triple where the world holds triples out (relbench.lab.suites)
-    wanted = plan.n_val + plan.n_test if w.held_out else max(plan.n_val, plan.n_test)
+    wanted = eval_triples_needed(plan.n_val, plan.n_test, w)
     if wanted > n_eval:
         raise UserError(f"lab run: {base} was built for the {w.name!r} world, which has {n_eval} evaluation triples; "
                         f"the plan asks for {wanted} (use `--smoke` with a smoke base)")
     msl = int(meta["max_sequence_length"])
-    blocks = list(range(cfg.num_layers // 2, cfg.num_layers))
+    blocks = arm_blocks(cfg.num_layers)
     unknown = [a for a in plan.arms if a not in ARMS]
     if unknown:
         raise UserError(f"lab run: unknown arm {unknown[0]!r} (known: {', '.join(ARMS)})")
@@ -182,7 +187,7 @@ def run_lab(base: str | Path, out: str | Path, plan: LabPlan = LabPlan(), progre
             if progress:
                 print(f"lab: training arm {arm} ({plan.steps} steps) -> {d}", flush=True)
             # each arm logs to its own file: arms trained side by side would interleave lines
-            _relbench(["train", "--config", str(cfg_path), "--no-progress"] + (["--resume"] if (d / "last").exists() else []),
+            relbench_subprocess(["train", "--config", str(cfg_path), "--no-progress"] + (["--resume"] if (d / "last").exists() else []),
                       out / f"lab-{arm}.log", threads=1)
         timings[f"train_{arm}_s"] = time.perf_counter() - t
 
@@ -199,10 +204,10 @@ def run_lab(base: str | Path, out: str | Path, plan: LabPlan = LabPlan(), progre
     bench.write_text(yaml.safe_dump(score_benchmark(plan, base, data, arm_dirs, out / "scores", msl), sort_keys=False))
     if progress:
         print(f"lab: scoring {len(arm_dirs)} arm(s), the base and the baselines -> {out / 'scores'}", flush=True)
-    _relbench(["run", "--config", str(bench), "--no-progress", "--no-report"], log)
+    relbench_subprocess(["run", "--config", str(bench), "--no-progress", "--no-report"], log)
     timings["score_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    _relbench(["compare", str(out / "scores"), "-o", str(out / "compare")], log)
+    relbench_subprocess(["compare", str(out / "scores"), "-o", str(out / "compare")], log)
     timings["compare_s"] = time.perf_counter() - t
     from relbench.lab.table import write_table
     from relbench.reports.curves import build_curves

@@ -63,14 +63,25 @@ def _distinct_scenes(pool: list[Triple], n: int, seed: int, salt: str, what: str
     return [Scene((t,), rng.randrange(1 << 30)) for t in rng.sample(pool, n)]
 
 
+def _apart(w: World) -> bool:
+    """Whether val keeps off test's triples: where the world holds triples out. A world holding
+    none out (the smoke world, 4 triples) evaluates val and test on all of them; its lab
+    evaluates once, so nothing is picked on val."""
+    return bool(w.held_out)
+
+
+def eval_triples_needed(n_val: int, n_test: int, w: World) -> int:
+    """Distinct held-out triples that val and test of these sizes use together."""
+    return n_val + n_test if _apart(w) else max(n_val, n_test)
+
+
 def write_suites(out: str | Path, n_train: int, n_val: int, n_test: int, seed: int = 0,
                  w: World = WORLDS["lab"]) -> dict[str, Path]:
     """train.jsonl (with photos) over the training triples; test.jsonl and val.jsonl (with their
     reference photos) over distinct held-out triples, with layouts of their own, val's none of
     test's: the arms' best checkpoints are picked on val, and a val image that is also a test
     image (a generator's images depend on the triple and the seed only) would make that pick
-    partly a pick on test. A world holding nothing out (the smoke world, 4 triples) evaluates
-    val and test on all its triples; its lab evaluates once, so nothing is picked. Every photo is
+    partly a pick on test (except in a world holding nothing out: ``_apart``). Every photo is
     rendered again (milliseconds each), so a directory reused with another world or seed never
     keeps a stale one."""
     from PIL import Image
@@ -81,8 +92,8 @@ def write_suites(out: str | Path, n_train: int, n_val: int, n_test: int, seed: i
     # every split's scenes are chosen (and a size the world cannot hold refused) before any file is written
     test = _distinct_scenes(held_t, n_test, seed, "suite-test")
     in_test = {s.graph[0] for s in test}
-    val_pool = [t for t in held_t if t not in in_test] if w.held_out else held_t
-    what = f" outside the test suite's {n_test}" if w.held_out else ""
+    val_pool = [t for t in held_t if t not in in_test] if _apart(w) else held_t
+    what = f" outside the test suite's {n_test}" if _apart(w) else ""
     chosen = {"train": _scenes_from(train_t, n_train, seed, "suite-train"),
               "val": _distinct_scenes(val_pool, n_val, seed, "suite-val", what),
               "test": test}
