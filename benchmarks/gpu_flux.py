@@ -19,6 +19,7 @@ one VAE decode at batch 1 (matmuls, attention, convolutions), times steps and im
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -108,6 +109,7 @@ def main() -> None:
     ap.add_argument("--graph", action="store_true", help="also attach flux_graph_lora's injection + LoRA")
     ap.add_argument("--peak-tflops", type=float, default=None, help="override the dense bf16 peak")
     ap.add_argument("--tiny", action="store_true", help="CPU dry run on the tiny model (checks the script only)")
+    ap.add_argument("--out", help="also write the figures as JSON here")
     args = ap.parse_args()
 
     import torch
@@ -147,6 +149,10 @@ def main() -> None:
     print(f"counted FLOPs per image: transformer {tr_flops / 1e9:,.1f} GFLOP/step x {args.steps} + VAE decode "
           f"{vae_flops / 1e9:,.1f} GFLOP = {img_flops / 1e9:,.1f} GFLOP; peak bf16 dense: "
           f"{f'{peak:.0f} TFLOP/s' if peak else 'unknown (pass --peak-tflops)'}")
+    results = {"device": name, "torch": torch.__version__, "transformer_params": n_params, "size": args.size,
+               "steps": args.steps, "t5_len": args.t5_len, "dtype": str(dtype).replace("torch.", ""),
+               "graph_lora": args.graph, "gflop_per_image": round(img_flops / 1e9, 1), "peak_tflops": peak,
+               "batches": []}
     print(f"{'batch':>5} {'images/s':>9} {'ms/image':>9} {'peak mem GiB':>12} {'TFLOP/s':>8} {'MFU':>6}")
 
     gen = torch.Generator("cpu")
@@ -182,6 +188,7 @@ def main() -> None:
                 dt = (time.perf_counter() - t0) / args.iters
         except torch.OutOfMemoryError:
             print(f"{batch:>5} out of memory")
+            results["batches"].append({"batch": batch, "out_of_memory": True})
             torch.cuda.empty_cache()
             break
         ips = batch / dt
@@ -189,6 +196,12 @@ def main() -> None:
         achieved = img_flops * ips / 1e12
         mfu = f"{achieved / peak:.1%}" if peak else "n/a"
         print(f"{batch:>5} {ips:>9.2f} {1000 * dt / batch:>9.1f} {mem:>12.1f} {achieved:>8.1f} {mfu:>6}")
+        results["batches"].append({"batch": batch, "images_per_s": round(ips, 3), "peak_mem_gib": round(mem, 2) if device == "cuda" else None,
+                                   "tflops": round(achieved, 1),
+                                   "mfu": round(achieved / peak, 4) if peak else None})
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

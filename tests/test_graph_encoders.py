@@ -123,3 +123,22 @@ def test_oov_lists_nearest_words_or_uses_fallback(vocab_file):
     assert torch.equal(a, b)
     with pytest.raises(UserError, match="object_fallback 'unicorn' is not in the vocabulary"):
         build_encoder({"kind": "cgip", "vocab": str(vocab_file), "object_fallback": "unicorn"})
+
+
+def test_encoder_runs_under_bf16_autocast(vocab_file):
+    """The trainer runs the encoder under bf16 autocast (mixed_precision: bf16, the GPU default): the
+    convolution's MLP outputs are bf16 while the embeddings stay float32, and the pooled sums must
+    follow the MLP's dtype. Found on an H200 (index_add of BFloat16 into Float); CPU autocast shows it too."""
+    from relbench.models.graph_encoders import GraphTripleConv
+
+    torch.manual_seed(0)
+    conv = GraphTripleConv(8, hidden_dim=8)
+    objs, preds = torch.randn(3, 8), torch.randn(2, 8)
+    edges = torch.tensor([[0, 1], [2, 1]])
+    ref_objs, ref_preds = conv(objs, preds, edges)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out_objs, out_preds = conv(objs, preds, edges)
+    assert out_objs.shape == (3, 8) and out_preds.shape == (2, 8)
+    # bf16 keeps 8 bits of mantissa: the same values to within bf16 rounding of O(1) activations
+    torch.testing.assert_close(out_objs.float(), ref_objs, atol=0.1, rtol=0.05)
+    torch.testing.assert_close(out_preds.float(), ref_preds, atol=0.1, rtol=0.05)

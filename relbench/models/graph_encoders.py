@@ -58,7 +58,8 @@ class GraphTripleConv(nn.Module):
         new_t = self.net1(torch.cat([obj_vecs[s_idx], pred_vecs, obj_vecs[o_idx]], dim=1))
         new_s, new_p, new_o = new_t[:, :H], new_t[:, H : H + Dout], new_t[:, H + Dout : 2 * H + Dout]
         O = obj_vecs.size(0)
-        pooled = torch.zeros(O, H, dtype=obj_vecs.dtype, device=obj_vecs.device)
+        # new_s is bf16 under autocast while the embeddings stay float32: index_add needs one dtype
+        pooled = torch.zeros(O, H, dtype=new_s.dtype, device=obj_vecs.device)
         pooled = pooled.index_add(0, s_idx, new_s).index_add(0, o_idx, new_o)
         counts = torch.zeros(O, dtype=obj_vecs.dtype, device=obj_vecs.device)
         ones = torch.ones_like(s_idx, dtype=obj_vecs.dtype)
