@@ -72,6 +72,9 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--t5-len", type=int, default=256)
     ap.add_argument("--out", help="write the results as JSON here too")
+    ap.add_argument("--no-cudnn-attention", action="store_true",
+                    help="leave PyTorch's cuDNN attention backend out globally (the trainer leaves it out of its own "
+                         "steps on CUDA; the figures were measured with this flag, before it did)")
     args = ap.parse_args(argv)
 
     import torch
@@ -84,6 +87,8 @@ def main(argv=None) -> int:
     from relbench.trainers.flux_graph_lora import Trainer
 
     device = "cpu" if args.tiny else "cuda"
+    if args.no_cudnn_attention:
+        torch.backends.cuda.enable_cudnn_sdp(False)
     dtype = torch.float32 if args.tiny else torch.bfloat16
     pipe = build(args.tiny, device, dtype)
     size = 32 if args.tiny else args.size
@@ -105,7 +110,8 @@ def main(argv=None) -> int:
     n_train = sum(p.numel() for g in tr.opt.param_groups for p in g["params"])
     dev_name = torch.cuda.get_device_name() if device == "cuda" else "cpu (tiny model)"
     results = {"device": dev_name, "batch": args.batch, "size": size, "t5_len": cache.e.shape[0],
-               "trainable_params": n_train, "torch": torch.__version__, "variants": []}
+               "trainable_params": n_train, "torch": torch.__version__,
+               "cudnn_attention": not args.no_cudnn_attention, "variants": []}
     step = 0
     for ckpt in (False, True):
         if ckpt:

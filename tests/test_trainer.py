@@ -432,3 +432,18 @@ def test_trainer_module_imports_no_torch():
     code = ("import sys, relbench.trainers.flux_graph_lora, relbench.trainers._train_config, relbench.cli; "
             "bad = [m for m in ('torch', 'diffusers', 'peft') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(ROOT))
+
+
+def test_training_steps_leave_cudnn_attention_out_on_cuda():
+    """cuDNN's attention backward gave NaN on full-size FLUX on an H200 (torch 2.11); the trainer's
+    forward context names the kernels it may use. On CPU every backend stays allowed, so CPU training
+    (the lab, the byte-identity tests) runs the kernels it always ran."""
+    from torch.nn.attention import SDPBackend
+
+    from relbench.trainers.flux_graph_lora import training_attention_backends
+
+    cuda = training_attention_backends("cuda")
+    assert SDPBackend.CUDNN_ATTENTION not in cuda
+    assert {SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH} <= set(cuda)
+    assert set(training_attention_backends("cpu")) == {SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                                                        SDPBackend.MATH, SDPBackend.CUDNN_ATTENTION}

@@ -70,6 +70,20 @@ class Diverged(Exception):
     pass
 
 
+def training_attention_backends(device_type: str) -> list:
+    """The attention kernels a training step may use: every one but cuDNN's on CUDA.
+
+    On an H200 with torch 2.11 the cuDNN attention backward of full-size FLUX.1-schnell returned NaN
+    (then CUBLAS_STATUS_EXECUTION_FAILED) on the first step, with and without relbench's graph
+    parts; flash / memory-efficient attention trained at 0.19 s/step (benchmarks/gpu_train.py).
+    The backend is picked at forward and reused by backward, so the forward pass is where it is set.
+    """
+    from torch.nn.attention import SDPBackend
+
+    backends = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    return backends if device_type == "cuda" else backends + [SDPBackend.CUDNN_ATTENTION]
+
+
 class Trainer:
     def __init__(self, cfg, pipe=None, source: str = "train.yaml", resume: bool = False):
         from relbench.predicates import load_vocabulary
@@ -271,10 +285,16 @@ class Trainer:
                     has_neg=torch.tensor([r["has_neg"] for r in rows], device=dev))
 
     def _autocast(self):
-        import torch
+        import contextlib
 
-        return torch.autocast(torch.device(self.device).type, dtype=self.autocast_dtype,
-                              enabled=self.autocast_dtype is not None)
+        import torch
+        from torch.nn.attention import sdpa_kernel
+
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.autocast(torch.device(self.device).type, dtype=self.autocast_dtype,
+                                           enabled=self.autocast_dtype is not None))
+        stack.enter_context(sdpa_kernel(training_attention_backends(torch.device(self.device).type)))
+        return stack
 
     def errors(self, x: dict, graphs: list, model=None):
         """Per-sample flow error of the batch ``x`` under ``graphs`` (one forward pass)."""
