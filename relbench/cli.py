@@ -249,8 +249,13 @@ def _overrides(args, data: dict) -> dict:
     for key, val in (("limit", args.limit), ("seeds", args.seeds), ("output_dir", args.out), ("batch_size", args.batch_size)):
         if val is not None:
             o[key] = val
-    if args.metrics:
+    if args.metrics is not None:
         o["metrics"] = [m.strip() for m in args.metrics.split(",") if m.strip()]
+        if not o["metrics"]:
+            from relbench.errors import UserError
+
+            raise UserError(f"--metrics {args.metrics!r}: no metric named (give one or more names, e.g. "
+                            "--metrics pair_mse,clip_alignment; `relbench list` shows them)")
     return o
 
 
