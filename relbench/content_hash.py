@@ -42,30 +42,47 @@ def _read(path: Path) -> dict:
 def file_sha256(path: str | os.PathLike) -> str:
     """Hex sha256 of the file's bytes (cached while its size and mtime_ns stay the same; a link
     into the Hugging Face cache is named by it already)."""
+    return files_sha256([path])[0]
+
+
+def files_sha256(paths) -> list[str]:
+    """file_sha256 of each path, reading and writing the cache once for all of them (a suite's
+    reference photos: thousands of small files)."""
     from relbench.atomic import write_text
 
-    p = Path(path).resolve()
-    if Path(path).is_symlink() and _BLOB_NAME.match(p.name):
-        return p.name
-    st = p.stat()
     where = cache_file()
-    hit = _read(where).get(str(p))
-    if isinstance(hit, dict) and hit.get("size") == st.st_size and hit.get("mtime_ns") == st.st_mtime_ns:
-        return str(hit["sha256"])
-    with open(p, "rb") as fh:
-        digest = hashlib.file_digest(fh, "sha256").hexdigest()
-    after = p.stat()
-    stable = (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
-    if stable and time.time_ns() - st.st_mtime_ns > _RACY_NS:
+    cache = _read(where)
+    new: dict[str, dict] = {}
+    out = []
+    for path in paths:
+        p = Path(path).resolve()
+        if Path(path).is_symlink() and _BLOB_NAME.match(p.name):
+            out.append(p.name)
+            continue
+        st = p.stat()
+        hit = cache.get(str(p))
+        if isinstance(hit, dict) and hit.get("size") == st.st_size and hit.get("mtime_ns") == st.st_mtime_ns:
+            out.append(str(hit["sha256"]))
+            continue
+        with open(p, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        after = p.stat()
+        stable = (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+        if stable and time.time_ns() - st.st_mtime_ns > _RACY_NS:
+            new[str(p)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+        out.append(digest)
+    if new:
         cache = _read(where)  # re-read: another process may have added entries meanwhile
-        cache[str(p)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+        for k in new:
+            cache.pop(k, None)  # re-inserted last: the newest entries survive the trim
+        cache.update(new)
         for old in list(cache)[: max(0, len(cache) - _MAX_ENTRIES)]:
             del cache[old]
         try:
             write_text(where, json.dumps(cache, indent=0))
         except OSError:
             pass  # a read-only cache directory costs speed, never correctness
-    return digest
+    return out
 
 
 def dir_sha256(path: str | os.PathLike, suffixes: tuple[str, ...]) -> dict[str, str]:

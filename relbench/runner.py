@@ -178,6 +178,9 @@ class RunImages:
     prompts: dict[str, tuple[str, str]]
     keys: dict[str, tuple[str | None, str | None]]
     info: dict
+    #: image key -> sha256 of the file, for keys that name a file outside the store (photos):
+    #: score caches key on what a photo holds, not where it lies
+    content: dict[str, str] = field(default_factory=dict)
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -271,13 +274,19 @@ def reference_run(plan: Plan, store: ImageStore, topo: Topology) -> RunImages | 
                         store.put(k, render_reference(graph, case.seed, size)[0])
                     pair.append(k)
                 keys[case.id] = tuple(pair)
-    return RunImages(REFERENCE, prompts, keys, {"generator": "(suite references)", "prompt_mode": "relation"})
+    from relbench.content_hash import files_sha256
+
+    files = sorted({k for pair in keys.values() for k in pair if k and k.startswith("file:")})
+    content = dict(zip(files, files_sha256([store.path(k) for k in files])))
+    return RunImages(REFERENCE, prompts, keys, {"generator": "(suite references)", "prompt_mode": "relation"},
+                     content)
 
 
 def _chunk_key(metric_fp: str, run: RunImages, chunk: list[Case]) -> str:
     return stable_hash(
         {"m": metric_fp, "rows": [[c.id, c.triple_id, c.negative_kind, c.seed, [t.text() for t in c.pos],
-                                   [t.text() for t in c.neg], run.prompts[c.id], run.keys[c.id]]
+                                   [t.text() for t in c.neg], run.prompts[c.id],
+                                   [run.content.get(k, k) for k in run.keys[c.id]]]
                  + ([[list(q) for q in c.questions]] if c.questions else []) for c in chunk]},
         n=32,
     )
