@@ -91,7 +91,6 @@ def cmd_report(args) -> int:
         print(f"report: {out} ({info['bytes'] / 1e6:.2f} MB, {info['seconds']:.1f}s)")
         return 0
     out = Path(args.output) if args.output else Path(args.run_dirs[0]) / "report.html"
-    _refresh_human(args.run_dirs)  # issue 14
     info = build_report(args.run_dirs, out, baselines=args.baseline)
     print(f"report: {out} ({info['bytes'] / 1e6:.2f} MB, {info['seconds']:.1f}s)")
     return 0
@@ -105,7 +104,6 @@ def cmd_compare(args) -> int:
         write_outputs,
     )
 
-    _refresh_human(args.run_dirs)  # issue 14
     dirs = [load_run_dir(d) for d in args.run_dirs]
     # a record only when asked for, or when the benchmark declares itself comparable with it
     baseline = args.baseline or next(iter(declared_baselines(dirs)), None)
@@ -135,14 +133,6 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def _refresh_human(run_dirs) -> None:
-    """Human judgments (issue 14): summary.json's human parts follow RUN_DIR/human/*.jsonl."""
-    from relbench.human import refresh
-
-    for d in run_dirs:
-        refresh(d)
-
-
 def _write_run_report(args, out) -> None:
     """`relbench run` ends with report.html beside summary.json (skipped with --no-report)."""
     if getattr(args, "no_report", False):
@@ -161,7 +151,10 @@ def _write_run_report(args, out) -> None:
     # and the templates.
     digest = hashlib.sha256(json.dumps(module_identity("relbench.reports")).encode())
     templates = sorted((Path(reports.__file__).parent / "templates").glob("*.j2"))
-    for f in [out / "summary.json", out / "samples.csv"] + templates:
+    from relbench.annotate.storage import HUMAN_DIR
+
+    answers = sorted((out / HUMAN_DIR).glob("*.jsonl"))
+    for f in [out / "summary.json", out / "samples.csv"] + templates + answers:
         digest.update(f.name.encode() + b"\0" + f.read_bytes())
     marker = out / "cache" / f"report-{digest.hexdigest()[:32]}"
     report = out / "report.html"
@@ -303,8 +296,6 @@ def cmd_run(args) -> int:
     if agreement_lines := format_agreement(summary):
         print(agreement_lines)
     print(f"results: {p.out}/summary.json, {p.out}/samples.csv, {p.out}/manifest.json")
-    if (p.out / "human").is_dir():  # issue 14: a rerun keeps the human judge in summary.json
-        _refresh_human([p.out])
     _write_run_report(args, p.out)  # reports (issue 6)
     return 0
 
