@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=int, metavar="N", help="generator batch size")
     run.add_argument("--metrics", metavar="A,B", help="comma-separated metric names (replaces the config's)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--dry-run", action="store_true",
+                     help="only say, per run, how many images and score chunks would be made and reused, and "
+                          "what changed in each changed fingerprint; writes nothing")
     # --- reports (issue 6) ---
     run.add_argument("--no-report", action="store_true", help="do not write report.html in the run directory")
     _add_report_commands(sub)
@@ -273,6 +276,11 @@ def cmd_run(args) -> int:
                 r["prompt_mode"] = args.prompt_mode
     bench = parse_benchmark(data, path, lines)
     p = plan(bench, source=path, lines=lines)
+    if args.dry_run:
+        from relbench.dry_run import dry_run
+
+        print("\n".join(dry_run(p)))
+        return 0
     collected = execute(p, show_progress=not args.no_progress and sys.stderr.isatty())
     if collected is None:  # a non-zero rank under accelerate/torchrun
         return 0

@@ -340,7 +340,8 @@ def manifest(plan, collected, argv: list[str] | None) -> dict:
         "items_without_negative": plan.skipped_items,
         **_suite_rejected(plan),
         "runs": {r.name: r.info for r in collected.runs},
-        "metrics": {k: {"fingerprint": v.fingerprint, "args": v.args, "consumes": v.consumes}
+        "metrics": {k: {"fingerprint": v.fingerprint, "fingerprint_parts": v.fingerprint_parts, "args": v.args,
+                        "consumes": v.consumes}
                     for k, v in collected.metrics.items()},
         "versions": _versions(),
         "git_commit": _git_commit(),
