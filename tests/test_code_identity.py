@@ -162,6 +162,8 @@ def test_cosmetic_edits_reuse_and_real_edits_redraw_and_rescore(cli, tmp_path):
     def value():
         return json.loads((tmp_path / "out" / "summary.json").read_text())["runs"]["gen"]["metrics"]["cosmetic_mean"]["value"]
 
+    assert "gen: images 18 to draw, 0 reused; cosmetic_mean score chunks 1 to compute, 0 reused" in run("--dry-run")
+    assert not (tmp_path / "out").exists()  # a dry run writes nothing
     assert "18 images generated, 0 reused" in run()
     first = value()
     chunks = set((tmp_path / "out" / "cache" / "scores").rglob("*.json"))
@@ -186,3 +188,20 @@ def test_cosmetic_edits_reuse_and_real_edits_redraw_and_rescore(cli, tmp_path):
     assert "gen: images 18 to draw, 0 reused" in dry
     assert "gen (cosmetic_oracle): fingerprint changed: module cospkg.gen changed; version 1 -> 2" in dry
     assert "18 images generated, 0 reused" in run()
+
+
+def test_dry_run_names_each_changed_part():
+    from relbench.dry_run import _changes
+
+    before = {"generator": "g", "version": "1", "args": {"steps": 4, "cfg": 1.0}, "weights": {"sha256": "a"},
+              "code": {"modules": {"relbench.data": "d1", "pkg.gen": "g1"}, "libraries": {"torch": "2.1"}}}
+    after = {"generator": "g", "version": "1", "args": {"steps": 8, "cfg": 1.0}, "weights": {"sha256": "b"},
+             "code": {"modules": {"relbench.data": "d2", "pkg.gen": "g1", "pkg.util": "u1"}, "libraries": {"torch": "2.2"}}}
+    recorded = {"fingerprint": "old", "fingerprint_parts": before}
+    assert _changes("run (g)", recorded, "new", after) == [
+        "run (g): fingerprint changed: module pkg.util added; module relbench.data changed; "
+        "library torch 2.1 -> 2.2; argument steps: 4 -> 8; weights changed"]
+    assert _changes("run (g)", recorded, "old", after) == []  # the recorded fingerprint: nothing to say
+    assert _changes("run (g)", None, "new", after) == []  # no earlier run
+    assert _changes("run (g)", {"fingerprint": "old"}, "new", after) == [
+        "run (g): fingerprint changed (manifest.json records no parts to compare)"]
