@@ -24,7 +24,8 @@ SUMMARY_COLUMNS = ["run", "metric", "breakdown", "value", "ci_low", "ci_high", "
 
 @dataclass
 class RunFrames:
-    """One run directory as DataFrames; ``raw`` and ``manifest`` are its JSON files as written."""
+    """One run directory as DataFrames; ``raw`` is summary.json with the human judge computed
+    from the answer files (relbench.human), ``manifest`` manifest.json as written."""
 
     dir: Path
     samples: Any  # pandas.DataFrame: samples.csv, one row per case x run
@@ -72,7 +73,9 @@ def load_run(run_dir: str | Path) -> RunFrames:
     if missing:
         raise UserError(f"{d}: not a finished run directory (no {missing[0]}; run `relbench run` first)")
     pd = _pandas()
-    summary = json.loads(files["summary.json"].read_text())
+    from relbench.compare import load_run_dir
+
+    summary = load_run_dir(d).summary
     samples = pd.read_csv(files["samples.csv"], keep_default_na=False, na_values=[""])
     tidy = pd.DataFrame(tidy_summary(summary), columns=SUMMARY_COLUMNS)
     return RunFrames(d, samples, tidy, summary, json.loads(files["manifest.json"].read_text()))

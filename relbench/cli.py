@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=int, metavar="N", help="generator batch size")
     run.add_argument("--metrics", metavar="A,B", help="comma-separated metric names (replaces the config's)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--dry-run", action="store_true",
+                     help="only say, per run, how many images and score chunks would be made and reused, and "
+                          "what changed in each changed fingerprint; writes nothing")
     # --- reports (issue 6) ---
     run.add_argument("--no-report", action="store_true", help="do not write report.html in the run directory")
     _add_report_commands(sub)
@@ -91,7 +94,6 @@ def cmd_report(args) -> int:
         print(f"report: {out} ({info['bytes'] / 1e6:.2f} MB, {info['seconds']:.1f}s)")
         return 0
     out = Path(args.output) if args.output else Path(args.run_dirs[0]) / "report.html"
-    _refresh_human(args.run_dirs)  # issue 14
     info = build_report(args.run_dirs, out, baselines=args.baseline)
     print(f"report: {out} ({info['bytes'] / 1e6:.2f} MB, {info['seconds']:.1f}s)")
     return 0
@@ -105,7 +107,6 @@ def cmd_compare(args) -> int:
         write_outputs,
     )
 
-    _refresh_human(args.run_dirs)  # issue 14
     dirs = [load_run_dir(d) for d in args.run_dirs]
     # a record only when asked for, or when the benchmark declares itself comparable with it
     baseline = args.baseline or next(iter(declared_baselines(dirs)), None)
@@ -135,14 +136,6 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def _refresh_human(run_dirs) -> None:
-    """Human judgments (issue 14): summary.json's human parts follow RUN_DIR/human/*.jsonl."""
-    from relbench.human import refresh
-
-    for d in run_dirs:
-        refresh(d)
-
-
 def _write_run_report(args, out) -> None:
     """`relbench run` ends with report.html beside summary.json (skipped with --no-report)."""
     if getattr(args, "no_report", False):
@@ -161,7 +154,10 @@ def _write_run_report(args, out) -> None:
     # and the templates.
     digest = hashlib.sha256(json.dumps(module_identity("relbench.reports")).encode())
     templates = sorted((Path(reports.__file__).parent / "templates").glob("*.j2"))
-    for f in [out / "summary.json", out / "samples.csv"] + templates:
+    from relbench.annotate.storage import HUMAN_DIR
+
+    answers = sorted((out / HUMAN_DIR).glob("*.jsonl"))
+    for f in [out / "summary.json", out / "samples.csv"] + templates + answers:
         digest.update(f.name.encode() + b"\0" + f.read_bytes())
     marker = out / "cache" / f"report-{digest.hexdigest()[:32]}"
     report = out / "report.html"
@@ -249,8 +245,13 @@ def _overrides(args, data: dict) -> dict:
     for key, val in (("limit", args.limit), ("seeds", args.seeds), ("output_dir", args.out), ("batch_size", args.batch_size)):
         if val is not None:
             o[key] = val
-    if args.metrics:
+    if args.metrics is not None:
         o["metrics"] = [m.strip() for m in args.metrics.split(",") if m.strip()]
+        if not o["metrics"]:
+            from relbench.errors import UserError
+
+            raise UserError(f"--metrics {args.metrics!r}: no metric named (give one or more names, e.g. "
+                            "--metrics pair_mse,clip_alignment; `relbench list` shows them)")
     return o
 
 
@@ -275,6 +276,11 @@ def cmd_run(args) -> int:
                 r["prompt_mode"] = args.prompt_mode
     bench = parse_benchmark(data, path, lines)
     p = plan(bench, source=path, lines=lines)
+    if args.dry_run:
+        from relbench.dry_run import dry_run
+
+        print("\n".join(dry_run(p)))
+        return 0
     collected = execute(p, show_progress=not args.no_progress and sys.stderr.isatty())
     if collected is None:  # a non-zero rank under accelerate/torchrun
         return 0
@@ -298,8 +304,6 @@ def cmd_run(args) -> int:
     if agreement_lines := format_agreement(summary):
         print(agreement_lines)
     print(f"results: {p.out}/summary.json, {p.out}/samples.csv, {p.out}/manifest.json")
-    if (p.out / "human").is_dir():  # issue 14: a rerun keeps the human judge in summary.json
-        _refresh_human([p.out])
     _write_run_report(args, p.out)  # reports (issue 6)
     return 0
 

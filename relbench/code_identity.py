@@ -1,15 +1,21 @@
 """What a plugin's cache keys change with when its code changes.
 
-The digest covers the source of the plugin's module and, transitively, of every module it
+The digest covers the code of the plugin's module and, transitively, of every module it
 imports within ``relbench`` and within the plugin's own top-level package, imports inside
-functions included (plugins import lazily). Third-party libraries are not hashed (a
-site-packages tree is large and is not where a benchmark's code is edited); the installed
+functions included (plugins import lazily). Code, not text: each module is hashed as its
+syntax tree without docstrings (``ast.dump`` leaves out comments and formatting), so editing a
+comment or a docstring redraws no image; the digests are cached by (path, size, mtime_ns)
+beside the weight digests (relbench.content_hash), so a rerun parses nothing. Modules that
+hold no result logic (the registry, errors, the command line, reporting, file writing,
+fingerprinting itself) are neither hashed nor followed. Third-party libraries are not hashed
+(a site-packages tree is large and is not where a benchmark's code is edited); the installed
 version of each one imported is recorded instead. Modules are read without being imported,
-and each module once per process, so a rerun of a finished run stays cheap.
+and each module once per process.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import os
@@ -20,6 +26,16 @@ from functools import lru_cache
 # import name -> distribution name, where they differ (no scan of every installed distribution)
 _DISTRIBUTIONS = {"PIL": "pillow", "yaml": "pyyaml", "open_clip": "open_clip_torch", "sklearn": "scikit-learn",
                   "cv2": "opencv-python", "skimage": "scikit-image"}
+
+
+#: relbench modules that cannot change an image or a score: not hashed, not followed
+_NO_RESULT_LOGIC = ("relbench.registry", "relbench.errors", "relbench.cli", "relbench.code_identity",
+                    "relbench.atomic", "relbench.content_hash", "relbench.results", "relbench.compare",
+                    "relbench.reports", "relbench.human", "relbench.annotate")
+
+
+def _within(name: str, modules: tuple[str, ...]) -> bool:
+    return any(name == m or name.startswith(m + ".") for m in modules)
 
 
 @lru_cache(maxsize=None)
@@ -100,10 +116,11 @@ def _version(top: str) -> str:
 
 
 @lru_cache(maxsize=None)
-def import_closure(root: str) -> tuple[dict[str, str], frozenset[str]]:
+def import_closure(root: str, skip: tuple[str, ...] = ()) -> tuple[dict[str, str], frozenset[str]]:
     """Modules reachable from ``root`` through imports within relbench and root's own top-level
-    package (module -> the module that first imports it), and the other top-level names imported
-    (third-party libraries; the standard library left out)."""
+    package (module -> the module that first imports it), not through the modules (and packages)
+    in ``skip``, and the other top-level names imported (third-party libraries; the standard
+    library left out)."""
     own = {"relbench", root.split(".")[0]}
     stdlib = sys.stdlib_module_names
     seen: dict[str, str] = {}
@@ -111,7 +128,7 @@ def import_closure(root: str) -> tuple[dict[str, str], frozenset[str]]:
     todo = [(root, "")]
     while todo:
         name, importer = todo.pop()
-        if name in seen:
+        if name in seen or (importer and _within(name, skip)):
             continue
         seen[name] = importer
         for base, names in _imports(name)[1]:
@@ -124,24 +141,49 @@ def import_closure(root: str) -> tuple[dict[str, str], frozenset[str]]:
     return seen, frozenset(libraries)
 
 
+class _StripDocstrings(ast.NodeTransformer):
+    """Drop statements that are a bare string (docstrings and the like): they compute nothing."""
+
+    def visit_Expr(self, node):
+        if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            return None
+        return node
+
+
+def _code_digest(fh) -> str:
+    source = fh.read()
+    try:
+        tree = _StripDocstrings().visit(ast.parse(source))
+    except (SyntaxError, ValueError):
+        return hashlib.sha256(source).hexdigest()  # not Python we can parse: its bytes, then
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+
+
 @lru_cache(maxsize=None)
-def module_identity(root: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """(digest of the sources in root's import closure, ((library, version), ...))."""
-    modules, libraries = import_closure(root)
+def module_digests(root: str, skip: tuple[str, ...] = ()) -> tuple[tuple[str, str], ...]:
+    """((module, digest of its code), ...) over root's import closure, by name."""
+    from relbench.content_hash import cached_digests
+
+    names = [n for n in sorted(import_closure(root, skip)[0]) if _imports(n)[0]]
+    origins = [_spec(n).origin for n in names]
+    return tuple((n, d[:16]) for n, d in zip(names, cached_digests(origins, "code", _code_digest)))
+
+
+@lru_cache(maxsize=None)
+def module_identity(root: str, skip: tuple[str, ...] = ()) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """(digest of the code in root's import closure, ((library, version), ...))."""
     digest = hashlib.sha256()
-    for name in sorted(modules):
-        source = _imports(name)[0]
-        if source:
-            digest.update(name.encode() + b"\0" + hashlib.sha256(source).digest())
+    for name, d in module_digests(root, skip):
+        digest.update(f"{name}\0{d}\0".encode())
+    _, libraries = import_closure(root, skip)
     return digest.hexdigest()[:32], tuple(sorted((lib, _version(lib)) for lib in libraries))
 
 
 def code_identity(cls: type) -> dict:
-    """Digest of the source behind ``cls`` (its module and its bases' modules, with their
-    relbench and same-package imports) and the versions of the libraries they import."""
-    modules = sorted({c.__module__ for c in cls.__mro__ if c.__module__ not in ("builtins", "__main__")})
-    parts = [module_identity(m) for m in modules]
-    return {
-        "source": hashlib.sha256("".join(p[0] for p in parts).encode()).hexdigest()[:32],
-        "libraries": dict(sorted({lib for p in parts for lib in p[1]})),
-    }
+    """The code behind ``cls`` (its module and its bases' modules, with their relbench and
+    same-package imports) as a digest per module, and the versions of the libraries they import:
+    a changed fingerprint can name the module that changed."""
+    roots = sorted({c.__module__ for c in cls.__mro__ if c.__module__ not in ("builtins", "__main__")})
+    libraries = {lib for r in roots for lib in module_identity(r, _NO_RESULT_LOGIC)[1]}
+    return {"modules": dict(sorted({m for r in roots for m in module_digests(r, _NO_RESULT_LOGIC)})),
+            "libraries": dict(sorted(libraries))}

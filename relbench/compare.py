@@ -117,8 +117,11 @@ def headline_keys(specs: dict[str, AggregateSpec], keys: list[str]) -> list[str]
     return [k for k in keys if k in specs and specs[k].headline]
 
 
-def load_run_dir(path: str | Path) -> RunDir:
-    """A directory written by ``relbench run``; a UserError naming what is missing otherwise."""
+def load_run_dir(path: str | Path, human: bool = True) -> RunDir:
+    """A directory written by ``relbench run``; a UserError naming what is missing otherwise.
+
+    With ``human``, the summary holds the human judge computed from the answer files
+    (relbench.human): reading never writes into the directory."""
     p = Path(path)
     if not p.is_dir():
         raise UserError(f"{p}: no such run directory")
@@ -133,7 +136,12 @@ def load_run_dir(path: str | Path) -> RunDir:
     if not isinstance(summary.get("runs"), dict):
         raise UserError(f"{p}/summary.json: no 'runs' mapping")
     columns, rows = read_samples(p / "samples.csv")
-    return RunDir(p, summary, manifest, columns, rows, aggregate_specs(summary))
+    rd = RunDir(p, summary, manifest, columns, rows, aggregate_specs(summary))
+    if not human:
+        return rd
+    from relbench.human import add_human
+
+    return add_human(rd)
 
 
 def collect_runs(dirs: list[RunDir]) -> list[Run]:

@@ -142,6 +142,8 @@ class Benchmark(_Strict):
         if "reference" in names:
             raise ValueError("'reference' is reserved for the suite's reference images")
         mnames = [m.name for m in self.metrics]
+        if not mnames:
+            raise ValueError("at least one metric is needed (a run scores its images; e.g. metrics: [pair_mse])")
         if len(set(mnames)) != len(mnames):
             raise ValueError("each metric may be listed once")
         return self

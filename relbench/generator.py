@@ -67,17 +67,14 @@ class Generator:
         """The validated arguments images depend on (all of them unless a plugin says otherwise)."""
         return self.args.model_dump(mode="json")
 
+    def fingerprint_parts(self) -> dict:
+        """What the fingerprint hashes, kept in manifest.json so a changed one can say what changed."""
+        return {"generator": self.name, "version": self.version, "code": self.code_identity(),
+                "args": self.fingerprint_args(), "weights": self.weights_identity()}
+
     def fingerprint(self) -> str:
         """Stable across processes and machines for the same code, configuration and weights."""
-        return stable_hash(
-            {
-                "generator": self.name,
-                "version": self.version,
-                "code": self.code_identity(),
-                "args": self.fingerprint_args(),
-                "weights": self.weights_identity(),
-            }
-        )
+        return stable_hash(self.fingerprint_parts())
 
     def generate(self, requests: list[Request]):  # -> list[np.ndarray]
         raise NotImplementedError

@@ -1,6 +1,9 @@
 """People as a judge: RUN_DIR/human/*.jsonl -> the ``human`` aggregates and a meta-evaluation.
 
-Written into summary.json so every front end (terminal, `compare`, the report) reads files only:
+Computed whenever a run directory is read (``relbench.compare.load_run_dir``, which every
+front end uses: terminal, `compare`, the report, the notebook API) and never written into
+summary.json: a reader that wrote it would race the run writing the same directory, and a
+stored copy goes stale when answers arrive. What a reader sees:
 
 - ``runs[run].metrics / by_predicate / by_negative_kind``: ``human_acc`` and friends, with the
   same cluster-bootstrap intervals over triples as every other aggregate and chance 0.5. A
@@ -13,20 +16,16 @@ Written into summary.json so every front end (terminal, `compare`, the report) r
   judge its agreement with the human majority per image (share and Cohen's kappa with
   intervals, relbench.agreement), overall and per predicate.
 
-Repeated items count only for consistency, never twice in an aggregate. The section carries a
-digest of the answer files and samples.csv, so ``refresh`` recomputes only when they change.
+Repeated items count only for consistency, never twice in an aggregate.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from relbench.annotate.storage import HUMAN_DIR, Answer, all_answers
-from relbench.atomic import write_text
+from relbench.annotate.storage import Answer, all_answers
 from relbench.results import estimate_text, text_table
 
 VERSION = 1
@@ -211,19 +210,11 @@ def judges_vs_humans(js: list[Judgment], rows: list[dict], judges: dict[str, dic
 
 
 # ---------------------------------------------------------------------------------------------
-# summary.json
-
-
-def _digest(run_dir: Path) -> str:
-    h = hashlib.sha256(f"v{VERSION}".encode())
-    for f in [run_dir / "samples.csv"] + sorted((run_dir / HUMAN_DIR).glob("*.jsonl")):
-        if f.is_file():
-            h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()[:32]
+# the run directory as read
 
 
 def _strip(summary: dict) -> None:
-    """Remove a previous human section (answers may have been withdrawn since)."""
+    """Remove a human section an older relbench wrote into summary.json (it may be stale)."""
     summary.pop("human", None)
     (summary.get("metrics") or {}).pop("human", None)
     for run in (summary.get("runs") or {}).values():
@@ -233,24 +224,23 @@ def _strip(summary: dict) -> None:
                 del group[k]
 
 
-def compute(run_dir) -> dict:
-    """summary.json of run_dir with the human parts (re)computed (none when nobody answered)."""
+def add_human(rd):
+    """The RunDir with its summary's human parts computed from RUN_DIR/human/*.jsonl (none when
+    nobody answered); nothing is written."""
     import warnings
 
     with warnings.catch_warnings():  # scipy warns on a constant resample; the interval is then the point
         warnings.filterwarnings("ignore", message="The BCa confidence interval cannot be calculated")
-        return _compute(run_dir)
+        _add(rd)
+    return rd
 
 
-def _compute(run_dir) -> dict:
-    from relbench.compare import load_run_dir
-
-    rd = load_run_dir(run_dir)
+def _add(rd) -> None:
     summary = rd.summary
     _strip(summary)
     answers = all_answers(rd.path)
     if not answers:
-        return summary
+        return
     cfg = rd.manifest.get("config") or {}
     resamples, seed = int(cfg.get("bootstrap_resamples", 2000)), int(cfg.get("bootstrap_seed", 0))
     js = judgments(answers)
@@ -275,7 +265,6 @@ def _compute(run_dir) -> dict:
     ref = next((n for n, r in runs.items() if r.get("is_reference") and "human_acc" in r.get("metrics", {})), None)
     judges = judge_columns(rd.specs, summary)
     summary["human"] = {
-        "source": _digest(rd.path),
         "protocol": "which caption (g+ or g-) matches the image? order randomised; can't tell allowed",
         "n_answers": len(js),
         "n_images": len(majorities(js)),
@@ -286,22 +275,6 @@ def _compute(run_dir) -> dict:
         "majority": "plurality of right / wrong / can't tell per image; a tie or can't tell is 'undecided' (0.5), "
                     "which agrees only with a judge's tie",
     }
-    return summary
-
-
-def refresh(run_dir, force: bool = False) -> dict | None:
-    """Bring summary.json's human parts up to date with the answer files; returns ``human``."""
-    from relbench.compare import load_run_dir
-
-    path = Path(run_dir) / "summary.json"
-    current = load_run_dir(run_dir).summary  # the usual one-line errors for a missing or broken directory
-    has_answers = any((Path(run_dir) / HUMAN_DIR).glob("*.jsonl"))
-    if not force and ((not has_answers and "human" not in current) or
-                      (current.get("human") or {}).get("source") == _digest(Path(run_dir))):
-        return current.get("human")
-    summary = compute(run_dir)
-    write_text(path, json.dumps(summary, indent=2) + "\n")
-    return summary.get("human")
 
 
 def format_human(section: dict | None) -> str:

@@ -126,10 +126,14 @@ class Metric:
         """Content identity of the weights the scores depend on (file digests); None if none."""
         return None
 
+    def fingerprint_parts(self) -> dict:
+        """What the fingerprint hashes, kept in manifest.json so a changed one can say what changed."""
+        return {"metric": self.name, "version": self.version, "code": self.code_identity(),
+                "args": self.args.model_dump(mode="json"), "weights": self.weights_identity()}
+
     def fingerprint(self) -> str:
         """Score caches key on this: the code, the validated arguments and the weights."""
-        return stable_hash({"metric": self.name, "version": self.version, "code": self.code_identity(),
-                            "args": self.args.model_dump(mode="json"), "weights": self.weights_identity()})
+        return stable_hash(self.fingerprint_parts())
 
     def columns(self) -> list[str]:
         """Per-sample columns this metric writes, in table order."""

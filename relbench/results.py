@@ -79,13 +79,32 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def write_samples_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
+def write_samples_csv(path: Path, columns: list[str], rows: list[dict]) -> bool:
+    """Write samples.csv; False when it held these rows already."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(columns)
     for r in rows:
         w.writerow([_fmt(r.get(c)) for c in columns])
-    write_text(path, buf.getvalue())
+    return _write_if_changed(path, buf.getvalue())
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    """Write unless the file holds these bytes already: a finished run rerun writes nothing, so
+    it also succeeds in a directory it may only read."""
+    try:
+        if path.read_bytes() == text.encode("utf-8"):
+            return False
+    except OSError:
+        pass
+    write_text(path, text)
+    return True
+
+
+#: manifest keys (and keys of each run's entry) that describe the process, not the results: a
+#: rerun that changed no result keeps the manifest of the run that made them
+_PROCESS_KEYS = ("created", "argv", "command", "timings")
+_RUN_PROCESS_KEYS = ("images_generated", "generate_s")
 
 
 def _entries(rows: list[dict], aggs: list, bench) -> list[dict]:
@@ -321,7 +340,8 @@ def manifest(plan, collected, argv: list[str] | None) -> dict:
         "items_without_negative": plan.skipped_items,
         **_suite_rejected(plan),
         "runs": {r.name: r.info for r in collected.runs},
-        "metrics": {k: {"fingerprint": v.fingerprint, "args": v.args, "consumes": v.consumes}
+        "metrics": {k: {"fingerprint": v.fingerprint, "fingerprint_parts": v.fingerprint_parts, "args": v.args,
+                        "consumes": v.consumes}
                     for k, v in collected.metrics.items()},
         "versions": _versions(),
         "git_commit": _git_commit(),
@@ -342,10 +362,28 @@ def manifest(plan, collected, argv: list[str] | None) -> dict:
 def write_results(plan, collected, argv=None) -> dict:
     columns, rows = sample_rows(plan, collected)
     summary = summarise(plan, collected, (columns, rows))
-    write_samples_csv(plan.out / "samples.csv", columns, rows)
-    write_text(plan.out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    write_text(plan.out / "manifest.json", json.dumps(manifest(plan, collected, argv), indent=2) + "\n")
+    changed = write_samples_csv(plan.out / "samples.csv", columns, rows)
+    changed |= _write_if_changed(plan.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    new = manifest(plan, collected, argv)
+    if changed or _results_part(_read_json(plan.out / "manifest.json")) != _results_part(new):
+        write_text(plan.out / "manifest.json", json.dumps(new, indent=2) + "\n")
     return summary
+
+
+def _results_part(m: dict | None) -> dict | None:
+    if m is None:
+        return None
+    out = {k: v for k, v in m.items() if k not in _PROCESS_KEYS}
+    out["runs"] = {name: {k: v for k, v in info.items() if k not in _RUN_PROCESS_KEYS}
+                   for name, info in (m.get("runs") or {}).items()}
+    return out
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def format_table(summary: dict) -> str:

@@ -78,6 +78,7 @@ class MetricInfo:
     aggregates: list[Aggregate]
     flags: list[str]
     consumes: list[str]
+    fingerprint_parts: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -178,6 +179,9 @@ class RunImages:
     prompts: dict[str, tuple[str, str]]
     keys: dict[str, tuple[str | None, str | None]]
     info: dict
+    #: image key -> sha256 of the file, for keys that name a file outside the store (photos):
+    #: score caches key on what a photo holds, not where it lies
+    content: dict[str, str] = field(default_factory=dict)
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -194,20 +198,26 @@ def generate_run(plan: Plan, spec: RunSpec, cls, args, store: ImageStore, topo: 
         return _generate_run(plan, spec, cls(args, ctx), store, topo, timings, show_progress)
 
 
+def request_keys(plan: Plan, spec: RunSpec, gen, fp: str) -> tuple[dict, dict, dict]:
+    """(case id -> prompts, case id -> image keys, image key -> request) of one run."""
+    size, uses = plan.bench.size, type(gen).uses
+    prompts, keys, requests = {}, {}, {}
+    for case in plan.cases:
+        pp, pn = _prompts(plan, case, spec.prompt_mode)
+        rp = Request(pp, case.pos, case.noise_seed, size)
+        rn = Request(pn, case.neg, case.noise_seed, size)
+        kp, kn = rp.key(fp, uses), rn.key(fp, uses)
+        prompts[case.id], keys[case.id] = (pp, pn), (kp, kn)
+        requests[kp], requests[kn] = rp, rn
+    return prompts, keys, requests
+
+
 def _generate_run(plan: Plan, spec: RunSpec, gen, store: ImageStore, topo: Topology, timings: Timings,
                   show_progress: bool) -> RunImages:
     cls, args = type(gen), gen.args
     try:
         fp = gen.fingerprint()
-        size = plan.bench.size
-        prompts, keys, requests = {}, {}, {}
-        for case in plan.cases:
-            pp, pn = _prompts(plan, case, spec.prompt_mode)
-            rp = Request(pp, case.pos, case.noise_seed, size)
-            rn = Request(pn, case.neg, case.noise_seed, size)
-            kp, kn = rp.key(fp, cls.uses), rn.key(fp, cls.uses)
-            prompts[case.id], keys[case.id] = (pp, pn), (kp, kn)
-            requests[kp], requests[kn] = rp, rn
+        prompts, keys, requests = request_keys(plan, spec, gen, fp)
         batch = spec.batch_size or plan.bench.batch_size
         mine = [c for j, c in enumerate(_chunks(plan.cases, plan.bench.chunk_size)) if topo.owns(j)]
         todo, seen = [], set()
@@ -235,15 +245,17 @@ def _generate_run(plan: Plan, spec: RunSpec, gen, store: ImageStore, topo: Topol
                     bar.update(len(part))
         timings.generate_s += t_gen
         timings.images_generated += len(todo)
-        info = {"generator": spec.generator, "fingerprint": fp, "prompt_mode": spec.prompt_mode,
-                "args": args.model_dump(mode="json"), "images_generated": len(todo), "generate_s": round(t_gen, 3)}
+        info = {"generator": spec.generator, "fingerprint": fp, "fingerprint_parts": gen.fingerprint_parts(),
+                "prompt_mode": spec.prompt_mode, "args": args.model_dump(mode="json"), "images_generated": len(todo),
+                "generate_s": round(t_gen, 3)}
         return RunImages(spec.name, prompts, keys, info)
     finally:
         gen.close()
 
 
-def reference_run(plan: Plan, store: ImageStore, topo: Topology) -> RunImages | None:
-    """The suite's reference images: photos for JSONL suites, correct renders for shapes.
+def reference_run(plan: Plan, store: ImageStore, topo: Topology, draw: bool = True) -> RunImages | None:
+    """The suite's reference images: photos for JSONL suites, correct renders for shapes
+    (drawn into the store where missing, unless ``draw`` is False: a dry run).
 
     Pairwise metrics get None for g- when the suite has only a photo of g+.
     """
@@ -267,20 +279,31 @@ def reference_run(plan: Plan, store: ImageStore, topo: Topology) -> RunImages | 
                 for graph in (case.pos, case.neg):
                     k = stable_hash({"reference": "shapes", "v": VERSION, "graph": [t.text() for t in graph],
                                      "seed": case.seed, "size": list(size)}, n=64)
-                    if topo.owns(j) and not store.has(k):
+                    if draw and topo.owns(j) and not store.has(k):
                         store.put(k, render_reference(graph, case.seed, size)[0])
                     pair.append(k)
                 keys[case.id] = tuple(pair)
-    return RunImages(REFERENCE, prompts, keys, {"generator": "(suite references)", "prompt_mode": "relation"})
+    from relbench.content_hash import files_sha256
+
+    files = sorted({k for pair in keys.values() for k in pair if k and k.startswith("file:")})
+    content = dict(zip(files, files_sha256([store.path(k) for k in files])))
+    return RunImages(REFERENCE, prompts, keys, {"generator": "(suite references)", "prompt_mode": "relation"},
+                     content)
 
 
 def _chunk_key(metric_fp: str, run: RunImages, chunk: list[Case]) -> str:
     return stable_hash(
         {"m": metric_fp, "rows": [[c.id, c.triple_id, c.negative_kind, c.seed, [t.text() for t in c.pos],
-                                   [t.text() for t in c.neg], run.prompts[c.id], run.keys[c.id]]
+                                   [t.text() for t in c.neg], run.prompts[c.id],
+                                   [run.content.get(k, k) for k in run.keys[c.id]]]
                  + ([[list(q) for q in c.questions]] if c.questions else []) for c in chunk]},
         n=32,
     )
+
+
+def score_file(cache_dir: Path, metric: str, fp: str, run: RunImages, chunk: list[Case]) -> Path:
+    """Where one metric's scores of one chunk of one run are kept."""
+    return cache_dir / f"{metric}-{fp}" / f"{_chunk_key(fp, run, chunk)}.json"
 
 
 def score_run(plan: Plan, metrics: list, run: RunImages, store: ImageStore, cache_dir: Path, topo: Topology,
@@ -305,7 +328,7 @@ def score_run(plan: Plan, metrics: list, run: RunImages, store: ImageStore, cach
 
         samples = None
         for metric, fp, cols in zip(metrics, fps, columns):
-            path = cache_dir / f"{metric.name}-{fp}" / f"{_chunk_key(fp, run, chunk)}.json"
+            path = score_file(cache_dir, metric.name, fp, run, chunk)
             if path.is_file():
                 rows = json.loads(path.read_text())
             else:
@@ -384,7 +407,7 @@ def execute(plan: Plan, show_progress: bool = True, topo: Topology | None = None
     try:
         metric_info = {
             p.name: MetricInfo(m.fingerprint(), p.args.model_dump(mode="json"), m.columns(), m.aggregates(),
-                               list(m.flags), sorted(m.consumes))
+                               list(m.flags), sorted(m.consumes), m.fingerprint_parts())
             for p, m in zip(plan.metrics, metric_objs)
         }
         for run in runs:

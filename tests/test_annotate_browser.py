@@ -127,13 +127,15 @@ def test_server_keys_undo_kill_restart_and_hostile_text(dirs, browser, tmp_path)
 
     res = run_cli("annotate", str(shapes), str(hostile), "--summarize")
     assert res.returncode == 0, res.stderr
-    s = json.loads((shapes / "summary.json").read_text())
+    from relbench.compare import load_run_dir
+
+    s = load_run_dir(shapes).summary
     assert s["runs"]["oracle"]["metrics"]["human_acc"]["value"] == 1.0
     assert s["runs"]["inverse"]["metrics"]["human_acc"]["value"] == 0.0
     judge = s["human"]["judges"]["spatial"]["overall"]
     shown = {(it.run, it.case_id, it.side) for it in plan.items if it.run != "flat"}
     assert judge["n"] == len(shown) and judge["share"] == 1.0
-    h = json.loads((hostile / "summary.json").read_text())["runs"]["flat"]["metrics"]
+    h = load_run_dir(hostile).summary["runs"]["flat"]["metrics"]
     assert h["human_acc"]["value"] == 0.5 and h["human_cant_tell"]["value"] == 1.0
 
 

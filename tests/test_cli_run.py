@@ -157,3 +157,40 @@ def test_example_configs_validate():
             continue
         bench = load_benchmark(path)
         assert bench.runs, path
+
+
+def test_empty_metric_list_is_refused_before_anything_is_written(cli, small_config, tmp_path):
+    cfg = small_config()
+    for flag in (",", ""):
+        res = cli("run", "--config", str(cfg), "--metrics", flag)
+        assert res.returncode == 2 and "Traceback" not in res.stderr
+        assert res.stderr.strip().splitlines() == [
+            f"relbench: error: --metrics {flag!r}: no metric named (give one or more names, e.g. "
+            "--metrics pair_mse,clip_alignment; `relbench list` shows them)"]
+    cfg.write_text(cfg.read_text().replace("metrics: [pair_mse]", "metrics: []"))
+    res = cli("run", "--config", str(cfg))
+    assert res.returncode == 2 and "at least one metric is needed" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_rerun_of_a_finished_run_writes_no_file(cli, small_config, tmp_path):
+    """A finished run rerun replaces nothing (os.replace would give a new inode), so it also
+    succeeds in a directory it may only read; the manifest kept is the one of the run that made
+    the results."""
+    cfg = small_config()
+    assert cli("run", "--config", str(cfg)).returncode == 0
+    out = tmp_path / "out"
+
+    def files():
+        return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()}
+
+    before = files()
+    res = cli("run", "--config", str(cfg))
+    assert res.returncode == 0, res.stderr
+    assert files() == before
+    # a change of results does rewrite all three files
+    res = cli("run", "--config", str(cfg), "--seeds", "0")
+    assert res.returncode == 0, res.stderr
+    after = files()
+    assert all(after[out / n] != before[out / n] for n in ("samples.csv", "summary.json", "manifest.json"))
+    assert json.loads((out / "manifest.json").read_text())["seeds"] == [0]

@@ -9,9 +9,8 @@ from annotate_helpers import fresh_copy, make_shapes_run
 from conftest import run_cli
 from relbench.annotate.plan import build_plan
 from relbench.annotate.storage import Answer, Undo, answer_for, answers_path, append_event
-from relbench.human import (
-    Judgment, _aggregates, _annotators, format_human, inter_annotator, judges_vs_humans, majority, refresh,
-)
+from relbench.compare import load_run_dir
+from relbench.human import Judgment, _aggregates, _annotators, format_human, inter_annotator, judges_vs_humans, majority
 
 
 def J(annotator, image, triple, score, side="pos", predicate="above", kind="swap"):
@@ -99,7 +98,12 @@ def run_dir(tmp_path_factory):
     return make_shapes_run(tmp_path_factory.mktemp("human"))
 
 
-def test_summary_json_human_section_follows_the_answer_files(run_dir, tmp_path):
+def _files(d):
+    """(inode, mtime) of every file: a replaced file (atomic write) gets a new inode."""
+    return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in d.rglob("*") if p.is_file()}
+
+
+def test_human_judge_is_computed_on_read_and_never_written(run_dir, tmp_path):
     d = fresh_copy(run_dir, tmp_path / "run")
     plan = build_plan([d], n=20)
     truth = {"oracle": True, "reference": True, "inverse": False}  # does the image show its own graph?
@@ -107,8 +111,9 @@ def test_summary_json_human_section_follows_the_answer_files(run_dir, tmp_path):
         for it in plan.items:
             right = it.side if truth[it.run] else ("neg" if it.side == "pos" else "pos")
             append_event(answers_path(d, name), answer_for(plan, it, name, 1 if it.order[0] == right else 2))
-    human = refresh(d)
-    s = json.loads((d / "summary.json").read_text())
+    written = _files(d)
+    s = load_run_dir(d).summary
+    human = s["human"]
     assert s["runs"]["oracle"]["metrics"]["human_acc"]["value"] == 1.0
     assert s["runs"]["inverse"]["metrics"]["human_acc"]["value"] == 0.0
     assert s["human"]["ceiling"]["value"] == 1.0 and s["human"]["ceiling"]["run"] == "reference"
@@ -122,31 +127,40 @@ def test_summary_json_human_section_follows_the_answer_files(run_dir, tmp_path):
     assert spatial["overall"]["n"] == human["n_images"] == sum(it.kind != "repeat" for it in plan.items)
     assert human["annotators"]["a"]["consistency"]["same"] == 1.0
     assert "Krippendorff" in format_human(human) and "spatial" in format_human(human)
-    # the front ends read it: compare prints and writes it, the report has its section
+    # the front ends read it: compare prints and writes it, the report has its section, the
+    # notebook API has its rows; none of them writes into the run directory
     res = run_cli("compare", str(d), "-o", str(tmp_path / "cmp"))
     assert res.returncode == 0, res.stderr
     assert "Krippendorff's alpha (nominal): 1 " in res.stdout and "human_acc" in res.stdout
-    assert json.loads((tmp_path / "cmp.json").read_text())["human"][str(d)]["judges"]["spatial"]["overall"]["share"] == 1.0
+    assert json.loads((tmp_path / "cmp.json").read_text())["human"][str(d)] == human
     res = run_cli("report", str(d), "-o", str(tmp_path / "r.html"))
     assert res.returncode == 0, res.stderr
     html = (tmp_path / "r.html").read_text()
     assert '<section id="human">' in html and "human_majority_acc" in html
-    # a rerun of `relbench run` rewrites summary.json and keeps the human judge in it
+    res = run_cli("annotate", str(d), "--summarize")
+    assert res.returncode == 0 and format_human(human) in res.stdout
+    from relbench.api import load_run
+
+    frames = load_run(d)
+    assert frames.raw["human"] == human and "human_acc" in set(frames.summary["metric"])
+    assert _files(d) == written
+    assert "human" not in json.loads((d / "summary.json").read_text())
+    # a rerun of `relbench run` leaves the human judge to the reader
     res = run_cli("run", "--config", str(run_dir.parent / "bench.yaml"), "--out", str(d), "--no-report")
     assert res.returncode == 0, res.stderr
-    assert json.loads((d / "summary.json").read_text())["human"]["n_answers"] == human["n_answers"]
-    # unchanged files: nothing recomputed (same bytes); an undo changes the numbers
-    before = (d / "summary.json").read_bytes()
-    refresh(d)
-    assert (d / "summary.json").read_bytes() == before
+    assert load_run_dir(d).summary["human"] == human
+    # an undo changes the numbers
     first = next(it for it in plan.items if it.run == "inverse" and it.kind == "main")
     append_event(answers_path(d, "b"), Undo(annotator="b", item=first.id, time="t"))
-    assert refresh(d)["n_answers"] == human["n_answers"] - 1
-    # all answers gone: the human parts leave summary.json
+    assert load_run_dir(d).summary["human"]["n_answers"] == human["n_answers"] - 1
+    # all answers gone: no human parts; a stale section an older relbench wrote is not shown
     shutil.rmtree(d / "human")
     (d / "human").mkdir()
-    refresh(d)
-    s = json.loads((d / "summary.json").read_text())
+    stale = json.loads((d / "summary.json").read_text())
+    stale["human"] = human
+    stale["runs"]["oracle"]["metrics"]["human_acc"] = s["runs"]["oracle"]["metrics"]["human_acc"]
+    (d / "summary.json").write_text(json.dumps(stale))
+    s = load_run_dir(d).summary
     assert "human" not in s and "human_acc" not in s["runs"]["oracle"]["metrics"]
 
 

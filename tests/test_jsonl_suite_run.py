@@ -63,3 +63,22 @@ def test_jsonl_schema_error_names_file_and_line(cli, tmp_path):
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
     assert "suite.jsonl:3" in res.stderr and "flying over" in res.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_replaced_photos_are_rescored(cli, tmp_path):
+    """Score caches key on a photo's bytes, not its path: photos replaced in place (a VG export
+    redone with another --fit) are scored again, as a fresh directory scores them."""
+    make_suite(tmp_path)
+    (tmp_path / "b.yaml").write_text(CONFIG.format(suite=tmp_path / "suite.jsonl", out=tmp_path / "out"))
+    assert cli("run", "--config", str(tmp_path / "b.yaml")).returncode == 0
+
+    def reference_acc(out):
+        return json.loads((out / "summary.json").read_text())["runs"]["reference"]["metrics"]["spatial_pos_acc"]["value"]
+
+    assert reference_acc(tmp_path / "out") == 1.0
+    s, p, o = TRIPLES[0]  # photo 0 now shows the relation the other way round: 3 of 4 right
+    Image.fromarray(render_reference((Triple(o, p, s),), 7, (128, 96))[0]).save(tmp_path / "photos" / "0.png")
+    assert cli("run", "--config", str(tmp_path / "b.yaml")).returncode == 0
+    (tmp_path / "fresh.yaml").write_text(CONFIG.format(suite=tmp_path / "suite.jsonl", out=tmp_path / "fresh"))
+    assert cli("run", "--config", str(tmp_path / "fresh.yaml")).returncode == 0
+    assert reference_acc(tmp_path / "out") == reference_acc(tmp_path / "fresh") == 0.75

@@ -1,5 +1,6 @@
 """`relbench annotate`: serve a plan locally, export it for remote annotators, import their
-answers, or summarise the answers into summary.json's ``human`` section (docs/annotate.md)."""
+answers, or summarise them (docs/annotate.md). It writes only under RUN_DIR/human/: the human
+judge is computed from those files whenever a run directory is read, never stored in summary.json."""
 
 from __future__ import annotations
 
@@ -19,20 +20,21 @@ def add_annotate_parser(sub) -> None:
     mode.add_argument("--export", metavar="DIR", help="write a self-contained offline page for remote annotators")
     mode.add_argument("--import", dest="import_file", metavar="FILE", help="merge answers downloaded from an exported page")
     mode.add_argument("--summarize", action="store_true",
-                      help="only recompute the human judge and meta-evaluation into summary.json")
+                      help="only print the human judge and meta-evaluation (computed from the answer files)")
 
 
 def annotate_command(args: argparse.Namespace) -> int:
     from relbench.annotate.plan import build_plan
     from relbench.annotate.storage import check_annotator
     from relbench.errors import UserError
-    from relbench.human import format_human, refresh
+    from relbench.compare import load_run_dir
+    from relbench.human import format_human
 
     if args.annotator is not None:
         check_annotator(args.annotator)
     if args.summarize:
         for d in args.run_dirs:
-            section = refresh(d, force=True)
+            section = load_run_dir(d).summary.get("human")
             print(f"{d}:")
             print(format_human(section))
         return 0
@@ -43,8 +45,6 @@ def annotate_command(args: argparse.Namespace) -> int:
 
         n, annotator = import_answers(args.run_dirs, args.import_file)
         print(f"imported {n} answers of {annotator}")
-        for d in args.run_dirs:
-            refresh(d)
         return 0
     plan = build_plan(args.run_dirs, n=args.n, seed=args.seed)
     if args.export:

@@ -79,7 +79,7 @@ def _candidates(index: int, run_dir: Path) -> tuple[list[Item], list[Item]]:
     from relbench.compare import load_run_dir
     from relbench.store import ImageStore
 
-    rd = load_run_dir(run_dir)  # the usual one-line errors for a missing or broken directory
+    rd = load_run_dir(run_dir, human=False)  # the usual one-line errors for a missing or broken directory
     refs = {name for name, r in rd.summary["runs"].items() if r.get("is_reference")}
     store = ImageStore(run_dir / "images")
     gen, ref = [], []
