@@ -62,6 +62,19 @@ def test_ordinary_rows_are_written_byte_for_byte_as_before(tmp_path):
     assert (tmp_path / "s.csv").read_bytes() == b'a,b,c\nx y,0.25,\n"p,q",1,\n'
 
 
+def test_compare_csv_reads_back_a_run_name_with_a_carriage_return(tmp_path):
+    import csv
+
+    from relbench.compare import CSV_COLUMNS, write_outputs
+
+    run = {"label": "a\rb", "is_reference": False,
+           "metrics": {"k": {"value": 0.5, "ci_low": 0.25, "ci_high": 0.75, "n": 8}}}
+    csv_path, _ = write_outputs({"runs": [run], "versus_baseline": [], "paired": []}, tmp_path / "cmp")
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows == [CSV_COLUMNS, ["run", "a\rb", "", "k", "0.5", "0.25", "0.75", "8", "", "", ""]]
+
+
 # ---------------------------------------------------------------- JSONL suites
 
 
