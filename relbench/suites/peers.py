@@ -26,6 +26,11 @@ visor          SR2D ``text_spatial_rel_phrases.json``: a JSON list of {unique_id
                obj_1_attributes, obj_2_attributes, rel_type, text}; the object is the first
                attribute (as VISOR's own evaluation reads it), rel_type "to the left of" / "to the
                right of" / "above" / "below". rel_type "and" and num_objects != 2 are rejected.
+               The item id is "visor<unique_id>": two items with one id (5 and "5" alike) are
+               an error naming both entries, since they would be merged into one case.
+
+A file that is not UTF-8 is an error naming the line of the first bad byte; a line (or entry)
+that is not the documented structure is rejected with its reason, never a crash.
 """
 
 from __future__ import annotations
