@@ -609,18 +609,14 @@ def flat_rows(result: dict) -> list[dict]:
 
 def write_outputs(result: dict, prefix: str | Path) -> tuple[Path, Path]:
     """PREFIX.csv (one flat row per number) and PREFIX.json (the whole result), atomically."""
-    import io
-
     from relbench.atomic import write_text
+    from relbench.results import csv_line
 
     prefix = Path(prefix)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, CSV_COLUMNS, lineterminator="\n", extrasaction="ignore")
-    w.writeheader()
-    for row in flat_rows(result):
-        w.writerow({c: "" if row.get(c) is None else row[c] for c in CSV_COLUMNS})
+    lines = [csv_line(CSV_COLUMNS)]
+    lines += [csv_line(["" if row.get(c) is None else str(row[c]) for c in CSV_COLUMNS]) for row in flat_rows(result)]
     csv_path, json_path = prefix.with_name(prefix.name + ".csv"), prefix.with_name(prefix.name + ".json")
-    write_text(csv_path, buf.getvalue())
+    write_text(csv_path, "".join(lines))
     write_text(json_path, json.dumps(result, indent=2, default=_jsonable) + "\n")
     return csv_path, json_path
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import json
 import os
+import sys
 from typing import Any, Iterator
 
 from relbench.errors import UserError
@@ -104,6 +105,10 @@ def iter_json_array(
                     value, end = decoder.raw_decode(buf, pos)
                 except json.JSONDecodeError as exc:
                     value, end = exc, -1
+                except RecursionError:  # deeper than any reading of it could go, however much more is read
+                    raise UserError(f"{path}:{line()}: array element starting on line {line()} is nested too "
+                                    f"deeply to read (allowed: nesting well within Python's recursion limit of "
+                                    f"{sys.getrecursionlimit()})") from None
                 # A value ending exactly at the buffer's end may be a cut-off number: read on.
                 if end != -1 and (end < len(buf) or eof):
                     break

@@ -79,14 +79,23 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def csv_line(values: list[str]) -> str:
+    """One CSV record ending in "\n" whose fields read back exactly as given.
+
+    The csv module quotes a field only for the characters of its own line terminator, so with
+    "\n" a bare "\r" (which every reader takes for a line break) would go out unquoted and
+    split the row. Written with "\r\n", every field holding either character is quoted; the
+    terminator is then swapped for "\n", which keeps the bytes of ordinary rows unchanged.
+    """
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerow(values)
+    return buf.getvalue()[:-2] + "\n"
+
+
 def write_samples_csv(path: Path, columns: list[str], rows: list[dict]) -> bool:
     """Write samples.csv; False when it held these rows already."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(columns)
-    for r in rows:
-        w.writerow([_fmt(r.get(c)) for c in columns])
-    return _write_if_changed(path, buf.getvalue())
+    lines = [csv_line(columns)] + [csv_line([_fmt(r.get(c)) for c in columns]) for r in rows]
+    return _write_if_changed(path, "".join(lines))
 
 
 def _write_if_changed(path: Path, text: str) -> bool:

@@ -82,3 +82,14 @@ def test_replaced_photos_are_rescored(cli, tmp_path):
     (tmp_path / "fresh.yaml").write_text(CONFIG.format(suite=tmp_path / "suite.jsonl", out=tmp_path / "fresh"))
     assert cli("run", "--config", str(tmp_path / "fresh.yaml")).returncode == 0
     assert reference_acc(tmp_path / "out") == reference_acc(tmp_path / "fresh") == 0.75
+
+
+def test_reference_that_is_not_an_image_fails_at_plan_time(cli, tmp_path):
+    make_suite(tmp_path)
+    (tmp_path / "photos" / "2.png").write_text("a text file saved under an image's name")
+    (tmp_path / "b.yaml").write_text(CONFIG.format(suite=tmp_path / "suite.jsonl", out=tmp_path / "out"))
+    res = cli("run", "--config", str(tmp_path / "b.yaml"))
+    # used to fail only when the reference run was scored, after every image was generated
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert f"suite.jsonl:3: image: {tmp_path / 'photos' / '2.png'} does not open as an image" in res.stderr
+    assert not (tmp_path / "out").exists()

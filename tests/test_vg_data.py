@@ -100,14 +100,14 @@ def fixture_images(root: Path) -> Path:
 
 
 def run_filter(tmp_path, predicates=SEED16, **kw):
-    images = read_image_data(FIXTURES / "image_data.json")
+    images, _ = read_image_data(FIXTURES / "image_data.json")
     filt = CandidateFilter(images, str(fixture_images(tmp_path / "imgs")), VOCAB, predicates, **kw)
     cands = [c for e in iter_json_array(FIXTURES / "relationships.json") for c in filt.image_candidates(e)]
     return filt, cands
 
 
 def test_image_data_accepts_id_or_image_id_and_skips_sizeless():
-    images = read_image_data(FIXTURES / "image_data.json")
+    images, _ = read_image_data(FIXTURES / "image_data.json")
     assert sorted(images) == [1, 2, 3, 4]  # 3 uses "id"; 6 has no width
     assert (images[3].width, images[3].height, images[3].url) == (100, 100, None)
 
@@ -343,3 +343,60 @@ def test_splits_without_export_point_at_the_original_images(tmp_path):
     shutil.rmtree(tmp_path / "vg" / "images")
     with pytest.raises(UserError, match=r"vg_train.jsonl:1: image: file not found"):
         load_jsonl_suite(tmp_path / "out/vg_train.jsonl", VOCAB)
+
+
+# ---------------------------------------------------------------- hostile files
+
+
+def test_stream_deep_nesting_is_one_line(tmp_path):
+    p = tmp_path / "deep.json"
+    p.write_text("[1,\n" + "[" * 200_000 + "]" * 200_000 + "]")  # raw_decode raised RecursionError
+    with pytest.raises(UserError) as e:
+        list(iter_json_array(p, chunk_size=1 << 16, max_element=1 << 20))
+    assert str(e.value).startswith(f"{p}:2: array element starting on line 2 is nested too deeply to read")
+
+
+def test_image_listed_twice_is_read_once_and_counted(tmp_path):
+    src = write_vg(tmp_path / "vg", {i: PREDS3 for i in range(1, 31)})
+    image_data = json.loads(Path(src["image_data"]).read_text())
+    rels = json.loads(Path(src["relationships"]).read_text())
+    # image 7 again in both files (a second size, a relationship of another id), image 8 as "8"
+    image_data += [{**image_data[6], "width": 640}, {**image_data[7], "image_id": "8"}]
+    again = {**rels[6], "relationships": [{**r, "relationship_id": 9999} for r in rels[6]["relationships"]]}
+    Path(src["image_data"]).write_text(json.dumps(image_data))
+    Path(src["relationships"]).write_text(json.dumps(rels + [again, {**rels[7], "image_id": "8"}]))
+    summary = build(src, tmp_path / "out", train=30, val=30)  # 20 + 10 of the 30 images per predicate
+    items = [r for s in ("train", "val") for r in read_lines(tmp_path / f"out/vg_{s}.jsonl")]
+    ids = [r["id"] for r in items]
+    assert len(ids) == len(set(ids)) == 60  # image 7's "vg7_700" used to appear twice in a split
+    assert summary["entries_repeated"] == {"image_data": 2, "relationships": 2}
+    assert summary["dropped"]["image_listed_again"] == 6 and summary["relationships_read"] == 96
+    assert {r["image_size"][0] for r in items if r["meta"]["vg_image_id"] == 7} == {64}  # the first entry's size
+
+
+@pytest.mark.parametrize("second_id", [700, "700", " 700"])
+def test_relationship_id_repeated_in_an_image_is_dropped_once(tmp_path, second_id):
+    src = write_vg(tmp_path / "vg", {i: ["on", "on"] for i in range(1, 11)})
+    rels = json.loads(Path(src["relationships"]).read_text())
+    rels[6]["relationships"][1]["relationship_id"] = second_id  # image 7: ids 700 and 700 again
+    Path(src["relationships"]).write_text(json.dumps(rels))
+    # equal ids in one image gave equal sampling priorities, and the pool's heap then compared
+    # two Candidates: TypeError
+    summary = build(src, tmp_path / "out", train=6, val=3, predicates=["on"])
+    assert summary["dropped"]["relationship_id_repeated"] == 1 and summary["usable"] == 19
+    ids = [r["id"] for s in ("train", "val") for r in read_lines(tmp_path / f"out/vg_{s}.jsonl")]
+    assert len(ids) == len(set(ids)) == 9
+
+
+def test_vg_command_says_how_many_entries_were_repeated(tmp_path, capsys):
+    src = write_vg(tmp_path / "vg", {i: PREDS3 for i in range(1, 31)})
+    image_data = json.loads(Path(src["image_data"]).read_text())
+    Path(src["image_data"]).write_text(json.dumps(image_data + image_data[:3]))
+    parser = argparse.ArgumentParser()
+    add_vg_arguments(parser)
+    args = parser.parse_args(["--relationships", src["relationships"], "--image-data", src["image_data"],
+                              "--images", src["images"], "--out", str(tmp_path / "out"), "--train", "6", "--val", "3",
+                              "--predicates", ",".join(PREDS3)])
+    assert vg_command(args) == 0
+    assert ("images listed again, read once from their first entry: 3 in image_data.json, 0 in relationships.json"
+            in capsys.readouterr().out)

@@ -24,10 +24,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from relbench.data import Box, Reference, SuiteItem, Triple
 from relbench.errors import UserError
 from relbench.predicates import Vocabulary
+from relbench.suites import ids
+from relbench.suites.text import read_lines
 
 _BOX_HELP = "allowed: [x_min, y_min, x_max, y_max] in pixels, x_min < x_max, y_min < y_max, inside image_size"
 FIELD_HELP = {
-    "id": "allowed: a non-empty string or integer, unique in the file",
+    "id": f"{ids.HELP}; a string or an integer",
     "image": "allowed: a path relative to the JSONL file's directory, or absolute, or null",
     "image_size": "allowed: [width, height], positive integers",
     "subject": "allowed: a non-empty name",
@@ -58,6 +60,14 @@ class SuiteRecord(BaseModel):
     @classmethod
     def _int_id(cls, v):
         return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    @field_validator("id")
+    @classmethod
+    def _printable_id(cls, v: str) -> str:
+        problem = ids.id_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
 
     @field_validator("subject", "object")
     @classmethod
@@ -152,43 +162,39 @@ def load_jsonl_suite(
 
     Predicates are resolved to the vocabulary's canonical names. Relative image paths resolve
     against ``images_root`` if given, else against the JSONL file's own directory, so a split
-    moved together with its images keeps working. With ``check_images`` a missing image file
-    is an error at load time rather than in the middle of a run. ``require_image`` (why, e.g.
+    moved together with its images keeps working. With ``check_images`` an image file that is missing
+    or does not open is an error at load time rather than in the middle of a run. ``require_image`` (why, e.g.
     "training needs the photo of g+") makes a line without ``image`` an error naming its line.
     """
     path = os.fspath(path)
     base = os.fspath(images_root) if images_root is not None else os.path.dirname(os.path.abspath(path))
-    try:
-        fh = open(path, encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot open JSONL suite ({exc.strerror})") from None
     items: list[SuiteItem] = []
-    first_line: dict[str, int] = {}
-    with fh:
-        for lineno, text in enumerate(fh, start=1):
-            if not text.strip():
-                continue
-            where = f"{path}:{lineno}"
-            text = text.rstrip("\r\n")  # else an error at the line's end is reported at column 1 of the next
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-            rec = parse_record(data, where)
-            if require_image and rec.image is None:
-                raise UserError(f"{where}: image: required field is missing ({require_image}; allowed: a path "
-                                f"relative to the JSONL file's directory, or absolute)")
-            if rec.id in first_line:
-                raise UserError(f"{where}: id: duplicate id {rec.id!r} (first on line {first_line[rec.id]}; allowed: unique ids)")
-            first_line[rec.id] = lineno
-            predicate = vocab.get(rec.predicate, where=f"{where}: predicate").name
-            items.append(SuiteItem(rec.id, (Triple(rec.subject, predicate, rec.object),), _reference(rec, base, where, check_images)))
+    seen = ids.UniqueIds(path)
+    opened: dict[str, str | None] = {}  # image -> why it does not open (None: it opens)
+    for lineno, text in enumerate(read_lines(path, "JSONL suite"), start=1):
+        if not text.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        except RecursionError:
+            raise UserError(f"{where}: not valid JSON (nested too deeply to read)") from None
+        rec = parse_record(data, where)
+        if require_image and rec.image is None:
+            raise UserError(f"{where}: image: required field is missing ({require_image}; allowed: a path "
+                            f"relative to the JSONL file's directory, or absolute)")
+        seen.add(rec.id, lineno)
+        predicate = vocab.get(rec.predicate, where=f"{where}: predicate").name
+        items.append(SuiteItem(rec.id, (Triple(rec.subject, predicate, rec.object),), _reference(rec, base, where, check_images, opened)))
     if not items:
         raise UserError(f"{path}: the JSONL suite has no items (allowed: one JSON object per line)")
     return items
 
 
-def _reference(rec: SuiteRecord, base: str, where: str, check_images: bool) -> Reference | None:
+def _reference(rec: SuiteRecord, base: str, where: str, check_images: bool,
+               opened: dict[str, str | None]) -> Reference | None:
     if rec.image is None and rec.subject_box is None:
         return None
     image = None
@@ -196,7 +202,25 @@ def _reference(rec: SuiteRecord, base: str, where: str, check_images: bool) -> R
         image = os.path.normpath(os.path.join(base, os.path.expanduser(rec.image)))
         if check_images and not os.path.isfile(image):
             raise UserError(f"{where}: image: file not found: {image} (relative paths resolve against {base})")
+        if check_images:  # found now, not when the reference is scored after every image is generated
+            if image not in opened:  # lines often share a photo
+                opened[image] = _problem_opening(image)
+            if opened[image]:
+                raise UserError(f"{where}: image: {image} does not open as an image ({opened[image]}; allowed: "
+                                f"a PNG, JPEG or other image file that Pillow reads)")
     boxes: dict[str, Box] = {}
     if rec.subject_box is not None and rec.object_box is not None:
         boxes = {rec.subject: tuple(rec.subject_box), rec.object: tuple(rec.object_box)}
     return Reference(image=image, boxes=boxes, size=tuple(rec.image_size) if rec.image_size else None)
+
+
+def _problem_opening(image: str) -> str | None:
+    """Why ``image`` does not open as an image, or None."""
+    from PIL import Image
+
+    try:
+        with Image.open(image) as im:
+            im.verify()  # reads the header and structure, not the pixels: cheap at plan time
+    except (OSError, SyntaxError, ValueError) as exc:  # PIL reports broken files as any of these
+        return str(exc) or type(exc).__name__
+    return None

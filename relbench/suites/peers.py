@@ -26,6 +26,11 @@ visor          SR2D ``text_spatial_rel_phrases.json``: a JSON list of {unique_id
                obj_1_attributes, obj_2_attributes, rel_type, text}; the object is the first
                attribute (as VISOR's own evaluation reads it), rel_type "to the left of" / "to the
                right of" / "above" / "below". rel_type "and" and num_objects != 2 are rejected.
+               The item id is "visor<unique_id>": two items with one id (5 and "5" alike) are
+               an error naming both entries, since they would be merged into one case.
+
+A file that is not UTF-8 is an error naming the line of the first bad byte; a line (or entry)
+that is not the documented structure is rejected with its reason, never a crash.
 """
 
 from __future__ import annotations
@@ -38,7 +43,9 @@ from pathlib import Path
 from relbench.data import SuiteItem, Triple
 from relbench.errors import UserError
 from relbench.predicates import Vocabulary, normalise
+from relbench.suites import ids
 from relbench.suites.jsonl import clean_name
+from relbench.suites.text import read_lines, read_text
 
 KINDS = ("geneval", "geneval2", "t2i_compbench", "visor")
 
@@ -71,42 +78,68 @@ def _item(kind: str, line: int, subject: str, predicate: str, obj: str, vocab: V
     return SuiteItem(id=f"{kind}{line}", graph=(Triple(s, name, o),))
 
 
-def _read_lines(path: Path) -> list[str]:
+def _json_object(raw: str) -> dict | None:
+    """The JSON object on one line, or None for anything else (invalid, too deep, a list...)."""
     try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise UserError(f"suite: cannot read {path}: {exc.strerror or exc}") from None
+        rec = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def _repr(value, n: int = 60) -> str:
+    """At most ``n`` characters of ``repr(value)``, for a reason or an error message."""
+    try:
+        return repr(value)[:n]
+    except RecursionError:
+        return "(nested too deeply to show)"
+
+
+def _shown(value, n: int = 200) -> str:
+    """At most ``n`` characters of a value as a Rejected line's text shows it."""
+    return value[:n] if isinstance(value, str) else _repr(value, n)
+
+
+_NOT_TWO = "position entry without exactly two classes and one position"
+
+
+def _geneval_position(include) -> tuple[str, str, str] | str:
+    """(subject, relation, object) of a 'position' entry's two classes, or why there are none."""
+    if not isinstance(include, list) or len(include) != 2 or not all(isinstance(o, dict) for o in include):
+        return _NOT_TWO
+    rel = [j for j, o in enumerate(include) if o.get("position")]
+    if len(rel) != 1:
+        return _NOT_TWO
+    j = rel[0]
+    position = include[j]["position"]
+    if not (isinstance(position, list) and len(position) == 2 and isinstance(position[0], str)
+            and position[1] in (0, 1) and type(position[1]) is int and position[1] != j):
+        return "malformed 'position' (expected [relation, index of the other class])"
+    subject, obj = include[j].get("class", ""), include[position[1]].get("class", "")
+    if not (isinstance(subject, str) and isinstance(obj, str)):
+        return "a class that is not a string"
+    return subject, position[0], obj
 
 
 def _geneval(lines: list[str], vocab: Vocabulary, kind: str):
     for i, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
-        try:
-            rec = json.loads(raw)
-            tag = rec.get("tag")
-        except (json.JSONDecodeError, AttributeError):
+        rec = _json_object(raw)
+        if rec is None:
             yield Rejected(i, "not a JSON object", raw[:200])
             continue
+        tag, prompt = rec.get("tag"), rec.get("prompt")
+        text = prompt[:200] if isinstance(prompt, str) else raw[:200]
         if tag != "position":
-            yield Rejected(i, f"tag {tag!r} holds no relation (only 'position' does)", rec.get("prompt", raw)[:200])
+            yield Rejected(i, f"tag {_repr(tag)} holds no relation (only 'position' does)", text)
             continue
-        include = rec.get("include") or []
-        rel = [(j, o) for j, o in enumerate(include) if isinstance(o, dict) and o.get("position")]
-        if len(include) != 2 or len(rel) != 1:
-            yield Rejected(i, "position entry without exactly two classes and one position", rec.get("prompt", "")[:200])
+        parsed = _geneval_position(rec.get("include"))
+        if isinstance(parsed, str):
+            yield Rejected(i, parsed, text)
             continue
-        j, o = rel[0]
-        try:
-            predicate, anchor = o["position"]
-            other = include[int(anchor)]
-            if int(anchor) == j:
-                raise ValueError
-        except (ValueError, TypeError, IndexError, KeyError):
-            yield Rejected(i, "malformed 'position' (expected [relation, index of the other class])", raw[:200])
-            continue
-        item = _item(kind, i, str(o.get("class", "")), str(predicate), str(other.get("class", "")), vocab)
-        yield item if isinstance(item, SuiteItem) else Rejected(i, item, rec.get("prompt", "")[:200])
+        item = _item(kind, i, *parsed, vocab)
+        yield item if isinstance(item, SuiteItem) else Rejected(i, item, text)
 
 
 def _phrases(vocab: Vocabulary) -> list[str]:
@@ -151,12 +184,9 @@ def _geneval2(lines: list[str], vocab: Vocabulary, kind: str):
     for i, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
-        try:
-            rec = json.loads(raw)
-            prompt = rec["prompt"]
-            if not isinstance(prompt, str):
-                raise TypeError
-        except (json.JSONDecodeError, KeyError, TypeError):
+        rec = _json_object(raw)
+        prompt = rec.get("prompt") if rec is not None else None
+        if not isinstance(prompt, str):
             yield Rejected(i, "not a JSON object with a 'prompt' string", raw[:200])
             continue
         vqa = rec.get("vqa_list") or []
@@ -176,35 +206,48 @@ def _t2i_compbench(lines: list[str], vocab: Vocabulary, kind: str):
     yield from _from_prompts(prompts, vocab, kind, T2I_COMPBENCH_RELATIONS)
 
 
+_VISOR_FORMAT = "VISOR's JSON list of {unique_id, num_objects, obj_1_attributes, obj_2_attributes, rel_type, text}"
+
+
 def _visor(path: Path, vocab: Vocabulary, kind: str):
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UserError(f"suite: cannot read {path}: {exc.strerror or exc}") from None
+        data = json.loads(read_text(path, "VISOR file"))
     except json.JSONDecodeError as exc:
-        raise UserError(f"{path}:{exc.lineno}: not JSON ({exc.msg}); allowed: VISOR's JSON list of "
-                        f"{{unique_id, num_objects, obj_1_attributes, obj_2_attributes, rel_type, text}}") from None
+        raise UserError(f"{path}:{exc.lineno}: not JSON ({exc.msg}); allowed: {_VISOR_FORMAT}") from None
+    except RecursionError:
+        raise UserError(f"{path}: not JSON that can be read (nested too deeply); allowed: {_VISOR_FORMAT}") from None
     if not isinstance(data, list):
         raise UserError(f"{path}: expected a JSON list (VISOR's text_spatial_rel_phrases.json)")
+    seen = ids.UniqueIds(str(path), unit="entry")
     for i, rec in enumerate(data, 1):
-        try:
-            rel, n = rec["rel_type"], rec["num_objects"]
-            a, b = rec["obj_1_attributes"], rec["obj_2_attributes"]
-            text = str(rec.get("text", ""))
-        except (KeyError, TypeError):
-            yield Rejected(i, "entry lacks rel_type / num_objects / obj_1_attributes / obj_2_attributes", str(rec)[:200])
+        if not isinstance(rec, dict) or any(k not in rec for k in ("rel_type", "num_objects", "obj_1_attributes",
+                                                                   "obj_2_attributes")):
+            yield Rejected(i, "entry lacks rel_type / num_objects / obj_1_attributes / obj_2_attributes", _shown(rec))
             continue
+        rel, n = rec["rel_type"], rec["num_objects"]
+        a, b = rec["obj_1_attributes"], rec["obj_2_attributes"]
+        text = _shown(rec.get("text", ""))
         if rel == "and":
             yield Rejected(i, "rel_type 'and' is not a relation", text)
             continue
-        if n != 2 or not a or not b:
-            yield Rejected(i, f"num_objects {n} (a relation needs 2 objects)", text)
+        if n != 2:
+            yield Rejected(i, f"num_objects {_repr(n)} (a relation needs 2 objects)", text)
+            continue
+        if not all(isinstance(x, list) and x and isinstance(x[0], str) for x in (a, b)):
+            yield Rejected(i, "obj_1_attributes / obj_2_attributes are not lists starting with the object's name", text)
+            continue
+        if not isinstance(rel, str):
+            yield Rejected(i, f"rel_type {_repr(rel)} is not a string", text)
             continue
         uid = rec.get("unique_id", i - 1)
-        item = _item(kind, i, str(a[0]), str(rel), str(b[0]), vocab)
+        if isinstance(uid, bool) or not isinstance(uid, (int, str)):
+            raise UserError(f"{seen.where(i)}: unique_id: {_repr(uid)} is not an integer or a string "
+                            f"(allowed: {_VISOR_FORMAT}, unique ids)")
+        item = _item(kind, i, a[0], rel, b[0], vocab)
         if isinstance(item, SuiteItem):
-            item = SuiteItem(id=f"{kind}{uid}", graph=item.graph)
-            yield item
+            item_id = ids.check_id(f"{kind}{uid}", seen.where(i))
+            seen.add(item_id, i)
+            yield SuiteItem(id=item_id, graph=item.graph)
         else:
             yield Rejected(i, item, text)
 
@@ -218,7 +261,7 @@ def load_peer_suite(kind: str, path: str, vocab: Vocabulary) -> tuple[list[Suite
         out = list(_visor(p, vocab, kind))
     else:
         reader = {"geneval": _geneval, "geneval2": _geneval2, "t2i_compbench": _t2i_compbench}[kind]
-        out = list(reader(_read_lines(p), vocab, kind))
+        out = list(reader(read_lines(p, f"{kind} file"), vocab, kind))
     items = [x for x in out if isinstance(x, SuiteItem)]
     return items, sorted((x for x in out if isinstance(x, Rejected)), key=lambda r: r.line)
 

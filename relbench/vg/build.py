@@ -74,7 +74,7 @@ def build_vg_splits(o: VGOptions, vocab: Vocabulary | None = None) -> dict:
     vocab = vocab or load_vocabulary()
     preds = _check_options(o, vocab)
     train_q, val_q = quotas(o.train, preds), quotas(o.val, preds)
-    images = read_image_data(o.image_data)
+    images, image_data_repeats = read_image_data(o.image_data)
     export = (o.export_size, o.fit) if o.export_size else None
     filt = CandidateFilter(images, o.images, vocab, preds, o.min_box, export)
     pools = {
@@ -128,6 +128,8 @@ def build_vg_splits(o: VGOptions, vocab: Vocabulary | None = None) -> dict:
         "relationships_read": filt.read,
         "usable": sum(p.total for p in pools.values()),
         "dropped": {r: filt.drops[r] for r in DROP_REASONS},
+        # an image listed again is read once, from its first entry (its relationships count as dropped)
+        "entries_repeated": {"image_data": image_data_repeats, "relationships": filt.entries_repeated},
         "per_predicate": {
             p: {
                 "usable": pools[p].total,

@@ -62,5 +62,9 @@ def vg_command(args: argparse.Namespace) -> int:
         print(f"{args.out}/{split['file']}: {split['items']} triples from {split['images']} images")
     dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items() if v)
     print(f"{summary['relationships_read']} relationships read, {summary['usable']} usable; dropped: {dropped or 'none'}")
+    repeated = summary["entries_repeated"]
+    if any(repeated.values()):
+        print(f"images listed again, read once from their first entry: {repeated['image_data']} in image_data.json, "
+              f"{repeated['relationships']} in relationships.json")
     print(f"counts per predicate: {args.out}/{args.prefix}_counts.json")
     return 0

@@ -6,7 +6,9 @@ relationships.json: a list of {"image_id" (or "id"), "relationships": [{"relatio
 "w", "h" and either "name" (string) or "names" (list; the first is used).
 
 Every relationship either becomes a Candidate or is counted under exactly one drop reason,
-the first rule it breaks, in the order of DROP_REASONS.
+the first rule it breaks, in the order of DROP_REASONS. An image listed twice in either file is
+read once, from its first entry (its id would otherwise name two items of a split), and the
+repeats are counted.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from relbench.vg.boxes import Fit, fit_square, transform_box
 
 DROP_REASONS = (
     "malformed",  # not the documented structure (missing subject/object, non-numeric box)
+    "image_listed_again",  # in an entry of relationships.json for an image an earlier entry gave
     "image_not_in_image_data",  # no width/height known for the image
     "image_file_missing",  # no file for the image under --images
     "predicate_not_in_vocabulary",
@@ -35,6 +38,7 @@ DROP_REASONS = (
     "box_too_small",  # a side shorter than --min-box pixels (original image)
     "box_cropped_out",  # less than MIN_VISIBLE of a box survives the square crop
     "duplicate",  # same names, predicate and boxes as an earlier relationship of the image
+    "relationship_id_repeated",  # the relationship_id of an earlier kept relationship of the image (5 and "5" alike)
 )
 MIN_VISIBLE = 0.5
 
@@ -52,7 +56,7 @@ class Candidate:
     """One usable relationship, boxes as (x_min, y_min, x_max, y_max) in original pixels."""
 
     image_id: int
-    rel_key: str  # VG relationship_id, or "i<index in the image's list>" when absent
+    rel_key: str  # VG relationship_id as a decimal, or "i<index in the image's list>" when absent or not a number
     subject: str
     predicate: str  # canonical vocabulary name
     object: str
@@ -62,19 +66,28 @@ class Candidate:
 
 
 def _image_id(entry: dict) -> int | None:
-    value = entry.get("image_id", entry.get("id"))
+    return _number(entry.get("image_id", entry.get("id")))
+
+
+def _number(value) -> int | None:
+    """An id given as an integer or a string of digits (VG's files hold both), else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
+    if isinstance(value, str) and value.strip().isdecimal():
+        try:
+            return int(value)
+        except ValueError:  # more digits than int() converts
+            return None
     return None
 
 
-def read_image_data(path: str | os.PathLike) -> dict[int, ImageInfo]:
-    """image_id -> size and url; entries without a usable id or size are skipped."""
+def read_image_data(path: str | os.PathLike) -> tuple[dict[int, ImageInfo], int]:
+    """(image_id -> size and url, how many entries repeated an image already read): entries
+    without a usable id or size are skipped; of an image listed twice, the first entry counts."""
     images: dict[int, ImageInfo] = {}
+    repeated = 0
     for entry in iter_json_array(path, progress="image_data"):
         if not isinstance(entry, dict):
             continue
@@ -82,10 +95,13 @@ def read_image_data(path: str | os.PathLike) -> dict[int, ImageInfo]:
         w, h = entry.get("width"), entry.get("height")
         if image_id is None or not isinstance(w, int) or not isinstance(h, int) or w <= 0 or h <= 0:
             continue
+        if image_id in images:
+            repeated += 1
+            continue
         images[image_id] = ImageInfo(image_id, w, h, entry.get("url"))
     if not images:
         raise UserError(f"{os.fspath(path)}: no usable image entries (each needs image_id, width, height)")
-    return images
+    return images, repeated
 
 
 def image_path_candidates(info: ImageInfo, images_dir: str) -> list[str]:
@@ -151,6 +167,8 @@ class CandidateFilter:
         self.raw_forms: dict[str, Counter[str]] = {p: Counter() for p in self.selected}
         self.read = 0
         self.paths: dict[int, str] = {}
+        self.entries_repeated = 0  # entries of relationships.json for an image already read
+        self._images_read: set[int] = set()
 
     def image_candidates(self, entry: Any) -> Iterator[Candidate]:
         """Candidates from one element of relationships.json."""
@@ -161,6 +179,12 @@ class CandidateFilter:
             return
         self.read += len(rels)
         image_id = _image_id(entry)
+        if image_id in self._images_read:
+            self.entries_repeated += 1
+            self.drops["image_listed_again"] += len(rels)
+            return
+        if image_id is not None:
+            self._images_read.add(image_id)
         info = self.images.get(image_id) if image_id is not None else None
         if info is None:
             self.drops["image_not_in_image_data"] += len(rels)
@@ -172,12 +196,17 @@ class CandidateFilter:
         self.paths[image_id] = path
         fit = fit_square((info.width, info.height), *self.export) if self.export else None
         seen: set[tuple] = set()
+        keys: set[str] = set()  # rel_keys kept: an item's id is the image's and its rel_key
         for index, rel in enumerate(rels):
             reason, cand = self._check(rel, index, info, fit)
             if cand is not None:
                 key = (cand.subject, cand.predicate, cand.object, cand.subject_box, cand.object_box)
                 if key in seen:
                     reason, cand = "duplicate", None
+                elif cand.rel_key in keys:
+                    reason, cand = "relationship_id_repeated", None
+                else:
+                    keys.add(cand.rel_key)
                 seen.add(key)
             if cand is None:
                 self.drops[reason] += 1
@@ -216,8 +245,8 @@ class CandidateFilter:
             size = (info.width, info.height)
             if min(transform_box(s_box, size, fit)[1], transform_box(o_box, size, fit)[1]) < MIN_VISIBLE:
                 return "box_cropped_out", None
-        rel_id = rel.get("relationship_id")
-        rel_key = str(rel_id) if isinstance(rel_id, (int, str)) and not isinstance(rel_id, bool) else f"i{index}"
+        rel_id = _number(rel.get("relationship_id"))
+        rel_key = str(rel_id) if rel_id is not None else f"i{index}"
         return "", Candidate(info.image_id, rel_key, s_name, canonical, o_name, s_box, o_box, raw)
 
 
