@@ -288,7 +288,7 @@ def score_run(plan: Plan, metrics: list, run: RunImages, store: ImageStore, cach
     """Per-case values of every metric for one run, reading score files where they exist.
 
     Chunk-major: a chunk's images are decoded once and shared by all metrics."""
-    from relbench.atomic import write_text
+    from relbench.atomic import read_json_cache, write_text
 
     fps = [m.fingerprint() for m in metrics]
     columns = [check_declaration(m) for m in metrics]
@@ -306,9 +306,8 @@ def score_run(plan: Plan, metrics: list, run: RunImages, store: ImageStore, cach
         samples = None
         for metric, fp, cols in zip(metrics, fps, columns):
             path = cache_dir / f"{metric.name}-{fp}" / f"{_chunk_key(fp, run, chunk)}.json"
-            if path.is_file():
-                rows = json.loads(path.read_text())
-            else:
+            rows = read_json_cache(path)
+            if not (isinstance(rows, list) and len(rows) == len(chunk)):  # missing, or torn by a power loss
                 if samples is None:
                     samples = [Sample(c, run.name, *run.prompts[c.id], *run.keys[c.id], _load=load,
                                       texts=_prompts(plan, c, "relation")) for c in chunk]

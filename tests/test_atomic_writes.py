@@ -1,0 +1,114 @@
+"""Writes survive a full disk, a read-only directory and a power loss: one line naming the
+path and the errno, nothing half-written, and a rerun resumes to the same results."""
+
+import errno
+import json
+import os
+import stat
+
+import pytest
+
+from relbench import atomic
+from relbench.cli import main
+
+
+def _run(config) -> int:
+    return main(["run", "--config", str(config), "--no-progress"])
+
+
+def _results(out) -> tuple[str, str]:
+    return (out / "samples.csv").read_text(), json.dumps(json.loads((out / "summary.json").read_text())["runs"])
+
+
+def _clean_results(small_config, tmp_path):
+    assert _run(small_config(out="clean")) == 0
+    return _results(tmp_path / "clean")
+
+
+def test_disk_full_mid_run_is_one_line_and_a_rerun_resumes(small_config, tmp_path, monkeypatch, capsys):
+    config = small_config(out="full")
+    out = tmp_path / "full"
+    real_replace, calls = os.replace, []
+
+    def replace(src, dst):  # the disk fills up after 20 files were written
+        calls.append(dst)
+        if len(calls) > 20:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    assert _run(config) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"relbench: error: cannot write {calls[20]}: No space left on device (ENOSPC)")
+    assert not list(out.rglob("*.tmp"))  # the temporary file is gone, no final name holds a torn file
+    assert not (out / "summary.json").exists()
+
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert _run(config) == 0
+    assert "124 images generated, 20 reused" in capsys.readouterr().out
+    assert _results(out) == _clean_results(small_config, tmp_path)
+
+
+def test_read_only_output_is_one_line(small_config, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "ro"
+    real_mkdir = os.mkdir
+
+    def mkdir(path, mode=0o777, **kw):  # root ignores chmod, so the read-only filesystem is simulated
+        if str(path).startswith(str(out)):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        real_mkdir(path, mode, **kw)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    assert _run(small_config(out="ro")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"relbench: error: cannot write {out}: Read-only file system (EROFS); free space or make the "
+                   f"directory writable, then run the same command again to resume"]
+
+
+def test_write_error_keeps_the_old_file_and_stays_an_oserror(tmp_path, monkeypatch):
+    target = tmp_path / "keep.json"
+    atomic.write_text(target, "old")
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.EIO, "Input/output error")))
+    with pytest.raises(OSError) as caught:  # content_hash's cache write treats an OSError as a slowdown
+        atomic.write_text(target, "new")
+    assert isinstance(caught.value, atomic.WriteError) and caught.value.errno == errno.EIO
+    assert str(caught.value).startswith(f"cannot write {target}: Input/output error (EIO)")
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["keep.json"]
+
+
+def test_atomic_write_fsyncs_the_file_before_the_rename_and_the_directory_after(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append("fsync dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else f"fsync file {os.fstat(fd).st_size}")
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append("rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    atomic.write_bytes(tmp_path / "sub" / "x.bin", b"12345")
+    assert events == ["fsync file 5", "rename", "fsync dir"]  # the file holds all 5 bytes when synced
+    assert (tmp_path / "sub" / "x.bin").read_bytes() == b"12345"
+
+
+@pytest.mark.parametrize("damage", ["empty", "torn"])
+def test_a_damaged_cache_file_is_recomputed(small_config, tmp_path, damage):
+    config = small_config(out="hit")
+    out = tmp_path / "hit"
+    assert _run(config) == 0
+    expected = _results(out)
+    damaged = sorted((out / "cache" / "scores").rglob("*.json"))[:3] + sorted((out / "cache" / "aggregates").glob("*.json"))
+    assert len(damaged) == 4
+    for path in damaged:  # what a power loss can leave: an empty file or the first part of one
+        text = path.read_text()
+        path.write_text("" if damage == "empty" else text[: len(text) // 2])
+    assert _run(config) == 0
+    assert _results(out) == expected
+    for path in damaged:
+        assert json.loads(path.read_text())  # rewritten whole
