@@ -112,3 +112,24 @@ def test_a_damaged_cache_file_is_recomputed(small_config, tmp_path, damage):
     assert _results(out) == expected
     for path in damaged:
         assert json.loads(path.read_text())  # rewritten whole
+
+
+@pytest.mark.parametrize("command", ["report", "compare"])
+def test_disk_full_in_report_and_compare_is_one_line(small_config, tmp_path, monkeypatch, capsys, command):
+    out = tmp_path / "done"
+    assert _run(small_config(out="done")) == 0
+    before = (out / "report.html").read_bytes()
+    capsys.readouterr()
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    args = [str(out), "-o", str(tmp_path / "cmp")] if command == "compare" else [str(out)]
+    assert main([command, *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    written = tmp_path / "cmp.csv" if command == "compare" else out / "report.html"
+    assert err == [f"relbench: error: cannot write {written}: No space left on device (ENOSPC); nothing was "
+                   f"half-written: free space or make the directory writable, then run the same command again to "
+                   f"resume"]
+    assert (out / "report.html").read_bytes() == before and not list(tmp_path.rglob("*.tmp"))
