@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Iterable
 
 from relbench.errors import UserError
 
@@ -91,6 +92,24 @@ def _fsync_dir(directory: Path) -> None:
 
 def write_text(path: str | Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
+
+
+def write_many(files: Iterable[tuple[str | Path, bytes]], threads: int = 8) -> None:
+    """``write_bytes`` for each (path, data), several at a time. Why: each write waits for its
+    fsyncs, one journal commit each (about 5 ms on a virtual disk: most of a CPU run's time
+    over 1,600 images); concurrent fsyncs share commits, about 10x cheaper per file. The first
+    error is raised once every write has finished or failed; each file is whole or absent."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = list(files)
+    if len(files) <= 1 or threads <= 1:
+        for path, data in files:
+            write_bytes(path, data)
+        return
+    with ThreadPoolExecutor(min(threads, len(files))) as pool:
+        futures = [pool.submit(write_bytes, path, data) for path, data in files]
+    for f in futures:
+        f.result()
 
 
 def read_json_cache(path: str | Path):

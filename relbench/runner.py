@@ -230,8 +230,7 @@ def _generate_run(plan: Plan, spec: RunSpec, gen, store: ImageStore, topo: Topol
                     images = gen.generate(batch_requests)
                     t_gen += time.perf_counter() - t0
                     check_images(gen, batch_requests, images)
-                    for k, img in zip(part, images):
-                        store.put(k, img)
+                    store.put_many(zip(part, images))
                     bar.update(len(part))
         timings.generate_s += t_gen
         timings.images_generated += len(todo)
@@ -255,6 +254,7 @@ def reference_run(plan: Plan, store: ImageStore, topo: Topology) -> RunImages | 
     prompts, keys = {}, {}
     chunks = _chunks(plan.cases, plan.bench.chunk_size)
     for j, chunk in enumerate(chunks):
+        renders = []  # stored per chunk, written together
         for case in chunk:
             prompts[case.id] = _prompts(plan, case, "relation")
             ref = case.reference
@@ -268,9 +268,10 @@ def reference_run(plan: Plan, store: ImageStore, topo: Topology) -> RunImages | 
                     k = stable_hash({"reference": "shapes", "v": VERSION, "graph": [t.text() for t in graph],
                                      "seed": case.seed, "size": list(size)}, n=64)
                     if topo.owns(j) and not store.has(k):
-                        store.put(k, render_reference(graph, case.seed, size)[0])
+                        renders.append((k, render_reference(graph, case.seed, size)[0]))
                     pair.append(k)
                 keys[case.id] = tuple(pair)
+        store.put_many(renders)
     return RunImages(REFERENCE, prompts, keys, {"generator": "(suite references)", "prompt_mode": "relation"})
 
 

@@ -4,7 +4,9 @@ path and the errno, nothing half-written, and a rerun resumes to the same result
 import errno
 import json
 import os
+import re
 import stat
+import threading
 
 import pytest
 
@@ -28,19 +30,22 @@ def _clean_results(small_config, tmp_path):
 def test_disk_full_mid_run_is_one_line_and_a_rerun_resumes(small_config, tmp_path, monkeypatch, capsys):
     config = small_config(out="full")
     out = tmp_path / "full"
-    real_replace, calls = os.replace, []
+    real_replace, calls, lock = os.replace, [], threading.Lock()
 
-    def replace(src, dst):  # the disk fills up after 20 files were written
-        calls.append(dst)
-        if len(calls) > 20:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real_replace(src, dst)
+    def replace(src, dst):  # the disk fills up after 20 files were written (images are written concurrently)
+        with lock:
+            calls.append(str(dst))
+            if len(calls) > 20:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", replace)
     assert _run(config) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
-    assert err[0].startswith(f"relbench: error: cannot write {calls[20]}: No space left on device (ENOSPC)")
+    named = re.fullmatch(r"relbench: error: cannot write (\S+): No space left on device \(ENOSPC\); nothing was "
+                         r"half-written: .* run the same command again to resume", err[0])
+    assert named and named.group(1) in calls[20:]
     assert not list(out.rglob("*.tmp"))  # the temporary file is gone, no final name holds a torn file
     assert not (out / "summary.json").exists()
 
@@ -95,6 +100,26 @@ def test_atomic_write_fsyncs_the_file_before_the_rename_and_the_directory_after(
     atomic.write_bytes(tmp_path / "sub" / "x.bin", b"12345")
     assert events == ["fsync file 5", "rename", "fsync dir"]  # the file holds all 5 bytes when synced
     assert (tmp_path / "sub" / "x.bin").read_bytes() == b"12345"
+
+
+def test_write_many_writes_every_file_and_raises_the_first_error(tmp_path, monkeypatch):
+    files = [(tmp_path / f"{i % 3}" / f"{i}.bin", bytes([i]) * (i + 1)) for i in range(20)]
+    atomic.write_many(files)
+    assert all(p.read_bytes() == data for p, data in files)
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith(("/7.bin", "/12.bin")):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    again = [(p, b"new") for p, _ in files]
+    with pytest.raises(atomic.WriteError, match=rf"^cannot write {tmp_path / '1' / '7.bin'}: No space"):
+        atomic.write_many(again)
+    assert [p.read_bytes() == b"new" for p, _ in files] == [i not in (7, 12) for i in range(20)]
+    assert (tmp_path / "1" / "7.bin").read_bytes() == bytes([7]) * 8  # untouched, not torn
+    assert not list(tmp_path.rglob("*.tmp"))
 
 
 @pytest.mark.parametrize("damage", ["empty", "torn"])
