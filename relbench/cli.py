@@ -416,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         from relbench.atomic import describe
 
-        print(f"relbench: error: cannot write {exc.filename}: {describe(exc)}; free space or make the directory "
+        where = f" {exc.filename}" if exc.filename else ""  # a failed write() names no file
+        print(f"relbench: error: cannot write{where}: {describe(exc)}; free space or make the directory "
               f"writable, then run the same command again to resume", file=sys.stderr)
         return 2
     except _usage as exc:

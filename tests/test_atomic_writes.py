@@ -158,3 +158,23 @@ def test_disk_full_in_report_and_compare_is_one_line(small_config, tmp_path, mon
                    f"half-written: free space or make the directory writable, then run the same command again to "
                    f"resume"]
     assert (out / "report.html").read_bytes() == before and not list(tmp_path.rglob("*.tmp"))
+
+
+def test_a_write_error_outside_relbench_atomic_is_one_line_and_others_still_raise(monkeypatch, capsys):
+    import relbench.cli as cli
+
+    def appended_to_a_full_disk(args):  # what a failed write() to an open log raises: no file name
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setitem(cli.COMMANDS, "run", appended_to_a_full_disk)
+    assert main(["run"]) == 2
+    assert capsys.readouterr().err.strip() == ("relbench: error: cannot write: No space left on device (ENOSPC); "
+                                               "free space or make the directory writable, then run the same command "
+                                               "again to resume")
+
+    def a_bug(args):
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    monkeypatch.setitem(cli.COMMANDS, "run", a_bug)
+    with pytest.raises(OSError, match="Bad file descriptor"):  # not the environment: a traceback, not hidden
+        main(["run"])
