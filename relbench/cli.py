@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 
 
@@ -397,6 +398,10 @@ COMMANDS = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "train": cmd_tra
             "annotate": cmd_annotate, "lab": cmd_lab}  # annotate: issue 14; lab: issue 15
 
 
+# a full disk, a quota, a read-only or unwritable output: the environment, not a bug
+_OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -409,6 +414,15 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except UserError as exc:
         print(f"relbench: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a write outside relbench.atomic (a directory made, a log appended)
+        if exc.errno not in _OUTPUT_ERRNOS:
+            raise
+        from relbench.atomic import describe
+
+        where = f" {exc.filename}" if exc.filename else ""  # a failed write() names no file
+        print(f"relbench: error: cannot write{where}: {describe(exc)}; free space or make the directory "
+              f"writable, then run the same command again to resume", file=sys.stderr)
         return 2
     except _usage as exc:
         parser.error(str(exc))

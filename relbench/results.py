@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from relbench.atomic import write_text
+from relbench.atomic import read_json_cache, write_text
 from relbench.data import stable_hash
 
 if TYPE_CHECKING:
@@ -190,8 +190,9 @@ def _aggregate_all(plan, collected, rows) -> dict:
              for m, a in aggs]
     key = stable_hash({"rows": rows, "specs": specs, "b": [bench.bootstrap_resamples, bench.bootstrap_seed], "v": 3}, n=32)
     cache = plan.out / "cache" / "aggregates" / f"{key}.json"
-    if cache.is_file():
-        return json.loads(cache.read_text())
+    cached = read_json_cache(cache)  # None when missing, or torn by a power loss
+    if isinstance(cached, dict):
+        return cached
 
     n_seeds = len(bench.seeds)
     result = {}

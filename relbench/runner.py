@@ -240,8 +240,7 @@ def _generate_run(plan: Plan, spec: RunSpec, gen, store: ImageStore, topo: Topol
                     images = gen.generate(batch_requests)
                     t_gen += time.perf_counter() - t0
                     check_images(gen, batch_requests, images)
-                    for k, img in zip(part, images):
-                        store.put(k, img)
+                    store.put_many(zip(part, images))
                     bar.update(len(part))
         timings.generate_s += t_gen
         timings.images_generated += len(todo)
@@ -267,6 +266,7 @@ def reference_run(plan: Plan, store: ImageStore, topo: Topology, draw: bool = Tr
     prompts, keys = {}, {}
     chunks = _chunks(plan.cases, plan.bench.chunk_size)
     for j, chunk in enumerate(chunks):
+        renders = []  # stored per chunk, written together
         for case in chunk:
             prompts[case.id] = _prompts(plan, case, "relation")
             ref = case.reference
@@ -280,9 +280,10 @@ def reference_run(plan: Plan, store: ImageStore, topo: Topology, draw: bool = Tr
                     k = stable_hash({"reference": "shapes", "v": VERSION, "graph": [t.text() for t in graph],
                                      "seed": case.seed, "size": list(size)}, n=64)
                     if draw and topo.owns(j) and not store.has(k):
-                        store.put(k, render_reference(graph, case.seed, size)[0])
+                        renders.append((k, render_reference(graph, case.seed, size)[0]))
                     pair.append(k)
                 keys[case.id] = tuple(pair)
+        store.put_many(renders)
     from relbench.content_hash import files_sha256
 
     files = sorted({k for pair in keys.values() for k in pair if k and k.startswith("file:")})
@@ -311,7 +312,7 @@ def score_run(plan: Plan, metrics: list, run: RunImages, store: ImageStore, cach
     """Per-case values of every metric for one run, reading score files where they exist.
 
     Chunk-major: a chunk's images are decoded once and shared by all metrics."""
-    from relbench.atomic import write_text
+    from relbench.atomic import read_json_cache, write_text
 
     fps = [m.fingerprint() for m in metrics]
     columns = [check_declaration(m) for m in metrics]
@@ -329,9 +330,8 @@ def score_run(plan: Plan, metrics: list, run: RunImages, store: ImageStore, cach
         samples = None
         for metric, fp, cols in zip(metrics, fps, columns):
             path = score_file(cache_dir, metric.name, fp, run, chunk)
-            if path.is_file():
-                rows = json.loads(path.read_text())
-            else:
+            rows = read_json_cache(path)
+            if not (isinstance(rows, list) and len(rows) == len(chunk)):  # missing, or torn by a power loss
                 if samples is None:
                     samples = [Sample(c, run.name, *run.prompts[c.id], *run.keys[c.id], _load=load,
                                       texts=_prompts(plan, c, "relation")) for c in chunk]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from relbench.atomic import write_bytes
+from relbench.atomic import write_many
 
 
 class ImageStore:
@@ -26,15 +26,11 @@ class ImageStore:
         return self.path(key).is_file()
 
     def put(self, key: str, image) -> None:
-        import numpy as np
-        from PIL import Image
+        self.put_many([(key, image)])
 
-        arr = np.asarray(image)
-        if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
-            raise ValueError(f"generators must return uint8 RGB arrays (H, W, 3), got {arr.dtype} {arr.shape}")
-        buf = io.BytesIO()
-        Image.fromarray(arr, "RGB").save(buf, format="PNG", compress_level=1)
-        write_bytes(self.path(key), buf.getvalue())
+    def put_many(self, items) -> None:
+        """Store (key, image) pairs; written concurrently (see ``relbench.atomic.write_many``)."""
+        write_many((self.path(key), _png(image)) for key, image in items)
 
     def get(self, key: str):
         """uint8 RGB array (H, W, 3)."""
@@ -43,3 +39,15 @@ class ImageStore:
 
         with Image.open(self.path(key)) as im:
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def _png(image) -> bytes:
+    import numpy as np
+    from PIL import Image
+
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"generators must return uint8 RGB arrays (H, W, 3), got {arr.dtype} {arr.shape}")
+    buf = io.BytesIO()
+    Image.fromarray(arr, "RGB").save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()

@@ -135,6 +135,10 @@ class Trainer:
         if ck is None:
             raise UserError(f"--resume: no checkpoint in {self.out / LAST} (start without --resume)")
         read_state(ck)  # a trainer checkpoint, with its state
+        _, torn = _log_records(self.out / LOG)
+        if torn:
+            self.notes.append(f"note: {self.out / LOG}: dropped a torn last line (line {torn}, what a killed writer "
+                              f"leaves); the steps after the checkpoint are redone")
         saved = read_checkpoint(ck).config.get("extra", {}).get("config", {})
         now = self.cfg.model_dump(mode="json")
         changed = [d for k in RESUMABLE_KEYS if k in saved for d in _differences(k, saved[k], now[k])]
@@ -651,11 +655,41 @@ def _short(value, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _log_records(path: Path) -> tuple[list[tuple[str, dict]], int | None]:
+    """The log's (line, record) pairs and the number of a torn last line that was left out.
+
+    Only an unterminated last line may be torn (a writer killed mid-write leaves one); a bad
+    line anywhere else is damage to the log, a UserError naming it.
+    """
+    if not path.is_file():
+        return [], None
+    text = path.read_text(errors="replace")
+    lines = text.splitlines()
+    records, torn = [], None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            if not isinstance(rec, dict):
+                raise ValueError(f"a JSON {type(rec).__name__}, not an object")
+        except ValueError as exc:
+            if n == len(lines) and not text.endswith("\n"):
+                torn = n
+                continue
+            why = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+            raise UserError(f"{path}:{n}: not a log record ({why}); only an unterminated last line may be torn; "
+                            f"fix or delete the line, then --resume again") from None
+        records.append((line, rec))
+    return records, torn
+
+
 def _trim_log(path: Path, step: int) -> None:
-    """On resume, drop log lines written after the checkpoint (the interrupted tail is redone)."""
+    """On resume, drop log lines written after the checkpoint (the interrupted tail is redone)
+    and a torn last line."""
     if not path.is_file():
         return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+    keep = [ln for ln, rec in _log_records(path)[0] if rec.get("step", 0) <= step]
     from relbench.atomic import write_text
 
     write_text(path, "".join(ln + "\n" for ln in keep))

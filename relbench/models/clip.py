@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from relbench.errors import UserError
+from relbench.safetensors_file import check_weights, is_index_buffer, not_floating
 
 WEIGHT_NAMES = (
     "open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin",
@@ -29,6 +30,9 @@ HOW = ("set metrics: clip_alignment: args: pretrained: to open_clip's tag (e.g. 
        "weights in the Hugging Face cache, or checkpoint: to a local open_clip weights file or a directory holding "
        "one; nothing is downloaded")
 PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")
+# integer tensors a CLIP state dict may hold that are no weights: HF text towers' positions,
+# BatchNorm's counter (ResNet towers), the scalars of OpenAI's original files
+INDEX_BUFFERS = ("position_ids", "num_batches_tracked", "input_resolution", "context_length", "vocab_size")
 
 
 @dataclass(frozen=True)
@@ -160,7 +164,9 @@ def identity(model: str, checkpoint: str | None, **kw) -> dict:
 def check_weights_file(path: Path) -> None:
     """Open a weights file without running any code it may hold (safetensors header, or
     torch.load with weights_only=True, memory-mapped so a large file costs no copy): a damaged
-    or pickle-payload file is one line naming it, before open_clip reads it."""
+    or pickle-payload file is one line naming it, before open_clip reads it. Every tensor must
+    be a finite float (integer weights would be cast silently, NaN ones score 0.5 everywhere),
+    bar the integer buffers ``INDEX_BUFFERS`` names."""
     import pickle
     import re
     import warnings
@@ -169,21 +175,19 @@ def check_weights_file(path: Path) -> None:
 
     if path.suffix in (".npz", ".npy"):  # big_vision (SigLIP) numpy files: np.load never unpickles
         return
+    if path.suffix == ".safetensors":
+        if not check_weights(path, "clip_alignment", INDEX_BUFFERS):  # header, dtypes, NaN: one line each
+            raise UserError(f"clip_alignment: {path} holds no tensors")
+        return
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's pickle-protocol notes: the verdict below says it all
-            if path.suffix == ".safetensors":
-                from safetensors import safe_open
-
-                with safe_open(str(path), framework="pt") as fh:
-                    state = dict.fromkeys(fh.keys(), torch.empty(0))
-            else:
-                try:
-                    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-                except RuntimeError as exc:  # legacy (non-zip) files cannot be memory-mapped
-                    if "mmap" not in str(exc):
-                        raise
-                    state = torch.load(path, map_location="cpu", weights_only=True)
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as exc:  # legacy (non-zip) files cannot be memory-mapped
+                if "mmap" not in str(exc):
+                    raise
+                state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - unpickling errors, truncated zips, EOF... all mean a bad file
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()] or [type(exc).__name__]
         if isinstance(exc, pickle.UnpicklingError):  # torch's text opens with advice to disable the guard
@@ -201,6 +205,12 @@ def check_weights_file(path: Path) -> None:
         state = state["state_dict"]
     if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UserError(f"clip_alignment: {path} holds no state dict of tensors (a {type(state).__name__})")
+    for name, t in state.items():  # load_state_dict would cast integers into weights silently
+        if t.is_floating_point():
+            if not bool(torch.isfinite(t).all()):
+                raise UserError(f"clip_alignment: {path}: tensor {name} holds NaN or inf; the weights are damaged")
+        elif t.is_complex() or t.dtype == torch.bool or not is_index_buffer(name, INDEX_BUFFERS):
+            raise not_floating("clip_alignment", path, name, str(t.dtype).removeprefix("torch."))
 
 
 def load(model: str, checkpoint: str | None, device: str = "cpu", **kw):

@@ -17,8 +17,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from relbench.models.graph_specs import InjectionSpec, LoraSpec
+from relbench.config import validate_mapping
 from relbench.errors import UserError
+from relbench.models.graph_specs import CheckpointConfig, InjectionSpec, LoraSpec
+from relbench.safetensors_file import check_weights
 
 FORMAT = "relbench-graph-lora"
 FORMAT_VERSION = 1
@@ -159,14 +161,46 @@ def read_checkpoint(path) -> Checkpoint:
         cfg = json.loads((p / CONFIG_FILE).read_text())
     except ValueError as exc:
         raise UserError(f"flux_graph_lora: {p / CONFIG_FILE} is not valid JSON: {exc}") from None
-    if cfg.get("format") != FORMAT or cfg.get("format_version") != FORMAT_VERSION:
+    if isinstance(cfg, dict) and (cfg.get("format") != FORMAT or cfg.get("format_version") != FORMAT_VERSION):
         raise UserError(
             f"flux_graph_lora: {p / CONFIG_FILE} is format {cfg.get('format')!r} v{cfg.get('format_version')}; "
             f"this relbench reads {FORMAT!r} v{FORMAT_VERSION}"
         )
-    lora = dict(cfg["lora"])
-    lora.pop("target_modules", None)
-    return Checkpoint(p, cfg, LoraSpec(**lora), InjectionSpec(**cfg["injection"]))
+    spec = validate_mapping(CheckpointConfig, cfg, f"flux_graph_lora: {p / CONFIG_FILE}", None, "checkpoint config",
+                            ", ".join(CheckpointConfig.model_fields), tags=("cgip", "text"))
+    _check_weights_files(p, spec)
+    return Checkpoint(p, cfg, spec.lora, spec.injection)
+
+
+def _check_weights_files(path: Path, spec: CheckpointConfig) -> None:
+    """Every tensor finite and floating point, and the LoRA file holding exactly the A and B
+    matrices of rank ``spec.lora.rank`` that the spec's blocks and targets imply (attention
+    projections map the width to itself); checked from the files alone, before a model loads.
+    Names and shapes of the encoder and injector depend on the model: ``load_checkpoint``
+    checks them against it."""
+    for name in (ENCODER_FILE, INJECTOR_FILE):
+        check_weights(path / name, "flux_graph_lora")
+    where = f"flux_graph_lora: {path / LORA_FILE}"
+    entries = check_weights(path / LORA_FILE, "flux_graph_lora")
+    rank, width = spec.lora.rank, spec.width
+    expected = {}
+    for b in spec.lora.blocks:
+        for t in spec.lora.targets:
+            attn = t.startswith("attn.")
+            expected[f"transformer.transformer_blocks.{b}.{t}.lora_A.weight"] = (rank, width if attn else None)
+            expected[f"transformer.transformer_blocks.{b}.{t}.lora_B.weight"] = (width if attn else None, rank)
+    missing, unexpected = sorted(set(expected) - set(entries)), sorted(set(entries) - set(expected))
+    if missing or unexpected:
+        raise UserError(f"{where} does not hold the LoRA of its config (blocks {spec.lora.blocks}, targets "
+                        f"{spec.lora.targets}): " + "; ".join(
+                            f"{label}: {', '.join(keys[:4])}" + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
+                            for label, keys in (("missing", missing), ("unexpected", unexpected)) if keys))
+    for key, want in expected.items():
+        got = entries[key].shape
+        if len(got) != 2 or any(w is not None and w != g for w, g in zip(want, got)):
+            shown = "(" + ", ".join("*" if w is None else str(w) for w in want) + ")"
+            raise UserError(f"{where}: tensor {key} has shape {list(got)}; rank {rank} and width {width} in "
+                            f"{CONFIG_FILE} imply {shown}")
 
 
 def load_checkpoint(path, transformer, embed_fn=None, text_dim: int | None = None):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Spec(BaseModel):
@@ -69,3 +69,39 @@ class InjectionSpec(_Spec):
     """Which double-stream blocks see the graph tokens (defaults to the LoRA blocks)."""
 
     blocks: list[int] = Field(default_factory=lambda: [7, 8, 9, 10, 11, 12])
+
+
+class _StoredCGIP(CGIPSpec):
+    """A checkpoint's CGIP spec carries its vocabulary instead of a path to it."""
+
+    num_objs: int = Field(ge=1)
+    num_preds: int = Field(ge=1)
+    object_name_to_idx: dict[str, int]
+    pred_name_to_idx: dict[str, int]
+
+
+class _StoredText(TextSpec):
+    text_dim: int = Field(ge=1)
+    text_encoder: Literal["clip_pooled"] = "clip_pooled"
+
+
+class CheckpointConfig(_Spec):
+    """A flux_graph_lora checkpoint's relbench_graph_lora.json."""
+
+    format: Literal["relbench-graph-lora"]
+    format_version: Literal[1]
+    base_model: str | None = None
+    base_identity: dict | None = None
+    width: int = Field(ge=1)
+    lora: LoraSpec
+    injection: InjectionSpec
+    encoder: _StoredCGIP | _StoredText = Field(discriminator="kind")
+    extra: dict = Field(default_factory=dict)
+
+    @field_validator("lora", mode="before")
+    @classmethod
+    def _drop_pattern(cls, value):
+        """The stored peft pattern is what ``LoraSpec.target_modules()`` recomputes."""
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k != "target_modules"}
+        return value
