@@ -13,6 +13,7 @@ import functools
 from typing import Any, Callable, Optional
 
 from relbench.errors import UserError
+from relbench.models.hub import DOWNLOAD
 
 Box = tuple[float, float, float, float]
 Detection = Optional[tuple[Box, float]]
@@ -153,7 +154,7 @@ class GroundingDinoDetector(Detector):
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(
                 f"spatial: GroundingDINO model {self.model_id!r} is not available locally ({first}); "
-                f"no download is attempted: fetch it once (huggingface-cli download {DEFAULT_GROUNDING_DINO}) "
+                f"no download is attempted: fetch it once ({DOWNLOAD} {DEFAULT_GROUNDING_DINO}) "
                 f"or save_pretrained() it to a directory, then set the spatial metric's model: to that id or path"
             ) from None
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -64,7 +64,7 @@ def resolve_model_dir(args: FluxArgs, who: str = "flux") -> tuple[Path, dict]:
         if not (path / "model_index.json").is_file():
             raise UserError(
                 f"{who}: {path} has no model_index.json; point `model` at a diffusers FLUX directory "
-                f"(e.g. `huggingface-cli download {DEFAULT_MODEL} --local-dir {path}`)"
+                f"(e.g. `{hub.DOWNLOAD} {DEFAULT_MODEL} --local-dir {path}`)"
             )
         return path, {"source": "local", "listing": _dir_listing(path)}
     if not hub.is_repo_id(args.model):
@@ -84,12 +84,12 @@ def resolve_model_dir(args: FluxArgs, who: str = "flux") -> tuple[Path, dict]:
 
 
 def _download_hint(model: str) -> str:
-    from relbench.models.hub import cache_dir
+    from relbench.models.hub import DOWNLOAD, cache_dir
 
     repo = model if "/" in model and not model.startswith((".", "/", "~")) else DEFAULT_MODEL
     return (
-        f"download it with `huggingface-cli download {repo}` (into the HF cache, {cache_dir()}) "
-        f"or `huggingface-cli download {repo} --local-dir DIR` and set the generator arg model: DIR"
+        f"download it with `{DOWNLOAD} {repo}` (into the HF cache, {cache_dir()}) "
+        f"or `{DOWNLOAD} {repo} --local-dir DIR` and set the generator arg model: DIR"
     )
 
 
@@ -151,7 +151,9 @@ def check_model_dir(model_dir: Path, who: str = "flux") -> None:
         index = json.loads((model_dir / "model_index.json").read_text())
     except ValueError as exc:
         raise UserError(f"{who}: {model_dir / 'model_index.json'} is not valid JSON: {exc}") from None
-    hint = "copy the complete folder from the model repository (huggingface-cli download)"
+    from relbench.models.hub import DOWNLOAD
+
+    hint = f"copy the complete folder from the model repository ({DOWNLOAD})"
     for name in REQUIRED:
         entry = index.get(name)
         if not entry or entry[0] is None:
