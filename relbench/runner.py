@@ -142,9 +142,11 @@ def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = 
 
     from relbench.suites.loader import load_suite
 
-    items, rejected = load_suite(bench.suite, vocab)
-    if bench.limit is not None:
-        items = items[: bench.limit]
+    items, rejected = load_suite(bench.suite, vocab, bench.limit)
+    if bench.sample is not None:
+        from relbench.suites.sample import sample_items
+
+        items = sample_items(items, bench.sample, bench.sample_seed)
     cases, skipped = build_cases(
         items, list(bench.seeds), list(bench.negatives.kinds), vocab,
         bench.negatives.per_triple, bench.negatives.seed,
