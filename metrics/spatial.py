@@ -94,7 +94,11 @@ class Spatial(Metric):
     @property
     def detector(self):
         if self._detector is None:
-            self._detector = self._build()
+            from relbench.models.detectors import DETECTORS
+            from relbench.progress import library_bars
+
+            with library_bars(self.ctx.progress, getattr(DETECTORS.get(self.args.detector), "libraries", ())):
+                self._detector = self._build()
         return self._detector
 
     def _p(self, rule: str) -> str:

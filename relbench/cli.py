@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", metavar="DIR", help="output directory (overrides output_dir)")
     run.add_argument("--batch-size", type=int, metavar="N", help="generator batch size")
     run.add_argument("--metrics", metavar="A,B", help="comma-separated metric names (replaces the config's)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress bars, nor the plain progress lines written when stderr is not a terminal")
     # --- reports (issue 6) ---
     run.add_argument("--no-report", action="store_true", help="do not write report.html in the run directory")
     _add_report_commands(sub)
@@ -282,7 +283,7 @@ def cmd_run(args) -> int:
                 r["prompt_mode"] = args.prompt_mode
     bench = parse_benchmark(data, path, lines)
     p = plan(bench, source=path, lines=lines)
-    collected = execute(p, show_progress=not args.no_progress and sys.stderr.isatty())
+    collected = execute(p, show_progress=not args.no_progress)
     if collected is None:  # a non-zero rank under accelerate/torchrun
         return 0
     summary = write_results(p, collected, argv=sys.argv[1:])

@@ -20,6 +20,7 @@ from relbench.errors import UserError
 from relbench.generator import Context, GeneratorArgs
 from relbench.metric import Aggregate, MetricArgs, Sample
 from relbench.negatives import build_cases
+from relbench.progress import Progress, bars_wanted
 from relbench.predicates import Vocabulary, load_vocabulary
 from relbench.prompts import build_prompt
 from relbench.contract import check_declaration, check_images, check_rows
@@ -182,16 +183,10 @@ class RunImages:
     info: dict
 
 
-def _progress(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="img", disable=not enabled, leave=False, dynamic_ncols=True)
-
-
 def generate_run(plan: Plan, spec: RunSpec, cls, args, store: ImageStore, topo: Topology, timings: Timings,
                  show_progress: bool) -> RunImages:
     ctx = Context(vocab=plan.vocab, rank=topo.rank, world_size=topo.world_size, device=topo.device,
-                  progress=show_progress)
+                  progress=bars_wanted(show_progress))
     with needs_packages(GENERATORS, cls.name):
         return _generate_run(plan, spec, cls(args, ctx), store, topo, timings, show_progress)
 
@@ -224,7 +219,7 @@ def _generate_run(plan: Plan, spec: RunSpec, gen, store: ImageStore, topo: Topol
                             todo.append(k)
         t_gen = 0.0
         if todo:  # a finished run draws nothing and imports no progress bar
-            with _progress(len(todo), f"{spec.name}: generating", show_progress) as bar:
+            with Progress(len(todo), f"{spec.name}: generating", enabled=show_progress) as bar:
                 for i in range(0, len(todo), batch):
                     part = todo[i : i + batch]
                     t0 = time.perf_counter()
@@ -286,10 +281,17 @@ def _chunk_key(metric_fp: str, run: RunImages, chunk: list[Case]) -> str:
 
 
 def score_run(plan: Plan, metrics: list, run: RunImages, store: ImageStore, cache_dir: Path, topo: Topology,
-              timings: Timings, only_mine: bool) -> dict[str, dict]:
+              timings: Timings, only_mine: bool, show_progress: bool = False) -> dict[str, dict]:
     """Per-case values of every metric for one run, reading score files where they exist.
 
     Chunk-major: a chunk's images are decoded once and shared by all metrics."""
+    with Progress(sum(len(c) for j, c in enumerate(_chunks(plan.cases, plan.bench.chunk_size))
+                      if topo.owns(j) or not only_mine), f"{run.name}: scoring", "cases", show_progress) as bar:
+        return _score_run(plan, metrics, run, store, cache_dir, topo, timings, only_mine, bar)
+
+
+def _score_run(plan: Plan, metrics: list, run: RunImages, store: ImageStore, cache_dir: Path, topo: Topology,
+               timings: Timings, only_mine: bool, bar: Progress) -> dict[str, dict]:
     from relbench.atomic import write_text
 
     fps = [m.fingerprint() for m in metrics]
@@ -322,6 +324,7 @@ def score_run(plan: Plan, metrics: list, run: RunImages, store: ImageStore, cach
                 write_text(path, json.dumps(rows))
             for c, row in zip(chunk, rows):
                 values.setdefault(c.id, {}).update(row)
+        bar.update(len(chunk))
     return values
 
 
@@ -347,8 +350,11 @@ def _close_all(objs) -> None:
 
 
 def execute(plan: Plan, show_progress: bool = True, topo: Topology | None = None) -> RunResult | None:
-    """Generate and score everything; on rank 0 return the collected results, else None."""
+    """Generate and score everything; on rank 0 return the collected results, else None.
+
+    ``show_progress``: a bar per step on a terminal, else a plain line at most every 10 s."""
     topo = topo or topology()
+    show_progress = show_progress and topo.is_main
     t_start = time.perf_counter()
     plan.out.mkdir(parents=True, exist_ok=True)
     store = ImageStore(plan.out / "images")
@@ -358,17 +364,19 @@ def execute(plan: Plan, show_progress: bool = True, topo: Topology | None = None
     runs: list[RunImages] = []
     for r in plan.runs:
         t0 = time.perf_counter()
-        runs.append(generate_run(plan, r.spec, r.cls, r.args, store, topo, timings, show_progress and topo.is_main))
+        runs.append(generate_run(plan, r.spec, r.cls, r.args, store, topo, timings, show_progress))
         timings.per_run[r.spec.name] = {"wall_s": round(time.perf_counter() - t0, 3)}
     ref = reference_run(plan, store, topo)
     if ref is not None:
         runs.append(ref)
 
-    ctx = Context(vocab=plan.vocab, rank=topo.rank, world_size=topo.world_size, device=topo.device)
+    ctx = Context(vocab=plan.vocab, rank=topo.rank, world_size=topo.world_size, device=topo.device,
+                  progress=bars_wanted(show_progress))
     metric_objs = _build_metrics(plan, ctx)
     try:
         for run in runs:
-            score_run(plan, metric_objs, run, store, cache_dir, topo, timings, only_mine=True)
+            score_run(plan, metric_objs, run, store, cache_dir, topo, timings, only_mine=True,
+                      show_progress=show_progress)
     finally:
         _close_all(metric_objs)
     # every rank's counters, summed on rank 0 (gather doubles as the barrier)

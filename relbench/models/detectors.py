@@ -34,6 +34,7 @@ class Detector:
     """Base class; ``options`` are the spatial metric's arguments (model, thresholds, device)."""
 
     name = ""
+    libraries: tuple[str, ...] = ()  # whose model-loading bars it draws (they follow --no-progress)
 
     def __init__(self, options: Any, device: str | None = None):
         self.options = options
@@ -140,6 +141,8 @@ class GroundingDinoDetector(Detector):
     post-processing use as the box score would credit a box that only matched the punctuation.
     The highest-scoring box wins and is clipped to the image.
     """
+
+    libraries = ("transformers",)
 
     def __init__(self, options: Any, device: str | None = None):
         super().__init__(options, device)
