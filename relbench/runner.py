@@ -399,6 +399,9 @@ def execute(plan: Plan, show_progress: bool = True, topo: Topology | None = None
         }
         for run in runs:
             scores[run.name] = score_run(plan, metric_objs, run, store, cache_dir, topo, timings, only_mine=False)
+            rows = list(scores[run.name].values())
+            for p, m in zip(plan.metrics, metric_objs):
+                metric_info[p.name].flags += m.run_flags(run.name, rows)
     finally:
         _close_all(metric_objs)
     return RunResult(runs, scores, metric_info, timings, time.perf_counter() - t_start, topo)

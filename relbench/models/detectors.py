@@ -35,6 +35,8 @@ class Detector:
 
     name = ""
     libraries: tuple[str, ...] = ()  # whose model-loading bars it draws (they follow --no-progress)
+    #: what to check when it finds no object in (nearly) every image of a run
+    blind_hint = "check that the images show the suite's objects and the detector's settings"
 
     def __init__(self, options: Any, device: str | None = None):
         self.options = options
@@ -65,6 +67,8 @@ def build_detector(name: str, options: Any, device: str | None = None) -> Detect
 @register_detector("shapes")
 class ShapesDetector(Detector):
     """The shapes world's exact detector (relbench.shapes.detect): colour masks -> boxes, score 1."""
+
+    blind_hint = "it sees only the shapes world; use detector: grounding_dino"
 
     def __init__(self, options: Any, device: str | None = None):
         super().__init__(options, device)
@@ -143,6 +147,8 @@ class GroundingDinoDetector(Detector):
     """
 
     libraries = ("transformers",)
+    blind_hint = ("check box_threshold / text_threshold (lower finds more) and that the images show the suite's "
+                  "objects")
 
     def __init__(self, options: Any, device: str | None = None):
         super().__init__(options, device)
