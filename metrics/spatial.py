@@ -55,6 +55,10 @@ class SpatialArgs(MetricArgs):
         return v
 
 
+#: the share of a run's images with no object found above which the detector is reported blind
+BLIND_SHARE = 0.95
+
+
 def _not_checkable_count(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     import numpy as np
 
@@ -94,7 +98,11 @@ class Spatial(Metric):
     @property
     def detector(self):
         if self._detector is None:
-            self._detector = self._build()
+            from relbench.models.detectors import DETECTORS
+            from relbench.progress import library_bars
+
+            with library_bars(self.ctx.progress, getattr(DETECTORS.get(self.args.detector), "libraries", ())):
+                self._detector = self._build()
         return self._detector
 
     def _p(self, rule: str) -> str:
@@ -141,6 +149,18 @@ class Spatial(Metric):
         return aggs
 
     # --- scoring ------------------------------------------------------------------------------
+
+    def run_flags(self, run: str, rows: list[dict]) -> list[str]:
+        """A detector that found no object in (nearly) every image of a run: its accuracies are
+        zeros about the detector, not the generator (the shapes detector on FLUX images)."""
+        from relbench.models.detectors import DETECTORS
+
+        boxes = [r[f"{side}_boxes"] for r in rows for side in ("pos", "neg") if r.get(f"{side}_boxes") is not None]
+        empty = sum(b == "{}" for b in boxes)
+        if not boxes or empty < BLIND_SHARE * len(boxes):
+            return []
+        return [f"run {run}: the {self.args.detector} detector found no object in {100 * empty // len(boxes)}% of "
+                f"its images ({empty} of {len(boxes)}): {DETECTORS[self.args.detector].blind_hint}"]
 
     def score(self, samples: list[Sample]) -> list[dict[str, Optional[float]]]:
         self._detect_all(samples)

@@ -246,7 +246,10 @@ class VlmJudge(Metric):
 
             device = self.args.device or self.ctx.device or "cpu"
             dtype = getattr(torch, self.args.dtype) if self.args.dtype else None
-            self._vlm = _vlm.VLM(self._path, device, dtype, self.args.batch_size)
+            from relbench.progress import library_bars
+
+            with library_bars(self.ctx.progress, ("transformers",)):
+                self._vlm = _vlm.VLM(self._path, device, dtype, self.args.batch_size)
         return self._vlm
 
     def weights_identity(self) -> dict:

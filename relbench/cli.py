@@ -30,12 +30,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
                      help="generator argument for the runs (of --generator, else all); VALUE is YAML; repeatable")
     run.add_argument("--prompt-mode", choices=["relation", "neutral"], help="prompt mode for every run")
-    run.add_argument("--limit", type=int, metavar="N", help="only the first N suite items (all their seeds)")
+    subset = run.add_mutually_exclusive_group()
+    subset.add_argument("--limit", type=int, metavar="N", help="only the first N suite items (all their seeds)")
+    subset.add_argument("--sample", type=int, metavar="N",
+                     help="N suite items drawn at random in proportion to each predicate's share (replaces limit)")
     run.add_argument("--seeds", type=_seeds, metavar="0,1,2", help="seeds to draw each case with")
     run.add_argument("--out", metavar="DIR", help="output directory (overrides output_dir)")
     run.add_argument("--batch-size", type=int, metavar="N", help="generator batch size")
     run.add_argument("--metrics", metavar="A,B", help="comma-separated metric names (replaces the config's)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress bars, nor the plain progress lines written when stderr is not a terminal")
     run.add_argument("--dry-run", action="store_true",
                      help="only say, per run, how many images and score chunks would be made and reused, and "
                           "what changed in each changed fingerprint; writes nothing")
@@ -246,6 +250,10 @@ def _overrides(args, data: dict) -> dict:
     for key, val in (("limit", args.limit), ("seeds", args.seeds), ("output_dir", args.out), ("batch_size", args.batch_size)):
         if val is not None:
             o[key] = val
+    if args.sample is not None:  # a flag's subset replaces the config's other kind
+        o["sample"], o["limit"] = args.sample, None
+    elif args.limit is not None:
+        o["sample"] = None
     if args.metrics is not None:
         o["metrics"] = [m.strip() for m in args.metrics.split(",") if m.strip()]
         if not o["metrics"]:
@@ -282,7 +290,7 @@ def cmd_run(args) -> int:
 
         print("\n".join(dry_run(p)))
         return 0
-    collected = execute(p, show_progress=not args.no_progress and sys.stderr.isatty())
+    collected = execute(p, show_progress=not args.no_progress)
     if collected is None:  # a non-zero rank under accelerate/torchrun
         return 0
     summary = write_results(p, collected, argv=sys.argv[1:])

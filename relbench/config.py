@@ -86,6 +86,8 @@ class Benchmark(_Strict):
     resolution: StrictInt | tuple[StrictInt, StrictInt] = 256
     batch_size: StrictInt = Field(16, ge=1)
     limit: StrictInt | None = Field(None, ge=1)  # first N suite items (all their seeds)
+    sample: StrictInt | None = Field(None, ge=1)  # N items drawn per predicate share (relbench.suites.sample)
+    sample_seed: StrictInt = 0
     metrics: list[MetricSpec] = [MetricSpec(name="pair_mse")]
     runs: list[RunSpec] = Field(min_length=1)
     reference_run: bool = True  # also score the suite's reference images: each metric's ceiling
@@ -107,6 +109,13 @@ class Benchmark(_Strict):
         unknown = [n for n in v if n not in baselines.known()]
         if unknown:
             raise ValueError(f"unknown baseline record {unknown[0]!r} (known: {', '.join(baselines.known())})")
+        return v
+
+    @field_validator("sample")
+    @classmethod
+    def _one_subset(cls, v, info):
+        if v is not None and info.data.get("limit") is not None:
+            raise ValueError("give limit (the first N items) or sample (N items across the predicates), not both")
         return v
 
     @field_validator("metrics", mode="before")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from relbench.generator import Context
-from relbench.registry import GENERATORS, METRICS, needs_packages
+from relbench.registry import GENERATORS, needs_packages
 from relbench.runner import (
     Plan, RunImages, _build_metrics, _chunks, _close_all, reference_run, request_keys, score_file,
 )

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 from relbench.annotate.storage import Answer, all_answers
 from relbench.results import estimate_text, text_table

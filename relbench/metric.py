@@ -145,5 +145,11 @@ class Metric:
     def aggregates(self) -> list[Aggregate]:
         raise NotImplementedError
 
+    def run_flags(self, run: str, rows: list[dict]) -> list[str]:
+        """Warnings read from one run's scores (``rows``: a dict of columns per case), stored and
+        shown with ``flags``: what no configuration check can see, e.g. a detector blind to the
+        run's images, whose zeros would otherwise read as the generator's failure."""
+        return []
+
     def close(self) -> None:
         """Release models."""

@@ -20,6 +20,7 @@ from relbench.errors import UserError
 from relbench.generator import Context, GeneratorArgs
 from relbench.metric import Aggregate, MetricArgs, Sample
 from relbench.negatives import build_cases
+from relbench.progress import Progress, bars_wanted
 from relbench.predicates import Vocabulary, load_vocabulary
 from relbench.prompts import build_prompt
 from relbench.contract import check_declaration, check_images, check_rows
@@ -143,9 +144,11 @@ def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = 
 
     from relbench.suites.loader import load_suite
 
-    items, rejected = load_suite(bench.suite, vocab)
-    if bench.limit is not None:
-        items = items[: bench.limit]
+    items, rejected = load_suite(bench.suite, vocab, bench.limit)
+    if bench.sample is not None:
+        from relbench.suites.sample import sample_items
+
+        items = sample_items(items, bench.sample, bench.sample_seed)
     cases, skipped = build_cases(
         items, list(bench.seeds), list(bench.negatives.kinds), vocab,
         bench.negatives.per_triple, bench.negatives.seed,
@@ -184,16 +187,10 @@ class RunImages:
     content: dict[str, str] = field(default_factory=dict)
 
 
-def _progress(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="img", disable=not enabled, leave=False, dynamic_ncols=True)
-
-
 def generate_run(plan: Plan, spec: RunSpec, cls, args, store: ImageStore, topo: Topology, timings: Timings,
                  show_progress: bool) -> RunImages:
     ctx = Context(vocab=plan.vocab, rank=topo.rank, world_size=topo.world_size, device=topo.device,
-                  progress=show_progress)
+                  progress=bars_wanted(show_progress))
     with needs_packages(GENERATORS, cls.name):
         return _generate_run(plan, spec, cls(args, ctx), store, topo, timings, show_progress)
 
@@ -214,7 +211,7 @@ def request_keys(plan: Plan, spec: RunSpec, gen, fp: str) -> tuple[dict, dict, d
 
 def _generate_run(plan: Plan, spec: RunSpec, gen, store: ImageStore, topo: Topology, timings: Timings,
                   show_progress: bool) -> RunImages:
-    cls, args = type(gen), gen.args
+    args = gen.args
     try:
         fp = gen.fingerprint()
         prompts, keys, requests = request_keys(plan, spec, gen, fp)
@@ -232,7 +229,7 @@ def _generate_run(plan: Plan, spec: RunSpec, gen, store: ImageStore, topo: Topol
                             todo.append(k)
         t_gen = 0.0
         if todo:  # a finished run draws nothing and imports no progress bar
-            with _progress(len(todo), f"{spec.name}: generating", show_progress) as bar:
+            with Progress(len(todo), f"{spec.name}: generating", enabled=show_progress) as bar:
                 for i in range(0, len(todo), batch):
                     part = todo[i : i + batch]
                     t0 = time.perf_counter()
@@ -308,10 +305,17 @@ def score_file(cache_dir: Path, metric: str, fp: str, run: RunImages, chunk: lis
 
 
 def score_run(plan: Plan, metrics: list, run: RunImages, store: ImageStore, cache_dir: Path, topo: Topology,
-              timings: Timings, only_mine: bool) -> dict[str, dict]:
+              timings: Timings, only_mine: bool, show_progress: bool = False) -> dict[str, dict]:
     """Per-case values of every metric for one run, reading score files where they exist.
 
     Chunk-major: a chunk's images are decoded once and shared by all metrics."""
+    with Progress(sum(len(c) for j, c in enumerate(_chunks(plan.cases, plan.bench.chunk_size))
+                      if topo.owns(j) or not only_mine), f"{run.name}: scoring", "cases", show_progress) as bar:
+        return _score_run(plan, metrics, run, store, cache_dir, topo, timings, only_mine, bar)
+
+
+def _score_run(plan: Plan, metrics: list, run: RunImages, store: ImageStore, cache_dir: Path, topo: Topology,
+               timings: Timings, only_mine: bool, bar: Progress) -> dict[str, dict]:
     from relbench.atomic import read_json_cache, write_text
 
     fps = [m.fingerprint() for m in metrics]
@@ -343,6 +347,7 @@ def score_run(plan: Plan, metrics: list, run: RunImages, store: ImageStore, cach
                 write_text(path, json.dumps(rows))
             for c, row in zip(chunk, rows):
                 values.setdefault(c.id, {}).update(row)
+        bar.update(len(chunk))
     return values
 
 
@@ -368,8 +373,11 @@ def _close_all(objs) -> None:
 
 
 def execute(plan: Plan, show_progress: bool = True, topo: Topology | None = None) -> RunResult | None:
-    """Generate and score everything; on rank 0 return the collected results, else None."""
+    """Generate and score everything; on rank 0 return the collected results, else None.
+
+    ``show_progress``: a bar per step on a terminal, else a plain line at most every 10 s."""
     topo = topo or topology()
+    show_progress = show_progress and topo.is_main
     t_start = time.perf_counter()
     plan.out.mkdir(parents=True, exist_ok=True)
     store = ImageStore(plan.out / "images")
@@ -379,17 +387,19 @@ def execute(plan: Plan, show_progress: bool = True, topo: Topology | None = None
     runs: list[RunImages] = []
     for r in plan.runs:
         t0 = time.perf_counter()
-        runs.append(generate_run(plan, r.spec, r.cls, r.args, store, topo, timings, show_progress and topo.is_main))
+        runs.append(generate_run(plan, r.spec, r.cls, r.args, store, topo, timings, show_progress))
         timings.per_run[r.spec.name] = {"wall_s": round(time.perf_counter() - t0, 3)}
     ref = reference_run(plan, store, topo)
     if ref is not None:
         runs.append(ref)
 
-    ctx = Context(vocab=plan.vocab, rank=topo.rank, world_size=topo.world_size, device=topo.device)
+    ctx = Context(vocab=plan.vocab, rank=topo.rank, world_size=topo.world_size, device=topo.device,
+                  progress=bars_wanted(show_progress))
     metric_objs = _build_metrics(plan, ctx)
     try:
         for run in runs:
-            score_run(plan, metric_objs, run, store, cache_dir, topo, timings, only_mine=True)
+            score_run(plan, metric_objs, run, store, cache_dir, topo, timings, only_mine=True,
+                      show_progress=show_progress)
     finally:
         _close_all(metric_objs)
     # every rank's counters, summed on rank 0 (gather doubles as the barrier)
@@ -412,6 +422,9 @@ def execute(plan: Plan, show_progress: bool = True, topo: Topology | None = None
         }
         for run in runs:
             scores[run.name] = score_run(plan, metric_objs, run, store, cache_dir, topo, timings, only_mine=False)
+            rows = list(scores[run.name].values())
+            for p, m in zip(plan.metrics, metric_objs):
+                metric_info[p.name].flags += m.run_flags(run.name, rows)
     finally:
         _close_all(metric_objs)
     return RunResult(runs, scores, metric_info, timings, time.perf_counter() - t_start, topo)

@@ -8,7 +8,6 @@ provenance. Nothing is recomputed that summary.json already holds.
 from __future__ import annotations
 
 import json
-import math
 import time
 from datetime import datetime, timezone
 

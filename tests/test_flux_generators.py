@@ -252,12 +252,12 @@ def test_missing_model_is_one_clear_line(tmp_path, monkeypatch):
     ctx = Context(vocab=load_vocabulary())
     with pytest.raises(UserError) as err:
         cls(cls.Args(model=str(tmp_path / "nope")), ctx).fingerprint()
-    assert "does not exist" in str(err.value) and "huggingface-cli download" in str(err.value)
+    assert "does not exist" in str(err.value) and "hf download" in str(err.value)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(UserError) as err:
         cls(cls.Args(model="relbench-test/no-such-model", allow_download=True), ctx).fingerprint()
     msg = str(err.value)
-    assert "not in the Hugging Face cache" in msg and "huggingface-cli download relbench-test/no-such-model" in msg
+    assert "not in the Hugging Face cache" in msg and "hf download relbench-test/no-such-model" in msg
     assert "\n" not in msg
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no model_index.json"):

@@ -93,3 +93,18 @@ def test_grounding_dino_identity_is_its_cached_snapshot(hub, tmp_path):
     assert ident == dir_sha256(snap, (".safetensors", ".bin", ".json", ".txt")) and ident is not None
     (snap / "model.safetensors").write_bytes(b"other weights")
     assert GroundingDinoDetector.identity(Options) != ident
+
+
+def test_download_hints_name_the_command_huggingface_hub_installs():
+    """huggingface_hub >= 1.0 installs `hf` and no `huggingface-cli`: every hint and doc that
+    tells a user how to fetch a model names the script the pinned library really provides."""
+    from importlib.metadata import entry_points
+
+    from relbench.models import hub
+
+    scripts = {e.name for e in entry_points(group="console_scripts") if e.dist and e.dist.name == "huggingface_hub"}
+    assert hub.DOWNLOAD.split()[0] in scripts and "huggingface-cli" not in scripts
+    root = Path(__file__).resolve().parents[1]
+    stale = [str(f.relative_to(root)) for f in [root / "README.md", *root.glob("docs/**/*.md"), *root.glob("relbench/**/*.py")]
+             if "huggingface-cli download" in f.read_text(encoding="utf-8")]
+    assert stale == []

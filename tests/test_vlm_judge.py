@@ -2,7 +2,6 @@
 generate() loop on tiny random Qwen3-VL, Qwen2.5-VL and Idefics3 (SmolVLM) models built locally;
 relation texts (not prompts) in both prompt modes; local-only loading."""
 
-import math
 from pathlib import Path
 
 import numpy as np

@@ -508,7 +508,8 @@ class Trainer:
         window: dict = {}
         collapse_warned: int | None = None  # the step of the one graph-collapse warning
         stopped, saved_at = None, progress["step"] if resume else None
-        t_window = time.perf_counter()
+        t_window = t_run = time.perf_counter()
+        first_step = progress["step"]
         try:
             while progress["step"] < self.total_steps and stopped is None:
                 epoch, sie = progress["epoch"], progress["step_in_epoch"]
@@ -537,7 +538,9 @@ class Trainer:
                     bar.set_postfix(l_gen=f"{rec['l_gen']:.4f}", acc=rec.get("rank_acc"))
                     self._log(rec)
                     if not show:  # no bar (stderr is not a terminal, or --no-progress): one plain line
-                        self.say(_log_line(rec, self.total_steps))
+                        # the ETA is at this run's pace so far, evaluations and checkpoints included
+                        eta = (self.total_steps - step) * (time.perf_counter() - t_run) / (step - first_step)
+                        self.say(_log_line(rec, self.total_steps, eta))
                     if collapse_warned is None and rec.get("graph_sep") is not None \
                             and rec["graph_sep"] < GRAPH_COLLAPSED:
                         collapse_warned = step
@@ -632,14 +635,18 @@ def _plain_line(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _log_line(rec: dict, total: int) -> str:
-    """A train_log.jsonl record as one terminal line."""
+def _log_line(rec: dict, total: int, eta_s: float | None = None) -> str:
+    """A train_log.jsonl record as one terminal line, with the time left when known."""
     parts = [f"step {rec['step']}/{total}", f"epoch {rec['epoch']:.2f}", rec["stage"]]
     for k in ("loss", "l_gen", "l_rank", "rank_acc", "l_clip", "clip_acc", "graph_sep", "grad_norm", "lr"):
         if rec.get(k) is not None:
             parts.append(f"{k} {rec[k]:.4g}")
     if rec.get("steps_per_s"):
         parts.append(f"{rec['steps_per_s']:.2f} steps/s")
+    if eta_s is not None:
+        from relbench.progress import format_duration
+
+        parts.append(f"ETA {format_duration(eta_s)}")
     return "  ".join(parts)
 
 

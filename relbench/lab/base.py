@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from relbench.errors import UserError
+from relbench.progress import Progress, bars_wanted, library_bars
 
 CLIP_LEN = 16  # tokenizer_max_length of the CLIP tokenizer: every lab prompt fits
 T5_LEN = 16  # max_sequence_length the lab passes to `relbench run` / `relbench train`
@@ -236,7 +237,6 @@ def _step(opt, params, loss, lr: float) -> None:
 
 def _train_vae(cfg, pipe, x, state_dir: Path, progress: bool, log) -> None:
     import torch
-    from tqdm.auto import tqdm
 
     vae = pipe.vae
     vae.train()
@@ -245,7 +245,7 @@ def _train_vae(cfg, pipe, x, state_dir: Path, progress: bool, log) -> None:
     ck = state_dir / "vae"
     if ck.exists():
         start = _load_state(ck, {"vae": vae}, opt)["step"]
-    bar = tqdm(total=cfg.vae_steps, initial=start, desc="lab base: vae", disable=not progress, unit="step")
+    bar = Progress(cfg.vae_steps, "lab base: vae", "steps", enabled=progress, initial=start)
     for step in range(start, cfg.vae_steps):
         g = _gen(cfg, "vae", step)
         idx = torch.randint(0, x.shape[0], (cfg.vae_batch,), generator=g)
@@ -256,8 +256,8 @@ def _train_vae(cfg, pipe, x, state_dir: Path, progress: bool, log) -> None:
         kl = 0.5 * (post.mean.pow(2) + post.var - 1.0 - post.logvar).mean()
         loss = (rec - batch).pow(2).mean() + 1e-4 * kl
         _step(opt, vae.parameters(), loss, _lr(cfg, cfg.vae_lr, step, cfg.vae_steps))
-        bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
+        bar.update(1)
         if (step + 1) % 50 == 0:
             log({"stage": "vae", "step": step + 1, "loss": loss.item(), "kl": kl.item()})
         if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.vae_steps:
@@ -280,7 +280,6 @@ def _train_clip(cfg, pipe, x, prompts, objects, state_dir: Path, progress: bool,
     alone left "red square" and "blue square" at cosine 0.998.
     ``objects``: (images (N, 2, 3, H, W) of each scene's subject and object alone, their captions)."""
     import torch
-    from tqdm.auto import tqdm
     from transformers import CLIPConfig, CLIPModel, CLIPVisionConfig
 
     if cfg.clip_steps <= 0:
@@ -297,7 +296,7 @@ def _train_clip(cfg, pipe, x, prompts, objects, state_dir: Path, progress: bool,
     ck = state_dir / "clip"
     start = _load_state(ck, {"clip": model}, opt)["step"] if ck.exists() else 0
     tok = pipe.tokenizer
-    bar = tqdm(total=cfg.clip_steps, initial=start, desc="lab base: clip", disable=not progress, unit="step")
+    bar = Progress(cfg.clip_steps, "lab base: clip", "steps", enabled=progress, initial=start)
     for step in range(start, cfg.clip_steps):
         g = _gen(cfg, "clip", step)
         idx = torch.randperm(x.shape[0], generator=g)[: cfg.clip_batch]
@@ -312,8 +311,8 @@ def _train_clip(cfg, pipe, x, prompts, objects, state_dir: Path, progress: bool,
         ids = tok(texts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
         loss = model(input_ids=ids, pixel_values=pixels, return_loss=True).loss
         _step(opt, model.parameters(), loss, _lr(cfg, cfg.clip_lr, step, cfg.clip_steps))
-        bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.update(1)
         if (step + 1) % 50 == 0:
             log({"stage": "clip", "step": step + 1, "loss": loss.item()})
         if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.clip_steps:
@@ -368,7 +367,6 @@ def _latents(pipe, x):
 
 def _train_flux(cfg, pipe, prompts, z, state_dir: Path, progress: bool, log) -> None:
     import torch
-    from tqdm.auto import tqdm
 
     from relbench.trainers.flow import image_ids, noisy, pack
 
@@ -393,7 +391,7 @@ def _train_flux(cfg, pipe, prompts, z, state_dir: Path, progress: bool, log) -> 
     h, w = z.shape[-2:]
     ids = image_ids(h, w, z.device, z.dtype)
     txt_ids = torch.zeros(T5_LEN, 3)
-    bar = tqdm(total=cfg.flux_steps, initial=start, desc="lab base: transformer", disable=not progress, unit="step")
+    bar = Progress(cfg.flux_steps, "lab base: transformer", "steps", enabled=progress, initial=start)
     t0, window = time.perf_counter(), []
     for step in range(start, cfg.flux_steps):
         g = _gen(cfg, "flux", step)
@@ -414,8 +412,8 @@ def _train_flux(cfg, pipe, prompts, z, state_dir: Path, progress: bool, log) -> 
         if ema is not None:
             ema.step(params)
         window.append(loss.item())
-        bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
+        bar.update(1)
         if (step + 1) % 50 == 0:
             log({"stage": "transformer", "step": step + 1, "loss": sum(window) / len(window),
                  "s_per_step": (time.perf_counter() - t0) / len(window)})
@@ -465,7 +463,8 @@ def build_base(out: str | Path, cfg: BaseConfig = BaseConfig(), progress: bool =
     logf.close()
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    pipe.save_pretrained(str(tmp))
+    with library_bars(bars_wanted(progress)):
+        pipe.save_pretrained(str(tmp))
     (tmp / "lab_base.json").write_text(json.dumps({
         "config": asdict(cfg), "world": _world_spec(cfg), "clip_max_length": CLIP_LEN, "max_sequence_length": T5_LEN,
         "resolution": 32, "torch": torch.__version__,
@@ -519,7 +518,8 @@ def continue_base(src: str | Path, out: str | Path, steps: int, lr: float = 3e-4
         raise UserError(f"lab build-base: {out} already holds a pipeline (model_index.json); choose another --out")
     rounds = meta.get("continued", [])
     cfg = check_world(meta, src)
-    pipe = FluxPipeline.from_pretrained(str(src), local_files_only=True)
+    with library_bars(bars_wanted(progress)):
+        pipe = FluxPipeline.from_pretrained(str(src), local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     scenes_, x = _images(cfg)
     z = _latents(pipe, x)
@@ -531,7 +531,8 @@ def continue_base(src: str | Path, out: str | Path, steps: int, lr: float = 3e-4
         _train_flux(step_cfg, pipe, _prompts(scenes_), z, state_dir, progress, lambda r: logf.write(json.dumps(r) + "\n"))
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    pipe.save_pretrained(str(tmp))
+    with library_bars(bars_wanted(progress)):
+        pipe.save_pretrained(str(tmp))
     meta["continued"] = rounds + [{"steps": steps, "lr": lr, "seed": step_cfg.seed}]
     (tmp / "lab_base.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
     tmp.rename(out)

@@ -204,7 +204,8 @@ def run_lab(base: str | Path, out: str | Path, plan: LabPlan = LabPlan(), progre
     bench.write_text(yaml.safe_dump(score_benchmark(plan, base, data, arm_dirs, out / "scores", msl), sort_keys=False))
     if progress:
         print(f"lab: scoring {len(arm_dirs)} arm(s), the base and the baselines -> {out / 'scores'}", flush=True)
-    relbench_subprocess(["run", "--config", str(bench), "--no-progress", "--no-report"], log)
+    # lab.log gets the run's plain progress lines (its stderr is no terminal) unless --no-progress
+    relbench_subprocess(["run", "--config", str(bench), "--no-report"] + ([] if progress else ["--no-progress"]), log)
     timings["score_s"] = time.perf_counter() - t
     t = time.perf_counter()
     relbench_subprocess(["compare", str(out / "scores"), "-o", str(out / "compare")], log)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from relbench.errors import UserError
+from relbench.models.hub import DOWNLOAD
 from relbench.safetensors_file import check_weights, is_index_buffer, not_floating
 
 WEIGHT_NAMES = (
@@ -131,7 +132,7 @@ def _from_hf_cache(name: str, tag: str, cfg: dict) -> Path:
     where = f"{repo} ({' or '.join(dict.fromkeys(names))})" if repo else "no Hugging Face repository"
     raise UserError(
         f"clip_alignment: weights of {name} pretrained {tag!r} are not in the Hugging Face cache ({where}); nothing is "
-        f"downloaded: fetch once (huggingface-cli download {repo or '<repo>'} {names[0]}) or set checkpoint: /path"
+        f"downloaded: fetch once ({DOWNLOAD} {repo or '<repo>'} {names[0]}) or set checkpoint: /path"
     )
 
 
@@ -251,7 +252,7 @@ def tokenizer(spec: ClipSpec):
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise UserError(
             f"clip_alignment: the tokenizer of {spec.name} ({hf_name}) is not in the Hugging Face cache ({first}); "
-            f"nothing is downloaded: fetch it once (huggingface-cli download {hf_name})"
+            f"nothing is downloaded: fetch it once ({DOWNLOAD} {hf_name})"
         ) from None
 
 

@@ -13,6 +13,7 @@ import functools
 from typing import Any, Callable, Optional
 
 from relbench.errors import UserError
+from relbench.models.hub import DOWNLOAD
 
 Box = tuple[float, float, float, float]
 Detection = Optional[tuple[Box, float]]
@@ -33,6 +34,9 @@ class Detector:
     """Base class; ``options`` are the spatial metric's arguments (model, thresholds, device)."""
 
     name = ""
+    libraries: tuple[str, ...] = ()  # whose model-loading bars it draws (they follow --no-progress)
+    #: what to check when it finds no object in (nearly) every image of a run
+    blind_hint = "check that the images show the suite's objects and the detector's settings"
 
     def __init__(self, options: Any, device: str | None = None):
         self.options = options
@@ -63,6 +67,8 @@ def build_detector(name: str, options: Any, device: str | None = None) -> Detect
 @register_detector("shapes")
 class ShapesDetector(Detector):
     """The shapes world's exact detector (relbench.shapes.detect): colour masks -> boxes, score 1."""
+
+    blind_hint = "it sees only the shapes world; use detector: grounding_dino"
 
     def __init__(self, options: Any, device: str | None = None):
         super().__init__(options, device)
@@ -140,6 +146,10 @@ class GroundingDinoDetector(Detector):
     The highest-scoring box wins and is clipped to the image.
     """
 
+    libraries = ("transformers",)
+    blind_hint = ("check box_threshold / text_threshold (lower finds more) and that the images show the suite's "
+                  "objects")
+
     def __init__(self, options: Any, device: str | None = None):
         super().__init__(options, device)
         import torch
@@ -153,7 +163,7 @@ class GroundingDinoDetector(Detector):
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(
                 f"spatial: GroundingDINO model {self.model_id!r} is not available locally ({first}); "
-                f"no download is attempted: fetch it once (huggingface-cli download {DEFAULT_GROUNDING_DINO}) "
+                f"no download is attempted: fetch it once ({DOWNLOAD} {DEFAULT_GROUNDING_DINO}) "
                 f"or save_pretrained() it to a directory, then set the spatial metric's model: to that id or path"
             ) from None
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")

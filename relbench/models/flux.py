@@ -64,7 +64,7 @@ def resolve_model_dir(args: FluxArgs, who: str = "flux") -> tuple[Path, dict]:
         if not (path / "model_index.json").is_file():
             raise UserError(
                 f"{who}: {path} has no model_index.json; point `model` at a diffusers FLUX directory "
-                f"(e.g. `huggingface-cli download {DEFAULT_MODEL} --local-dir {path}`)"
+                f"(e.g. `{hub.DOWNLOAD} {DEFAULT_MODEL} --local-dir {path}`)"
             )
         return path, {"source": "local", "listing": _dir_listing(path)}
     if not hub.is_repo_id(args.model):
@@ -84,12 +84,12 @@ def resolve_model_dir(args: FluxArgs, who: str = "flux") -> tuple[Path, dict]:
 
 
 def _download_hint(model: str) -> str:
-    from relbench.models.hub import cache_dir
+    from relbench.models.hub import DOWNLOAD, cache_dir
 
     repo = model if "/" in model and not model.startswith((".", "/", "~")) else DEFAULT_MODEL
     return (
-        f"download it with `huggingface-cli download {repo}` (into the HF cache, {cache_dir()}) "
-        f"or `huggingface-cli download {repo} --local-dir DIR` and set the generator arg model: DIR"
+        f"download it with `{DOWNLOAD} {repo}` (into the HF cache, {cache_dir()}) "
+        f"or `{DOWNLOAD} {repo} --local-dir DIR` and set the generator arg model: DIR"
     )
 
 
@@ -151,7 +151,9 @@ def check_model_dir(model_dir: Path, who: str = "flux") -> None:
         index = json.loads((model_dir / "model_index.json").read_text())
     except ValueError as exc:
         raise UserError(f"{who}: {model_dir / 'model_index.json'} is not valid JSON: {exc}") from None
-    hint = "copy the complete folder from the model repository (huggingface-cli download)"
+    from relbench.models.hub import DOWNLOAD
+
+    hint = f"copy the complete folder from the model repository ({DOWNLOAD})"
     for name in REQUIRED:
         entry = index.get(name)
         if not entry or entry[0] is None:
@@ -183,22 +185,19 @@ def load_pipeline(model_dir: Path, dtype, device: str, cpu_offload: bool, who: s
     """FluxPipeline from a checked local directory; ``progress``: diffusers' loading bars."""
     from diffusers import FluxPipeline
     from diffusers.pipelines import pipeline_utils
-    from diffusers.utils import logging as diffusers_logging
+
+    from relbench.progress import library_bars
 
     check_model_dir(model_dir, who)
 
     # diffusers renamed torch_dtype to dtype (the old name warns); use whichever this version reads
     dtype_kw = "dtype" if hasattr(pipeline_utils, "_resolve_dtype") else "torch_dtype"
-    bars = diffusers_logging.is_progress_bar_enabled()
-    (diffusers_logging.enable_progress_bar if progress else diffusers_logging.disable_progress_bar)()
     try:
-        with _transformers_bars(progress):
+        with library_bars(progress):
             pipe = FluxPipeline.from_pretrained(str(model_dir), local_files_only=True, **{dtype_kw: dtype})
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{who}: cannot load a FluxPipeline from {model_dir}: {first}") from None
-    finally:
-        (diffusers_logging.enable_progress_bar if bars else diffusers_logging.disable_progress_bar)()
     if cpu_offload and device.startswith("cuda"):
         pipe.enable_model_cpu_offload(device=device)
     else:
@@ -209,22 +208,6 @@ def load_pipeline(model_dir: Path, dtype, device: str, cpu_offload: bool, who: s
 
 
 PIPE_MODULES = ("transformer", "vae", "text_encoder", "text_encoder_2")
-
-
-@contextmanager
-def _transformers_bars(show: bool):
-    """transformers' own "Loading weights" bars (text encoders) follow ``show`` too."""
-    try:
-        from transformers.utils import logging as tf_logging
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    before = tf_logging.is_progress_bar_enabled()
-    (tf_logging.enable_progress_bar if show else tf_logging.disable_progress_bar)()
-    try:
-        yield
-    finally:
-        (tf_logging.enable_progress_bar if before else tf_logging.disable_progress_bar)()
 
 
 def freeze_for_inference(pipe, *extra) -> None:

@@ -15,6 +15,10 @@ from pathlib import Path
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
+#: the command hints tell users to fetch a model with: huggingface_hub >= 1.0 installs ``hf``
+#: and no longer the ``huggingface-cli`` script
+DOWNLOAD = "hf download"
+
 
 def local_dir(model: str) -> Path | None:
     """``model`` as an existing directory (``~`` expanded), else None."""

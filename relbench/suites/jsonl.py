@@ -157,6 +157,7 @@ def load_jsonl_suite(
     images_root: str | os.PathLike | None = None,
     check_images: bool = True,
     require_image: str | None = None,
+    limit: int | None = None,
 ) -> list[SuiteItem]:
     """Read a JSONL suite into SuiteItems with one-triple graphs and (optional) references.
 
@@ -165,6 +166,7 @@ def load_jsonl_suite(
     moved together with its images keeps working. With ``check_images`` an image file that is missing
     or does not open is an error at load time rather than in the middle of a run. ``require_image`` (why, e.g.
     "training needs the photo of g+") makes a line without ``image`` an error naming its line.
+    With ``limit``, reading stops at the ``limit``-th item: lines after it are neither read nor checked.
     """
     path = os.fspath(path)
     base = os.fspath(images_root) if images_root is not None else os.path.dirname(os.path.abspath(path))
@@ -188,6 +190,8 @@ def load_jsonl_suite(
         seen.add(rec.id, lineno)
         predicate = vocab.get(rec.predicate, where=f"{where}: predicate").name
         items.append(SuiteItem(rec.id, (Triple(rec.subject, predicate, rec.object),), _reference(rec, base, where, check_images, opened)))
+        if len(items) == limit:
+            break
     if not items:
         raise UserError(f"{path}: the JSONL suite has no items (allowed: one JSON object per line)")
     return items

@@ -39,6 +39,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from relbench.data import SuiteItem, Triple
 from relbench.errors import UserError
@@ -121,7 +122,7 @@ def _geneval_position(include) -> tuple[str, str, str] | str:
     return subject, position[0], obj
 
 
-def _geneval(lines: list[str], vocab: Vocabulary, kind: str):
+def _geneval(lines: Iterable[str], vocab: Vocabulary, kind: str):
     for i, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
@@ -168,19 +169,17 @@ def _parse_prompt(prompt: str, vocab: Vocabulary, phrases: list[str], extra: dic
     return subject, table[pred], obj
 
 
-def _from_prompts(prompts, vocab: Vocabulary, kind: str, extra=None):
-    phrases = [] if extra else _phrases(vocab)  # a peer's own phrase table replaces the vocabulary's
-    for i, prompt in prompts:
-        parsed = _parse_prompt(prompt, vocab, phrases, extra)
-        if isinstance(parsed, str):
-            yield Rejected(i, parsed, prompt[:200])
-            continue
-        item = _item(kind, i, *parsed, vocab)
-        yield item if isinstance(item, SuiteItem) else Rejected(i, item, prompt[:200])
+def _prompt_item(i: int, prompt: str, vocab: Vocabulary, kind: str, phrases: list[str], extra=None):
+    """The SuiteItem of line ``i``'s prompt, or its Rejected."""
+    parsed = _parse_prompt(prompt, vocab, phrases, extra)
+    if isinstance(parsed, str):
+        return Rejected(i, parsed, prompt[:200])
+    item = _item(kind, i, *parsed, vocab)
+    return item if isinstance(item, SuiteItem) else Rejected(i, item, prompt[:200])
 
 
-def _geneval2(lines: list[str], vocab: Vocabulary, kind: str):
-    prompts, questions = [], {}
+def _geneval2(lines: Iterable[str], vocab: Vocabulary, kind: str):
+    phrases = _phrases(vocab)
     for i, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
@@ -193,17 +192,16 @@ def _geneval2(lines: list[str], vocab: Vocabulary, kind: str):
         if not (isinstance(vqa, list) and all(isinstance(x, list) and len(x) == 2 for x in vqa)):
             yield Rejected(i, "vqa_list is not a list of [question, answer] pairs", prompt[:200])
             continue
-        questions[i] = tuple((str(q), str(a)) for q, a in vqa)
-        prompts.append((i, prompt))
-    for item in _from_prompts(prompts, vocab, kind):
+        item = _prompt_item(i, prompt, vocab, kind, phrases)
         if isinstance(item, SuiteItem):  # its own questions feed the vlm_judge's atoms
-            item = SuiteItem(id=item.id, graph=item.graph, questions=questions[int(item.id[len(kind):])])
+            item = SuiteItem(id=item.id, graph=item.graph, questions=tuple((str(q), str(a)) for q, a in vqa))
         yield item
 
 
-def _t2i_compbench(lines: list[str], vocab: Vocabulary, kind: str):
-    prompts = [(i, raw.strip()) for i, raw in enumerate(lines, 1) if raw.strip()]
-    yield from _from_prompts(prompts, vocab, kind, T2I_COMPBENCH_RELATIONS)
+def _t2i_compbench(lines: Iterable[str], vocab: Vocabulary, kind: str):
+    for i, raw in enumerate(lines, 1):  # T2I-CompBench's own phrase table replaces the vocabulary's
+        if raw.strip():
+            yield _prompt_item(i, raw.strip(), vocab, kind, [], T2I_COMPBENCH_RELATIONS)
 
 
 _VISOR_FORMAT = "VISOR's JSON list of {unique_id, num_objects, obj_1_attributes, obj_2_attributes, rel_type, text}"
@@ -252,18 +250,28 @@ def _visor(path: Path, vocab: Vocabulary, kind: str):
             yield Rejected(i, item, text)
 
 
-def load_peer_suite(kind: str, path: str, vocab: Vocabulary) -> tuple[list[SuiteItem], list[Rejected]]:
-    """(items, rejected lines) of a peer benchmark's prompt file."""
+def load_peer_suite(kind: str, path: str, vocab: Vocabulary,
+                    limit: int | None = None) -> tuple[list[SuiteItem], list[Rejected]]:
+    """(items, rejected lines) of a peer benchmark's prompt file; with ``limit``, its first
+    ``limit`` items and the lines rejected before the last of them (reading stops there)."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise UserError(f"suite: {kind} file {path!r} not found")
     if kind == "visor":
-        out = list(_visor(p, vocab, kind))
+        stream = _visor(p, vocab, kind)
     else:
         reader = {"geneval": _geneval, "geneval2": _geneval2, "t2i_compbench": _t2i_compbench}[kind]
-        out = list(reader(read_lines(p, f"{kind} file"), vocab, kind))
-    items = [x for x in out if isinstance(x, SuiteItem)]
-    return items, sorted((x for x in out if isinstance(x, Rejected)), key=lambda r: r.line)
+        stream = reader(read_lines(p, f"{kind} file"), vocab, kind)
+    items, rejected = [], []
+    for x in stream:
+        if isinstance(x, Rejected):
+            rejected.append(x)
+            continue
+        items.append(x)
+        if len(items) == limit:
+            stream.close()  # closes the file now, not when the generator is collected
+            break
+    return items, sorted(rejected, key=lambda r: r.line)
 
 
 def rejected_summary(rejected: list[Rejected]) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Iterator
 
 from relbench.errors import UserError
 
@@ -25,13 +26,24 @@ def read_text(path: str | os.PathLike, what: str) -> str:
                         f"{exc.reason}; allowed: a UTF-8 encoded {what})") from None
 
 
-def read_lines(path: str | os.PathLike, what: str) -> list[str]:
-    """read_text's lines, split on "\n" only and without their "\r\n" / "\n".
+def read_lines(path: str | os.PathLike, what: str) -> Iterator[str]:
+    """The file's lines as they are read (a run with ``limit`` stops reading at its last item),
+    split on "\n" only and without their "\r\n" / "\n"; a byte that is not UTF-8 is a UserError
+    naming its line and byte column, as read_text's.
 
     Only "\n" ends a line: JSON allows a raw U+2028 inside a string, and str.splitlines would cut
     such a line in two and shift every later line number.
     """
-    lines = read_text(path, what).split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
+    path = os.fspath(path)
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot open {what} ({exc.strerror or exc})") from None
+    with fh:
+        for lineno, raw in enumerate(fh, start=1):  # binary files split on b"\n" alone
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise UserError(f"{path}:{lineno}: not UTF-8 text (byte {raw[exc.start]:#04x} at byte column "
+                                f"{exc.start + 1}: {exc.reason}; allowed: a UTF-8 encoded {what})") from None
+            yield line.rstrip("\n").removesuffix("\r")
