@@ -468,7 +468,8 @@ def _scratch(out: Path, kind: str, keep: bool):
     _check_scratch(state_dir, kind)
     with writer_lock(state_dir, f"relbench {kind}"):
         _check_target(out)  # again, now that no other build can write here
-        _check_scratch(state_dir, kind)
+        if any(p.name != LOCK_NAME for p in state_dir.iterdir()):  # not just made by the lock
+            _check_scratch(state_dir, kind)
         if not keep:
             for p in state_dir.iterdir():
                 if p.name not in (LOCK_NAME, SCRATCH):
