@@ -44,7 +44,8 @@ def check_output_dir(out: Path, where: str) -> None:
     if here in special:
         raise UserError(f"{where}: output_dir: {out} is {special[here]}; a run writes into a directory of its own "
                         f"(e.g. --out runs/NAME)")
-    others = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME)
+    # the lock, and the marker being written by another rank of this run, are relbench's own
+    others = sorted(p.name for p in out.iterdir() if not p.name.startswith((LOCK_NAME, MARKER)))
     if others:
         shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         raise UserError(f"{where}: output_dir: {out} holds files no relbench run wrote ({shown}); a run writes into "
