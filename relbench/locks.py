@@ -79,6 +79,8 @@ def writer_lock(directory: str | Path, command: str, enabled: bool = True):
         finally:
             _held[key] -= 1
         return
+    if d.exists() and not d.is_dir():
+        raise UserError(f"{d}: exists and is not a directory (an output directory is needed)")
     created = not d.exists()
     d.mkdir(parents=True, exist_ok=True)
     path = d / LOCK_NAME

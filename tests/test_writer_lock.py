@@ -125,3 +125,13 @@ def test_leftover_checkpoint_temp_dirs_of_dead_writers_are_removed(data, tmp_pat
     res = train(config(data, out, max_steps=1))
     assert res["step"] == 1
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [".last.tmp-x", "last", "mine.tmp-1"]
+
+
+def test_an_output_directory_that_is_a_file_is_one_line(tmp_path, capsys):
+    from relbench.cli import main
+
+    (tmp_path / "o").write_text("mine\n")
+    assert main(["lab", "run", "--base", str(tmp_path / "base"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "o: exists and is not a directory" in err[0], err
+    assert (tmp_path / "o").read_text() == "mine\n"
