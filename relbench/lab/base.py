@@ -472,8 +472,12 @@ def _scratch(out: Path, kind: str, keep: bool):
             _check_scratch(state_dir, kind)
         if not keep:
             for p in state_dir.iterdir():
-                if p.name not in (LOCK_NAME, SCRATCH):
-                    shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+                if p.name in (LOCK_NAME, SCRATCH):
+                    continue
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
         (state_dir / SCRATCH).write_text(json.dumps({"by": kind}) + "\n")
         yield state_dir
 
