@@ -106,12 +106,15 @@ def run(config_or_path: str | Path | Mapping | None = None, *, show_progress: bo
     data.update(overrides)
     lines = {k: v for k, v in lines.items() if not (k and k[0] in overrides)}
     p = plan(parse_benchmark(data, source, lines), source=source, lines=lines)
-    result = execute(p, show_progress=show_progress)
-    if result is None:
-        return None
-    write_results(p, result, argv=["relbench.run", source, *(f"{k}={v!r}" for k, v in overrides.items())])
-    if report:
-        from relbench.reports import build_report
+    from relbench.locks import main_process, writer_lock
 
-        build_report([p.out], p.out / "report.html")
-    return load_run(p.out)
+    with writer_lock(p.out, "relbench.run", enabled=main_process()):
+        result = execute(p, show_progress=show_progress)
+        if result is None:
+            return None
+        write_results(p, result, argv=["relbench.run", source, *(f"{k}={v!r}" for k, v in overrides.items())])
+        if report:
+            from relbench.reports import build_report
+
+            build_report([p.out], p.out / "report.html")
+        return load_run(p.out)

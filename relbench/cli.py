@@ -270,8 +270,7 @@ class _usage(Exception):
 
 def cmd_run(args) -> int:
     from relbench.config import default_benchmark_path, parse_benchmark, read_benchmark_file
-    from relbench.results import format_table, write_results
-    from relbench.runner import execute, plan
+    from relbench.runner import plan
 
     path = args.config or str(default_benchmark_path())
     data, lines = read_benchmark_file(path)
@@ -285,11 +284,21 @@ def cmd_run(args) -> int:
                 r["prompt_mode"] = args.prompt_mode
     bench = parse_benchmark(data, path, lines)
     p = plan(bench, source=path, lines=lines)
-    if args.dry_run:
+    if args.dry_run:  # writes nothing, so it takes no lock
         from relbench.dry_run import dry_run
 
         print("\n".join(dry_run(p)))
         return 0
+    from relbench.locks import main_process, writer_lock
+
+    with writer_lock(p.out, "relbench run", enabled=main_process()):
+        return _run_planned(args, bench, p)
+
+
+def _run_planned(args, bench, p) -> int:
+    from relbench.results import format_table, write_results
+    from relbench.runner import execute
+
     collected = execute(p, show_progress=not args.no_progress)
     if collected is None:  # a non-zero rank under accelerate/torchrun
         return 0

@@ -119,9 +119,15 @@ def _probe(registry, cls, args, ctx) -> None:
             obj.close()
 
 
-def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = None) -> Plan:
+def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = None,
+         check_output: bool = True) -> Plan:
+    """``check_output=False``: validation only, for a caller that writes no run there."""
     from relbench.config import locate, plugin_search_path
+    from relbench.run_dir import check_output_dir
 
+    out = Path(bench.output_dir)
+    if check_output:
+        check_output_dir(out, locate(source, lines, ("output_dir",)))
     load_plugin_modules(bench.plugins, plugin_search_path(source))
     vocab = load_vocabulary(bench.predicates)
     runs = []
@@ -155,9 +161,6 @@ def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = 
     )
     if not cases:
         raise UserError(f"{source}: suite: no cases (no item has an applicable negative of kinds {bench.negatives.kinds})")
-    out = Path(bench.output_dir)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{source}: output_dir: {out} exists and is not a directory")
     return Plan(bench, vocab, cases, skipped, runs, metrics, out, rejected)
 
 
@@ -380,6 +383,10 @@ def execute(plan: Plan, show_progress: bool = True, topo: Topology | None = None
     show_progress = show_progress and topo.is_main
     t_start = time.perf_counter()
     plan.out.mkdir(parents=True, exist_ok=True)
+    if topo.is_main:
+        from relbench.run_dir import mark_run_dir
+
+        mark_run_dir(plan.out)
     store = ImageStore(plan.out / "images")
     cache_dir = plan.out / "cache" / "scores"
     timings = Timings()

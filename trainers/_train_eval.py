@@ -51,7 +51,7 @@ def check_eval(cfg, out_dir: Path) -> dict | None:
         raise UserError("eval: needs val_jsonl (--val-jsonl), or set eval: null")
     from relbench.runner import plan
 
-    p = plan(eval_benchmark(cfg, out_dir))
+    p = plan(eval_benchmark(cfg, out_dir), check_output=False)  # eval/ holds the step-N run directories
     if cfg.eval.best_metric is None:
         return None
     aggs = {}

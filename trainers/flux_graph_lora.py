@@ -477,10 +477,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def run(self, resume: bool | None = None, stop_after: int | None = None, show_progress: bool | None = None) -> dict:
+        from relbench.locks import writer_lock
+
+        with writer_lock(self.out, "relbench train", enabled=self.dist.is_main):
+            return self._run(resume, stop_after, show_progress)
+
+    def _run(self, resume: bool | None, stop_after: int | None, show_progress: bool | None) -> dict:
         import torch
         from tqdm import tqdm
 
-        from relbench.trainers.state import existing_checkpoint
+        from relbench.trainers.state import existing_checkpoint, remove_dead_temp_dirs
 
         cfg, out = self.cfg, self.out
         if resume is None:
@@ -492,6 +498,7 @@ class Trainer:
             progress = self.restore()
         if self.dist.is_main:
             out.mkdir(parents=True, exist_ok=True)
+            remove_dead_temp_dirs(out, (LAST, BEST))
             _trim_log(out / LOG, progress["step"])
             (out / "train_config.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=2) + "\n")
         self.dist.barrier()
@@ -720,5 +727,10 @@ def _seed_global_generators(seed: int) -> None:
 
 def train(cfg, source: str = "train.yaml", resume: bool = False, stop_after: int | None = None, pipe=None,
           show_progress: bool | None = None) -> dict:
-    """Build the trainer and run it; returns a summary dict (step, best, last, stopped)."""
-    return Trainer(cfg, pipe=pipe, source=source, resume=resume).run(stop_after=stop_after, show_progress=show_progress)
+    """Build the trainer and run it; returns a summary dict (step, best, last, stopped). The
+    output directory is locked first: a second writer is refused before the model loads."""
+    from relbench.locks import main_process, writer_lock
+
+    with writer_lock(cfg.output_dir, "relbench train", enabled=main_process()):
+        return Trainer(cfg, pipe=pipe, source=source, resume=resume).run(stop_after=stop_after,
+                                                                         show_progress=show_progress)

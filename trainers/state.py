@@ -113,6 +113,19 @@ def temp_dir_for(final: Path) -> Path:
     return tmp
 
 
+def remove_dead_temp_dirs(parent: Path, names: tuple[str, ...]) -> list[Path]:
+    """Remove the ``.<name>.tmp-PID`` directories that writers killed mid-checkpoint left in
+    ``parent``; returns them. Called under the directory's writer lock (relbench.locks): no
+    other process writes there, so each one is a dead writer's, whatever its pid now names."""
+    gone = []
+    for name in names:
+        for tmp in sorted(parent.glob(f".{name}.tmp-*")):
+            if tmp.name[len(name) + 6:].isdigit() and tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp)
+                gone.append(tmp)
+    return gone
+
+
 def swap_in(tmp: Path, final: Path) -> None:
     """Replace ``final`` by ``tmp``: rename old away, rename new in, delete old.
 

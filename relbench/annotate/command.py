@@ -41,10 +41,16 @@ def annotate_command(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise UserError(f"--port must be 1-65535, got {args.port}")
     if args.import_file:
-        from relbench.annotate.offline import import_answers
+        from contextlib import ExitStack
 
-        n, annotator = import_answers(args.run_dirs, args.import_file)
-        print(f"imported {n} answers of {annotator}")
+        from relbench.annotate.offline import import_answers
+        from relbench.locks import writer_lock
+
+        with ExitStack() as locks:  # it writes human/ of each run directory
+            for d in dict.fromkeys(args.run_dirs):
+                locks.enter_context(writer_lock(d, "relbench annotate --import"))
+            n, annotator = import_answers(args.run_dirs, args.import_file)
+            print(f"imported {n} answers of {annotator}")
         return 0
     plan = build_plan(args.run_dirs, n=args.n, seed=args.seed)
     if args.export:

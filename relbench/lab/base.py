@@ -29,6 +29,7 @@ import json
 import math
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -429,53 +430,104 @@ def _train_flux(cfg, pipe, prompts, z, state_dir: Path, progress: bool, log) -> 
         m.eval()
 
 
-def build_base(out: str | Path, cfg: BaseConfig = BaseConfig(), progress: bool = True, resume: bool = True) -> Path:
-    """Write the pretrained mini FLUX pipeline to ``out``; resumes a build interrupted there."""
-    import torch
+SCRATCH = ".relbench-scratch"  # in DIR.build: the scratch space is lab build-base's own
 
-    out = Path(out)
+
+def _check_target(out: Path) -> None:
     if (out / "model_index.json").exists():
         raise UserError(f"lab build-base: {out} already holds a pipeline (model_index.json); choose another --out")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"lab build-base: {out} exists and is not an empty directory; choose another --out")
+
+
+def _check_scratch(state_dir: Path, kind: str) -> None:
+    """DIR.build may be reused or emptied only when its marker proves it is ``kind``'s."""
+    if not (state_dir.exists() or state_dir.is_symlink()):
+        return
+    try:
+        made = json.loads((state_dir / SCRATCH).read_text())["by"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"lab build-base: {state_dir} exists and was not made by relbench (no {SCRATCH} in it); "
+                        f"it is left untouched: move it away or choose another --out") from None
+    if made != kind:
+        raise UserError(f"lab build-base: {state_dir} holds an unfinished `relbench {made}`; rerun that to finish "
+                        f"it, or delete {state_dir}")
+
+
+@contextmanager
+def _scratch(out: Path, kind: str, keep: bool):
+    """DIR.build, locked and marked as ``kind``'s, for the ``with`` block; ``keep``: what an
+    interrupted build left there is resumed, else cleared. The pipeline is written inside it
+    (pipeline/) and renamed to DIR, so no other path beside DIR is ever deleted."""
+    from relbench.locks import LOCK_NAME, writer_lock
+
     state_dir = out.with_name(out.name + ".build")
-    if state_dir.exists():
-        prev = json.loads((state_dir / "config.json").read_text()) if (state_dir / "config.json").exists() else None
-        if prev is not None and prev != asdict(cfg):
-            raise UserError(f"lab build-base: {state_dir} holds a build with another config; delete it or use its settings")
-        if not resume:
-            shutil.rmtree(state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    (state_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
-    logf = open(state_dir / "log.jsonl", "a")
+    _check_target(out)
+    _check_scratch(state_dir, kind)
+    with writer_lock(state_dir, f"relbench {kind}"):
+        _check_target(out)  # again, now that no other build can write here
+        if any(p.name != LOCK_NAME for p in state_dir.iterdir()):  # not just made by the lock
+            _check_scratch(state_dir, kind)
+        if not keep:
+            for p in state_dir.iterdir():
+                if p.name in (LOCK_NAME, SCRATCH):
+                    continue
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
+        (state_dir / SCRATCH).write_text(json.dumps({"by": kind}) + "\n")
+        yield state_dir
 
-    def log(rec):
-        logf.write(json.dumps(rec) + "\n")
-        logf.flush()
 
-    started = time.perf_counter()
-    pipe = build_pipeline(cfg)
-    scenes, x = _images(cfg)
-    _train_vae(cfg, pipe, x, state_dir, progress, log)
-    prompts = _prompts(scenes)
-    _train_clip(cfg, pipe, x, prompts, _objects(cfg, scenes) if cfg.clip_object_share > 0 else None,
-                state_dir, progress, log)
-    z = _latents(pipe, x)
-    _train_flux(cfg, pipe, prompts, z, state_dir, progress, log)
-    logf.close()
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+def _publish(state_dir: Path, out: Path, pipe, meta: dict, progress: bool) -> None:
+    """Write the pipeline into DIR.build/pipeline, rename it to ``out``, move the log beside it
+    and remove DIR.build."""
+    tmp = state_dir / "pipeline"
+    if tmp.exists():  # a save cut short
+        shutil.rmtree(tmp)
     with library_bars(bars_wanted(progress)):
         pipe.save_pretrained(str(tmp))
-    (tmp / "lab_base.json").write_text(json.dumps({
-        "config": asdict(cfg), "world": _world_spec(cfg), "clip_max_length": CLIP_LEN, "max_sequence_length": T5_LEN,
-        "resolution": 32, "torch": torch.__version__,
-    }, indent=1, sort_keys=True))
+    (tmp / "lab_base.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
     if out.exists():
-        out.rmdir()  # an empty directory the user made; a non-empty one failed above or in rename
+        out.rmdir()  # an empty directory the user made (_check_target refused any other)
     tmp.rename(out)
     # the log holds wall times, so it stays out of the pipeline directory (whose bytes are
     # a function of the config)
     (state_dir / "log.jsonl").replace(out.with_name(out.name + ".build-log.jsonl"))
     shutil.rmtree(state_dir)
+
+
+def build_base(out: str | Path, cfg: BaseConfig = BaseConfig(), progress: bool = True, resume: bool = True) -> Path:
+    """Write the pretrained mini FLUX pipeline to ``out``; resumes a build interrupted there."""
+    import torch
+
+    out = Path(out)
+    with _scratch(out, "lab build-base", keep=resume) as state_dir:
+        prev = json.loads((state_dir / "config.json").read_text()) if (state_dir / "config.json").exists() else None
+        if prev is not None and prev != asdict(cfg):
+            raise UserError(f"lab build-base: {state_dir} holds a build with another config; delete it or use its settings")
+        (state_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+        logf = open(state_dir / "log.jsonl", "a")
+
+        def log(rec):
+            logf.write(json.dumps(rec) + "\n")
+            logf.flush()
+
+        started = time.perf_counter()
+        pipe = build_pipeline(cfg)
+        scenes, x = _images(cfg)
+        _train_vae(cfg, pipe, x, state_dir, progress, log)
+        prompts = _prompts(scenes)
+        _train_clip(cfg, pipe, x, prompts, _objects(cfg, scenes) if cfg.clip_object_share > 0 else None,
+                    state_dir, progress, log)
+        z = _latents(pipe, x)
+        _train_flux(cfg, pipe, prompts, z, state_dir, progress, log)
+        logf.close()
+        _publish(state_dir, out, pipe, {
+            "config": asdict(cfg), "world": _world_spec(cfg), "clip_max_length": CLIP_LEN,
+            "max_sequence_length": T5_LEN, "resolution": 32, "torch": torch.__version__,
+        }, progress)
     if progress:
         print(f"lab base written to {out} in {time.perf_counter() - started:.0f} s")
     return out
@@ -514,28 +566,19 @@ def continue_base(src: str | Path, out: str | Path, steps: int, lr: float = 3e-4
 
     src, out = Path(src), Path(out)
     meta = json.loads((src / "lab_base.json").read_text())
-    if (out / "model_index.json").exists():
-        raise UserError(f"lab build-base: {out} already holds a pipeline (model_index.json); choose another --out")
     rounds = meta.get("continued", [])
     cfg = check_world(meta, src)
-    with library_bars(bars_wanted(progress)):
-        pipe = FluxPipeline.from_pretrained(str(src), local_files_only=True)
-    pipe.set_progress_bar_config(disable=True)
-    scenes_, x = _images(cfg)
-    z = _latents(pipe, x)
-    step_cfg = replace(cfg, seed=cfg.seed + 1000 * (len(rounds) + 1), flux_steps=steps, flux_lr=lr, save_every=10**9)
-    state_dir = out.with_name(out.name + ".build")
-    shutil.rmtree(state_dir, ignore_errors=True)
-    state_dir.mkdir(parents=True)
-    with open(state_dir / "log.jsonl", "a") as logf:
-        _train_flux(step_cfg, pipe, _prompts(scenes_), z, state_dir, progress, lambda r: logf.write(json.dumps(r) + "\n"))
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    with library_bars(bars_wanted(progress)):
-        pipe.save_pretrained(str(tmp))
-    meta["continued"] = rounds + [{"steps": steps, "lr": lr, "seed": step_cfg.seed}]
-    (tmp / "lab_base.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
-    tmp.rename(out)
-    (state_dir / "log.jsonl").replace(out.with_name(out.name + ".build-log.jsonl"))
-    shutil.rmtree(state_dir)
+    with _scratch(out, "lab build-base --continue-from", keep=False) as state_dir:  # before the model loads
+        with library_bars(bars_wanted(progress)):
+            pipe = FluxPipeline.from_pretrained(str(src), local_files_only=True)
+        pipe.set_progress_bar_config(disable=True)
+        scenes_, x = _images(cfg)
+        z = _latents(pipe, x)
+        step_cfg = replace(cfg, seed=cfg.seed + 1000 * (len(rounds) + 1), flux_steps=steps, flux_lr=lr,
+                           save_every=10**9)
+        with open(state_dir / "log.jsonl", "a") as logf:
+            _train_flux(step_cfg, pipe, _prompts(scenes_), z, state_dir, progress,
+                        lambda r: logf.write(json.dumps(r) + "\n"))
+        meta["continued"] = rounds + [{"steps": steps, "lr": lr, "seed": step_cfg.seed}]
+        _publish(state_dir, out, pipe, meta, progress)
     return out

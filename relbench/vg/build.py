@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from relbench.errors import UserError
 from relbench.jsonstream import iter_json_array
+from relbench.locks import writer_lock
 from relbench.predicates import SEED_PREDICATES, Vocabulary, load_vocabulary
 from relbench.suites.jsonl import SuiteRecord
 from relbench.vg.boxes import FITS, fit_square, transform_box
@@ -73,6 +74,11 @@ def build_vg_splits(o: VGOptions, vocab: Vocabulary | None = None) -> dict:
     """Build the splits described by ``o``; returns the counts summary that was written."""
     vocab = vocab or load_vocabulary()
     preds = _check_options(o, vocab)
+    with writer_lock(o.out, "relbench data vg"):
+        return _build(o, vocab, preds)
+
+
+def _build(o: VGOptions, vocab: Vocabulary, preds: list[str]) -> dict:
     train_q, val_q = quotas(o.train, preds), quotas(o.val, preds)
     images, image_data_repeats = read_image_data(o.image_data)
     export = (o.export_size, o.fit) if o.export_size else None
