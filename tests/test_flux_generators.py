@@ -264,7 +264,7 @@ def test_missing_model_is_one_clear_line(tmp_path, monkeypatch):
         cls(cls.Args(model=str(tmp_path / "empty")), ctx).fingerprint()
 
 
-def test_cli_run_end_to_end(tmp_path, monkeypatch):
+def test_cli_run_end_to_end(tmp_path, monkeypatch, capsys):
     """`relbench run --generator flux_graph_lora --ckpt DIR` on the tiny model, then a resume."""
     from relbench import cli
     from relbench.models.graph_lora_ckpt import save_checkpoint
@@ -283,9 +283,11 @@ def test_cli_run_end_to_end(tmp_path, monkeypatch):
     assert cli.main(argv) == 0
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["timings"]["images_generated"] == 4  # 2 cases x (g+, g-)
+    capsys.readouterr()
     assert cli.main(argv) == 0
-    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert manifest["timings"]["images_generated"] == 0 and manifest["timings"]["images_reused"] == 4
+    # a rerun that changes no result keeps the first run's manifest; the terminal says what it did
+    assert "0 images generated, 4 reused" in capsys.readouterr().out
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text()) == manifest
 
 
 def test_inference_freezes_every_parameter_and_restores_training_flags(tmp_path):
