@@ -46,17 +46,44 @@ def describe(exc: OSError) -> str:
     return f"{exc.strerror or exc} ({name})"
 
 
-def write_bytes(path: str | Path, data: bytes) -> None:
-    path = Path(path)
+def write_bytes(path: str | Path, data: bytes, mode: int | None = None) -> None:
+    """``mode`` (e.g. 0o600 for a file holding a secret) is the file's mode from its creation
+    on, never a wider one first; by default what open() would give."""
+    write_all([(path, data)], mode)
+
+
+def write_all(files: Iterable[tuple[str | Path, bytes]], mode: int | None = None) -> None:
+    """Several files as one change, as far as a filesystem allows: every file is written and
+    fsynced beside its destination before any is renamed into place, so a full disk or an I/O
+    error while writing leaves every destination as it was. Only a failing rename (rare: an I/O
+    error on the directory) can leave the first files replaced and the rest not; callers that
+    write several files make a rerun of the same command complete them."""
+    staged: list[tuple[Path, str]] = []
+    path = None
     try:
-        _write(path, data)
+        for path, data in files:
+            path = Path(path)
+            staged.append((path, _stage(path, data, _MODE if mode is None else mode)))
+        while staged:
+            path, tmp = staged[0]
+            os.replace(tmp, path)
+            staged.pop(0)
+            _fsync_dir(path.parent)
     except OSError as exc:
         if isinstance(exc, WriteError):
             raise
         raise WriteError(path, exc) from None
+    finally:
+        for _, tmp in staged:  # not renamed: nothing of them may stay behind
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
 
 
-def _write(path: Path, data: bytes) -> None:
+def _stage(path: Path, data: bytes, mode: int) -> str:
+    """A fsynced temporary file beside ``path`` holding ``data``. mkstemp creates it 0600 and
+    it gets ``mode`` before any rename, so no destination is ever readable wider than asked."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -64,15 +91,14 @@ def _write(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, _MODE)
-        os.replace(tmp, path)
+        os.chmod(tmp, mode)
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
-    _fsync_dir(path.parent)
+    return tmp
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -90,8 +116,8 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_text(path: str | Path, text: str) -> None:
-    write_bytes(path, text.encode("utf-8"))
+def write_text(path: str | Path, text: str, mode: int | None = None) -> None:
+    write_bytes(path, text.encode("utf-8"), mode)
 
 
 def write_many(files: Iterable[tuple[str | Path, bytes]], threads: int = 8) -> None:

@@ -75,14 +75,15 @@ def free_port() -> int:
 class Server:
     """`relbench annotate` in a subprocess of its own process group (killed by its id)."""
 
-    def __init__(self, run_dirs, annotator, n, port=None):
-        self.args = [*map(str, run_dirs), "--annotator", annotator, "--n", str(n)]
+    def __init__(self, run_dirs, annotator, n, port=None, host="127.0.0.1"):
+        self.args = [*map(str, run_dirs), "--annotator", annotator, "--n", str(n), "--host", host]
+        self.host = host
         self.port = port or free_port()
         self.proc = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
@@ -104,3 +105,30 @@ class Server:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=30)
+
+
+def page_payload(html: Path) -> dict:
+    """What an exported page carries (its JSON script element), as the annotator's browser sees it."""
+    text = html.read_text()
+    start = text.index('<script type="application/json" id="plan">') + len('<script type="application/json" id="plan">')
+    return json.loads(text[start:text.index("</script>", start)])
+
+
+def page_items(html: Path, plan) -> list:
+    """The plan's items in the order the page shows them, mapped back as the study owner can
+    (the page's ids are opaque without the secret in exports.json)."""
+    from relbench.annotate.offline import _page_id
+
+    payload = page_payload(html)
+    secret = json.loads((plan.run_dirs[0] / "human" / "exports.json").read_text())["secret"]
+    by_page_id = {_page_id(secret, payload["export"], it.id): it for it in plan.items}
+    return [by_page_id[x["id"]] for x in payload["items"]]
+
+
+def submission(html: Path, choices, annotator=None) -> dict:
+    """The file the page downloads after ``choices`` (one per item, in page order)."""
+    p = page_payload(html)
+    return {"format": "relbench-annotations/2", "plan": p["plan"], "export": p["export"], "token": p["token"],
+            "annotator": annotator or p["annotator"],
+            "answers": [{"item": it["id"], "choice": c, "time": f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z"}
+                        for i, (it, c) in enumerate(zip(p["items"], choices))]}

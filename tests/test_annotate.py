@@ -10,7 +10,9 @@ from collections import Counter
 
 import pytest
 
-from annotate_helpers import Server, fresh_copy, make_shapes_run
+from annotate_helpers import (
+    Server, fresh_copy, make_hostile_run, make_shapes_run, page_items, page_payload, submission,
+)
 from conftest import run_cli
 from relbench.annotate import offline
 from relbench.annotate.plan import build_plan
@@ -80,7 +82,7 @@ def test_answers_append_undo_and_torn_line(run_dir, tmp_path):
     assert [(x.item, x.choice) for x in stood] == [(a.id, 1), (b.id, 2)]
     assert stood[1].answer == b.order[1] and stood[1].correct == float(b.order[1] == b.side)
     assert [x.item for x in annotator_answers([d], "ann")] == [a.id, b.id]
-    for bad in ("../x", "a b", "", "x" * 33, "<script>"):
+    for bad in ("../x", "a b", "", "x" * 33, "<script>", "ann\n"):
         with pytest.raises(UserError, match="not allowed"):
             check_annotator(bad)
 
@@ -139,6 +141,57 @@ def test_server_refuses_what_it_did_not_serve(run_dir, tmp_path):
         srv.kill()
 
 
+def _raw_post(url, body: bytes, chunked=False):
+    """A POST as a hostile page could send it (http.client: no form encoding of ours)."""
+    import http.client
+
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    try:
+        if chunked:
+            conn.request("POST", u.path, body=iter([body[i:i + 65536] for i in range(0, len(body), 65536)]),
+                         headers=headers, encode_chunked=True)
+        else:
+            conn.request("POST", u.path, body=body, headers=headers)
+        r = conn.getresponse()
+        return r.status, r.read().decode()
+    except (BrokenPipeError, ConnectionResetError):  # refused before the body was read: look at the reply
+        r = conn.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        conn.close()
+
+
+def test_server_hardening(run_dir, tmp_path):
+    """On any loopback address the Host is checked; a body is read with a cap; malformed forms
+    are a 400, never a 500; images carry no file times."""
+    pytest.importorskip("starlette")
+    d = fresh_copy(run_dir, tmp_path / "run")
+    plan = build_plan([d], n=6)
+    srv = Server([d], "ann", 6, host="127.0.0.2").start()
+    try:
+        status, body, _ = _get(srv.url + "/")
+        assert status == 200
+        token = body.decode().split('name="token" value="')[1].split('"')[0]
+        shown = plan.items[0]
+        assert _get(srv.url + "/", {"Host": "evil.example"})[0] == 400  # DNS rebinding onto 127.0.0.2
+        status, _, headers = _get(srv.url + "/image/" + shown.id)
+        assert status == 200 and not {"last-modified", "etag"} & {k.lower() for k in headers}
+        form = urllib.parse.urlencode({"token": token, "item": shown.id, "choice": "1"})
+        big = (form + "&pad=" + "x" * 300_000).encode()
+        assert _raw_post(srv.url + "/answer", big)[0] == 413
+        assert _raw_post(srv.url + "/answer", big, chunked=True)[0] == 413  # no Content-Length to trust
+        assert _post(srv.url + "/answer", {"token": "\u00e9" * 32, "item": shown.id, "choice": "1"})[0] == 400
+        assert _raw_post(srv.url + "/answer", (form + "".join(f"&f{i}=1" for i in range(9))).encode())[0] == 400
+        assert _raw_post(srv.url + "/undo", b"token=%ff%fe")[0] == 400
+        assert not answers_path(d, "ann").exists()
+        assert _raw_post(srv.url + "/answer", form.encode())[0] == 303  # the page's own form still works
+        assert [a.item for a in annotator_answers([d], "ann")] == [shown.id]
+    finally:
+        srv.kill()
+
+
 def test_cli_refuses_bad_annotator_and_missing_run_dir(tmp_path):
     res = run_cli("annotate", str(tmp_path), "--annotator", "../../x")
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "not allowed" in res.stderr
@@ -149,14 +202,13 @@ def test_cli_refuses_bad_annotator_and_missing_run_dir(tmp_path):
 # --- offline export / import --------------------------------------------------------------------
 
 
-def _submission(plan, d, annotator="remote", choices=None):
-    ledger = json.loads((d / "human" / "exports.json").read_text())
-    export_id = next(k for k, v in ledger["exports"].items() if v["plan"] == plan.id)
-    return {"format": "relbench-annotations/1", "plan": plan.id, "export": export_id,
-            "token": offline._token(ledger["secret"], export_id, plan.id), "annotator": annotator,
-            "answers": [{"item": it.id, "image_key": it.image_key, "order": list(it.order), "choice": c,
-                         "time": f"2026-01-01T00:00:{i:02d}Z"}
-                        for i, (it, c) in enumerate(zip(plan.items, choices or [1] * len(plan.items)))]}
+def _export(d, tmp_path, annotator, n=8, *more_dirs):
+    out = tmp_path / f"out-{annotator}"
+    res = run_cli("annotate", str(d), *map(str, more_dirs), "--n", str(n), "--annotator", annotator,
+                  "--export", str(out))
+    assert res.returncode == 0, res.stderr
+    (html,) = out.glob("*.html")
+    return html
 
 
 def _import_fails(d, tmp_path, sub, match):
@@ -169,31 +221,38 @@ def _import_fails(d, tmp_path, sub, match):
     assert {p.name: p.read_bytes() for p in (d / "human").iterdir()} == before  # nothing half-merged
 
 
+def _import(d, tmp_path, sub, name="good.json"):
+    f = tmp_path / name
+    f.write_text(json.dumps(sub))
+    res = run_cli("annotate", str(d), "--import", str(f))
+    assert res.returncode == 0, res.stderr
+    return f
+
+
 def test_export_is_self_contained_and_import_validates(run_dir, tmp_path):
     d = fresh_copy(run_dir, tmp_path / "run")
-    res = run_cli("annotate", str(d), "--n", "8", "--export", str(tmp_path / "out"))
-    assert res.returncode == 0, res.stderr
-    page = next((tmp_path / "out").glob("*.html")).read_text()
+    html = _export(d, tmp_path, "remote")
+    page = html.read_text()
     assert "http://" not in page and "https://" not in page and 'src="/' not in page
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
     plan = build_plan([d], n=8)
     assert page.count("data:image/png;base64,") == len(plan.items)
-    good = _submission(plan, d)
+    good = submission(html, [1] * len(plan.items))
 
-    other = build_plan([d], n=8, seed=5)
-    foreign_key = next(it.image_key for it in other.items if it.image_key not in {x.image_key for x in plan.items})
     cases = [
         ("{not json", "not JSON"),
         ({**good, "answers": []}, "answers"),
         ({**good, "annotator": "../evil"}, "annotator"),
         ({**good, "token": "0" * 64}, "the file was altered"),
+        ({**good, "token": "\u00e9" * 64}, "the file was altered"),  # non-ASCII: one line, not a traceback
         ({**good, "plan": "0123456789abcdef"}, "the file was altered"),
         ({**good, "export": "feedfeedfeedfeed"}, "was not written by"),
+        ({**good, "format": "relbench-annotations/1"}, "an older relbench exported"),
     ]
     for mutate, match in (
         (lambda a: a.update(item="ffffffffffffffff"), "unknown item"),
-        (lambda a: a.update(image_key=foreign_key), "another run's images"),
-        (lambda a: a.update(order=a["order"][::-1]), "caption order"),
+        (lambda a: a.update(item=plan.items[0].id), "unknown item"),  # the plan's own id is not the page's
+        (lambda a: a.update(order=["pos", "neg"]), "Extra inputs"),  # the page has no answer key to send back
         (lambda a: a.update(choice=3), "choice"),
         (lambda a: a.update(time="yesterday"), "time"),
     ):
@@ -203,15 +262,11 @@ def test_export_is_self_contained_and_import_validates(run_dir, tmp_path):
     dup = json.loads(json.dumps(good))
     dup["answers"].append(dict(dup["answers"][0]))
     cases.append((dup, "answered twice"))
-    (d / "human").mkdir(exist_ok=True)
     for sub, match in cases:
         _import_fails(d, tmp_path, sub, match)
     assert not (d / "human" / "remote.jsonl").exists()
 
-    f = tmp_path / "good.json"
-    f.write_text(json.dumps(good))
-    res = run_cli("annotate", str(d), "--import", str(f))
-    assert res.returncode == 0, res.stderr
+    f = _import(d, tmp_path, good)
     stood = annotator_answers([d], "remote")
     assert [a.item for a in stood] == [it.id for it in plan.items]
     digest = hashlib.sha256(f.read_bytes()).hexdigest()[:16]
@@ -226,6 +281,137 @@ def test_export_is_self_contained_and_import_validates(run_dir, tmp_path):
 
     summary = load_run_dir(d).summary
     assert summary["human"]["n_answers"] == sum(it.kind != "repeat" for it in plan.items)
+
+
+def test_one_page_is_one_annotator(run_dir, tmp_path):
+    """One person's answers, imported again under another name or flipped, would raise the
+    agreement between 'annotators' who are one person."""
+    d = fresh_copy(run_dir, tmp_path / "run")
+    res = run_cli("annotate", str(d), "--n", "8", "--export", str(tmp_path / "anon"))
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "--export needs --annotator" in res.stderr
+    assert not (tmp_path / "anon").exists() and not (d / "human").exists()  # refused before anything is written
+    html = _export(d, tmp_path, "erin")
+    n = len(build_plan([d], n=8).items)
+    answers = submission(html, [1] * n)
+    flipped = submission(html, [2] * n)
+    _import(d, tmp_path, answers)
+    _import_fails(d, tmp_path, {**answers, "annotator": "frank"}, "is 'erin''s page")
+    _import_fails(d, tmp_path, {**flipped, "annotator": "frank"}, "is 'erin''s page")
+    _import_fails(d, tmp_path, flipped, "erin already has an answer")
+    assert not (d / "human" / "frank.jsonl").exists()
+    # the name is signed: a page's token does not pass for another annotator's export of the same plan
+    other = submission(_export(d, tmp_path, "frank"), [2] * n)
+    _import_fails(d, tmp_path, {**other, "token": answers["token"]}, "the file was altered")
+
+
+def test_exported_page_holds_no_answer_key(run_dir, tmp_path):
+    d = fresh_copy(run_dir, tmp_path / "run")
+    plan = build_plan([d], n=8)
+    html = _export(d, tmp_path, "remote")
+    page, payload = html.read_text(), page_payload(html)
+    assert [set(it) for it in payload["items"]] == [{"id", "image", "captions"}] * len(plan.items)
+    for it in plan.items:  # plan ids are sha256 of run, case, side, image key and kind: guessable, so absent
+        assert it.id not in page and it.image_key not in page
+    assert '"order"' not in page and "image_key" not in page
+    shown = page_items(html, plan)
+    assert shown == list(plan.items)
+    assert [x["captions"] for x in payload["items"]] == [[it.caption(1), it.caption(2)] for it in plan.items]
+    # ids are per export: a second page for the same plan names its items differently
+    second = page_payload(_export(d, tmp_path, "other"))
+    assert not {x["id"] for x in second["items"]} & {x["id"] for x in payload["items"]}
+    # the import re-derives image and caption order from the plan
+    choices = [1, 2, 0, 1, 2, 0, 1, 2][: len(plan.items)]
+    _import(d, tmp_path, submission(html, choices))
+    stood = {a.item: a for a in annotator_answers([d], "remote")}
+    for it, c in zip(shown, choices):
+        a = stood[it.id]
+        assert (a.image_key, tuple(a.order), a.choice, a.answer) == (it.image_key, it.order, c, it.answer_of(c))
+
+
+@pytest.fixture(scope="module")
+def hostile_dir(tmp_path_factory):
+    return make_hostile_run(tmp_path_factory.mktemp("hostile"))
+
+
+def test_import_is_atomic_across_run_directories_and_a_retry_completes(run_dir, hostile_dir, tmp_path,
+                                                                        monkeypatch):
+    import errno
+    import os
+    import tempfile
+
+    a, b = fresh_copy(run_dir, tmp_path / "a"), fresh_copy(hostile_dir, tmp_path / "b")
+    plan = build_plan([a, b], n=14)
+    per_dir = Counter(it.run_dir for it in plan.items)
+    assert per_dir[0] and per_dir[1]
+    html = _export(a, tmp_path, "ann", 14, b)
+    f = tmp_path / "answers.json"
+    f.write_text(json.dumps(submission(html, [1] * len(plan.items))))
+    ledger = (a / "human" / "exports.json").read_bytes()
+    files = (answers_path(a, "ann"), answers_path(b, "ann"))
+
+    real_mkstemp, real_replace, calls = tempfile.mkstemp, os.replace, []
+
+    def full_disk(*args, **kw):  # the disk fills up while the second answer file is written
+        calls.append(kw.get("dir"))
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_mkstemp(*args, **kw)
+
+    monkeypatch.setattr(tempfile, "mkstemp", full_disk)
+    with pytest.raises(UserError, match="No space left on device"):
+        offline.import_answers([a, b], f)
+    monkeypatch.setattr(tempfile, "mkstemp", real_mkstemp)
+    assert len(calls) == 2 and not any(p.exists() for p in files)  # neither run directory changed
+    assert (a / "human" / "exports.json").read_bytes() == ledger
+    assert not list(a.rglob("*.tmp")) and not list(b.rglob("*.tmp"))
+
+    renames = []
+
+    def failing_rename(src, dst):  # an I/O error on the second rename: the first file is already in place
+        if str(dst).endswith(".jsonl"):
+            renames.append(dst)
+            if len(renames) == 2:
+                raise OSError(errno.EIO, "Input/output error")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_rename)
+    with pytest.raises(UserError, match="Input/output error"):
+        offline.import_answers([a, b], f)
+    monkeypatch.setattr(os, "replace", real_replace)
+    first = next(p for p in files if p.exists())
+    assert [p.exists() for p in files].count(True) == 1
+    merged_before = len(annotator_answers([first.parent.parent], "ann"))
+    assert merged_before == per_dir[files.index(first)]
+
+    n, who, done = offline.import_answers([a, b], f)  # the same file again completes the merge
+    assert (who, done, n + done) == ("ann", merged_before, len(plan.items))
+    stood = annotator_answers([a, b], "ann")
+    assert sorted(x.item for x in stood) == sorted(it.id for it in plan.items)  # each answer once
+    with pytest.raises(UserError, match="already imported"):
+        offline.import_answers([a, b], f)
+    assert not list(a.rglob("*.tmp")) and not list(b.rglob("*.tmp"))
+
+
+def test_export_ledger_is_never_readable_by_others(run_dir, tmp_path, monkeypatch):
+    """exports.json holds the HMAC secret: 0600 from the moment it has its name."""
+    import os
+    import stat
+
+    from relbench import atomic
+    from relbench.cli import main
+
+    d = fresh_copy(run_dir, tmp_path / "run")
+    real_replace, modes = os.replace, []
+
+    def replace(src, dst):
+        if os.path.basename(dst) == "exports.json":
+            modes.append(stat.S_IMODE(os.stat(src).st_mode))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(atomic, "_MODE", 0o644)  # what other files get under the usual umask 022
+    assert main(["annotate", str(d), "--n", "4", "--annotator", "x", "--export", str(tmp_path / "out")]) == 0
+    assert modes == [0o600] and stat.S_IMODE((d / "human" / "exports.json").stat().st_mode) == 0o600
 
 
 def test_cli_refuses_a_port_in_use(run_dir):

@@ -3,9 +3,9 @@
 Server: answer with keys and a click, undo one, kill the server (SIGKILL) and restart it, finish,
 then check the answer files, the resumption, a hostile triple name shown as text, that the page
 requested nothing but its own server, and the agreement numbers computed from the answers.
-Offline page: two remote annotators answer the exported file (keys, undo, reload), download
-their answers, which are imported and agree with each other (Krippendorff's alpha) and with the
-exact spatial judge. Skipped only where no chromium exists (CI installs Debian's chromium).
+Offline page: two remote annotators answer a page exported for each (keys, undo, reload),
+download their answers, which are imported and agree with each other (Krippendorff's alpha) and
+with the exact spatial judge. Skipped only where no chromium exists (CI installs Debian's chromium).
 """
 
 import json
@@ -13,7 +13,7 @@ import shutil
 
 import pytest
 
-from annotate_helpers import HOSTILE_TEXT, Server, fresh_copy, make_hostile_run, make_shapes_run
+from annotate_helpers import HOSTILE_TEXT, Server, fresh_copy, make_hostile_run, make_shapes_run, page_items
 from conftest import run_cli
 from relbench.annotate.plan import build_plan
 from relbench.annotate.storage import annotator_answers, answers_path, read_events
@@ -140,17 +140,16 @@ def test_server_keys_undo_kill_restart_and_hostile_text(dirs, browser, tmp_path)
 
 
 def answer_offline(browser, html, name, downloads):
-    """One remote annotator: name, keys (with an undo and a reload), download."""
+    """One remote annotator, on the page exported for them: keys (with an undo and a reload), download."""
     ctx = browser.new_context(accept_downloads=True)
     page = ctx.new_page()
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
     page.goto(html.as_uri())
-    page.fill("#name", name)
-    page.click("#start")
+    assert page.inner_text("#who") == name
     payload = json.loads(page.inner_text("#plan"))
     items = payload["items"]
-    plan_by_id = downloads["plan"].by_id
+    shown = page_items(html, downloads["plan"])
     page.keyboard.press("1")
     page.keyboard.press("u")
     wait_progress(page, 0)
@@ -159,7 +158,7 @@ def answer_offline(browser, html, name, downloads):
             page.reload()  # answers so far are kept by the page
             wait_progress(page, 3)
         assert page.inner_text("#caption-1") == it["captions"][0]
-        page.keyboard.press(str(truthful(plan_by_id[it["id"]])))
+        page.keyboard.press(str(truthful(shown[n])))
         wait_progress(page, n + 1)
     assert page.is_visible("#done")
     with page.expect_download() as dl:
@@ -176,12 +175,14 @@ def test_exported_page_answered_and_imported(dirs, browser, tmp_path):
     shapes, hostile = tmp_path / "shapes", tmp_path / "hostile"
     for s, d in ((src_shapes, shapes), (src_hostile, hostile)):
         fresh_copy(s, d)
-    res = run_cli("annotate", str(shapes), str(hostile), "--n", str(N), "--export", str(tmp_path / "out"))
-    assert res.returncode == 0, res.stderr
-    html = next((tmp_path / "out").glob("*.html"))
     plan = build_plan([shapes, hostile], n=N)
     ctx = {"plan": plan, "dir": tmp_path}
-    files = [answer_offline(browser, html, name, ctx) for name in ("remote1", "remote2")]
+    files = []
+    for name in ("remote1", "remote2"):
+        res = run_cli("annotate", str(shapes), str(hostile), "--n", str(N), "--annotator", name,
+                      "--export", str(tmp_path / name))
+        assert res.returncode == 0, res.stderr
+        files.append(answer_offline(browser, next((tmp_path / name).glob("*.html")), name, ctx))
     for f in files:
         res = run_cli("annotate", str(shapes), str(hostile), "--import", str(f))
         assert res.returncode == 0, res.stderr

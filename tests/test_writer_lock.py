@@ -98,6 +98,8 @@ def test_annotate_import_data_vg_and_lab_are_refused(tmp_path, capsys):
     with held(run_dir, "relbench run") as holder:
         refused(capsys, ["annotate", str(run_dir), "--import", str(tmp_path / "answers.json")], holder.pid,
                 "relbench run")
+        refused(capsys, ["annotate", str(run_dir), "--annotator", "a", "--export", str(tmp_path / "page")],
+                holder.pid, "relbench run")  # it writes human/exports.json in the run directory
     splits = tmp_path / "splits"
     with held(splits, "relbench data vg") as holder:
         refused(capsys, ["data", "vg", "--relationships", str(tmp_path / "r.json"), "--image-data",

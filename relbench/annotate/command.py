@@ -11,13 +11,15 @@ def add_annotate_parser(sub) -> None:
     a = sub.add_parser("annotate", help="collect human judgments on runs' images (local server or offline page)",
                        description="Human judgments: which caption (g+ or g-) matches each image? See docs/annotate.md.")
     a.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    a.add_argument("--annotator", metavar="NAME", help="who answers (1-32 of A-Z a-z 0-9 _ -); required to serve")
+    a.add_argument("--annotator", metavar="NAME",
+                   help="who answers (1-32 of A-Z a-z 0-9 _ -); required to serve and to export")
     a.add_argument("--n", type=int, default=100, metavar="K", help="items in the plan (default 100)")
     a.add_argument("--seed", type=int, default=0, help="sampling seed of the plan (default 0; same for all annotators)")
     a.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     a.add_argument("--port", type=int, default=8765, metavar="N", help="port (default 8765)")
     mode = a.add_mutually_exclusive_group()
-    mode.add_argument("--export", metavar="DIR", help="write a self-contained offline page for remote annotators")
+    mode.add_argument("--export", metavar="DIR",
+                      help="write a self-contained offline page for one remote annotator (--annotator)")
     mode.add_argument("--import", dest="import_file", metavar="FILE", help="merge answers downloaded from an exported page")
     mode.add_argument("--summarize", action="store_true",
                       help="only print the human judge and meta-evaluation (computed from the answer files)")
@@ -49,17 +51,24 @@ def annotate_command(args: argparse.Namespace) -> int:
         with ExitStack() as locks:  # it writes human/ of each run directory
             for d in dict.fromkeys(args.run_dirs):
                 locks.enter_context(writer_lock(d, "relbench annotate --import"))
-            n, annotator = import_answers(args.run_dirs, args.import_file)
-            print(f"imported {n} answers of {annotator}")
+            n, annotator, done = import_answers(args.run_dirs, args.import_file)
+            resumed = f" (and {done} an interrupted import of this file had merged)" if done else ""
+            print(f"imported {n} answers of {annotator}{resumed}")
         return 0
-    plan = build_plan(args.run_dirs, n=args.n, seed=args.seed)
     if args.export:
         from relbench.annotate.offline import export_page
+        from relbench.locks import writer_lock
 
-        path = export_page(plan, args.export, annotator=args.annotator)
+        if args.annotator is None:
+            raise UserError("--export needs --annotator NAME: a page is one annotator's (its answers cannot be "
+                            "imported under another name); export one page per annotator")
+        with writer_lock(args.run_dirs[0], "relbench annotate --export"):  # it writes human/exports.json there
+            plan = build_plan(args.run_dirs, n=args.n, seed=args.seed)
+            path = export_page(plan, args.export, annotator=args.annotator)
         print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, {len(plan.items)} items, plan {plan.id}); "
-              f"send it to annotators, then `relbench annotate {' '.join(args.run_dirs)} --import ANSWERS.json`")
+              f"send it to {args.annotator}, then `relbench annotate {' '.join(args.run_dirs)} --import ANSWERS.json`")
         return 0
+    plan = build_plan(args.run_dirs, n=args.n, seed=args.seed)
     if args.annotator is None:
         raise UserError("--annotator NAME is required to serve (1-32 of A-Z a-z 0-9 _ -)")
     try:

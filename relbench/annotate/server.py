@@ -1,17 +1,21 @@
 """The local annotation server (Starlette + uvicorn): one page per item, answers fsynced to disk.
 
-Security model: it binds to 127.0.0.1 unless told otherwise and then also checks the Host header
-(no DNS rebinding); every form carries a per-process token (no cross-site posts); an item id
-from a request is only ever looked up in the plan, never joined into a path; an answer is taken
-only for an item this process served and nobody has answered yet; pages load nothing but their
-own same-origin stylesheet, script and images, under a strict Content-Security-Policy.
+Security model: it binds to 127.0.0.1 unless told otherwise and, on any loopback address, also
+checks the Host header (no DNS rebinding); every form carries a per-process token (no cross-site
+posts); a form body is read with a cap of a few KB (any web page open in the annotator's browser
+can post here) and a malformed one is a 400; an item id from a request is only ever looked up in
+the plan, never joined into a path; an answer is taken only for an item this process served and
+nobody has answered yet; pages load nothing but their own same-origin stylesheet, script and
+images, under a strict Content-Security-Policy; images are sent without Last-Modified or ETag
+(file times would group images by the generator that wrote them).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from pathlib import Path
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 
 from relbench.annotate.plan import Plan
 from relbench.annotate.storage import Undo, annotator_answers, answer_for, answers_path, append_event, now
@@ -27,7 +31,19 @@ HEADERS = [
     (b"cache-control", b"no-store"),
 ]
 STATIC = {"annotate.css": "text/css; charset=utf-8", "keys.js": "text/javascript; charset=utf-8"}
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+FORM_BYTES = 4096  # the page's forms are a token, an item id and a choice: well under 200 bytes
+FORM_FIELDS = 8
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (127.0.0.0/8, ::1, localhost): a browser on it may
+    be steered there by a rebinding DNS name, so the Host header is checked."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def templates():
@@ -86,18 +102,39 @@ def _secure_headers(app):
     return wrapped
 
 
-async def _form(request, limit: int = 4096) -> dict[str, str]:
-    body = await request.body()
-    if len(body) > limit:
-        return {}
-    return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), max_num_fields=8).items()}
+async def _form(request) -> dict[str, str]:
+    """The urlencoded form, read with a cap: beyond FORM_BYTES a 413 before more is read, a
+    body that is not a small form a 400."""
+    from starlette.exceptions import HTTPException
+
+    declared = request.headers.get("content-length", "")
+    too_big = HTTPException(413, f"refused: a form of this page is at most {FORM_BYTES} bytes")
+    if declared.isdigit() and int(declared) > FORM_BYTES:
+        raise too_big
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > FORM_BYTES:
+            raise too_big
+    bad = HTTPException(400, f"refused: not a form of this page (at most {FORM_FIELDS} fields, ASCII values)")
+    try:
+        form = dict(parse_qsl(body.decode("ascii"), max_num_fields=FORM_FIELDS))
+    except ValueError:  # too many fields; UnicodeDecodeError: urlencoded bodies are ASCII
+        raise bad from None
+    if not all(v.isascii() for v in form.values()):  # a %-escaped one: no value this page sends
+        raise bad
+    return form
+
+
+def _same_token(form: dict[str, str], token: str) -> bool:
+    return secrets.compare_digest(form.get("token", "").encode(), token.encode())  # str would raise on non-ASCII
 
 
 def create_app(plan: Plan, annotator: str, host: str = "127.0.0.1"):
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.middleware.trustedhost import TrustedHostMiddleware
-    from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
+    from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
     from starlette.routing import Route
 
     session = Session(plan, annotator)
@@ -119,7 +156,7 @@ def create_app(plan: Plan, annotator: str, host: str = "127.0.0.1"):
         item = plan.by_id.get(request.path_params["item"])
         if item is None or item.id not in session.served:
             return PlainTextResponse("not found", status_code=404)
-        return FileResponse(plan.image_path(item), media_type="image/png")
+        return Response(plan.image_path(item).read_bytes(), media_type="image/png")  # no file times
 
     async def static_file(request):
         name = request.path_params["name"]
@@ -129,7 +166,7 @@ def create_app(plan: Plan, annotator: str, host: str = "127.0.0.1"):
 
     async def answer(request):
         form = await _form(request)
-        if not secrets.compare_digest(form.get("token", ""), session.token):
+        if not _same_token(form, session.token):
             return PlainTextResponse("refused: stale or foreign form (reload the page)", status_code=403)
         choice = form.get("choice", "")
         if choice not in ("0", "1", "2"):
@@ -141,7 +178,7 @@ def create_app(plan: Plan, annotator: str, host: str = "127.0.0.1"):
 
     async def undo(request):
         form = await _form(request)
-        if not secrets.compare_digest(form.get("token", ""), session.token):
+        if not _same_token(form, session.token):
             return PlainTextResponse("refused: stale or foreign form (reload the page)", status_code=403)
         why = session.undo()
         if why:
@@ -156,8 +193,9 @@ def create_app(plan: Plan, annotator: str, host: str = "127.0.0.1"):
         Route("/answer", answer, methods=["POST"]), Route("/undo", undo, methods=["POST"]),
     ]
     middleware = []
-    if host in LOOPBACK:
-        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]"]))
+    if _loopback(host):
+        bound = f"[{host.strip('[]')}]" if ":" in host else host
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]", bound]))
     app = Starlette(routes=routes, middleware=middleware)
     app.state.session = session
     return _secure_headers(app)
@@ -182,7 +220,7 @@ def serve(plan: Plan, annotator: str, host: str = "127.0.0.1", port: int = 8765)
     _check_port(host, port)
     app = create_app(plan, annotator, host)
     shown = f"[{host}]" if ":" in host else host
-    if host not in LOOPBACK:
+    if not _loopback(host):
         print(f"note: listening on {host}: anyone who can reach this machine can open the page and answer as "
               f"{annotator}", flush=True)
     dirs = " ".join(str(d) for d in plan.run_dirs)

@@ -24,7 +24,7 @@ HUMAN_DIR = "human"
 
 
 def check_annotator(name: str) -> str:
-    if not isinstance(name, str) or not ANNOTATOR.match(name):
+    if not isinstance(name, str) or not ANNOTATOR.fullmatch(name):  # match would let "name\n" through
         raise UserError(f"annotator name {name!r} not allowed (1-32 of A-Z a-z 0-9 _ -)")
     return name
 
@@ -147,6 +147,6 @@ def all_answers(run_dir: Path) -> list[Answer]:
     """Every annotator's standing answers in one run directory."""
     out: list[Answer] = []
     for f in sorted((Path(run_dir) / HUMAN_DIR).glob("*.jsonl")):
-        if ANNOTATOR.match(f.stem):
+        if ANNOTATOR.fullmatch(f.stem):
             out += effective(read_events(f))
     return out

@@ -1,28 +1,29 @@
 // The offline page: answers live in localStorage (survive a reload) and leave only as a
-// downloaded JSON file. Captions are set with textContent, never parsed as HTML.
+// downloaded JSON file. Captions are set with textContent, never parsed as HTML. The page is
+// one annotator's (the name is signed into its token) and holds no answer key: an item is an
+// opaque id, an image and two captions.
 (function () {
   "use strict";
   var P = JSON.parse(document.getElementById("plan").textContent);
-  var NAME = /^[A-Za-z0-9_-]{1,32}$/;
   var KEY = "relbench-annotate-" + P.plan + "-" + P.export;
-  var state = JSON.parse(localStorage.getItem(KEY) || "null") || { annotator: P.annotator, answers: [] };
+  var state = JSON.parse(localStorage.getItem(KEY) || "null") || { answers: [] };
+  state.annotator = P.annotator;
   var $ = function (id) { return document.getElementById(id); };
 
   function save() { localStorage.setItem(KEY, JSON.stringify(state)); }
   function submission() {
-    return { format: "relbench-annotations/1", plan: P.plan, export: P.export, token: P.token,
+    return { format: "relbench-annotations/2", plan: P.plan, export: P.export, token: P.token,
              annotator: state.annotator, answers: state.answers };
   }
   function show() {
     var n = state.answers.length, total = P.items.length;
-    $("who").textContent = state.annotator || "?";
+    $("who").textContent = state.annotator;
     $("progress").textContent = n + " / " + total + " answered";
     $("bar").value = n;
-    $("setup").className = state.annotator ? "" : "show";
-    $("task").className = state.annotator && n < total ? "show" : "";
-    $("finish").className = state.annotator && n >= total ? "show" : "";
+    $("task").className = n < total ? "show" : "";
+    $("finish").className = n >= total ? "show" : "";
     $("undo").disabled = n === 0;
-    if (state.annotator && n < total) {
+    if (n < total) {
       var it = P.items[n];
       $("image").src = it.image;
       $("caption-1").textContent = it.captions[0];
@@ -30,26 +31,19 @@
     }
     var a = $("download");
     a.href = "data:application/json;charset=utf-8," + encodeURIComponent(JSON.stringify(submission()));
-    a.download = "relbench-answers-" + P.plan + "-" + (state.annotator || "anonymous") + ".json";
+    a.download = "relbench-answers-" + P.plan + "-" + state.annotator + ".json";
   }
   function answer(choice) {
     var n = state.answers.length;
-    if (!state.annotator || n >= P.items.length) return;
-    var it = P.items[n];
-    state.answers.push({ item: it.id, image_key: it.image_key, order: it.order, choice: choice,
-                         time: new Date().toISOString() });
+    if (n >= P.items.length) return;
+    state.answers.push({ item: P.items[n].id, choice: choice, time: new Date().toISOString() });
     save(); show();
   }
   function undo() { if (state.answers.length) { state.answers.pop(); save(); show(); } }
-  $("start").addEventListener("click", function () {
-    var v = $("name").value.trim();
-    if (!NAME.test(v)) { $("name-error").textContent = "1-32 letters, digits, _ or - please"; return; }
-    state.annotator = v; save(); show();
-  });
   [0, 1, 2].forEach(function (c) { $("choice-" + c).addEventListener("click", function () { answer(c); }); });
   $("undo").addEventListener("click", undo);
   document.addEventListener("keydown", function (e) {
-    if (e.ctrlKey || e.metaKey || e.altKey || e.repeat || document.activeElement === $("name")) return;
+    if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
     if (e.key === "1" || e.key === "2" || e.key === "0") { e.preventDefault(); answer(Number(e.key)); }
     else if (e.key === "u" || e.key === "U" || e.key === "Backspace") { e.preventDefault(); undo(); }
   });
