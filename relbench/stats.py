@@ -136,3 +136,46 @@ def _bootstrap_group(live: list, present: np.ndarray, n_resamples: int, seed: in
 def _clean(v) -> float | None:
     v = float(v)
     return None if math.isnan(v) else round(v, 10)
+
+
+def triple_chance_test(values: Sequence[float | None], chances: Sequence[float | None],
+                       clusters: Sequence[str]) -> dict | None:
+    """Whether a mean accuracy differs from chance, with triples (not cases) as the unit.
+
+    Per triple, the mean of (value - chance) over its cases with both; then a two-sided
+    one-sample t test of those means against 0 (``scipy.stats.ttest_1samp``, k - 1 degrees of
+    freedom). Seeds of a triple are correlated, so a binomial test over cases would claim too
+    much; chance may differ per case (the spatial judge's geometry), so the difference is taken
+    case by case. None with fewer than MIN_TRIPLES triples, as for the interval. Triple means
+    with no spread at all: p is 0 when they differ from 0 (certain), 1 when they are 0.
+    """
+    per: dict[str, list[float]] = {}
+    for v, c, t in zip(values, chances, clusters):
+        if v is None or c is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        per.setdefault(str(t), []).append(float(v) - float(c))
+    if len(per) < MIN_TRIPLES:
+        return None
+    d = np.array([sum(x) / len(x) for x in per.values()])
+    if np.allclose(d, d[0], rtol=0, atol=1e-12):
+        p = 1.0 if abs(d[0]) < 1e-12 else 0.0
+    else:
+        from scipy.stats import ttest_1samp
+
+        p = float(ttest_1samp(d, 0.0).pvalue)
+    return {"p_value": p, "mean_diff": float(d.mean()), "n_triples": len(d)}
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm-Bonferroni adjusted p-values, aligned with the input (None stays None and is not
+    counted in the family). Holm controls the chance of any false "above/below chance" among
+    the family at alpha, without assuming the tests independent; scipy has only
+    Benjamini-Hochberg (``false_discovery_control``), which controls a rate, not that chance."""
+    live = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    m = len(live)
+    out: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(live):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out
