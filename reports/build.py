@@ -73,16 +73,18 @@ def cell(e: dict | None, chance: float | None = None, not_detected: bool = False
 #: the level at which a breakdown cell is coloured above / below chance (after Holm)
 ALPHA = 0.05
 #: how the breakdown cells' chance test is named wherever it is shown
-BREAKDOWN_TEST = ("two-sided one-sample t test over triples of (accuracy − chance), "
+BREAKDOWN_TEST = ("two-sided binomial test with triples as the trials (relbench.stats.triple_chance_test), "
                   "Holm-adjusted over the cells of one run's column")
 _GROUP_FIELD = {"by_predicate": "predicate", "by_negative_kind": "negative_kind"}
+ALL = "all"  # the one value of a run's rows taken together
 
 
-def breakdown_tests(run: Run, key: str, specs: dict, group: str) -> dict[str, dict]:
-    """Per value of ``group`` (each predicate, or negative kind) where ``key`` has a chance level
-    and is a mean: its chance test (relbench.stats.triple_chance_test) and the p Holm-adjusted
-    over the run's values, the family one column of a breakdown table shows. A value resting
-    on a detection rate of 0 is no test (it reads "not detected"), nor one on too few triples."""
+def breakdown_tests(run: Run, key: str, specs: dict, group: str | None) -> dict[str, dict]:
+    """Per value of ``group`` (each predicate, or negative kind; None: the run's rows as one
+    value, ``ALL``) where ``key`` has a chance level and is a mean: its chance test
+    (relbench.stats.triple_chance_test) and the p Holm-adjusted over the run's values, the
+    family one column of a breakdown table shows. A value resting on a detection rate of 0 is
+    no test (it reads "not detected"), nor one on too few triples."""
     from relbench.stats import MIN_TRIPLES, holm, triple_chance_test
 
     spec = specs.get(key)
@@ -90,8 +92,9 @@ def breakdown_tests(run: Run, key: str, specs: dict, group: str) -> dict[str, di
         return {}
     by: dict[str, list[dict]] = {}
     for r in run.rows:
-        by.setdefault(str(r.get(_GROUP_FIELD[group], "")), []).append(r)
-    values = sorted(v for v in by if v in run.summary.get(group, {}) and not undetected(run, key, specs, group, v))
+        by.setdefault(ALL if group is None else str(r.get(_GROUP_FIELD[group], "")), []).append(r)
+    known = run.summary.get(group, {}) if group else {ALL: run.metrics}
+    values = sorted(v for v in by if v in known and not undetected(run, key, specs, group, v if group else None))
     found = {}
     for v in values:
         rows = by[v]
@@ -108,10 +111,21 @@ def breakdown_tests(run: Run, key: str, specs: dict, group: str) -> dict[str, di
             out[v] = {"p_holm": None, "text": f"no chance test: fewer than {MIN_TRIPLES} triples"}
             continue
         p_holm = adjusted[live.index(v)]
+        family = f"; Holm-adjusted over {len(live)}: {_p_is(p_holm)}" if group else ""
         out[v] = {**t, "p_holm": p_holm,
-                  "text": f"t test over {t['n_triples']} triples vs chance: {_p_is(t['p_value'])}; "
-                          f"Holm-adjusted over {len(live)}: {_p_is(p_holm)}"}
+                  "text": f"binomial over {t['n_triples']} triples vs chance: {_p_is(t['p_value'])}{family}"}
     return out
+
+
+def _test_of(tests: dict, value: str) -> dict | None:
+    """A cell's test for ``cell``: None where the key has none (no chance level, or a summary
+    without specs: the interval alone decides), {"p_holm": None} where this value has none."""
+    return tests.get(value, {"p_holm": None}) if tests else None
+
+
+def overall_test(run: Run, key: str, specs: dict) -> dict | None:
+    """The chance test of ``key`` over all the run's rows (see ``_test_of``)."""
+    return _test_of(breakdown_tests(run, key, specs, None), ALL)
 
 
 def diff_cell(d: dict) -> dict:
@@ -192,7 +206,7 @@ def answer_section(gens: list[Run], ref: Run | None, specs: dict, heads: list[st
             rows.append({"label": "ceiling (reference)" if r.is_reference else r.label, "ceiling": r.is_reference,
                          "value": None if nd else e.get("value"), "lo": None if nd else e.get("ci_low"),
                          "hi": None if nd else e.get("ci_high"), "chance": e.get("chance"), "not_detected": nd,
-                         "cell": cell(e, e.get("chance"), nd)})
+                         "cell": cell(e, e.get("chance"), nd, None if r.is_reference else overall_test(r, k, specs))})
         predicates = sorted({v for r in every for v in r.summary.get("by_predicate", {})})
         tests = {r.label: breakdown_tests(r, k, specs, "by_predicate") for r in gens}
         heat = []
@@ -202,7 +216,7 @@ def answer_section(gens: list[Run], ref: Run | None, specs: dict, heads: list[st
             for r in every:
                 e = r.summary.get("by_predicate", {}).get(v, {}).get(k)
                 c = cell(e, None if r.is_reference else chance, undetected(r, k, specs, "by_predicate", v),
-                         tests.get(r.label, {}).get(v, {"p_holm": None}))
+                         _test_of(tests.get(r.label, {}), v))
                 c["shade"] = _shade(e.get("value") if e and c["flag"] not in ("undetected", "missing") else None)
                 cells.append(c)
             heat.append({"group": v, "chance": _num(chance) if chance is not None else "–", "cells": cells})
@@ -231,9 +245,11 @@ def _shade(v) -> str:
 def verdicts(gens: list[Run], specs: dict, keys: list[str]) -> list[dict]:
     """One line per run: what each headline accuracy's interval says about the relation.
 
-    "draws the relation": the whole 95% interval above chance; "inverted": below (the judge
-    sees the other relation); "at chance": the interval holds chance; "not detected": the judge
-    found no object; "undetermined": no interval (too few triples)."""
+    "draws the relation": the whole 95% interval above chance, and the chance test over triples
+    agreeing (p < 0.05); "inverted": both below (the judge sees the other relation); "at
+    chance": otherwise (an interval of [0, 0] from a run scoring 0 on every triple of a 0.06
+    chance is no evidence of anything); "not detected": the judge found no object;
+    "undetermined": no interval (too few triples)."""
     from relbench.stats import MIN_TRIPLES
 
     out = []
@@ -253,8 +269,8 @@ def verdicts(gens: list[Run], specs: dict, keys: list[str]) -> list[dict]:
                 why = (f"{_num(e['value'])}, no chance level" if chance is None else
                        f"{_num(e['value'])}, no interval: values on fewer than {MIN_TRIPLES} triples")
             else:
-                word = ("draws the relation" if e["ci_low"] > chance else "inverted" if e["ci_high"] < chance
-                        else "at chance")
+                flag = cell(e, chance, False, overall_test(r, k, specs))["flag"]
+                word = {"above": "draws the relation", "below": "inverted"}.get(flag, "at chance")
                 why = f"{_num(e['value'])} [{_num(e['ci_low'])}, {_num(e['ci_high'])}], chance {_num(chance)}"
             parts.append({"key": k, "word": word, "why": why, "css": word.replace(" ", "-")})
         out.append({"label": r.label, "parts": parts})
@@ -272,7 +288,7 @@ def summary_section(gens: list[Run], ref: Run | None, keys: list[str], specs: di
             "headline": k in specs and specs[k].headline,
             "chance": _num(chance) if chance is not None else "–",
             "ceiling": cell(ref.metrics.get(k), None, undetected(ref, k, specs)) if ref else None,
-            "cells": [cell(r.metrics.get(k), chance, undetected(r, k, specs)) for r in gens],
+            "cells": [cell(r.metrics.get(k), chance, undetected(r, k, specs), overall_test(r, k, specs)) for r in gens],
         })
     return rows
 
@@ -294,7 +310,7 @@ def breakdown_section(gens: list[Run], ref: Run | None, keys: list[str], group: 
                          "ceiling": cell(ref.summary.get(group, {}).get(v, {}).get(k), None,
                                          undetected(ref, k, specs, group, v)) if ref else None,
                          "cells": [cell(r.summary.get(group, {}).get(v, {}).get(k), chance,
-                                        undetected(r, k, specs, group, v), t.get(v, {"p_holm": None}))
+                                        undetected(r, k, specs, group, v), _test_of(t, v))
                                    for r, t in zip(gens, tests)]})
         svg = None
         if charts:
