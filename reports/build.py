@@ -443,27 +443,36 @@ def _gallery_values(row: dict) -> list[tuple[str, str]]:
     return out
 
 
-def _verdict_columns(gens: list[Run]) -> list[str]:
-    """The per-case columns of the headline judges (spatial pair_correct, clip_acc, ...): what
-    makes a case a failure in the gallery."""
-    cols: list[str] = []
+def _verdict_columns(gens: list[Run]) -> list[tuple[str, tuple[str, ...]]]:
+    """(per-case column, its detection columns) of each headline judge (spatial pair_correct
+    with pos/neg_detected, clip_acc with none): what makes a case a failure in the gallery."""
+    cols: list[tuple[str, tuple[str, ...]]] = []
     for g in gens:
-        cols += [s.column for s in g.specs.values() if s.headline and s.column not in cols]
+        for spec in g.specs.values():
+            dets = tuple(g.specs[d].column for d in spec.requires_detected if d in g.specs)
+            if spec.headline and (spec.column, dets) not in cols:
+                cols.append((spec.column, dets))
     return cols
 
 
-def case_verdict(row: dict, columns: list[str]) -> str:
-    """"failure" when a headline judge scored the case below 1 (the relation judged wrong, or
-    one of CLIP's two comparisons lost), "right" when every judge that scored it gave 1,
-    "unjudged" when none scored it."""
-    vals = [row.get(c) for c in columns if isinstance(row.get(c), float)]
-    if not vals:
-        return "unjudged"
-    return "failure" if min(vals) < 1.0 else "right"
+def case_verdict(row: dict, columns: list[tuple[str, tuple[str, ...]]]) -> str:
+    """"failure" when a headline judge that found its objects scored the case below 1 (the
+    relation judged wrong, or one of CLIP's two comparisons lost), "right" when every judge
+    that scored it gave 1; else "undetected" (a judge found no object: its 0 is about
+    detection, not the relation) or "unjudged" (no judge scored it)."""
+    vals, blind = [], False
+    for col, dets in columns:
+        if any(row.get(d) == 0.0 for d in dets):
+            blind = True
+        elif isinstance(row.get(col), float):
+            vals.append(row[col])
+    if vals:
+        return "failure" if min(vals) < 1.0 else "right"
+    return "undetected" if blind else "unjudged"
 
 
 #: what a gallery badge reads for each case verdict
-VERDICT_TEXT = {"failure": "failure", "right": "judged right", "unjudged": "not judged"}
+VERDICT_TEXT = {"failure": "failure", "right": "judged right", "undetected": NOT_DETECTED, "unjudged": "not judged"}
 
 
 def gallery_section(gens: list[Run], per_predicate: int, max_pairs: int, thumb_px: int) -> tuple[list[dict], dict]:
@@ -490,8 +499,11 @@ def gallery_section(gens: list[Run], per_predicate: int, max_pairs: int, thumb_p
                 note = f"{len(fails)} failure{'s' if len(fails) != 1 else ''} of {len(rows)} cases; {len(pick)} shown"
             else:
                 right = sum(v == "right" for v in verdict.values())
+                blind = sum(v == "undetected" for v in verdict.values())
                 said = (f"all {right} cases judged right" if right == len(rows) else
-                        f"{right} of {len(rows)} cases judged right, {len(rows) - right} not judged")
+                        f"{right} of {len(rows)} cases judged right"
+                        + (f", {blind} not detected" if blind else "")
+                        + (f", {len(rows) - right - blind} not judged" if len(rows) - right - blind else ""))
                 pick, note = rows[:1], f"no failures: {said}; one shown"
             items = []
             for r in pick:

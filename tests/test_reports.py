@@ -496,3 +496,45 @@ def test_lab_table_defines_its_columns():
     header = md.splitlines()[0]
     for column in ("both objects found", "relation acc (uncond.)", "acc given detected", "pair acc"):
         assert column in header and f"* {column}: `spatial_" in md
+
+
+def _cap_count(svg: str) -> int:
+    """Error-bar caps drawn: uses of the horizontal cap marker (capsize 1.5 pt)."""
+    caps = re.findall(r'<path id="(m[0-9a-f]+)" d="M 1\.5 0 \s*L -1\.5 -?0 \s*"', svg)
+    return sum(svg.count(f'xlink:href="#{m}"') for m in caps)
+
+
+def test_chart_draws_no_error_caps_where_the_interval_is_undefined():
+    """A bar whose interval is undefined (fewer than 10 triples) has no error bar: caps at its
+    top would read as an interval of width 0, i.e. certainty."""
+    svg = bar_chart("acc", ["a", "b", "c"], [
+        {"label": "run", "values": [0.5, 0.4, 0.3], "lo": [0.4, None, 0.2], "hi": [0.6, None, 0.4]}], chance=None)
+    assert _cap_count(svg) == 2 * 2  # a and c: a cap at each end
+
+
+def test_chart_is_as_wide_as_its_legend_needs():
+    """The legend stands right of the axes; the figure is widened by its measured width, so a
+    long run name ends inside the chart (a fixed right margin cut it to "d_gen_rank_dropout_relatio")."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib.textpath import TextPath
+
+    name = "d_gen_rank_dropout_relation_neutral"
+    series = [{"label": name, "values": [0.5, 0.4], "lo": [0.4, 0.3], "hi": [0.6, 0.5]}]
+    short = bar_chart("acc", ["a", "b"], [{**series[0], "label": "x"}], chance=[0.2, 0.2])
+    wide = bar_chart("acc", ["a", "b"], series, chance=[0.2, 0.2])
+
+    def width(svg):
+        return float(re.search(r'viewBox="0 0 ([0-9.]+) ', svg).group(1))
+
+    def legend_x(svg):  # the x of the legend's label text
+        legend = re.search(r'<g id="legend_1">.*', svg, re.S).group(0)
+        return float(re.search(rf'<text [^>]*\bx="([0-9.]+)"[^>]*>{name}</text>', legend).group(1))
+
+    def text_w(text):  # points, at the legend's 7 pt
+        return TextPath((0, 0), text, size=7).get_extents().width
+
+    assert legend_x(wide) + text_w(name) <= width(wide)
+    # the short chart's widest entry is "chance": the long one is wider by the difference, not more
+    assert width(wide) - width(short) == pytest.approx(text_w(name) - text_w("chance"), abs=3)
