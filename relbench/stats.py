@@ -136,3 +136,47 @@ def _bootstrap_group(live: list, present: np.ndarray, n_resamples: int, seed: in
 def _clean(v) -> float | None:
     v = float(v)
     return None if math.isnan(v) else round(v, 10)
+
+
+def triple_chance_test(values: Sequence[float | None], chances: Sequence[float | None],
+                       clusters: Sequence[str]) -> dict | None:
+    """Whether an accuracy differs from chance, with triples (not cases) as the trials.
+
+    ``scipy.stats.binomtest`` (two-sided) of round(sum of the per-triple mean accuracies)
+    successes in k triples against the mean of the per-triple mean chances: as if the seeds of a
+    triple always agreed, the most they can be correlated, so the test never claims more than the
+    triples hold (a binomial over cases takes seeds as independent, which they are not; a t test
+    over triple means claims certainty when every triple scores 0 at a low chance, as random
+    placement does on a 0.06-chance pair accuracy). None with fewer than MIN_TRIPLES triples,
+    as for the interval.
+    """
+    from scipy.stats import binomtest
+
+    per: dict[str, list[tuple[float, float]]] = {}
+    for v, c, t in zip(values, chances, clusters):
+        if v is None or c is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        per.setdefault(str(t), []).append((float(v), float(c)))
+    if len(per) < MIN_TRIPLES:
+        return None
+    acc = [sum(v for v, _ in vc) / len(vc) for vc in per.values()]
+    chance = sum(sum(c for _, c in vc) / len(vc) for vc in per.values()) / len(per)
+    k = len(acc)
+    hits = min(k, max(0, int(round(sum(acc)))))
+    p = float(binomtest(hits, k, min(max(chance, 0.0), 1.0)).pvalue)
+    return {"p_value": p, "successes": hits, "n_triples": k, "chance": chance, "above": sum(acc) / k > chance}
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm-Bonferroni adjusted p-values, aligned with the input (None stays None and is not
+    counted in the family). Holm controls the chance of any false "above/below chance" among
+    the family at alpha, without assuming the tests independent; scipy has only
+    Benjamini-Hochberg (``false_discovery_control``), which controls a rate, not that chance."""
+    live = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    m = len(live)
+    out: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(live):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out

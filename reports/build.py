@@ -45,24 +45,98 @@ def undetected(run: Run, key: str, specs: dict, group: str | None = None, value:
     return False
 
 
-def cell(e: dict | None, chance: float | None = None, not_detected: bool = False) -> dict:
+def cell(e: dict | None, chance: float | None = None, not_detected: bool = False, test: dict | None = None) -> dict:
     """A table cell: value with interval, and whether the interval clears chance. A number
-    resting on a detection rate of 0 reads "not detected" and is never flagged below chance."""
+    resting on a detection rate of 0 reads "not detected" and is never flagged below chance.
+
+    ``test``: for a cell among many (a breakdown), its chance test Holm-adjusted over the
+    family (``breakdown_tests``); the cell is then flagged only when the interval clears chance
+    and the adjusted p is below 0.05 too, and without a test (too few triples) not at all: a
+    column of eight predicates, each against its own 95% interval, shows a false green or red
+    in about a third (1 - 0.95^8) of runs that ignore the relation."""
     if not_detected:
-        return {"text": NOT_DETECTED, "ci": "", "flag": "undetected", "n": (e or {}).get("n")}
+        return {"text": NOT_DETECTED, "ci": "", "flag": "undetected", "n": (e or {}).get("n"), "test": ""}
     if not e or e.get("value") is None:
-        return {"text": "–", "ci": "", "flag": "missing"}
+        return {"text": "–", "ci": "", "flag": "missing", "test": ""}
     flag = ""
     if chance is not None and e.get("ci_low") is not None:
         flag = "above" if e["ci_low"] > chance else "below" if e["ci_high"] < chance else "at"
+    if test is not None:
+        if test.get("p_holm") is None:
+            flag = ""
+        elif flag in ("above", "below") and test["p_holm"] >= ALPHA:
+            flag = "at"
     ci = f"[{_num(e['ci_low'])}, {_num(e['ci_high'])}]" if e.get("ci_low") is not None else "[–]"
-    return {"text": _num(e["value"]), "ci": ci, "flag": flag, "n": e.get("n")}
+    return {"text": _num(e["value"]), "ci": ci, "flag": flag, "n": e.get("n"), "test": (test or {}).get("text", "")}
+
+
+#: the level at which a breakdown cell is coloured above / below chance (after Holm)
+ALPHA = 0.05
+#: how the breakdown cells' chance test is named wherever it is shown
+BREAKDOWN_TEST = ("two-sided binomial test with triples as the trials (relbench.stats.triple_chance_test), "
+                  "Holm-adjusted over the cells of one run's column")
+_GROUP_FIELD = {"by_predicate": "predicate", "by_negative_kind": "negative_kind"}
+ALL = "all"  # the one value of a run's rows taken together
+
+
+def breakdown_tests(run: Run, key: str, specs: dict, group: str | None) -> dict[str, dict]:
+    """Per value of ``group`` (each predicate, or negative kind; None: the run's rows as one
+    value, ``ALL``) where ``key`` has a chance level and is a mean: its chance test
+    (relbench.stats.triple_chance_test) and the p Holm-adjusted over the run's values, the
+    family one column of a breakdown table shows. A value resting on a detection rate of 0 is
+    no test (it reads "not detected"), nor one on too few triples."""
+    from relbench.stats import MIN_TRIPLES, holm, triple_chance_test
+
+    spec = specs.get(key)
+    if spec is None or spec.statistic != "mean" or (spec.chance is None and spec.chance_column is None):
+        return {}
+    by: dict[str, list[dict]] = {}
+    for r in run.rows:
+        by.setdefault(ALL if group is None else str(r.get(_GROUP_FIELD[group], "")), []).append(r)
+    known = run.summary.get(group, {}) if group else {ALL: run.metrics}
+    values = sorted(v for v in by if v in known and not undetected(run, key, specs, group, v if group else None))
+    found = {}
+    for v in values:
+        rows = by[v]
+        xs = [r.get(spec.column) if isinstance(r.get(spec.column), float) else None for r in rows]
+        cs = [r.get(spec.chance_column) if spec.chance_column else spec.chance for r in rows]
+        cs = [c if isinstance(c, (int, float)) else None for c in cs]
+        found[v] = triple_chance_test(xs, cs, [r["triple_id"] for r in rows])
+    live = [v for v in values if found[v] is not None]
+    adjusted = holm([found[v]["p_value"] for v in live])
+    out = {}
+    for v in values:
+        t = found[v]
+        if t is None:
+            out[v] = {"p_holm": None, "text": f"no chance test: fewer than {MIN_TRIPLES} triples"}
+            continue
+        p_holm = adjusted[live.index(v)]
+        family = f"; Holm-adjusted over {len(live)}: {_p_is(p_holm)}" if group else ""
+        out[v] = {**t, "p_holm": p_holm,
+                  "text": f"binomial over {t['n_triples']} triples vs chance: {_p_is(t['p_value'])}{family}"}
+    return out
+
+
+def _test_of(tests: dict, value: str) -> dict | None:
+    """A cell's test for ``cell``: None where the key has none (no chance level, or a summary
+    without specs: the interval alone decides), {"p_holm": None} where this value has none."""
+    return tests.get(value, {"p_holm": None}) if tests else None
+
+
+def overall_test(run: Run, key: str, specs: dict) -> dict | None:
+    """The chance test of ``key`` over all the run's rows (see ``_test_of``)."""
+    return _test_of(breakdown_tests(run, key, specs, None), ALL)
 
 
 def diff_cell(d: dict) -> dict:
     sig = d.get("p_value") is not None and d["p_value"] < 0.05
     ci = "[–]" if d.get("ci_low") is None else f"[{d['ci_low']:+.3g}, {d['ci_high']:+.3g}]"
     return {"text": f"{d['value']:+.3g}", "ci": ci, "p": p_text(d.get("p_value")), "sig": sig}
+
+
+def _p_is(p) -> str:
+    text = p_text(p)
+    return f"p {text[0]} {text[1:]}" if text.startswith("<") else f"p = {text}"
 
 
 def _keys_in_order(runs: list[Run]) -> list[str]:
@@ -132,15 +206,17 @@ def answer_section(gens: list[Run], ref: Run | None, specs: dict, heads: list[st
             rows.append({"label": "ceiling (reference)" if r.is_reference else r.label, "ceiling": r.is_reference,
                          "value": None if nd else e.get("value"), "lo": None if nd else e.get("ci_low"),
                          "hi": None if nd else e.get("ci_high"), "chance": e.get("chance"), "not_detected": nd,
-                         "cell": cell(e, e.get("chance"), nd)})
+                         "cell": cell(e, e.get("chance"), nd, None if r.is_reference else overall_test(r, k, specs))})
         predicates = sorted({v for r in every for v in r.summary.get("by_predicate", {})})
+        tests = {r.label: breakdown_tests(r, k, specs, "by_predicate") for r in gens}
         heat = []
         for v in predicates:
             chance = _chance(every, k, "by_predicate", v)
             cells = []
             for r in every:
                 e = r.summary.get("by_predicate", {}).get(v, {}).get(k)
-                c = cell(e, chance, undetected(r, k, specs, "by_predicate", v))
+                c = cell(e, None if r.is_reference else chance, undetected(r, k, specs, "by_predicate", v),
+                         _test_of(tests.get(r.label, {}), v))
                 c["shade"] = _shade(e.get("value") if e and c["flag"] not in ("undetected", "missing") else None)
                 cells.append(c)
             heat.append({"group": v, "chance": _num(chance) if chance is not None else "–", "cells": cells})
@@ -166,6 +242,41 @@ def _shade(v) -> str:
     return f"background: rgb({r}, {g}, {b}); color: {'#fff' if t > 0.6 else '#1d1d1f'}"
 
 
+def verdicts(gens: list[Run], specs: dict, keys: list[str]) -> list[dict]:
+    """One line per run: what each headline accuracy's interval says about the relation.
+
+    "draws the relation": the whole 95% interval above chance, and the chance test over triples
+    agreeing (p < 0.05); "inverted": both below (the judge sees the other relation); "at
+    chance": otherwise (an interval of [0, 0] from a run scoring 0 on every triple of a 0.06
+    chance is no evidence of anything); "not detected": the judge found no object;
+    "undetermined": no interval (too few triples)."""
+    from relbench.stats import MIN_TRIPLES
+
+    out = []
+    for r in gens:
+        parts = []
+        for k in keys:
+            e = r.metrics.get(k)
+            if not e:
+                continue
+            chance = e.get("chance")
+            if undetected(r, k, specs):
+                word, why = NOT_DETECTED, "no object found, so no relation judged"
+            elif e.get("value") is None:
+                word, why = "no value", ""
+            elif e.get("ci_low") is None or chance is None:
+                word = "undetermined"
+                why = (f"{_num(e['value'])}, no chance level" if chance is None else
+                       f"{_num(e['value'])}, no interval: values on fewer than {MIN_TRIPLES} triples")
+            else:
+                flag = cell(e, chance, False, overall_test(r, k, specs))["flag"]
+                word = {"above": "draws the relation", "below": "inverted"}.get(flag, "at chance")
+                why = f"{_num(e['value'])} [{_num(e['ci_low'])}, {_num(e['ci_high'])}], chance {_num(chance)}"
+            parts.append({"key": k, "word": word, "why": why, "css": word.replace(" ", "-")})
+        out.append({"label": r.label, "parts": parts})
+    return out
+
+
 def summary_section(gens: list[Run], ref: Run | None, keys: list[str], specs: dict) -> list[dict]:
     rows = []
     every = gens + ([ref] if ref else [])
@@ -177,7 +288,7 @@ def summary_section(gens: list[Run], ref: Run | None, keys: list[str], specs: di
             "headline": k in specs and specs[k].headline,
             "chance": _num(chance) if chance is not None else "–",
             "ceiling": cell(ref.metrics.get(k), None, undetected(ref, k, specs)) if ref else None,
-            "cells": [cell(r.metrics.get(k), chance, undetected(r, k, specs)) for r in gens],
+            "cells": [cell(r.metrics.get(k), chance, undetected(r, k, specs), overall_test(r, k, specs)) for r in gens],
         })
     return rows
 
@@ -191,6 +302,7 @@ def breakdown_section(gens: list[Run], ref: Run | None, keys: list[str], group: 
     for k in keys:
         if not any(k in r.summary.get(group, {}).get(v, {}) for r in every for v in values):
             continue
+        tests = [breakdown_tests(r, k, specs, group) for r in gens]
         rows = []
         for v in values:
             chance = _chance(every, k, group, v)
@@ -198,7 +310,8 @@ def breakdown_section(gens: list[Run], ref: Run | None, keys: list[str], group: 
                          "ceiling": cell(ref.summary.get(group, {}).get(v, {}).get(k), None,
                                          undetected(ref, k, specs, group, v)) if ref else None,
                          "cells": [cell(r.summary.get(group, {}).get(v, {}).get(k), chance,
-                                        undetected(r, k, specs, group, v)) for r in gens]})
+                                        undetected(r, k, specs, group, v), _test_of(t, v))
+                                   for r, t in zip(gens, tests)]})
         svg = None
         if charts:
             svg = _chart(k, values, every, group, specs)
@@ -330,18 +443,70 @@ def _gallery_values(row: dict) -> list[tuple[str, str]]:
     return out
 
 
+def _verdict_columns(gens: list[Run]) -> list[tuple[str, tuple[str, ...]]]:
+    """(per-case column, its detection columns) of each headline judge (spatial pair_correct
+    with pos/neg_detected, clip_acc with none): what makes a case a failure in the gallery."""
+    cols: list[tuple[str, tuple[str, ...]]] = []
+    for g in gens:
+        for spec in g.specs.values():
+            dets = tuple(g.specs[d].column for d in spec.requires_detected if d in g.specs)
+            if spec.headline and (spec.column, dets) not in cols:
+                cols.append((spec.column, dets))
+    return cols
+
+
+def case_verdict(row: dict, columns: list[tuple[str, tuple[str, ...]]]) -> str:
+    """"failure" when a headline judge that found its objects scored the case below 1 (the
+    relation judged wrong, or one of CLIP's two comparisons lost), "right" when every judge
+    that scored it gave 1; else "undetected" (a judge found no object: its 0 is about
+    detection, not the relation) or "unjudged" (no judge scored it)."""
+    vals, blind = [], False
+    for col, dets in columns:
+        if any(row.get(d) == 0.0 for d in dets):
+            blind = True
+        elif isinstance(row.get(col), float):
+            vals.append(row[col])
+    if vals:
+        return "failure" if min(vals) < 1.0 else "right"
+    return "undetected" if blind else "unjudged"
+
+
+#: what a gallery badge reads for each case verdict
+VERDICT_TEXT = {"failure": "failure", "right": "judged right", "undetected": NOT_DETECTED, "unjudged": "not judged"}
+
+
 def gallery_section(gens: list[Run], per_predicate: int, max_pairs: int, thumb_px: int) -> tuple[list[dict], dict]:
+    """Per predicate and run: its failures, worst first, where it has any; else one case, marked
+    as judged right (a run without failures has no "worst" case to show). Without a headline
+    judge, the first cases by severity."""
     from relbench.reports.thumbs import image_path, parse_boxes, thumbnail
 
+    columns = _verdict_columns(gens)
     predicates = sorted({r["predicate"] for g in gens for r in g.rows})
-    sections, shown, total = [], 0, 0
+    sections, shown, total, failures = [], 0, 0, 0
     for pred in predicates:
         runs_out = []
         for g in gens:
             rows = sorted((r for r in g.rows if r["predicate"] == pred), key=_severity)
             total += len(rows)
+            verdict = {r["case_id"]: case_verdict(r, columns) for r in rows}
+            fails = [r for r in rows if verdict[r["case_id"]] == "failure"]
+            failures += len(fails)
+            if not columns:
+                pick, note = rows[:per_predicate], f"{min(per_predicate, len(rows))} of {len(rows)}"
+            elif fails:
+                pick = fails[:per_predicate]
+                note = f"{len(fails)} failure{'s' if len(fails) != 1 else ''} of {len(rows)} cases; {len(pick)} shown"
+            else:
+                right = sum(v == "right" for v in verdict.values())
+                blind = sum(v == "undetected" for v in verdict.values())
+                said = (f"all {right} cases judged right" if right == len(rows) else
+                        f"{right} of {len(rows)} cases judged right"
+                        + (f", {blind} not detected" if blind else "")
+                        + (f", {len(rows) - right - blind} not judged" if len(rows) - right - blind else ""))
+                pick, note = rows[:1], f"no failures: {said}; one shown"
             items = []
-            for r in rows[:per_predicate]:
+            for r in pick:
                 if shown >= max_pairs:
                     break
                 shown += 1
@@ -357,12 +522,15 @@ def gallery_section(gens: list[Run], per_predicate: int, max_pairs: int, thumb_p
                     "img_neg": thumbnail(image_path(g.path, r.get("image_neg", "")), parse_boxes(r.get("neg_boxes")),
                                          subj_obj, thumb_px),
                     "scores": values,
+                    "verdict": verdict[r["case_id"]] if columns else "",
+                    "verdict_text": VERDICT_TEXT[verdict[r["case_id"]]] if columns else "",
                 })
             if items:
-                runs_out.append({"label": g.label, "cases": items, "n": len(rows)})
+                runs_out.append({"label": g.label, "cases": items, "n": len(rows), "note": note})
         if runs_out:
             sections.append({"predicate": pred, "runs": runs_out})
-    return sections, {"shown": shown, "total": total, "capped": shown >= max_pairs}
+    return sections, {"shown": shown, "total": total, "failures": failures, "capped": shown >= max_pairs,
+                      "judged": bool(columns)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -379,6 +547,8 @@ def _env():
 
 def build_context(run_dirs, baselines=None, per_predicate: int = 3, max_pairs: int = 240, thumb_px: int = 112,
                   n_resamples: int = 1000, charts: bool = True) -> dict:
+    from relbench.stats import MIN_TRIPLES
+
     dirs = [load_run_dir(d) for d in run_dirs]
     runs = collect_runs(dirs)
     gens = [r for r in runs if not r.is_reference]
@@ -414,6 +584,9 @@ def build_context(run_dirs, baselines=None, per_predicate: int = 3, max_pairs: i
         "descriptions": {k: v for d in dirs for info in (d.summary.get("metrics") or {}).values()
                          for k, v in (info.get("aggregates") or {}).items()},
         "answer": answer_section(gens, ref, specs, answer_keys, charts),
+        "verdicts": verdicts(gens, specs, answer_keys),
+        "min_triples": MIN_TRIPLES,
+        "breakdown_test": BREAKDOWN_TEST,
         "summary": summary_section(gens, ref, keys, specs),
         "by_predicate": breakdown_section(gens, ref, heads, "by_predicate", charts, specs),
         "by_kind": breakdown_section(gens, ref, heads, "by_negative_kind", False, specs),

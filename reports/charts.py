@@ -40,10 +40,10 @@ def bar_chart(title: str, groups: list[str], series: list[dict], chance: list[fl
     width = 0.8 / n_s
     with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "relbench", "font.size": 8,
                          "axes.spines.top": False, "axes.spines.right": False}):
-        w = max(4.5, 0.42 * n_g * max(1.0, n_s / 2.5) + 2.2)
-        fig, ax = plt.subplots(figsize=(w, 2.7))
-        # fixed margins (legend at the right): tight_layout costs as much as drawing the chart
-        fig.subplots_adjust(left=0.8 / w, right=1 - 1.7 / w, bottom=0.3 if n_g > 4 else 0.15, top=0.88)
+        plot_w = max(2.8, 0.42 * n_g * max(1.0, n_s / 2.5) + 0.5)  # the axes' width in inches
+        fig, ax = plt.subplots(figsize=(plot_w + 2.5, 2.7))
+        # the axes get their final width now, so the margins measured below stay right
+        fig.subplots_adjust(left=0.8 / (plot_w + 2.5), right=(0.8 + plot_w) / (plot_w + 2.5))
         x = np.arange(n_g)
         colour = iter(_PALETTE * 4)
         top = max([v for s in series for v in list(s["values"]) + list(s["hi"]) if v is not None] + [1e-9])
@@ -56,8 +56,13 @@ def bar_chart(title: str, groups: list[str], series: list[dict], chance: list[fl
             style = {"color": "#bbbbbb", "hatch": "///", "edgecolor": "#888888"} if s.get("ceiling") else {"color": next(colour)}
             have = ~np.isnan(vals)
             if have.any():
-                ax.bar(pos[have], vals[have], width * 0.92, yerr=np.nan_to_num(err[:, have]), capsize=1.5,
-                       error_kw={"elinewidth": 0.7, "ecolor": "#222222"}, label=s["label"], **style)
+                ax.bar(pos[have], vals[have], width * 0.92, label=s["label"], **style)
+                # an undefined interval draws no bar at all: a zero-length one with caps would
+                # read as an interval of width 0, i.e. certainty
+                ci = have & ~np.isnan(lo) & ~np.isnan(hi)
+                if ci.any():
+                    ax.errorbar(pos[ci], vals[ci], yerr=err[:, ci], fmt="none", capsize=1.5, elinewidth=0.7,
+                                ecolor="#222222")
                 zero = have & (vals == 0)
                 if zero.any():  # a zero bar has no height: a stub on the axis says "measured, 0"
                     ax.hlines(np.zeros(int(zero.sum())), pos[zero] - width * 0.46, pos[zero] + width * 0.46,
@@ -77,12 +82,41 @@ def bar_chart(title: str, groups: list[str], series: list[dict], chance: list[fl
         ax.set_title(title, fontsize=9)
         if ylabel:
             ax.set_ylabel(ylabel)
+        legend = None
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+            legend = ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        _fit_width(fig, plot_w, left=_ticklabel_width(fig, ax, "x", 0.5) + 0.3,
+                   right=_artist_width(fig, legend) + 0.15, bottom=0.3 if n_g > 4 else 0.15, top=0.88)
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
         plt.close(fig)
     return _inline(buf.getvalue())
+
+
+def _artist_width(fig, artist) -> float:
+    """An artist's laid-out width in inches (0 for None): text is measured, not guessed, so a
+    long run name widens the figure instead of running off its edge."""
+    if artist is None:
+        return 0.0
+    return artist.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
+
+
+def _ticklabel_width(fig, ax, axis: str, least: float) -> float:
+    """How far (inches) the tick labels of ``axis`` reach left of the axes, at least ``least``:
+    y labels stand there, and rotated x labels anchored at their right end lean there."""
+    renderer = fig.canvas.get_renderer()
+    left = ax.get_window_extent(renderer).x0
+    labels = ax.get_yticklabels() if axis == "y" else ax.get_xticklabels()
+    reach = [left - t.get_window_extent(renderer).x0 for t in labels if t.get_text()]
+    return max([least] + [r / fig.dpi for r in reach])
+
+
+def _fit_width(fig, plot_w: float, left: float, right: float, bottom: float, top: float) -> None:
+    """Size the figure to the axes' width plus measured margins: fixed fractions (the old
+    layout) clipped long legend entries; tight_layout costs as much as drawing the chart."""
+    w = left + plot_w + right
+    fig.set_size_inches(w, fig.get_size_inches()[1])
+    fig.subplots_adjust(left=left / w, right=(left + plot_w) / w, bottom=bottom, top=top)
 
 
 def dot_interval_chart(title: str, rows: list[dict]) -> str:
@@ -134,6 +168,8 @@ def dot_interval_chart(title: str, rows: list[dict]) -> str:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, frameon=False, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=3,
                       borderaxespad=0.2)
+        # run labels (up to 28 characters) may need more room than the default left margin
+        fig.subplots_adjust(left=max(0.24, (_ticklabel_width(fig, ax, "y", 0.0) + 0.1) / 7.0))
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
         plt.close(fig)

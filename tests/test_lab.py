@@ -6,6 +6,7 @@ tests/test_lab_smoke.py.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -212,6 +213,36 @@ def test_training_curves_read_logs_intervals_chance_and_ceiling(tmp_path):
     html = (tmp_path / "curves.html").read_text()
     assert "a&lt;b&gt;" in html and "<b>a<b></b>" not in html  # user text escaped
     assert html.count("<svg") == 4 + 2 and info["bytes"] == len(html.encode())  # 4 loss rows, 2 metric rows
+
+
+def test_curves_page_puts_the_relation_first_in_a_grid_on_one_step_axis(tmp_path):
+    """The headline relation accuracy heads the page (it was panel 12 of 18, ~9,000 px down),
+    then the other metrics with a chance level, then the loss terms; panels sit in a grid; and an
+    evaluation made once sits at its step on the training's step axis, a proportion on [0, 1]
+    (a single point at step 100 got an axis of its own, 96-104)."""
+    from relbench.reports.curves import build_curves
+
+    d = tmp_path / "arm"
+    d.mkdir()
+    logs = [{"step": s, "loss": 1.0 / s, "l_gen": 0.5 / s} for s in range(10, 201, 10)]
+    (d / "train_log.jsonl").write_text("".join(json.dumps(x) + "\n" for x in logs))
+    e = d / "eval" / "step-0000100"
+    e.mkdir(parents=True)
+    (e / "summary.json").write_text(json.dumps({
+        "metrics": {"spatial": {"specs": {"spatial_pair_acc": {"headline": True}}}},
+        "runs": {"graph_lora": {"metrics": {
+            "mse_mean": {"value": 300.0, "ci_low": 250.0, "ci_high": 350.0},
+            "spatial_pos_acc": {"value": 0.4, "ci_low": 0.3, "ci_high": 0.5, "chance": 0.28},
+            "spatial_pair_acc": {"value": 0.2, "ci_low": 0.1, "ci_high": 0.3, "chance": 0.08}}}}}))
+    build_curves([d], tmp_path / "curves.html")
+    html = (tmp_path / "curves.html").read_text()
+    assert re.findall(r'<figure class="panel" data-key="([^"]+)"', html) == [
+        "spatial_pair_acc", "spatial_pos_acc", "loss", "l_gen", "mse_mean"]
+    assert '<div class="grid">' in html
+    panel = re.search(r'<figure class="panel" data-key="spatial_pair_acc">.*?</figure>', html, re.S).group(0)
+    ticks = re.findall(r"<text [^>]*>([0-9.]+)</text>", panel)
+    assert {"0", "100", "200"} <= set(ticks) and not {"96", "104"} & set(ticks)
+    assert {"0.00", "1.00"} <= set(ticks)  # the whole range of a proportion
 
 
 def test_real_flux_protocol_example_validates():

@@ -79,12 +79,16 @@ def test_dom_shows_tables_charts_and_hostile_names_as_text(report):
     assert re.search(r"<td title=\"[^\"]*\">mse_mean</td>", summary) and re.search(r"<td title=\"[^\"]*\">mse_std</td>", summary)
     assert len(re.findall(r'<table class="predicate"', dom)) >= 1
     charts = re.findall(r'<svg[^>]*class="chart".*?</svg>', dom, re.S)
-    mse_chart = re.search(r'<h3 id="pred-mse_mean">mse_mean</h3>\s*<figure[^>]*>\s*(<svg.*?</svg>)', dom, re.S).group(1)
+    mse_chart = re.search(r'<h3 id="pred-mse_mean">mse_mean</h3>\s*<p class="definition small">mse_mean: mean over '
+                          r'cases[^<]*</p>\s*<figure[^>]*>\s*(<svg.*?</svg>)', dom, re.S).group(1)
     assert len(charts) > 1 and len(re.findall(r'<g id="patch_\d+"', mse_chart)) >= 4
     # the spatial judge found no object in flat colours: its bar charts draw no bar, only labels
     pos_chart = re.search(r'<h3 id="pred-spatial_pos_acc">.*?(<svg.*?</svg>)', dom, re.S).group(1)
     assert "not detected" in pos_chart
-    assert len(re.findall(r"<figure class=\"pair\"", dom)) == 12  # 3 predicates x 2 runs x 2 seeds
+    # no object found: a 0 about detection, not a failure of the relation; one case per predicate
+    # and run, marked "not detected"
+    assert len(re.findall(r'<figure class="pair undetected"', dom)) == 6 == len(re.findall(r'<figure class="pair', dom))
+    assert dom.count("no failures: 0 of 2 cases judged right, 2 not detected; one shown") == 6
 
 
 def test_dom_opens_with_the_answer_panel(report):
@@ -120,3 +124,72 @@ def test_screenshot(report):
         colours = im.convert("RGB").getcolors(maxcolors=1_000_000)
     # text, tables and coloured bars, not a blank page: many colours, none covering everything
     assert len(colours) > 200 and max(n for n, _ in colours) < 0.95 * 1280 * 1600
+
+
+# --- what a reader sees: nothing clipped, the answer first (Playwright drives the same chromium) ---
+
+#: every non-empty <text> of every chart whose box leaves its chart's box (px, 1 px tolerance)
+CLIPPED_JS = """() => {
+  const out = [];
+  document.querySelectorAll('svg.chart').forEach((svg, i) => {
+    const box = svg.getBoundingClientRect();
+    svg.querySelectorAll('text').forEach(t => {
+      const r = t.getBoundingClientRect();
+      if (t.textContent.trim() && (r.left < box.left - 1 || r.right > box.right + 1
+                                   || r.top < box.top - 1 || r.bottom > box.bottom + 1))
+        out.push([i, t.textContent]);
+    });
+  });
+  return out;
+}"""
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        # the page's own CSP forbids scripts; the test's measuring script is let through
+        yield b.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+        b.close()
+
+
+def test_no_chart_text_is_clipped(report, page):
+    """A run name of 41 characters (the hostile one) in a legend, rotated predicate labels,
+    titles: every chart text ends inside its chart (a fixed right margin cut legends short)."""
+    d, html = report
+    page.goto(html.as_uri())
+    assert page.evaluate("document.querySelectorAll('svg.chart').length") > 3
+    assert page.evaluate(CLIPPED_JS) == []
+    page.screenshot(path=str(d / "report-full.png"), full_page=True)
+
+
+def test_curves_page_in_the_browser(tmp_path, page):
+    """Two arms, 7 loss terms and 5 metrics: the relation accuracy is the first panel, on the
+    first screen; panels sit two or more to a row; no chart text is clipped."""
+    from relbench.reports.curves import build_curves
+
+    lab = tmp_path / "lab"
+    for arm in ("a_gen", "d_gen_rank_dropout_relation"):
+        d = lab / "arms" / arm
+        d.mkdir(parents=True)
+        logs = [{"step": s, "loss": 1.2 - s / 400, "l_gen": 1 - s / 400, "l_rank": 0.2, "rank_acc": 0.5,
+                 "graph_sep": 0.1, "l_clip": 0.3, "clip_acc": 0.6} for s in range(10, 201, 10)]
+        (d / "train_log.jsonl").write_text("".join(json.dumps(x) + "\n" for x in logs))
+        e = d / "eval" / "step-0000100"
+        e.mkdir(parents=True)
+        metrics = {k: {"value": 0.4, "ci_low": 0.3, "ci_high": 0.5, **({"chance": 0.28} if "acc" in k else {})}
+                   for k in ("spatial_pos_detected", "spatial_pos_acc", "spatial_pair_acc", "mse_mean", "mse_std")}
+        (e / "summary.json").write_text(json.dumps({"metrics": {"spatial": {"specs": {
+            "spatial_pair_acc": {"headline": True}}}}, "runs": {"graph_lora": {"metrics": metrics}}}))
+    build_curves([lab], tmp_path / "curves.html")
+    page.goto((tmp_path / "curves.html").as_uri())
+    panels = page.evaluate("""() => [...document.querySelectorAll('figure.panel')].map(f => {
+        const r = f.getBoundingClientRect(); return [f.dataset.key, r.top, r.left, r.width]; })""")
+    assert len(panels) == 12 and panels[0][0] == "spatial_pair_acc"
+    assert panels[0][1] + 300 < 900  # on the first screen
+    assert panels[1][1] == panels[0][1] and panels[1][2] > panels[0][2]  # side by side
+    assert page.evaluate(CLIPPED_JS) == []
+    page.screenshot(path=str(tmp_path / "curves.png"), full_page=True)
+    assert page.evaluate("document.body.scrollHeight") < 6 * 330  # 12 panels, two a row (18 rows of ~840 px before)

@@ -98,7 +98,7 @@ def shapes_run(tmp_path_factory):
 
 
 def figures(html: str) -> list[str]:
-    return re.findall(r'<figure class="pair".*?</figure>', html, re.S)
+    return re.findall(r'<figure class="pair[ "].*?</figure>', html, re.S)
 
 
 def test_run_writes_report(shapes_run):
@@ -143,24 +143,34 @@ def test_run_writes_report(shapes_run):
     assert "&#34;seeds&#34;: [" in html or "&quot;seeds&quot;: [" in html
 
 
-def test_report_gallery_worst_first_with_boxes(shapes_run):
+def test_report_gallery_shows_failures_with_boxes(shapes_run):
+    """Where a run has failures the gallery shows them, worst first and marked; where it has none
+    (the oracle) one case, marked as judged right: not three "worst" cases that are all right."""
     out, _ = shapes_run
     html = (out / "report.html").read_text()
     figs = figures(html)
-    # 9 predicates x 3 runs x min(3, 4 cases) figures, each with two embedded thumbnails
-    assert len(figs) == 81
     assert all(f.count('src="data:image/jpeg;base64,') == 2 for f in figs)
     rows = list(csv.DictReader((out / "samples.csv").read_text().splitlines()))
     assert all(json.loads(r["pos_boxes"]) for r in rows)  # the shapes detector finds every object
-    # for the random-placement run, the gallery shows failures before successes, per predicate
+    expected = 0
     for pred in sorted({r["predicate"] for r in rows}):
-        mine = [r for r in rows if r["run"] == "ignore" and r["predicate"] == pred]
-        wrong = sum(r["pair_correct"] == "0.0" for r in mine)
-        shown = re.search(rf"<h3 id=\"gallery-\d+\">{pred}</h3>.*?(<h4>ignore <.*?</div>\n)(?=<h4>|<h3|</section>)",
-                          html, re.S).group(1)
-        shown_correct = re.findall(r"<dt>pair_correct</dt><dd>([0-9.]+)</dd>", shown)
-        assert shown_correct == sorted(shown_correct)  # 0 (wrong) before 1 (right)
-        assert shown_correct.count("0") == min(wrong, 3)
+        for run in ("oracle", "ignore", "ignore-neutral"):
+            mine = [r for r in rows if r["run"] == run and r["predicate"] == pred]
+            wrong = sum(r["pair_correct"] == "0.0" for r in mine)
+            shown = re.search(rf"<h3 id=\"gallery-\d+\">{pred}</h3>.*?<h4>{run} <span class=\"muted small\">"
+                              rf"\(([^)]*)\)</span></h4>(.*?</div>\n)(?=<h4>|<h3|</section>)", html, re.S)
+            note, block = shown.groups()
+            verdicts = re.findall(r'<figure class="pair (\w+)"', block)
+            shown_correct = re.findall(r"<dt>pair_correct</dt><dd>([0-9.]+)</dd>", block)
+            if wrong:
+                assert note == f"{wrong} failure{'s' if wrong > 1 else ''} of {len(mine)} cases; {min(wrong, 3)} shown"
+                assert verdicts == ["failure"] * min(wrong, 3) and set(shown_correct) == {"0"}
+            else:
+                assert note == f"no failures: all {len(mine)} cases judged right; one shown"
+                assert verdicts == ["right"] and shown_correct == ["1"] and '<div class="badge right">judged right' in block
+            expected += min(wrong, 3) if wrong else 1
+    assert run == "ignore-neutral" and len(figs) == expected
+    assert "oracle" in html and "no failures: all 4 cases judged right" in html
 
 
 def test_report_is_offline_and_bounded(shapes_run):
@@ -248,8 +258,8 @@ def test_report_opens_with_the_headline_answer(shapes_run):
     answer = _section(html, "answer")
     assert re.findall(r'<table class="answer" data-key="([^"]+)"', answer) == ["spatial_pair_acc"]
     assert answer.count('class="chart"') == 1  # the dot-and-interval chart
-    rows = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td><td class=\"(\w*)\">([^<]+)<span class=\"ci\">([^<]*)</span>",
-                      answer)
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td><td class=\"(\w*)\"[^>]*>([^<]+)<span class=\"ci\">([^<]*)</span>",
+                      re.search(r'<table class="answer".*?</table>', answer, re.S).group(0))
     m = {name: summary["runs"][name]["metrics"]["spatial_pair_acc"] for name in ("oracle", "ignore", "reference")}
     assert [r[0] for r in rows] == ["oracle", "ignore", "ignore-neutral", "ceiling (reference)"]
     assert rows[0][2:] == ("above", "1", "[1, 1]") and rows[3][2] == "ceiling"
@@ -302,7 +312,7 @@ def test_not_detected_is_not_a_relation_failure(shapes_run, tmp_path):
     summary_table = _section(html, "summary")
     for k in ("spatial_pair_acc", "spatial_pos_acc"):
         row = re.search(rf'<td title="[^"]*">{k}</td>.*?</tr>', summary_table, re.S).group(0)
-        assert re.findall(r'<td class="(\w*)">', row)[2] == "undetected"  # ceiling, oracle, ignore
+        assert re.findall(r'<td class="(\w*)"[^>]*>', row)[2] == "undetected"  # ceiling, oracle, ignore
     # a real zero with detection is still red: the neutral run's copy is untouched
     assert "below" not in re.findall(r'<td class="(\w*)">', above)[1:2]
 
@@ -346,3 +356,185 @@ def test_one_triple_prints_undefined_interval_and_writes_the_report(cli, small_c
     assert (e["n"], e["n_triples"], e["ci_low"], e["ci_high"]) == (2, 1, None, None)
     html = (tmp_path / "out" / "report.html").read_text()
     assert "<span class=\"ci\">[–]</span>" in html
+
+
+# --- breakdown colours, verdicts, definitions ---------------------------------------------------
+
+LAYOUT_CHANCE = 0.265  # the spatial judge's random-placement chance of "left of" in the issue's run
+LEFT_OF = [2, 2, 1, 3, 1, 2, 2, 1, 2, 3, 1, 1]  # right seeds (of 3) per triple: 21/36 = 0.583
+AT_CHANCE = [1, 0, 1, 1, 0, 1, 2, 0, 1, 0, 1, 2]  # 10/36 = 0.28
+
+
+def _synthetic_run(label, counts_by_predicate):
+    """A run of 12 triples x 3 seeds per predicate, with summary entries from the real bootstrap."""
+    from pathlib import Path
+
+    from relbench.compare import Run
+    from relbench.results import AggregateSpec
+    from relbench.stats import cluster_bootstrap
+
+    rows = [{"run": label, "predicate": p, "negative_kind": "swap", "triple_id": f"{p}-{t}", "case_id": f"{p}-{t}-{s}",
+             "pair_correct": float(s < k), "pair_chance": LAYOUT_CHANCE}
+            for p, counts in counts_by_predicate.items() for t, k in enumerate(counts) for s in range(3)]
+
+    def entry(rs):
+        e = cluster_bootstrap([r["pair_correct"] for r in rs], [r["triple_id"] for r in rs], n_resamples=2000)
+        return {**e, "chance": LAYOUT_CHANCE}
+
+    summary = {"metrics": {"acc": entry(rows)},
+               "by_predicate": {p: {"acc": entry([r for r in rows if r["predicate"] == p])} for p in counts_by_predicate}}
+    specs = {"acc": AggregateSpec("spatial", "pair_correct", "mean", chance_column="pair_chance", headline=True)}
+    return Run(label, label, Path("."), summary, rows, specs), specs
+
+
+def test_predicate_cells_are_coloured_only_after_holm():
+    """Random placement showed green on "left of" (its interval clearing chance) because eight
+    predicates were each held to their own 95% interval. Alone, 0.583 over 12 triples against
+    chance 0.265 is above chance (binomial over triples, 7 of 12: p = 0.0197); among nine
+    predicates Holm multiplies its p, the second smallest, by 8 (0.158): not shown to differ, so
+    no colour. A predicate drawn every time stays green."""
+    from relbench.reports.build import breakdown_section
+
+    def flags(counts):
+        run, specs = _synthetic_run("r", counts)
+        sec = breakdown_section([run], None, ["acc"], "by_predicate", False, specs)[0]
+        return {row["group"]: row["cells"][0] for row in sec["rows"]}, run
+
+    alone, run = flags({"left of": LEFT_OF})
+    e = run.summary["by_predicate"]["left of"]["acc"]
+    assert e["ci_low"] > LAYOUT_CHANCE  # the interval alone clears chance
+    assert alone["left of"]["flag"] == "above"
+    assert alone["left of"]["test"] == ("binomial over 12 triples vs chance: p = 0.0197; "
+                                        "Holm-adjusted over 1: p = 0.0197")
+    many = {"left of": LEFT_OF, "drawn": [3] * 12,
+            **{f"p{i}": AT_CHANCE[i:] + AT_CHANCE[:i] for i in range(7)}}
+    cells, _ = flags(many)
+    assert cells["left of"]["flag"] == "at"
+    assert cells["left of"]["test"].endswith("Holm-adjusted over 9: p = 0.158")  # 8 x 0.0197: rank 2 of 9
+    assert cells["drawn"]["flag"] == "above"
+    assert all(cells[f"p{i}"]["flag"] == "at" for i in range(7))
+
+
+def test_holm_adjusts_in_step_down_order():
+    from relbench.stats import holm
+
+    # sorted 0.01, 0.02, 0.04 (m = 3): 0.03, max(0.03, 0.04), max(0.04, 0.04); None is outside the family
+    adj = holm([0.04, None, 0.01, 0.02])
+    assert adj[1] is None and adj[2] == pytest.approx(0.03) and adj[3] == pytest.approx(0.04)
+    assert adj[0] == pytest.approx(0.04)
+    assert holm([0.5, 0.9]) == [1.0, 1.0]
+
+
+def test_triple_chance_test_uses_triples_not_cases():
+    """Three seeds of a triple move together: the trials are the 12 triples, not 36 cases. A
+    run scoring 0 on all 18 triples of a 0.056 chance (random placement on pair accuracy, whose
+    bootstrap interval is [0, 0]) is no evidence against chance; too few triples (under
+    MIN_TRIPLES) is no test at all, as for the interval."""
+    from scipy.stats import binomtest
+
+    from relbench.stats import MIN_TRIPLES, triple_chance_test
+
+    vals = [float(s < k) for k in LEFT_OF for s in range(3)]
+    clusters = [t for t in range(12) for _ in range(3)]
+    t = triple_chance_test(vals, [LAYOUT_CHANCE] * 36, clusters)
+    assert (t["n_triples"], t["successes"]) == (12, 7)
+    assert t["p_value"] == pytest.approx(binomtest(7, 12, LAYOUT_CHANCE).pvalue)
+    zeros = triple_chance_test([0.0] * 36, [0.056] * 36, [t for t in range(18) for _ in range(2)])
+    assert zeros["p_value"] == pytest.approx(binomtest(0, 18, 0.056).pvalue) and zeros["p_value"] > 0.5
+    few = MIN_TRIPLES - 1
+    assert triple_chance_test(vals[:3 * few], [LAYOUT_CHANCE] * 3 * few, clusters[:3 * few]) is None
+
+
+def test_each_run_gets_a_verdict_from_its_interval():
+    from dataclasses import replace
+
+    from relbench.reports.build import verdicts
+
+    drawn, specs = _synthetic_run("drawn", {"on": [3] * 12})
+    inverted, _ = _synthetic_run("inverted", {"on": [0] * 12})
+    at_chance, _ = _synthetic_run("random", {"on": AT_CHANCE})
+    few, _ = _synthetic_run("few", {"on": [3, 0, 1, 2, 1]})  # 5 triples: no interval
+    blind, _ = _synthetic_run("blind", {"on": [0] * 12})
+    blind.summary["metrics"]["found"] = {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+    specs = {"acc": replace(specs["acc"], requires_detected=("found",))}
+    out = {v["label"]: v["parts"][0] for v in verdicts([drawn, inverted, at_chance, few, blind], specs, ["acc"])}
+    assert {k: v["word"] for k, v in out.items()} == {
+        "drawn": "draws the relation", "inverted": "inverted", "random": "at chance", "few": "undetermined",
+        "blind": "not detected"}
+    assert out["random"]["why"] == "0.278 [0.167, 0.417], chance 0.265"
+    assert out["few"]["why"] == "0.467, no interval: values on fewer than 10 triples"
+
+
+def test_report_reads_right(shapes_run):
+    """The verdict line per run heads the report; each headline accuracy is defined where it is
+    shown; "[–]" is captioned with the real threshold (MIN_TRIPLES = 10, not "two")."""
+    out, _ = shapes_run
+    html = (out / "report.html").read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    top = html[:html.index('<section id="answer">')]
+    lines = re.findall(r"<li><b>([^<]+)</b>: <span class=\"verdict ([a-z-]+)\">([^<]+)</span> by spatial_pair_acc", top)
+    ignore = summary["runs"]["ignore"]["metrics"]["spatial_pair_acc"]
+    assert lines[0] == ("oracle", "draws-the-relation", "draws the relation")
+    assert [l[0] for l in lines] == ["oracle", "ignore", "ignore-neutral"]
+    # random placement scores 0 on all 18 triples of a 0.056 chance: its bootstrap interval is
+    # [0, 0], "below" chance, but 0 of 18 has binomial p = 0.62: at chance, not inverted, and
+    # the answer table does not colour it red either
+    assert (ignore["value"], ignore["ci_low"], ignore["ci_high"], ignore["n_triples"]) == (0, 0, 0, 18)
+    assert lines[1][1:] == ("at-chance", "at chance")
+    assert re.search(r'<tr><td>ignore</td><td>[^<]*</td><td class="at" title="binomial over 18 triples vs chance: '
+                     r'p = 0.622">0<span', _section(html, "answer"))
+    answer = _section(html, "answer")
+    definition = summary["metrics"]["spatial"]["aggregates"]["spatial_pair_acc"]
+    assert f'<p class="definition small">spatial_pair_acc: {definition}.</p>' in answer
+    assert "fewer than two" not in html and '"[–]": interval undefined (values on fewer than 10 triples)' in html
+
+
+def test_lab_table_defines_its_columns():
+    from relbench.lab.table import table_markdown
+
+    md = table_markdown({"rows": [], "paired": [], "world_chance": None})
+    header = md.splitlines()[0]
+    for column in ("both objects found", "relation acc (uncond.)", "acc given detected", "pair acc"):
+        assert column in header and f"* {column}: `spatial_" in md
+
+
+def _cap_count(svg: str) -> int:
+    """Error-bar caps drawn: uses of the horizontal cap marker (capsize 1.5 pt)."""
+    caps = re.findall(r'<path id="(m[0-9a-f]+)" d="M 1\.5 0 \s*L -1\.5 -?0 \s*"', svg)
+    return sum(svg.count(f'xlink:href="#{m}"') for m in caps)
+
+
+def test_chart_draws_no_error_caps_where_the_interval_is_undefined():
+    """A bar whose interval is undefined (fewer than 10 triples) has no error bar: caps at its
+    top would read as an interval of width 0, i.e. certainty."""
+    svg = bar_chart("acc", ["a", "b", "c"], [
+        {"label": "run", "values": [0.5, 0.4, 0.3], "lo": [0.4, None, 0.2], "hi": [0.6, None, 0.4]}], chance=None)
+    assert _cap_count(svg) == 2 * 2  # a and c: a cap at each end
+
+
+def test_chart_is_as_wide_as_its_legend_needs():
+    """The legend stands right of the axes; the figure is widened by its measured width, so a
+    long run name ends inside the chart (a fixed right margin cut it to "d_gen_rank_dropout_relatio")."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib.textpath import TextPath
+
+    name = "d_gen_rank_dropout_relation_neutral"
+    series = [{"label": name, "values": [0.5, 0.4], "lo": [0.4, 0.3], "hi": [0.6, 0.5]}]
+    short = bar_chart("acc", ["a", "b"], [{**series[0], "label": "x"}], chance=[0.2, 0.2])
+    wide = bar_chart("acc", ["a", "b"], series, chance=[0.2, 0.2])
+
+    def width(svg):
+        return float(re.search(r'viewBox="0 0 ([0-9.]+) ', svg).group(1))
+
+    def legend_x(svg):  # the x of the legend's label text
+        legend = re.search(r'<g id="legend_1">.*', svg, re.S).group(0)
+        return float(re.search(rf'<text [^>]*\bx="([0-9.]+)"[^>]*>{name}</text>', legend).group(1))
+
+    def text_w(text):  # points, at the legend's 7 pt
+        return TextPath((0, 0), text, size=7).get_extents().width
+
+    assert legend_x(wide) + text_w(name) <= width(wide)
+    # the short chart's widest entry is "chance": the long one is wider by the difference, not more
+    assert width(wide) - width(short) == pytest.approx(text_w(name) - text_w("chance"), abs=3)

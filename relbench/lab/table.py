@@ -67,6 +67,20 @@ def _fmt(cell: dict | None) -> str:
     return s
 
 
+#: what each column of the table is, printed under it (a reader of table.md has no summary.json)
+COLUMN_DEFINITIONS = (
+    "Each cell: value [95% interval over triples] (chance, two-sided binomial p against it; a convention that takes "
+    "cases as independent).",
+    "* both objects found: `spatial_pos_detected`, the share of g+ images in which the detector found every object.",
+    "* relation acc (uncond.): `spatial_pos_acc`, the share of g+ images with every object found and the g+ relation "
+    "holding, over all images (a missed object counts as wrong; VISOR_uncond).",
+    "* acc given detected: `spatial_pos_acc_given_detected`, the same over the images with every object found "
+    "(VISOR_cond).",
+    "* pair acc: `spatial_pair_acc`, the share of cases where img_pos shows g+ and img_neg shows g- (both found and "
+    "both right): the judge's headline number, the only one that needs the two graphs told apart.",
+)
+
+
 def table_markdown(t: dict) -> str:
     lines = ["| run | mode | both objects found | relation acc (uncond.) | acc given detected | pair acc |",
              "|---|---|---|---|---|---|"]
@@ -74,6 +88,7 @@ def table_markdown(t: dict) -> str:
         lines.append(f"| {r['run']} | {r.get('prompt_mode') or '—'} | {_fmt(r.get('spatial_pos_detected'))} | "
                      f"{_fmt(r.get('spatial_pos_acc'))} | {_fmt(r.get('spatial_pos_acc_given_detected'))} | "
                      f"{_fmt(r.get('spatial_pair_acc'))} |")
+    lines += ["", *COLUMN_DEFINITIONS]
     if t.get("world_chance") is not None:
         lines += ["", f"Chance of relation accuracy: {t['world_chance']:.3f}, the world's own (a generator that draws its "
                       "layouts but ignores the relation), not the detector's random-placement model."]
