@@ -17,13 +17,17 @@ vqascore (VQAScore, Lin et al. 2024; GenEval 2's wording)
 twoway (forced choice between the two relation texts)
     Q(a, b) = 'Which caption matches the image? A: {a} B: {b} Answer with A or B.', asked
     with (a, b) = (p+, p-) and (p-, p+). Per order P(right) = P(letter of the image's own text)
-    / (P(A) + P(B)) (normalised: a forced choice), averaged over the two orders so a
-    preference for one letter cancels:
-        vlm2_pos_p, vlm2_neg_p    P(right) of img_pos / img_neg (chance 0.5)
-        vlm2_pos_acc, vlm2_neg_acc  1 if P(right) > 0.5, 0.5 if equal, else 0
+    / (P(A) + P(B)) (normalised: a forced choice):
+        vlm2_pos_p, vlm2_neg_p    P(right) of img_pos / img_neg averaged over the orders (chance 0.5)
+        vlm2_pos_acc, vlm2_neg_acc  1 if P(right) > 0.5 in both orders, 0 if < 0.5 in both,
+                                 0.5 when the orders disagree (a letter preference, not a verdict)
         vlm2_acc                 mean of the available images' acc (chance 0.5)
         vlm2_bias                mean over the case's images and orders of P(A)/(P(A)+P(B)) - 0.5:
                                  the judge's measured position bias (0 = none, > 0 prefers "A")
+        vlm2_consistency         share of the case's images whose two orders agree
+        vlm2_mass                mean P(A) + P(B) (unnormalised): how much the judge answers with a
+                                 letter at all
+    A run whose mean |vlm2_bias| > 0.25 or vlm2_mass < 0.5 is flagged (twoway_flags).
 atoms (Soft-TIFA, GenEval 2): for each image against its own graph (img_pos: g+, img_neg: g-),
     with Q'(q) = '{q} Answer in one word.' and soft score = P_yes:
         presence of every object ("Is there a dog in the image?") and each relation
@@ -65,7 +69,8 @@ VQA_COLUMNS = tuple(c.replace("clip_", "vlm_") for c in (
     "clip_pos_correct", "clip_pos_wrong", "clip_neg_correct", "clip_neg_wrong", "clip_pos_margin",
     "clip_neg_margin", "clip_pos_acc", "clip_neg_acc", "clip_acc", "clip_both_acc",
 ))
-TWOWAY_COLUMNS = ("vlm2_pos_p", "vlm2_neg_p", "vlm2_pos_acc", "vlm2_neg_acc", "vlm2_acc", "vlm2_bias")
+TWOWAY_COLUMNS = ("vlm2_pos_p", "vlm2_neg_p", "vlm2_pos_acc", "vlm2_neg_acc", "vlm2_acc", "vlm2_bias",
+                  "vlm2_consistency", "vlm2_mass")
 ATOM_COLUMNS = tuple(
     f"vlm_atoms_{side}_{k}" for side in ("pos", "neg") for k in ("subject", "object", "relation", "am", "gm")
 ) + ("vlm_atoms_am", "vlm_atoms_gm", "vlm_atoms_present", "vlm_atoms_rel_given_present",
@@ -110,33 +115,66 @@ def _vote(p: float) -> float:
     return 1.0 if p > 0.5 else 0.5 if p == 0.5 else 0.0
 
 
-def twoway_image(own_first: tuple[float, float], own_second: tuple[float, float]) -> tuple[float, float]:
-    """(P(right), P(A) - 0.5) of one image from (P(A), P(B)) of both orders.
+def _share(x: float, y: float) -> float:
+    return x / (x + y) if x + y > 0 else 0.5
 
-    own_first: the image's own text was option A; own_second: it was option B.
+
+def twoway_image(own_first: tuple[float, float], own_second: tuple[float, float]) -> dict[str, float]:
+    """One image's two-way reading from (P(A), P(B)) of both orders.
+
+    own_first: the image's own text was option A; own_second: it was option B. The vote is 1
+    only when the image's own text wins in both orders, 0 when it loses in both and 0.5
+    (undecided) when the orders disagree: a judge that answers the same letter whatever the
+    order has P(right) near 0.5 in the mean, but each order alone is decisive, so voting on the
+    mean would turn pure position bias into confident-looking 0s and 1s.
     """
     (a1, b1), (a2, b2) = own_first, own_second
-    r1 = a1 / (a1 + b1) if a1 + b1 > 0 else 0.5
-    r2 = b2 / (a2 + b2) if a2 + b2 > 0 else 0.5
-    pa1 = a1 / (a1 + b1) if a1 + b1 > 0 else 0.5
-    pa2 = a2 / (a2 + b2) if a2 + b2 > 0 else 0.5
-    return (r1 + r2) / 2.0, (pa1 + pa2) / 2.0 - 0.5
+    r1, r2 = _share(a1, b1), _share(b2, a2)
+    vote = 1.0 if r1 > 0.5 and r2 > 0.5 else 0.0 if r1 < 0.5 and r2 < 0.5 else 0.5
+    return {"p": (r1 + r2) / 2.0, "bias": (_share(a1, b1) + _share(a2, b2)) / 2.0 - 0.5, "vote": vote,
+            "consistent": float(vote != 0.5), "mass": (a1 + b1 + a2 + b2) / 2.0}
 
 
-def twoway_columns(pos: tuple[float, float] | None, neg: tuple[float, float] | None) -> dict[str, Optional[float]]:
-    """From (P(right), bias) of img_pos and img_neg (either may be None)."""
+def twoway_columns(pos: dict | None, neg: dict | None) -> dict[str, Optional[float]]:
+    """From twoway_image of img_pos and img_neg (either may be None)."""
     row = dict.fromkeys(TWOWAY_COLUMNS)
-    votes, biases = [], []
+    seen = [v for v in (pos, neg) if v is not None]
     for side, v in (("pos", pos), ("neg", neg)):
-        if v is None:
-            continue
-        row[f"vlm2_{side}_p"], row[f"vlm2_{side}_acc"] = v[0], _vote(v[0])
-        votes.append(_vote(v[0]))
-        biases.append(v[1])
-    if votes:
-        row["vlm2_acc"] = sum(votes) / len(votes)
-        row["vlm2_bias"] = sum(biases) / len(biases)
+        if v is not None:
+            row[f"vlm2_{side}_p"], row[f"vlm2_{side}_acc"] = v["p"], v["vote"]
+    if seen:
+        mean = lambda k: sum(v[k] for v in seen) / len(seen)  # noqa: E731
+        row["vlm2_acc"], row["vlm2_bias"] = mean("vote"), mean("bias")
+        row["vlm2_consistency"], row["vlm2_mass"] = mean("consistent"), mean("mass")
     return row
+
+
+#: a two-way reading is flagged when the judge's mean position bias exceeds this (|P(A) share - 0.5|)
+BIAS_LIMIT = 0.25
+#: ... or when it puts less than this much probability on the two letters at all
+MASS_LIMIT = 0.5
+
+
+def twoway_flags(run: str, rows: Sequence[dict]) -> list[str]:
+    """Warnings on one run's two-way columns: a judge that mostly picks one letter, or that
+    mostly answers something other than a letter, gives votes that measure little."""
+    def mean(col):
+        vals = [r[col] for r in rows if r.get(col) is not None and r[col] == r[col]]
+        return sum(vals) / len(vals) if vals else None
+
+    bias, mass, agree = mean("vlm2_bias"), mean("vlm2_mass"), mean("vlm2_consistency")
+    if bias is None:
+        return []
+    why = []
+    if abs(bias) > BIAS_LIMIT:
+        why.append(f"position bias {bias:+.3f} (|bias| > {BIAS_LIMIT}: it prefers "
+                   f"{'A' if bias > 0 else 'B'} whatever the order)")
+    if mass < MASS_LIMIT:
+        why.append(f"P(A) + P(B) = {mass:.3f} on average (< {MASS_LIMIT}: it mostly answers something else)")
+    if not why:
+        return []
+    return [f"run {run}: two-way judge unreliable: {'; '.join(why)}; only {agree:.0%} of images get the same "
+            f"answer in both orders, the rest vote 0.5, so vlm2_* mostly measure the judge, not the images"]
 
 
 def soft_tifa(scores: Sequence[float]) -> tuple[float, float]:
@@ -293,11 +331,18 @@ class VlmJudge(Metric):
         if "twoway" in self.args.modes:
             aggs += [
                 Aggregate("vlm2_acc", "vlm2_acc", chance=0.5, headline=True,
-                          description="two-way question, both orders: share of images whose own text wins (ties 0.5)"),
+                          description="two-way question, both orders: share of images whose own text wins in both "
+                                      "(orders disagreeing 0.5)"),
                 Aggregate("vlm2_pos_p", "vlm2_pos_p", chance=0.5, description="img_pos: mean P(right) over both orders"),
                 Aggregate("vlm2_neg_p", "vlm2_neg_p", chance=0.5, description="img_neg: mean P(right) over both orders"),
-                Aggregate("vlm2_pos_acc", "vlm2_pos_acc", chance=0.5, description="img_pos: P(right) > 0.5"),
-                Aggregate("vlm2_neg_acc", "vlm2_neg_acc", chance=0.5, description="img_neg: P(right) > 0.5"),
+                Aggregate("vlm2_pos_acc", "vlm2_pos_acc", chance=0.5,
+                          description="img_pos: right in both orders (orders disagreeing 0.5)"),
+                Aggregate("vlm2_neg_acc", "vlm2_neg_acc", chance=0.5,
+                          description="img_neg: right in both orders (orders disagreeing 0.5)"),
+                Aggregate("vlm2_consistency", "vlm2_consistency", higher_is_better=None,
+                          description="share of images whose two orders agree (right in both or wrong in both)"),
+                Aggregate("vlm2_mass", "vlm2_mass", higher_is_better=None,
+                          description="mean P(A) + P(B): how much the judge answers with a letter at all"),
                 Aggregate("vlm2_position_bias", "vlm2_bias", higher_is_better=None,
                           description="mean P(A)/(P(A)+P(B)) - 0.5 over both orders: the judge's preference for "
                                       "the first option (cancelled in vlm2_acc by asking both orders)"),
@@ -318,6 +363,9 @@ class VlmJudge(Metric):
                 Aggregate("vlm_atoms_neg_relation", "vlm_atoms_neg_relation", description="img_neg: relation P(yes) for g-"),
             ]
         return aggs
+
+    def run_flags(self, run: str, rows: list[dict]) -> list[str]:
+        return twoway_flags(run, rows) if "twoway" in self.args.modes else []
 
     def _phrase(self, predicate: str) -> str:
         try:

@@ -13,7 +13,7 @@ from relbench.generator import Context
 from relbench.metric import Sample
 from relbench.metrics.vlm_judge import (
     ATOM_COLUMNS, LETTERS, TWOWAY_COLUMNS, VQA_COLUMNS, YES, VlmJudge, atom_questions, atoms_columns,
-    soft_tifa, twoway_columns, twoway_image, vqascore_columns,
+    soft_tifa, twoway_columns, twoway_flags, twoway_image, vqascore_columns,
 )
 from relbench.predicates import load_vocabulary
 from relbench.testing.vlm import FAMILIES, geneval2_probabilities, make_tiny_vlm
@@ -42,16 +42,42 @@ def test_vqascore_columns_by_hand():
 
 def test_twoway_by_hand():
     # own text as A: P(A)=0.6, P(B)=0.2 -> right 0.75; own text as B: P(A)=0.5, P(B)=0.3 -> right 0.375
-    p, bias = twoway_image((0.6, 0.2), (0.5, 0.3))
-    assert p == pytest.approx((0.75 + 0.375) / 2)
-    assert bias == pytest.approx((0.75 + 0.625) / 2 - 0.5)  # P(A) normalised: 0.75 and 0.625
+    v = twoway_image((0.6, 0.2), (0.5, 0.3))
+    assert v["p"] == pytest.approx((0.75 + 0.375) / 2)
+    assert v["bias"] == pytest.approx((0.75 + 0.625) / 2 - 0.5)  # P(A) normalised: 0.75 and 0.625
+    assert v["mass"] == pytest.approx((0.8 + 0.8) / 2)
+    assert (v["vote"], v["consistent"]) == (0.5, 0.0)  # right as A, wrong as B: the orders disagree
     # a judge that always answers "A" is exactly at chance once both orders are asked
-    p, bias = twoway_image((0.9, 0.1), (0.9, 0.1))
-    assert p == pytest.approx(0.5) and bias == pytest.approx(0.4)
-    row = twoway_columns((0.8, 0.1), (0.5, -0.1))
-    assert (row["vlm2_pos_acc"], row["vlm2_neg_acc"], row["vlm2_acc"]) == (1.0, 0.5, 0.75)
-    assert row["vlm2_bias"] == pytest.approx(0.0)
-    assert twoway_columns((0.3, 0.0), None)["vlm2_neg_p"] is None
+    v = twoway_image((0.9, 0.1), (0.9, 0.1))
+    assert v["p"] == pytest.approx(0.5) and v["bias"] == pytest.approx(0.4) and v["vote"] == 0.5
+    right, wrong = twoway_image((0.7, 0.1), (0.2, 0.6)), twoway_image((0.1, 0.7), (0.6, 0.2))
+    assert (right["vote"], right["consistent"], wrong["vote"], wrong["consistent"]) == (1.0, 1.0, 0.0, 1.0)
+    row = twoway_columns(right, v)
+    assert (row["vlm2_pos_acc"], row["vlm2_neg_acc"], row["vlm2_acc"], row["vlm2_consistency"]) == (1.0, 0.5, 0.75, 0.5)
+    assert row["vlm2_bias"] == pytest.approx(((0.875 + 0.25) / 2 - 0.5 + 0.4) / 2)
+    assert row["vlm2_mass"] == pytest.approx((0.8 + 1.0) / 2)
+    assert twoway_columns(wrong, None)["vlm2_neg_p"] is None
+
+
+def test_twoway_position_bias_is_not_a_vote():
+    """A judge answering "A" in both orders, a hair more when A is right: the mean P(right) is
+    0.5008, which used to vote 1 (and 0 a hair the other way), i.e. confident-looking votes made of
+    position bias. Right in one order only is undecided."""
+    v = twoway_image((0.0302, 0.0010), (0.0301, 0.0011))
+    assert v["p"] > 0.5 and v["vote"] == 0.5 and v["consistent"] == 0.0
+    assert v["mass"] == pytest.approx(0.0312)
+    rows = [twoway_columns(v, twoway_image((0.0300, 0.0012), (0.0302, 0.0010))) for _ in range(16)]
+    assert all(r["vlm2_acc"] == 0.5 and r["vlm2_pos_acc"] == 0.5 and r["vlm2_neg_acc"] == 0.5 for r in rows)
+    (flag,) = twoway_flags("held_out", rows)
+    assert flag.startswith("run held_out: two-way judge unreliable: position bias +0.46")
+    assert "P(A) + P(B) = 0.031" in flag and "0% of images get the same answer in both orders" in flag
+    # a judge that reads the image and answers with a letter: no flag
+    good = [twoway_columns(twoway_image((0.7, 0.2), (0.3, 0.6)), twoway_image((0.2, 0.7), (0.6, 0.3)))] * 4
+    assert twoway_flags("ok", good) == []
+    # mass alone, bias alone
+    unsure = [twoway_columns(twoway_image((0.2, 0.05), (0.05, 0.2)), None)]
+    assert "P(A) + P(B) = 0.250" in twoway_flags("u", unsure)[0] and "bias" not in twoway_flags("u", unsure)[0]
+    assert twoway_flags("none", [dict.fromkeys(TWOWAY_COLUMNS)]) == []
 
 
 def test_soft_tifa_by_hand():
