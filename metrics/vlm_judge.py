@@ -62,6 +62,13 @@ YES = ("Yes", "yes", " Yes", " yes")
 NO = ("No", "no", " No", " no")
 LETTERS = (("A", " A"), ("B", " B"))
 VQA_TEMPLATE = 'Does this image show "{prompt}"? Answer the question with Yes or No.'
+#: VQAScore as each published code base asks it: (question, spellings of "yes" whose first-token
+#: probabilities are summed). GenEval 2's evaluation.py: its question, the four spellings.
+#: t2v_metrics' Qwen-VL scorers: their question, and P("Yes") alone.
+TEMPLATES = {
+    "geneval2": (VQA_TEMPLATE, YES),
+    "t2v_metrics": ('Does this figure show "{prompt}"? Please answer Yes or No.', ("Yes",)),
+}
 TWOWAY_TEMPLATE = "Which caption matches the image? A: {a} B: {b} Answer with A or B."
 ATOM_TEMPLATE = "{question} Answer in one word."
 
@@ -222,7 +229,14 @@ def atom_questions(graph: Graph, phrase) -> tuple[list[str], list[str], list[str
 class VlmJudgeArgs(MetricArgs):
     model: str = Field(..., description="local model directory, or a repo id already in the Hugging Face cache")
     modes: list[Literal["vqascore", "twoway", "atoms"]] = Field(default_factory=lambda: list(MODES))
-    vqa_template: str = Field(VQA_TEMPLATE, description="VQAScore question; {prompt} is the relation text")
+    template: Literal["geneval2", "t2v_metrics"] = Field(
+        "geneval2", description="VQAScore protocol: geneval2 (its question, P of Yes/yes/ Yes/ yes) or t2v_metrics "
+                                "(its question 'Does this figure show ...? Please answer Yes or No.', P(Yes) only)")
+    vqa_template: Optional[str] = Field(None, description="VQAScore question overriding the template's; {prompt} "
+                                                          "is the relation text")
+    repetition_penalty: Literal["from_config", "none"] = Field(
+        "from_config", description="from_config: apply generation_config.json's repetition_penalty to the answer "
+                                   "logits as generate() does (GenEval 2's numbers); none: the raw softmax")
     twoway_template: str = Field(TWOWAY_TEMPLATE, description="forced choice; {a} and {b} are the two texts")
     atom_template: str = Field(ATOM_TEMPLATE, description="Soft-TIFA atom question; {question} is the atom")
     device: Optional[str] = None
@@ -240,7 +254,7 @@ class VlmJudgeArgs(MetricArgs):
     @field_validator("vqa_template")
     @classmethod
     def _vqa(cls, v):
-        if "{prompt}" not in v:
+        if v is not None and "{prompt}" not in v:
             raise ValueError("vqa_template must contain {prompt}")
         return v
 
@@ -272,8 +286,25 @@ class VlmJudge(Metric):
         from relbench.models import vlm as _vlm
 
         self._path = _vlm.resolve(args.model)  # a missing model fails here, before any image is drawn
+        self._config_penalty = _vlm.config_repetition_penalty(self._path)
         self._identity = None
+        self._provenance = None
         self._vlm = None
+
+    @property
+    def penalty(self) -> float:
+        """The repetition penalty applied to the answer logits (1.0 = none)."""
+        return self._config_penalty if self.args.repetition_penalty == "from_config" else 1.0
+
+    @property
+    def vqa(self) -> tuple[str, tuple[str, ...]]:
+        """(VQAScore question, yes spellings) of the chosen template."""
+        question, yes = TEMPLATES[self.args.template]
+        return self.args.vqa_template or question, yes
+
+    def _device_dtype(self) -> tuple[str, str]:
+        device = str(self.args.device or self.ctx.device or "cpu")
+        return device, self.args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
 
     @property
     def vlm(self):
@@ -281,13 +312,11 @@ class VlmJudge(Metric):
             import torch
 
             from relbench.models import vlm as _vlm
-
-            device = self.args.device or self.ctx.device or "cpu"
-            dtype = getattr(torch, self.args.dtype) if self.args.dtype else None
             from relbench.progress import library_bars
 
+            device, dtype = self._device_dtype()
             with library_bars(self.ctx.progress, ("transformers",)):
-                self._vlm = _vlm.VLM(self._path, device, dtype, self.args.batch_size)
+                self._vlm = _vlm.VLM(self._path, device, getattr(torch, dtype), self.args.batch_size, self.penalty)
         return self._vlm
 
     def weights_identity(self) -> dict:
@@ -296,10 +325,56 @@ class VlmJudge(Metric):
         if self._identity is None:
             from relbench.models import vlm as _vlm
 
-            device = self.args.device or self.ctx.device or "cpu"
-            dtype = self.args.dtype or ("bfloat16" if str(device).startswith("cuda") else "float32")
-            self._identity = {"files": _vlm.identity(self._path), "dtype": dtype}
+            self._identity = {"files": _vlm.identity(self._path), "dtype": self._device_dtype()[1]}
         return self._identity
+
+    def _answer_groups(self) -> dict[str, tuple[str, ...]]:
+        groups = {"yes": self.vqa[1] if self.args.modes == ["vqascore"] else tuple(dict.fromkeys(
+            self.vqa[1] + YES)), "A": LETTERS[0], "B": LETTERS[1]}
+        if "atoms" in self.args.modes:  # a suite's count questions are read through these
+            groups.update({w: answer_spellings(w) for w in _NUMBERS})
+        return groups
+
+    def provenance(self) -> dict:
+        """What the numbers were read from: the judge's files and their sha256, dtype, device,
+        penalty, template and, for every answer spelling, the first token whose probability
+        counts (a spelling the tokenizer splits is read through its first piece only)."""
+        if self._provenance is None:
+            from relbench.models import vlm as _vlm
+
+            device, dtype = self._device_dtype()
+            table = _vlm.first_token_table(self._path, [s for g in self._answer_groups().values() for s in g])
+            self._provenance = {
+                "judge": str(self._path), "weights_sha256": self.weights_identity()["files"],
+                "dtype": dtype, "device": device, "template": self.args.template,
+                "vqa_question": self.vqa[0], "yes_spellings": list(self.vqa[1]),
+                "repetition_penalty": {"mode": self.args.repetition_penalty, "in_generation_config": self._config_penalty,
+                                       "applied": self.penalty},
+                "first_tokens": table,
+            }
+        return self._provenance
+
+    @property
+    def flags(self) -> list[str]:
+        out = []
+        cfg = self._config_penalty
+        if cfg != 1.0 and self.args.repetition_penalty == "none":
+            out.append(f"repetition_penalty: none, but the judge's generation_config.json sets {cfg:g}, which "
+                       f"generate() (GenEval 2's evaluation.py) applies: these are not GenEval 2's numbers for this "
+                       f"judge (repetition_penalty: from_config reproduces them)")
+        elif cfg != 1.0:
+            out.append(f"repetition_penalty {cfg:g} from the judge's generation_config.json applied to the answer "
+                       f"logits, as generate() does (GenEval 2's protocol): P(answer) is not the raw softmax")
+        table = self.provenance()["first_tokens"]
+        split = [s for s, t in table.items() if t["tokens"] > 1]
+        blank = [s for s, t in table.items() if t["tokens"] and not t["first"].strip()]
+        if split:
+            read = ", ".join(f"{s!r} as {table[s]['first']!r}" for s in split)
+            out.append(f"answer spellings the tokenizer splits, each read through its first token only: {read}")
+        if blank:
+            out.append(f"answer spellings whose first token is whitespace only (it carries no answer): "
+                       f"{', '.join(repr(s) for s in blank)}")
+        return out
 
     def columns(self) -> list[str]:
         cols: list[str] = []
@@ -386,6 +461,8 @@ class VlmJudge(Metric):
                 answers.append(spellings)
             return answers.index(spellings)
         plan: list[dict] = []  # per sample: side -> {what: question indices}
+        vqa_question, vqa_yes = self.vqa
+        vqa_group = group(vqa_yes)
 
         def image_index(key, loader):
             if key not in keys:
@@ -413,8 +490,8 @@ class VlmJudge(Metric):
                 img = image_index(key, load)
                 q: dict = {}
                 if "vqascore" in a.modes:
-                    q["own"] = ask(img, a.vqa_template.format(prompt=own))
-                    q["other"] = ask(img, a.vqa_template.format(prompt=other))
+                    q["own"] = ask(img, vqa_question.format(prompt=own))
+                    q["other"] = ask(img, vqa_question.format(prompt=other))
                 if "twoway" in a.modes:
                     q["first"] = ask(img, a.twoway_template.format(a=own, b=other))
                     q["second"] = ask(img, a.twoway_template.format(a=other, b=own))
@@ -431,6 +508,7 @@ class VlmJudge(Metric):
 
         probs = self.vlm.probabilities(images, questions, answers) if questions else []
         yes = lambda i: probs[i][0]  # noqa: E731
+        vqa_p = lambda i: probs[i][vqa_group]  # noqa: E731
         ab = lambda i: (probs[i][1], probs[i][2])  # noqa: E731
         rows = []
         for entry in plan:
@@ -440,8 +518,8 @@ class VlmJudge(Metric):
                 rows.append(row)
                 continue
             if "vqascore" in a.modes:
-                row.update(vqascore_columns(yes(pos["own"]), yes(pos["other"]),
-                                            yes(neg["own"]) if neg else None, yes(neg["other"]) if neg else None))
+                row.update(vqascore_columns(vqa_p(pos["own"]), vqa_p(pos["other"]),
+                                            vqa_p(neg["own"]) if neg else None, vqa_p(neg["other"]) if neg else None))
             if "twoway" in a.modes:
                 two = lambda q: twoway_image(ab(q["first"]), ab(q["second"]))  # noqa: E731
                 row.update(twoway_columns(two(pos), two(neg) if neg else None))
