@@ -90,8 +90,10 @@ def answer_spellings(answer: str) -> tuple[str, ...]:
 
     yes / no: GenEval 2's four ("Yes", "yes", " Yes", " yes"). A count (a number word or digit,
     0-10): the word in lower and capitalised case, each with and without a leading space, and the
-    digit with and without one. Anything else: the answer in lower and capitalised case, with and
-    without a leading space. (First-token ids are deduplicated by the judge.)
+    digit with and without one: the six of GenEval 2's evaluation.py for "How many" questions
+    (except zero, where it reads the string "other"). Anything else: the answer in lower and
+    capitalised case, with and without a leading space. Each spelling's first token counts once,
+    so a token two spellings begin with counts twice, as there.
     """
     a = answer.strip()
     low = a.lower()

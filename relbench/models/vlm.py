@@ -176,13 +176,10 @@ class VLM:
         return torch.cat(parts, dim=-1)
 
     def first_token_ids(self, spellings: Sequence[str]) -> list[int]:
-        """Distinct first-token ids of the spellings (GenEval 2: "Yes", "yes", " Yes", " yes")."""
-        ids: dict[int, None] = {}
-        for s in spellings:
-            toks = self.tokenizer.encode(s, add_special_tokens=False)
-            if toks:
-                ids.setdefault(toks[0])
-        return list(ids)
+        """The first-token id of each spelling (GenEval 2: "Yes", "yes", " Yes", " yes"), one per
+        spelling: as in GenEval 2's evaluation.py, two spellings that begin with the same token
+        count its probability twice (the first-token table in the run's provenance shows them)."""
+        return [toks[0] for toks in (self.tokenizer.encode(s, add_special_tokens=False) for s in spellings) if toks]
 
     # -- inputs -------------------------------------------------------------------------------
     def messages(self, image, text: str) -> list[dict]:
@@ -259,7 +256,7 @@ class VLM:
         answers: Sequence[Sequence[str]],
     ) -> list[list[float]]:
         """P(answer group) for each question: the softmax at the last prompt position summed over
-        the first-token ids of each group's spellings (one forward pass per question, batched)."""
+        the first-token id of each of the group's spellings (one forward pass per question, batched)."""
         import torch
         from PIL import Image
 
