@@ -322,3 +322,98 @@ def test_suite_questions_scored_as_geneval2(tmp_path):
     plain = VlmJudge(VlmJudge.Args(model=path, modes=["atoms"]), CTX).score([sample(0, "img0", "img1")])[0]
     assert plain["vlm_atoms_suite_am"] is None
     assert plain["vlm_atoms_am"] == pytest.approx(row["vlm_atoms_am"], abs=1e-6)  # relbench's atoms unchanged
+
+
+# --- protocol: penalty, template, dtype, provenance -----------------------------------------------
+
+
+def _vqa_pos_correct(path, **args):
+    m = VlmJudge(VlmJudge.Args(model=path, modes=["vqascore"], **args), CTX)
+    return m, m.score([sample(0, "img0", "img1")])[0]["vlm_pos_correct"]
+
+
+def test_repetition_penalty_reproduces_generate(tmp_path):
+    """Qwen2.5-VL-Instruct's generation_config sets repetition_penalty 1.05, which GenEval 2's
+    generate() applies: from_config reproduces those numbers, none the raw softmax, and each says so."""
+    path = make_tiny_vlm("qwen2_5_vl", tmp_path / "q25")
+    q = 'Does this image show "a dog riding a horse"? Answer the question with Yes or No.'
+    theirs = reference_probs(path, "img0", q, [YES])[0]
+    m, ours = _vqa_pos_correct(path)
+    assert m.penalty == 1.05 and ours == pytest.approx(theirs, abs=1e-6)
+    off, raw = _vqa_pos_correct(path, repetition_penalty="none")
+    # the penalty matters (20x the tolerance above) on a judge whose answer depends on the input
+    assert abs(raw - theirs) > 2e-5 and abs(raw - theirs) > 0.01 * theirs
+    assert m.provenance()["repetition_penalty"] == {"mode": "from_config", "in_generation_config": 1.05, "applied": 1.05}
+    assert any("repetition_penalty 1.05 from the judge's generation_config.json applied" in f for f in m.flags)
+    assert any("not GenEval 2's numbers" in f for f in off.flags)
+    # a judge without a penalty: nothing to flag
+    plain = make_tiny_vlm("qwen3_vl", tmp_path / "q3")
+    assert not any("repetition_penalty" in f for f in VlmJudge(VlmJudge.Args(model=plain), CTX).flags)
+
+
+def test_apply_repetition_penalty_by_hand():
+    import torch
+
+    from relbench.models.vlm import apply_repetition_penalty
+
+    logits = torch.tensor([[2.0, -1.0, 0.5, 3.0], [2.0, -1.0, 0.5, 3.0]])
+    ids = torch.tensor([[0, 0, 1], [3, 3, 0]])  # row 1: the leading 3 is padding
+    mask = torch.tensor([[1, 1, 1], [0, 1, 1]])
+    out = apply_repetition_penalty(logits, ids, mask, 2.0)
+    assert out.tolist() == [[1.0, -2.0, 0.5, 3.0], [1.0, -1.0, 0.5, 1.5]]
+
+
+def test_bad_generation_config_is_one_line(tmp_path):
+    path = make_tiny_vlm("idefics3", tmp_path / "i")
+    (Path(path) / "generation_config.json").write_text('{"repetition_penalty": "high"}')
+    with pytest.raises(UserError) as err:
+        VlmJudge(VlmJudge.Args(model=path), CTX)
+    assert "generation_config.json: repetition_penalty 'high' is not a positive number" in str(err.value)
+
+
+def test_t2v_metrics_template_reads_p_yes_only(tmp_path):
+    path = make_tiny_vlm("qwen3_vl", tmp_path / "q")
+    _, ours = _vqa_pos_correct(path, template="t2v_metrics")
+    q = 'Does this figure show "a dog riding a horse"? Please answer Yes or No.'
+    assert ours == pytest.approx(reference_probs(path, "img0", q, [("Yes",)])[0], abs=1e-6)
+    _, geneval2 = _vqa_pos_correct(path)
+    assert ours < geneval2
+
+
+def test_first_token_table_flags_split_and_blank_spellings(tmp_path):
+    path = make_tiny_vlm("qwen3_vl", tmp_path / "q")
+    m = VlmJudge(VlmJudge.Args(model=path), CTX)
+    table = m.provenance()["first_tokens"]
+    assert table["Yes"]["tokens"] == 1 and table["one"] == {"first": "on", "id": table["one"]["id"], "tokens": 2}
+    assert table[" One"]["first"] == " "  # this tiny tokenizer has no " One": a bare space is read
+    flags = " ".join(m.flags)
+    assert "'one' as 'on'" in flags and "first token is whitespace only" in flags and "' One'" in flags
+    prov = m.provenance()
+    assert prov["dtype"] == "float32" and prov["device"] == "cpu" and prov["template"] == "geneval2"
+    assert prov["weights_sha256"]["model.safetensors"] == __import__("hashlib").sha256(
+        (Path(path) / "model.safetensors").read_bytes()).hexdigest()
+
+
+def test_bf16_batch_dependence_and_rerun(tmp_path):
+    """bf16: the output projection and softmax run in float32, so P(yes) moves by little between
+    batch sizes; and the same questions give the same bytes on a rerun."""
+    import torch
+
+    from relbench.models.vlm import VLM, Question
+
+    path = make_tiny_vlm("qwen3_vl", tmp_path / "q")
+    qs = ['Does this image show "a dog riding a horse"? Answer the question with Yes or No.',
+          'Does this image show "a horse riding a dog"? Answer the question with Yes or No.',
+          "Is there a dog in the image? Answer in one word.", "Is the dog riding the horse? Answer in one word."]
+    loads = [lambda k=k: IMAGES[k] for k in ("img0", "img1")]
+    questions = [Question(i, q) for i in range(2) for q in qs]
+
+    def run(batch, dtype=torch.bfloat16):
+        return VLM(Path(path), "cpu", dtype, batch).probabilities(loads, questions, [YES])
+
+    one, eight = run(1), run(8)
+    spread = max(abs(a[0] - b[0]) for a, b in zip(one, eight))
+    assert spread <= 1e-2
+    assert run(8) == eight  # same batches, same bytes
+    f32 = run(1, torch.float32)
+    assert max(abs(a[0] - b[0]) for a, b in zip(f32, run(8, torch.float32))) <= 1e-6
