@@ -411,6 +411,20 @@ def test_bf16_batch_dependence_and_rerun(tmp_path):
     def run(batch, dtype=torch.bfloat16):
         return VLM(Path(path), "cpu", dtype, batch).probabilities(loads, questions, [YES])
 
+    # the projection is float32: P(yes) is the float32 softmax of the bf16 final hidden state times
+    # the head in float32, not the bf16 logits' softmax (which differs by more than the tolerance)
+    vlm = VLM(Path(path), "cpu", torch.bfloat16, 1)
+    from PIL import Image
+
+    enc = vlm.encode([Image.fromarray(IMAGES["img0"])], qs[2])
+    with torch.inference_mode():
+        out = vlm.model(**enc, output_hidden_states=True, use_cache=False)
+    ids = vlm.first_token_ids(YES)
+    head = vlm.model.get_output_embeddings().weight
+    p32 = float(torch.softmax(out.hidden_states[-1][0, -1].float() @ head.detach().float().T, -1)[ids].sum())
+    p16 = float(torch.softmax(out.logits[0, -1].float(), -1)[ids].sum())
+    ours = vlm.probabilities(loads, [Question(0, qs[2])], [YES])[0][0]
+    assert ours == pytest.approx(p32, abs=1e-7) and abs(p16 - p32) > 1e-5
     one, eight = run(1), run(8)
     spread = max(abs(a[0] - b[0]) for a, b in zip(one, eight))
     assert spread <= 1e-2
