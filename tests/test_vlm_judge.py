@@ -256,7 +256,7 @@ suite: {{kind: shapes, triples_per_predicate: 1, predicates: [left of, above]}}
 seeds: [0]
 metrics:
   - {{name: spatial, args: {{detector: shapes}}}}
-  - {{name: vlm_judge, args: {{model: {model}, modes: [vqascore, atoms]}}}}
+  - {{name: vlm_judge, args: {{model: {model}, modes: [vqascore, twoway, atoms]}}}}
 runs:
   - {{name: oracle, generator: shapes_oracle}}
   - {{name: oracle_neutral, generator: shapes_oracle, prompt_mode: neutral}}
@@ -287,6 +287,20 @@ def test_run_reports_judge_agreement(cli, tmp_path):
     rel = {r["case_id"]: r["vlm_pos_margin"] for r in rows if r["run"] == "oracle"}
     neu = {r["case_id"]: r["vlm_pos_margin"] for r in rows if r["run"] == "oracle_neutral"}
     assert rel == neu and all(v not in ("", "0", "0.0") for v in rel.values())
+    # what the numbers were read from, and the work done, on the terminal and in the files
+    prov = summary["metrics"]["vlm_judge"]["provenance"]
+    assert prov["judge"] == model and prov["dtype"] == "float32" and prov["device"] == "cpu"
+    assert prov["repetition_penalty"]["applied"] == 1.0 and prov["first_tokens"]["Yes"]["tokens"] == 1
+    assert f"judge vlm_judge: {model}, float32 on cpu, template geneval2, repetition_penalty 1.0 (from_config)" in res.stdout
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["metrics"]["vlm_judge"]["provenance"]["weights_sha256"] == prov["weights_sha256"]
+    work = manifest["timings"]["metric_work"]["vlm_judge"]
+    assert work["images"] > 0 and work["forwards"] > 0 and work["questions"] >= work["images"]
+    # a near-uniform tiny judge puts little mass on A / B: its two-way votes are flagged
+    flags = summary["metrics"]["vlm_judge"]["flags"]
+    assert any(f.startswith("run oracle: two-way judge unreliable") for f in flags)
+    assert "WARNING vlm_judge: run oracle: two-way judge unreliable" in res.stdout
+    assert "Loading weights" not in res.stderr  # the harness runs without a terminal: no bars
     res = cli("compare", str(tmp_path / "out"))
     assert res.returncode == 0, res.stderr
     assert "Judge agreement" in res.stdout and "agreement oracle_neutral vlm~spatial" in res.stdout
