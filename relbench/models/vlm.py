@@ -156,6 +156,7 @@ class VLM:
         self.pad_id = pad if pad is not None else self.tokenizer.eos_token_id
         self._checked = False
         self.counts = {"images": 0, "forwards": 0, "questions": 0}
+        self.pad_left = True  # False only for benchmarks/vlm_judge.py's right-padding control
         self._head = self.model.get_output_embeddings()
         self._hidden: list = []
         self._head.register_forward_hook(lambda module, args, output: self._hidden.append(args[0]))
@@ -227,7 +228,8 @@ class VLM:
             vals = [r[k] for r in rows]
             if isinstance(vals[0], list):  # left pad
                 pad = self.pad_id if k == "input_ids" else 0
-                batch[k] = torch.tensor([[pad] * (longest - len(v)) + v for v in vals])
+                batch[k] = torch.tensor([[pad] * (longest - len(v)) + v if self.pad_left else
+                                         v + [pad] * (longest - len(v)) for v in vals])
             elif vals[0].dim() >= 3 and vals[0].shape[0] == 1:  # (1, crops, ...): pad crops with zeros
                 most = max(v.shape[1] for v in vals)
                 padded = []
