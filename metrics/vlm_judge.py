@@ -17,13 +17,17 @@ vqascore (VQAScore, Lin et al. 2024; GenEval 2's wording)
 twoway (forced choice between the two relation texts)
     Q(a, b) = 'Which caption matches the image? A: {a} B: {b} Answer with A or B.', asked
     with (a, b) = (p+, p-) and (p-, p+). Per order P(right) = P(letter of the image's own text)
-    / (P(A) + P(B)) (normalised: a forced choice), averaged over the two orders so a
-    preference for one letter cancels:
-        vlm2_pos_p, vlm2_neg_p    P(right) of img_pos / img_neg (chance 0.5)
-        vlm2_pos_acc, vlm2_neg_acc  1 if P(right) > 0.5, 0.5 if equal, else 0
+    / (P(A) + P(B)) (normalised: a forced choice):
+        vlm2_pos_p, vlm2_neg_p    P(right) of img_pos / img_neg averaged over the orders (chance 0.5)
+        vlm2_pos_acc, vlm2_neg_acc  1 if P(right) > 0.5 in both orders, 0 if < 0.5 in both,
+                                 0.5 when the orders disagree (a letter preference, not a verdict)
         vlm2_acc                 mean of the available images' acc (chance 0.5)
         vlm2_bias                mean over the case's images and orders of P(A)/(P(A)+P(B)) - 0.5:
                                  the judge's measured position bias (0 = none, > 0 prefers "A")
+        vlm2_consistency         share of the case's images whose two orders agree
+        vlm2_mass                mean P(A) + P(B) (unnormalised): how much the judge answers with a
+                                 letter at all
+    A run whose mean |vlm2_bias| > 0.25 or vlm2_mass < 0.5 is flagged (twoway_flags).
 atoms (Soft-TIFA, GenEval 2): for each image against its own graph (img_pos: g+, img_neg: g-),
     with Q'(q) = '{q} Answer in one word.' and soft score = P_yes:
         presence of every object ("Is there a dog in the image?") and each relation
@@ -58,6 +62,13 @@ YES = ("Yes", "yes", " Yes", " yes")
 NO = ("No", "no", " No", " no")
 LETTERS = (("A", " A"), ("B", " B"))
 VQA_TEMPLATE = 'Does this image show "{prompt}"? Answer the question with Yes or No.'
+#: VQAScore as each published code base asks it: (question, spellings of "yes" whose first-token
+#: probabilities are summed). GenEval 2's evaluation.py: its question, the four spellings.
+#: t2v_metrics' Qwen-VL scorers: their question, and P("Yes") alone.
+TEMPLATES = {
+    "geneval2": (VQA_TEMPLATE, YES),
+    "t2v_metrics": ('Does this figure show "{prompt}"? Please answer Yes or No.', ("Yes",)),
+}
 TWOWAY_TEMPLATE = "Which caption matches the image? A: {a} B: {b} Answer with A or B."
 ATOM_TEMPLATE = "{question} Answer in one word."
 
@@ -65,7 +76,8 @@ VQA_COLUMNS = tuple(c.replace("clip_", "vlm_") for c in (
     "clip_pos_correct", "clip_pos_wrong", "clip_neg_correct", "clip_neg_wrong", "clip_pos_margin",
     "clip_neg_margin", "clip_pos_acc", "clip_neg_acc", "clip_acc", "clip_both_acc",
 ))
-TWOWAY_COLUMNS = ("vlm2_pos_p", "vlm2_neg_p", "vlm2_pos_acc", "vlm2_neg_acc", "vlm2_acc", "vlm2_bias")
+TWOWAY_COLUMNS = ("vlm2_pos_p", "vlm2_neg_p", "vlm2_pos_acc", "vlm2_neg_acc", "vlm2_acc", "vlm2_bias",
+                  "vlm2_consistency", "vlm2_mass")
 ATOM_COLUMNS = tuple(
     f"vlm_atoms_{side}_{k}" for side in ("pos", "neg") for k in ("subject", "object", "relation", "am", "gm")
 ) + ("vlm_atoms_am", "vlm_atoms_gm", "vlm_atoms_present", "vlm_atoms_rel_given_present",
@@ -78,8 +90,10 @@ def answer_spellings(answer: str) -> tuple[str, ...]:
 
     yes / no: GenEval 2's four ("Yes", "yes", " Yes", " yes"). A count (a number word or digit,
     0-10): the word in lower and capitalised case, each with and without a leading space, and the
-    digit with and without one. Anything else: the answer in lower and capitalised case, with and
-    without a leading space. (First-token ids are deduplicated by the judge.)
+    digit with and without one: the six of GenEval 2's evaluation.py for "How many" questions
+    (except zero, where it reads the string "other"). Anything else: the answer in lower and
+    capitalised case, with and without a leading space. Each spelling's first token counts once,
+    so a token two spellings begin with counts twice, as there.
     """
     a = answer.strip()
     low = a.lower()
@@ -110,33 +124,66 @@ def _vote(p: float) -> float:
     return 1.0 if p > 0.5 else 0.5 if p == 0.5 else 0.0
 
 
-def twoway_image(own_first: tuple[float, float], own_second: tuple[float, float]) -> tuple[float, float]:
-    """(P(right), P(A) - 0.5) of one image from (P(A), P(B)) of both orders.
+def _share(x: float, y: float) -> float:
+    return x / (x + y) if x + y > 0 else 0.5
 
-    own_first: the image's own text was option A; own_second: it was option B.
+
+def twoway_image(own_first: tuple[float, float], own_second: tuple[float, float]) -> dict[str, float]:
+    """One image's two-way reading from (P(A), P(B)) of both orders.
+
+    own_first: the image's own text was option A; own_second: it was option B. The vote is 1
+    only when the image's own text wins in both orders, 0 when it loses in both and 0.5
+    (undecided) when the orders disagree: a judge that answers the same letter whatever the
+    order has P(right) near 0.5 in the mean, but each order alone is decisive, so voting on the
+    mean would turn pure position bias into confident-looking 0s and 1s.
     """
     (a1, b1), (a2, b2) = own_first, own_second
-    r1 = a1 / (a1 + b1) if a1 + b1 > 0 else 0.5
-    r2 = b2 / (a2 + b2) if a2 + b2 > 0 else 0.5
-    pa1 = a1 / (a1 + b1) if a1 + b1 > 0 else 0.5
-    pa2 = a2 / (a2 + b2) if a2 + b2 > 0 else 0.5
-    return (r1 + r2) / 2.0, (pa1 + pa2) / 2.0 - 0.5
+    r1, r2 = _share(a1, b1), _share(b2, a2)
+    vote = 1.0 if r1 > 0.5 and r2 > 0.5 else 0.0 if r1 < 0.5 and r2 < 0.5 else 0.5
+    return {"p": (r1 + r2) / 2.0, "bias": (_share(a1, b1) + _share(a2, b2)) / 2.0 - 0.5, "vote": vote,
+            "consistent": float(vote != 0.5), "mass": (a1 + b1 + a2 + b2) / 2.0}
 
 
-def twoway_columns(pos: tuple[float, float] | None, neg: tuple[float, float] | None) -> dict[str, Optional[float]]:
-    """From (P(right), bias) of img_pos and img_neg (either may be None)."""
+def twoway_columns(pos: dict | None, neg: dict | None) -> dict[str, Optional[float]]:
+    """From twoway_image of img_pos and img_neg (either may be None)."""
     row = dict.fromkeys(TWOWAY_COLUMNS)
-    votes, biases = [], []
+    seen = [v for v in (pos, neg) if v is not None]
     for side, v in (("pos", pos), ("neg", neg)):
-        if v is None:
-            continue
-        row[f"vlm2_{side}_p"], row[f"vlm2_{side}_acc"] = v[0], _vote(v[0])
-        votes.append(_vote(v[0]))
-        biases.append(v[1])
-    if votes:
-        row["vlm2_acc"] = sum(votes) / len(votes)
-        row["vlm2_bias"] = sum(biases) / len(biases)
+        if v is not None:
+            row[f"vlm2_{side}_p"], row[f"vlm2_{side}_acc"] = v["p"], v["vote"]
+    if seen:
+        mean = lambda k: sum(v[k] for v in seen) / len(seen)  # noqa: E731
+        row["vlm2_acc"], row["vlm2_bias"] = mean("vote"), mean("bias")
+        row["vlm2_consistency"], row["vlm2_mass"] = mean("consistent"), mean("mass")
     return row
+
+
+#: a two-way reading is flagged when the judge's mean position bias exceeds this (|P(A) share - 0.5|)
+BIAS_LIMIT = 0.25
+#: ... or when it puts less than this much probability on the two letters at all
+MASS_LIMIT = 0.5
+
+
+def twoway_flags(run: str, rows: Sequence[dict]) -> list[str]:
+    """Warnings on one run's two-way columns: a judge that mostly picks one letter, or that
+    mostly answers something other than a letter, gives votes that measure little."""
+    def mean(col):
+        vals = [r[col] for r in rows if r.get(col) is not None and r[col] == r[col]]
+        return sum(vals) / len(vals) if vals else None
+
+    bias, mass, agree = mean("vlm2_bias"), mean("vlm2_mass"), mean("vlm2_consistency")
+    if bias is None:
+        return []
+    why = []
+    if abs(bias) > BIAS_LIMIT:
+        why.append(f"position bias {bias:+.3f} (|bias| > {BIAS_LIMIT}: it prefers "
+                   f"{'A' if bias > 0 else 'B'} whatever the order)")
+    if mass < MASS_LIMIT:
+        why.append(f"P(A) + P(B) = {mass:.3f} on average (< {MASS_LIMIT}: it mostly answers something else)")
+    if not why:
+        return []
+    return [f"run {run}: two-way judge unreliable: {'; '.join(why)}; only {agree:.0%} of images get the same "
+            f"answer in both orders, the rest vote 0.5, so vlm2_* mostly measure the judge, not the images"]
 
 
 def soft_tifa(scores: Sequence[float]) -> tuple[float, float]:
@@ -184,7 +231,14 @@ def atom_questions(graph: Graph, phrase) -> tuple[list[str], list[str], list[str
 class VlmJudgeArgs(MetricArgs):
     model: str = Field(..., description="local model directory, or a repo id already in the Hugging Face cache")
     modes: list[Literal["vqascore", "twoway", "atoms"]] = Field(default_factory=lambda: list(MODES))
-    vqa_template: str = Field(VQA_TEMPLATE, description="VQAScore question; {prompt} is the relation text")
+    template: Literal["geneval2", "t2v_metrics"] = Field(
+        "geneval2", description="VQAScore protocol: geneval2 (its question, P of Yes/yes/ Yes/ yes) or t2v_metrics "
+                                "(its question 'Does this figure show ...? Please answer Yes or No.', P(Yes) only)")
+    vqa_template: Optional[str] = Field(None, description="VQAScore question overriding the template's; {prompt} "
+                                                          "is the relation text")
+    repetition_penalty: Literal["from_config", "none"] = Field(
+        "from_config", description="from_config: apply generation_config.json's repetition_penalty to the answer "
+                                   "logits as generate() does (GenEval 2's numbers); none: the raw softmax")
     twoway_template: str = Field(TWOWAY_TEMPLATE, description="forced choice; {a} and {b} are the two texts")
     atom_template: str = Field(ATOM_TEMPLATE, description="Soft-TIFA atom question; {question} is the atom")
     device: Optional[str] = None
@@ -202,7 +256,7 @@ class VlmJudgeArgs(MetricArgs):
     @field_validator("vqa_template")
     @classmethod
     def _vqa(cls, v):
-        if "{prompt}" not in v:
+        if v is not None and "{prompt}" not in v:
             raise ValueError("vqa_template must contain {prompt}")
         return v
 
@@ -234,8 +288,25 @@ class VlmJudge(Metric):
         from relbench.models import vlm as _vlm
 
         self._path = _vlm.resolve(args.model)  # a missing model fails here, before any image is drawn
+        self._config_penalty = _vlm.config_repetition_penalty(self._path)
         self._identity = None
+        self._provenance = None
         self._vlm = None
+
+    @property
+    def penalty(self) -> float:
+        """The repetition penalty applied to the answer logits (1.0 = none)."""
+        return self._config_penalty if self.args.repetition_penalty == "from_config" else 1.0
+
+    @property
+    def vqa(self) -> tuple[str, tuple[str, ...]]:
+        """(VQAScore question, yes spellings) of the chosen template."""
+        question, yes = TEMPLATES[self.args.template]
+        return self.args.vqa_template or question, yes
+
+    def _device_dtype(self) -> tuple[str, str]:
+        device = str(self.args.device or self.ctx.device or "cpu")
+        return device, self.args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
 
     @property
     def vlm(self):
@@ -243,13 +314,11 @@ class VlmJudge(Metric):
             import torch
 
             from relbench.models import vlm as _vlm
-
-            device = self.args.device or self.ctx.device or "cpu"
-            dtype = getattr(torch, self.args.dtype) if self.args.dtype else None
             from relbench.progress import library_bars
 
+            device, dtype = self._device_dtype()
             with library_bars(self.ctx.progress, ("transformers",)):
-                self._vlm = _vlm.VLM(self._path, device, dtype, self.args.batch_size)
+                self._vlm = _vlm.VLM(self._path, device, getattr(torch, dtype), self.args.batch_size, self.penalty)
         return self._vlm
 
     def weights_identity(self) -> dict:
@@ -258,10 +327,56 @@ class VlmJudge(Metric):
         if self._identity is None:
             from relbench.models import vlm as _vlm
 
-            device = self.args.device or self.ctx.device or "cpu"
-            dtype = self.args.dtype or ("bfloat16" if str(device).startswith("cuda") else "float32")
-            self._identity = {"files": _vlm.identity(self._path), "dtype": dtype}
+            self._identity = {"files": _vlm.identity(self._path), "dtype": self._device_dtype()[1]}
         return self._identity
+
+    def _answer_groups(self) -> dict[str, tuple[str, ...]]:
+        groups = {"yes": self.vqa[1] if self.args.modes == ["vqascore"] else tuple(dict.fromkeys(
+            self.vqa[1] + YES)), "A": LETTERS[0], "B": LETTERS[1]}
+        if "atoms" in self.args.modes:  # a suite's count questions are read through these
+            groups.update({w: answer_spellings(w) for w in _NUMBERS})
+        return groups
+
+    def provenance(self) -> dict:
+        """What the numbers were read from: the judge's files and their sha256, dtype, device,
+        penalty, template and, for every answer spelling, the first token whose probability
+        counts (a spelling the tokenizer splits is read through its first piece only)."""
+        if self._provenance is None:
+            from relbench.models import vlm as _vlm
+
+            device, dtype = self._device_dtype()
+            table = _vlm.first_token_table(self._path, [s for g in self._answer_groups().values() for s in g])
+            self._provenance = {
+                "judge": str(self._path), "weights_sha256": self.weights_identity()["files"],
+                "dtype": dtype, "device": device, "template": self.args.template,
+                "vqa_question": self.vqa[0], "yes_spellings": list(self.vqa[1]),
+                "repetition_penalty": {"mode": self.args.repetition_penalty, "in_generation_config": self._config_penalty,
+                                       "applied": self.penalty},
+                "first_tokens": table,
+            }
+        return self._provenance
+
+    @property
+    def flags(self) -> list[str]:
+        out = []
+        cfg = self._config_penalty
+        if cfg != 1.0 and self.args.repetition_penalty == "none":
+            out.append(f"repetition_penalty: none, but the judge's generation_config.json sets {cfg:g}, which "
+                       f"generate() (GenEval 2's evaluation.py) applies: these are not GenEval 2's numbers for this "
+                       f"judge (repetition_penalty: from_config reproduces them)")
+        elif cfg != 1.0:
+            out.append(f"repetition_penalty {cfg:g} from the judge's generation_config.json applied to the answer "
+                       f"logits, as generate() does (GenEval 2's protocol): P(answer) is not the raw softmax")
+        table = self.provenance()["first_tokens"]
+        split = [s for s, t in table.items() if t["tokens"] > 1]
+        blank = [s for s, t in table.items() if t["tokens"] and not t["first"].strip()]
+        if split:
+            read = ", ".join(f"{s!r} as {table[s]['first']!r}" for s in split)
+            out.append(f"answer spellings the tokenizer splits, each read through its first token only: {read}")
+        if blank:
+            out.append(f"answer spellings whose first token is whitespace only (it carries no answer): "
+                       f"{', '.join(repr(s) for s in blank)}")
+        return out
 
     def columns(self) -> list[str]:
         cols: list[str] = []
@@ -293,11 +408,18 @@ class VlmJudge(Metric):
         if "twoway" in self.args.modes:
             aggs += [
                 Aggregate("vlm2_acc", "vlm2_acc", chance=0.5, headline=True,
-                          description="two-way question, both orders: share of images whose own text wins (ties 0.5)"),
+                          description="two-way question, both orders: share of images whose own text wins in both "
+                                      "(orders disagreeing 0.5)"),
                 Aggregate("vlm2_pos_p", "vlm2_pos_p", chance=0.5, description="img_pos: mean P(right) over both orders"),
                 Aggregate("vlm2_neg_p", "vlm2_neg_p", chance=0.5, description="img_neg: mean P(right) over both orders"),
-                Aggregate("vlm2_pos_acc", "vlm2_pos_acc", chance=0.5, description="img_pos: P(right) > 0.5"),
-                Aggregate("vlm2_neg_acc", "vlm2_neg_acc", chance=0.5, description="img_neg: P(right) > 0.5"),
+                Aggregate("vlm2_pos_acc", "vlm2_pos_acc", chance=0.5,
+                          description="img_pos: right in both orders (orders disagreeing 0.5)"),
+                Aggregate("vlm2_neg_acc", "vlm2_neg_acc", chance=0.5,
+                          description="img_neg: right in both orders (orders disagreeing 0.5)"),
+                Aggregate("vlm2_consistency", "vlm2_consistency", higher_is_better=None,
+                          description="share of images whose two orders agree (right in both or wrong in both)"),
+                Aggregate("vlm2_mass", "vlm2_mass", higher_is_better=None,
+                          description="mean P(A) + P(B): how much the judge answers with a letter at all"),
                 Aggregate("vlm2_position_bias", "vlm2_bias", higher_is_better=None,
                           description="mean P(A)/(P(A)+P(B)) - 0.5 over both orders: the judge's preference for "
                                       "the first option (cancelled in vlm2_acc by asking both orders)"),
@@ -319,6 +441,9 @@ class VlmJudge(Metric):
             ]
         return aggs
 
+    def run_flags(self, run: str, rows: list[dict]) -> list[str]:
+        return twoway_flags(run, rows) if "twoway" in self.args.modes else []
+
     def _phrase(self, predicate: str) -> str:
         try:
             return self.ctx.vocab.get(predicate).text
@@ -338,6 +463,8 @@ class VlmJudge(Metric):
                 answers.append(spellings)
             return answers.index(spellings)
         plan: list[dict] = []  # per sample: side -> {what: question indices}
+        vqa_question, vqa_yes = self.vqa
+        vqa_group = group(vqa_yes)
 
         def image_index(key, loader):
             if key not in keys:
@@ -365,8 +492,8 @@ class VlmJudge(Metric):
                 img = image_index(key, load)
                 q: dict = {}
                 if "vqascore" in a.modes:
-                    q["own"] = ask(img, a.vqa_template.format(prompt=own))
-                    q["other"] = ask(img, a.vqa_template.format(prompt=other))
+                    q["own"] = ask(img, vqa_question.format(prompt=own))
+                    q["other"] = ask(img, vqa_question.format(prompt=other))
                 if "twoway" in a.modes:
                     q["first"] = ask(img, a.twoway_template.format(a=own, b=other))
                     q["second"] = ask(img, a.twoway_template.format(a=other, b=own))
@@ -383,6 +510,7 @@ class VlmJudge(Metric):
 
         probs = self.vlm.probabilities(images, questions, answers) if questions else []
         yes = lambda i: probs[i][0]  # noqa: E731
+        vqa_p = lambda i: probs[i][vqa_group]  # noqa: E731
         ab = lambda i: (probs[i][1], probs[i][2])  # noqa: E731
         rows = []
         for entry in plan:
@@ -392,8 +520,8 @@ class VlmJudge(Metric):
                 rows.append(row)
                 continue
             if "vqascore" in a.modes:
-                row.update(vqascore_columns(yes(pos["own"]), yes(pos["other"]),
-                                            yes(neg["own"]) if neg else None, yes(neg["other"]) if neg else None))
+                row.update(vqascore_columns(vqa_p(pos["own"]), vqa_p(pos["other"]),
+                                            vqa_p(neg["own"]) if neg else None, vqa_p(neg["other"]) if neg else None))
             if "twoway" in a.modes:
                 two = lambda q: twoway_image(ab(q["first"]), ab(q["second"]))  # noqa: E731
                 row.update(twoway_columns(two(pos), two(neg) if neg else None))

@@ -126,6 +126,11 @@ class Metric:
         """Content identity of the weights the scores depend on (file digests); None if none."""
         return None
 
+    def provenance(self) -> dict:
+        """What the numbers were read from (e.g. a judge's files, dtype, device, protocol),
+        stored in summary.json and the manifest and named on the terminal; {} if nothing."""
+        return {}
+
     def fingerprint_parts(self) -> dict:
         """What the fingerprint hashes, kept in manifest.json so a changed one can say what changed."""
         return {"metric": self.name, "version": self.version, "code": self.code_identity(),

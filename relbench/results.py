@@ -300,7 +300,8 @@ def summarise(plan, collected, columns_rows) -> dict:
         "comparable_with": list(getattr(bench, "comparable_with", [])),
         "metrics": {
             name: {"flags": info.flags, "aggregates": {a.key: a.description for a in info.aggregates},
-                   "specs": {a.key: aggregate_spec(name, a) for a in info.aggregates}}
+                   "specs": {a.key: aggregate_spec(name, a) for a in info.aggregates},
+                   **({"provenance": info.provenance} if info.provenance else {})}
             for name, info in collected.metrics.items()
         },
         "runs": out_runs,
@@ -351,7 +352,7 @@ def manifest(plan, collected, argv: list[str] | None) -> dict:
         **_suite_rejected(plan),
         "runs": {r.name: r.info for r in collected.runs},
         "metrics": {k: {"fingerprint": v.fingerprint, "fingerprint_parts": v.fingerprint_parts, "args": v.args,
-                        "consumes": v.consumes}
+                        "consumes": v.consumes, "provenance": v.provenance}
                     for k, v in collected.metrics.items()},
         "versions": _versions(),
         "git_commit": _git_commit(),
@@ -365,6 +366,8 @@ def manifest(plan, collected, argv: list[str] | None) -> dict:
             "images_generated": t.images_generated,
             "images_reused": t.images_reused,
             "per_run": t.per_run,
+            # what each metric computed in this process (0 where its scores came from the cache)
+            "metric_work": {k: v.counts for k, v in collected.metrics.items() if v.counts},
         },
     }
 
@@ -419,6 +422,12 @@ def format_table(summary: dict) -> str:
             for k in keys]
     lines = [text_table(header, body)]
     for name, info in summary.get("metrics", {}).items():
+        prov = info.get("provenance") or {}
+        if prov.get("judge"):
+            pen = prov.get("repetition_penalty") or {}
+            lines.append(f"judge {name}: {prov['judge']}, {prov.get('dtype')} on {prov.get('device')}, "
+                         f"template {prov.get('template')}, repetition_penalty {pen.get('applied')} "
+                         f"({pen.get('mode')})")
         lines += [f"WARNING {name}: {flag}" for flag in info.get("flags", [])]
     return "\n".join(lines)
 

@@ -80,6 +80,10 @@ class MetricInfo:
     flags: list[str]
     consumes: list[str]
     fingerprint_parts: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+    #: the work this process did (e.g. a judge's images, forward passes, questions): 0 when the
+    #: scores were read from the cache, so it lives in the manifest's timings, not in summary.json
+    counts: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -407,6 +411,7 @@ def execute(plan: Plan, show_progress: bool = True, topo: Topology | None = None
         for run in runs:
             score_run(plan, metric_objs, run, store, cache_dir, topo, timings, only_mine=True,
                       show_progress=show_progress)
+        work = [dict(getattr(m, "counts", None) or {}) for m in metric_objs]
     finally:
         _close_all(metric_objs)
     # every rank's counters, summed on rank 0 (gather doubles as the barrier)
@@ -424,7 +429,7 @@ def execute(plan: Plan, show_progress: bool = True, topo: Topology | None = None
     try:
         metric_info = {
             p.name: MetricInfo(m.fingerprint(), p.args.model_dump(mode="json"), m.columns(), m.aggregates(),
-                               list(m.flags), sorted(m.consumes), m.fingerprint_parts())
+                               list(m.flags), sorted(m.consumes), m.fingerprint_parts(), m.provenance())
             for p, m in zip(plan.metrics, metric_objs)
         }
         for run in runs:
@@ -432,6 +437,9 @@ def execute(plan: Plan, show_progress: bool = True, topo: Topology | None = None
             rows = list(scores[run.name].values())
             for p, m in zip(plan.metrics, metric_objs):
                 metric_info[p.name].flags += m.run_flags(run.name, rows)
+        for p, m, done in zip(plan.metrics, metric_objs, work):
+            later = dict(getattr(m, "counts", None) or {})
+            metric_info[p.name].counts = {k: done.get(k, 0) + later.get(k, 0) for k in {**done, **later}}
     finally:
         _close_all(metric_objs)
     return RunResult(runs, scores, metric_info, timings, time.perf_counter() - t_start, topo)

@@ -13,7 +13,7 @@ from relbench.generator import Context
 from relbench.metric import Sample
 from relbench.metrics.vlm_judge import (
     ATOM_COLUMNS, LETTERS, TWOWAY_COLUMNS, VQA_COLUMNS, YES, VlmJudge, atom_questions, atoms_columns,
-    soft_tifa, twoway_columns, twoway_image, vqascore_columns,
+    soft_tifa, twoway_columns, twoway_flags, twoway_image, vqascore_columns,
 )
 from relbench.predicates import load_vocabulary
 from relbench.testing.vlm import FAMILIES, geneval2_probabilities, make_tiny_vlm
@@ -42,16 +42,42 @@ def test_vqascore_columns_by_hand():
 
 def test_twoway_by_hand():
     # own text as A: P(A)=0.6, P(B)=0.2 -> right 0.75; own text as B: P(A)=0.5, P(B)=0.3 -> right 0.375
-    p, bias = twoway_image((0.6, 0.2), (0.5, 0.3))
-    assert p == pytest.approx((0.75 + 0.375) / 2)
-    assert bias == pytest.approx((0.75 + 0.625) / 2 - 0.5)  # P(A) normalised: 0.75 and 0.625
+    v = twoway_image((0.6, 0.2), (0.5, 0.3))
+    assert v["p"] == pytest.approx((0.75 + 0.375) / 2)
+    assert v["bias"] == pytest.approx((0.75 + 0.625) / 2 - 0.5)  # P(A) normalised: 0.75 and 0.625
+    assert v["mass"] == pytest.approx((0.8 + 0.8) / 2)
+    assert (v["vote"], v["consistent"]) == (0.5, 0.0)  # right as A, wrong as B: the orders disagree
     # a judge that always answers "A" is exactly at chance once both orders are asked
-    p, bias = twoway_image((0.9, 0.1), (0.9, 0.1))
-    assert p == pytest.approx(0.5) and bias == pytest.approx(0.4)
-    row = twoway_columns((0.8, 0.1), (0.5, -0.1))
-    assert (row["vlm2_pos_acc"], row["vlm2_neg_acc"], row["vlm2_acc"]) == (1.0, 0.5, 0.75)
-    assert row["vlm2_bias"] == pytest.approx(0.0)
-    assert twoway_columns((0.3, 0.0), None)["vlm2_neg_p"] is None
+    v = twoway_image((0.9, 0.1), (0.9, 0.1))
+    assert v["p"] == pytest.approx(0.5) and v["bias"] == pytest.approx(0.4) and v["vote"] == 0.5
+    right, wrong = twoway_image((0.7, 0.1), (0.2, 0.6)), twoway_image((0.1, 0.7), (0.6, 0.2))
+    assert (right["vote"], right["consistent"], wrong["vote"], wrong["consistent"]) == (1.0, 1.0, 0.0, 1.0)
+    row = twoway_columns(right, v)
+    assert (row["vlm2_pos_acc"], row["vlm2_neg_acc"], row["vlm2_acc"], row["vlm2_consistency"]) == (1.0, 0.5, 0.75, 0.5)
+    assert row["vlm2_bias"] == pytest.approx(((0.875 + 0.25) / 2 - 0.5 + 0.4) / 2)
+    assert row["vlm2_mass"] == pytest.approx((0.8 + 1.0) / 2)
+    assert twoway_columns(wrong, None)["vlm2_neg_p"] is None
+
+
+def test_twoway_position_bias_is_not_a_vote():
+    """A judge answering "A" in both orders, a hair more when A is right: the mean P(right) is
+    0.5008, which used to vote 1 (and 0 a hair the other way), i.e. confident-looking votes made of
+    position bias. Right in one order only is undecided."""
+    v = twoway_image((0.0302, 0.0010), (0.0301, 0.0011))
+    assert v["p"] > 0.5 and v["vote"] == 0.5 and v["consistent"] == 0.0
+    assert v["mass"] == pytest.approx(0.0312)
+    rows = [twoway_columns(v, twoway_image((0.0300, 0.0012), (0.0302, 0.0010))) for _ in range(16)]
+    assert all(r["vlm2_acc"] == 0.5 and r["vlm2_pos_acc"] == 0.5 and r["vlm2_neg_acc"] == 0.5 for r in rows)
+    (flag,) = twoway_flags("held_out", rows)
+    assert flag.startswith("run held_out: two-way judge unreliable: position bias +0.46")
+    assert "P(A) + P(B) = 0.031" in flag and "0% of images get the same answer in both orders" in flag
+    # a judge that reads the image and answers with a letter: no flag
+    good = [twoway_columns(twoway_image((0.7, 0.2), (0.3, 0.6)), twoway_image((0.2, 0.7), (0.6, 0.3)))] * 4
+    assert twoway_flags("ok", good) == []
+    # mass alone, bias alone
+    unsure = [twoway_columns(twoway_image((0.2, 0.05), (0.05, 0.2)), None)]
+    assert "P(A) + P(B) = 0.250" in twoway_flags("u", unsure)[0] and "bias" not in twoway_flags("u", unsure)[0]
+    assert twoway_flags("none", [dict.fromkeys(TWOWAY_COLUMNS)]) == []
 
 
 def test_soft_tifa_by_hand():
@@ -230,7 +256,7 @@ suite: {{kind: shapes, triples_per_predicate: 1, predicates: [left of, above]}}
 seeds: [0]
 metrics:
   - {{name: spatial, args: {{detector: shapes}}}}
-  - {{name: vlm_judge, args: {{model: {model}, modes: [vqascore, atoms]}}}}
+  - {{name: vlm_judge, args: {{model: {model}, modes: [vqascore, twoway, atoms]}}}}
 runs:
   - {{name: oracle, generator: shapes_oracle}}
   - {{name: oracle_neutral, generator: shapes_oracle, prompt_mode: neutral}}
@@ -261,6 +287,20 @@ def test_run_reports_judge_agreement(cli, tmp_path):
     rel = {r["case_id"]: r["vlm_pos_margin"] for r in rows if r["run"] == "oracle"}
     neu = {r["case_id"]: r["vlm_pos_margin"] for r in rows if r["run"] == "oracle_neutral"}
     assert rel == neu and all(v not in ("", "0", "0.0") for v in rel.values())
+    # what the numbers were read from, and the work done, on the terminal and in the files
+    prov = summary["metrics"]["vlm_judge"]["provenance"]
+    assert prov["judge"] == model and prov["dtype"] == "float32" and prov["device"] == "cpu"
+    assert prov["repetition_penalty"]["applied"] == 1.0 and prov["first_tokens"]["Yes"]["tokens"] == 1
+    assert f"judge vlm_judge: {model}, float32 on cpu, template geneval2, repetition_penalty 1.0 (from_config)" in res.stdout
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["metrics"]["vlm_judge"]["provenance"]["weights_sha256"] == prov["weights_sha256"]
+    work = manifest["timings"]["metric_work"]["vlm_judge"]
+    assert work["images"] > 0 and work["forwards"] > 0 and work["questions"] >= work["images"]
+    # a near-uniform tiny judge puts little mass on A / B: its two-way votes are flagged
+    flags = summary["metrics"]["vlm_judge"]["flags"]
+    assert any(f.startswith("run oracle: two-way judge unreliable") for f in flags)
+    assert "WARNING vlm_judge: run oracle: two-way judge unreliable" in res.stdout
+    assert "Loading weights" not in res.stderr  # the harness runs without a terminal: no bars
     res = cli("compare", str(tmp_path / "out"))
     assert res.returncode == 0, res.stderr
     assert "Judge agreement" in res.stdout and "agreement oracle_neutral vlm~spatial" in res.stdout
@@ -296,3 +336,112 @@ def test_suite_questions_scored_as_geneval2(tmp_path):
     plain = VlmJudge(VlmJudge.Args(model=path, modes=["atoms"]), CTX).score([sample(0, "img0", "img1")])[0]
     assert plain["vlm_atoms_suite_am"] is None
     assert plain["vlm_atoms_am"] == pytest.approx(row["vlm_atoms_am"], abs=1e-6)  # relbench's atoms unchanged
+
+
+# --- protocol: penalty, template, dtype, provenance -----------------------------------------------
+
+
+def _vqa_pos_correct(path, **args):
+    m = VlmJudge(VlmJudge.Args(model=path, modes=["vqascore"], **args), CTX)
+    return m, m.score([sample(0, "img0", "img1")])[0]["vlm_pos_correct"]
+
+
+def test_repetition_penalty_reproduces_generate(tmp_path):
+    """Qwen2.5-VL-Instruct's generation_config sets repetition_penalty 1.05, which GenEval 2's
+    generate() applies: from_config reproduces those numbers, none the raw softmax, and each says so."""
+    path = make_tiny_vlm("qwen2_5_vl", tmp_path / "q25")
+    q = 'Does this image show "a dog riding a horse"? Answer the question with Yes or No.'
+    theirs = reference_probs(path, "img0", q, [YES])[0]
+    m, ours = _vqa_pos_correct(path)
+    assert m.penalty == 1.05 and ours == pytest.approx(theirs, abs=1e-6)
+    off, raw = _vqa_pos_correct(path, repetition_penalty="none")
+    # the penalty matters (20x the tolerance above) on a judge whose answer depends on the input
+    assert abs(raw - theirs) > 2e-5 and abs(raw - theirs) > 0.01 * theirs
+    assert m.provenance()["repetition_penalty"] == {"mode": "from_config", "in_generation_config": 1.05, "applied": 1.05}
+    assert any("repetition_penalty 1.05 from the judge's generation_config.json applied" in f for f in m.flags)
+    assert any("not GenEval 2's numbers" in f for f in off.flags)
+    # a judge without a penalty: nothing to flag
+    plain = make_tiny_vlm("qwen3_vl", tmp_path / "q3")
+    assert not any("repetition_penalty" in f for f in VlmJudge(VlmJudge.Args(model=plain), CTX).flags)
+
+
+def test_apply_repetition_penalty_by_hand():
+    import torch
+
+    from relbench.models.vlm import apply_repetition_penalty
+
+    logits = torch.tensor([[2.0, -1.0, 0.5, 3.0], [2.0, -1.0, 0.5, 3.0]])
+    ids = torch.tensor([[0, 0, 1], [3, 3, 0]])  # row 1: the leading 3 is padding
+    mask = torch.tensor([[1, 1, 1], [0, 1, 1]])
+    out = apply_repetition_penalty(logits, ids, mask, 2.0)
+    assert out.tolist() == [[1.0, -2.0, 0.5, 3.0], [1.0, -1.0, 0.5, 1.5]]
+
+
+def test_bad_generation_config_is_one_line(tmp_path):
+    path = make_tiny_vlm("idefics3", tmp_path / "i")
+    (Path(path) / "generation_config.json").write_text('{"repetition_penalty": "high"}')
+    with pytest.raises(UserError) as err:
+        VlmJudge(VlmJudge.Args(model=path), CTX)
+    assert "generation_config.json: repetition_penalty 'high' is not a positive number" in str(err.value)
+
+
+def test_t2v_metrics_template_reads_p_yes_only(tmp_path):
+    path = make_tiny_vlm("qwen3_vl", tmp_path / "q")
+    _, ours = _vqa_pos_correct(path, template="t2v_metrics")
+    q = 'Does this figure show "a dog riding a horse"? Please answer Yes or No.'
+    assert ours == pytest.approx(reference_probs(path, "img0", q, [("Yes",)])[0], abs=1e-6)
+    _, geneval2 = _vqa_pos_correct(path)
+    assert ours < geneval2
+
+
+def test_first_token_table_flags_split_and_blank_spellings(tmp_path):
+    path = make_tiny_vlm("qwen3_vl", tmp_path / "q")
+    m = VlmJudge(VlmJudge.Args(model=path), CTX)
+    table = m.provenance()["first_tokens"]
+    assert table["Yes"]["tokens"] == 1 and table["one"] == {"first": "on", "id": table["one"]["id"], "tokens": 2}
+    assert table[" One"]["first"] == " "  # this tiny tokenizer has no " One": a bare space is read
+    flags = " ".join(m.flags)
+    assert "'one' as 'on'" in flags and "first token is whitespace only" in flags and "' One'" in flags
+    prov = m.provenance()
+    assert prov["dtype"] == "float32" and prov["device"] == "cpu" and prov["template"] == "geneval2"
+    assert prov["weights_sha256"]["model.safetensors"] == __import__("hashlib").sha256(
+        (Path(path) / "model.safetensors").read_bytes()).hexdigest()
+
+
+def test_bf16_batch_dependence_and_rerun(tmp_path):
+    """bf16: the output projection and softmax run in float32, so P(yes) moves by little between
+    batch sizes; and the same questions give the same bytes on a rerun."""
+    import torch
+
+    from relbench.models.vlm import VLM, Question
+
+    path = make_tiny_vlm("qwen3_vl", tmp_path / "q")
+    qs = ['Does this image show "a dog riding a horse"? Answer the question with Yes or No.',
+          'Does this image show "a horse riding a dog"? Answer the question with Yes or No.',
+          "Is there a dog in the image? Answer in one word.", "Is the dog riding the horse? Answer in one word."]
+    loads = [lambda k=k: IMAGES[k] for k in ("img0", "img1")]
+    questions = [Question(i, q) for i in range(2) for q in qs]
+
+    def run(batch, dtype=torch.bfloat16):
+        return VLM(Path(path), "cpu", dtype, batch).probabilities(loads, questions, [YES])
+
+    # the projection is float32: P(yes) is the float32 softmax of the bf16 final hidden state times
+    # the head in float32, not the bf16 logits' softmax (which differs by more than the tolerance)
+    vlm = VLM(Path(path), "cpu", torch.bfloat16, 1)
+    from PIL import Image
+
+    enc = vlm.encode([Image.fromarray(IMAGES["img0"])], qs[2])
+    with torch.inference_mode():
+        out = vlm.model(**enc, output_hidden_states=True, use_cache=False)
+    ids = vlm.first_token_ids(YES)
+    head = vlm.model.get_output_embeddings().weight
+    p32 = float(torch.softmax(out.hidden_states[-1][0, -1].float() @ head.detach().float().T, -1)[ids].sum())
+    p16 = float(torch.softmax(out.logits[0, -1].float(), -1)[ids].sum())
+    ours = vlm.probabilities(loads, [Question(0, qs[2])], [YES])[0][0]
+    assert ours == pytest.approx(p32, abs=1e-7) and abs(p16 - p32) > 1e-5
+    one, eight = run(1), run(8)
+    spread = max(abs(a[0] - b[0]) for a, b in zip(one, eight))
+    assert spread <= 1e-2
+    assert run(8) == eight  # same batches, same bytes
+    f32 = run(1, torch.float32)
+    assert max(abs(a[0] - b[0]) for a, b in zip(f32, run(8, torch.float32))) <= 1e-6

@@ -7,8 +7,15 @@ times faster. Three things must hold for that to be exact (measured on tiny mode
 ARCHITECTURE.md §9): the batch is LEFT padded (the last position is then the real last prompt
 token for every row), the processor's attention_mask (and Qwen's mm_token_type_ids) is passed
 unchanged and position ids are left to the model (Qwen's M-RoPE derives them from the mask), and
-no logits processor runs (generate() applies generation_config.repetition_penalty even when
-greedy; we report the raw softmax, i.e. GenEval 2's numbers with repetition_penalty = 1).
+the one logits processor greedy generate() runs is reproduced: generation_config's
+repetition_penalty (1.05 in Qwen2.5-VL-Instruct) over each row's own (unpadded) input ids, as
+RepetitionPenaltyLogitsProcessor does, when asked for (``repetition_penalty``).
+
+The output projection and the softmax run in float32 whatever the model's dtype (the final
+hidden state is captured at the head's input): in bf16 a bf16 projection over a 152k vocabulary
+moves P(yes) by about 1e-2 between batch sizes. The layers below still run in the model's
+dtype, so bf16 scores keep a smaller batch dependence (benchmarks/vlm_judge.py measures it);
+batches are formed in question order, so the same questions give the same batches and bytes.
 
 Each image goes through the image processor once for all its questions: the chat template is
 applied once per image, and the question's tokens are spliced between the image block and the
@@ -70,6 +77,51 @@ def identity(path: Path) -> dict:
     return dir_sha256(path, (".safetensors", ".bin", ".json", ".jinja", ".model", ".txt"))
 
 
+def first_token_table(path: Path, spellings: Sequence[str]) -> dict[str, dict]:
+    """{spelling: {"first": its first token as text, "id": its id, "tokens": how many tokens}}
+    with the judge's own tokenizer: the probability read for a spelling is its first token's."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    table = {}
+    for s in dict.fromkeys(spellings):
+        ids = tok.encode(s, add_special_tokens=False)
+        table[s] = {"first": tok.decode(ids[:1]) if ids else "", "id": ids[0] if ids else None, "tokens": len(ids)}
+    return table
+
+
+def config_repetition_penalty(path: Path) -> float:
+    """generation_config.json's repetition_penalty (1.0 when absent): what generate() applies."""
+    import json
+
+    f = path / "generation_config.json"
+    try:
+        value = json.loads(f.read_text()).get("repetition_penalty") if f.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        raise UserError(f"vlm_judge: {f} is not a JSON object; restore the model's generation_config.json") from None
+    if value is None:
+        return 1.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise UserError(f"vlm_judge: {f}: repetition_penalty {value!r} is not a positive number")
+    return float(value)
+
+
+def apply_repetition_penalty(logits, input_ids, attention_mask, penalty: float):
+    """transformers' RepetitionPenaltyLogitsProcessor on (B, vocab) float logits, each row over
+    its own input ids only (pads excluded, as in generate() on one unpadded question): a logit of
+    a token already in the prompt is divided by the penalty when > 0, multiplied when < 0."""
+    import torch
+
+    if penalty == 1.0:
+        return logits
+    out = logits.clone()
+    for row in range(logits.shape[0]):
+        ids = torch.unique(input_ids[row][attention_mask[row].bool()])
+        seen = out[row, ids]
+        out[row, ids] = torch.where(seen < 0, seen * penalty, seen / penalty)
+    return out
+
+
 def default_dtype(device: str):
     import torch
 
@@ -87,12 +139,14 @@ class Question:
 class VLM:
     """A loaded judge: processor + AutoModelForImageTextToText, scored by next-token softmax."""
 
-    def __init__(self, path: Path, device: str = "cpu", dtype: Any = None, batch_size: int = 8):
+    def __init__(self, path: Path, device: str = "cpu", dtype: Any = None, batch_size: int = 8,
+                 repetition_penalty: float = 1.0):
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self.device = device
         self.dtype = dtype or default_dtype(device)
         self.batch_size = batch_size
+        self.repetition_penalty = repetition_penalty
         self.processor = AutoProcessor.from_pretrained(path, local_files_only=True)
         self.model = AutoModelForImageTextToText.from_pretrained(
             path, local_files_only=True, dtype=self.dtype
@@ -102,15 +156,31 @@ class VLM:
         self.pad_id = pad if pad is not None else self.tokenizer.eos_token_id
         self._checked = False
         self.counts = {"images": 0, "forwards": 0, "questions": 0}
+        self.pad_left = True  # False only for benchmarks/vlm_judge.py's right-padding control
+        self._head = self.model.get_output_embeddings()
+        self._hidden: list = []
+        self._head.register_forward_hook(lambda module, args, output: self._hidden.append(args[0]))
+
+    def _last_logits(self, batch: dict):
+        """float32 logits at the last position: the head's input (the final normed hidden state)
+        projected in float32, in vocabulary slices so no float32 copy of the whole head is kept."""
+        import torch
+
+        self._hidden.clear()
+        self.model(**batch, logits_to_keep=1, use_cache=False)
+        h = self._hidden[-1][:, -1, :].float()
+        weight, bias = self._head.weight, getattr(self._head, "bias", None)
+        step = 16384
+        parts = [torch.nn.functional.linear(h, weight[i:i + step].float(),
+                                            None if bias is None else bias[i:i + step].float())
+                 for i in range(0, weight.shape[0], step)]
+        return torch.cat(parts, dim=-1)
 
     def first_token_ids(self, spellings: Sequence[str]) -> list[int]:
-        """Distinct first-token ids of the spellings (GenEval 2: "Yes", "yes", " Yes", " yes")."""
-        ids: dict[int, None] = {}
-        for s in spellings:
-            toks = self.tokenizer.encode(s, add_special_tokens=False)
-            if toks:
-                ids.setdefault(toks[0])
-        return list(ids)
+        """The first-token id of each spelling (GenEval 2: "Yes", "yes", " Yes", " yes"), one per
+        spelling: as in GenEval 2's evaluation.py, two spellings that begin with the same token
+        count its probability twice (the first-token table in the run's provenance shows them)."""
+        return [toks[0] for toks in (self.tokenizer.encode(s, add_special_tokens=False) for s in spellings) if toks]
 
     # -- inputs -------------------------------------------------------------------------------
     def messages(self, image, text: str) -> list[dict]:
@@ -158,7 +228,8 @@ class VLM:
             vals = [r[k] for r in rows]
             if isinstance(vals[0], list):  # left pad
                 pad = self.pad_id if k == "input_ids" else 0
-                batch[k] = torch.tensor([[pad] * (longest - len(v)) + v for v in vals])
+                batch[k] = torch.tensor([[pad] * (longest - len(v)) + v if self.pad_left else
+                                         v + [pad] * (longest - len(v)) for v in vals])
             elif vals[0].dim() >= 3 and vals[0].shape[0] == 1:  # (1, crops, ...): pad crops with zeros
                 most = max(v.shape[1] for v in vals)
                 padded = []
@@ -187,7 +258,7 @@ class VLM:
         answers: Sequence[Sequence[str]],
     ) -> list[list[float]]:
         """P(answer group) for each question: the softmax at the last prompt position summed over
-        the first-token ids of each group's spellings (one forward pass per question, batched)."""
+        the first-token id of each of the group's spellings (one forward pass per question, batched)."""
         import torch
         from PIL import Image
 
@@ -207,8 +278,9 @@ class VLM:
             # only the last position's logits (a (B, L, vocab) tensor is ~0.7 GB at B 8 for Qwen's
             # 152k vocabulary), and no KV cache: nothing is generated
             with torch.inference_mode():
-                logits = self.model(**batch, logits_to_keep=1, use_cache=False).logits[:, -1, :].float()
-            probs = torch.softmax(logits, dim=-1).cpu()
+                logits = apply_repetition_penalty(self._last_logits(batch), batch["input_ids"],
+                                                  batch["attention_mask"], self.repetition_penalty)
+                probs = torch.softmax(logits, dim=-1).cpu()
             for j, (qi, _) in enumerate(pending):
                 out[qi] = [float(probs[j, g].sum()) for g in groups]
             self.counts["forwards"] += 1

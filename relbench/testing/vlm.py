@@ -74,8 +74,33 @@ def _save(model, processor, directory: Path) -> str:
     return str(directory)
 
 
-def make_tiny_vlm(family: str, directory: str | os.PathLike, seed: int = 0) -> str:
-    """Build and save a tiny random VLM of ``family`` (one of FAMILIES); returns the directory."""
+#: the answers the tiny judges' heads are built to say (first tokens of each spelling)
+_ANSWERS = ("Yes", "yes", " Yes", " yes", "No", "no", " No", " no", "A", " A", "B", " B")
+
+
+def _informative_head(model, tok) -> None:
+    """Make the answer depend on the input. At the default initialisation (std 0.02) the last
+    hidden state is the last prompt token's embedding plus almost nothing, and every logit is
+    near 0: P(yes) is about 4/vocab for every input, so a bug that reads the wrong position or
+    loses the image moves it by ~1e-4 and no comparison can catch it. Scaling the text decoder's
+    matrices by 5 lets attention carry the image and question into the last position, and the
+    answer tokens' head rows N(0, 1) turn that into P(yes) from ~1e-4 to ~0.3."""
+    import torch
+
+    with torch.no_grad():
+        for name, p in model.get_decoder().named_parameters():
+            if p.dim() >= 2 and "embed" not in name:
+                p.mul_(5.0)
+        head = model.get_output_embeddings().weight
+        ids = sorted({tok.encode(a, add_special_tokens=False)[0] for a in _ANSWERS})
+        head[ids] = torch.randn(len(ids), head.shape[1])
+
+
+def make_tiny_vlm(family: str, directory: str | os.PathLike, seed: int = 0, informative: bool = True) -> str:
+    """Build and save a tiny random VLM of ``family`` (one of FAMILIES); returns the directory.
+
+    informative: answer logits that depend on the image and question (_informative_head);
+    False keeps the plain random initialisation (near-uniform next token)."""
     import torch
     from transformers import AutoModelForImageTextToText
 
@@ -137,28 +162,31 @@ def make_tiny_vlm(family: str, directory: str | os.PathLike, seed: int = 0) -> s
         processor = Idefics3Processor(image_processor=image_processor, tokenizer=tok, image_seq_len=4,
                                       chat_template=_IDEFICS_TEMPLATE)
     model = AutoModelForImageTextToText.from_config(config).eval()
+    if family == "qwen2_5_vl":  # as Qwen2.5-VL-Instruct's generation_config.json
+        model.generation_config.repetition_penalty = 1.05
+    if informative:
+        _informative_head(model, tok)
     return _save(model, processor, d)
 
 
-def geneval2_probabilities(model, processor, image, question: str, answers, repetition_penalty: float = 1.0):
-    """GenEval 2's reference loop for ONE question: generate(max_new_tokens=1, output_scores=True)
-    and the softmax of the first token summed over each answer group's first-token ids.
+def geneval2_probabilities(model, processor, image, question: str, answers, repetition_penalty: float | None = None):
+    """GenEval 2's evaluation.py (send_message_with_image) for ONE question, step by step: the
+    chat template applied to one unbatched conversation, generate(max_new_tokens=1,
+    do_sample=False, output_scores=True, return_dict_in_generate=True) with the model's own
+    generation_config (so its repetition_penalty applies: 1.05 in Qwen2.5-VL-Instruct), the
+    softmax of the first step's scores, and for each spelling of an answer group the probability
+    of ``tokenizer.encode(spelling)[0]`` added up (as there, not deduplicated).
 
-    repetition_penalty=1.0 disables the penalty that generation_config may set (Qwen2.5-VL's
-    default 1.05 shifts the scores); pass None to keep the model's own generation config.
+    repetition_penalty: None keeps the generation config's; a number overrides it (1.0 = off).
     """
     import torch
 
     msg = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": question}]}]
-    enc = processor.apply_chat_template([msg], tokenize=True, add_generation_prompt=True, return_dict=True,
-                                        return_tensors="pt")
+    enc = processor.apply_chat_template(msg, tokenize=True, add_generation_prompt=True, return_dict=True,
+                                        return_tensors="pt").to(model.device)
     kw = {} if repetition_penalty is None else {"repetition_penalty": repetition_penalty}
     with torch.no_grad():
-        out = model.generate(**enc, max_new_tokens=1, output_scores=True, return_dict_in_generate=True,
-                             do_sample=False, **kw)
-    probs = torch.softmax(out.scores[0][0].float(), dim=-1)
-    result = []
-    for group in answers:
-        ids = list(dict.fromkeys(processor.tokenizer.encode(s, add_special_tokens=False)[0] for s in group))
-        result.append(float(probs[ids].sum()))
-    return result
+        out = model.generate(**enc, max_new_tokens=1, do_sample=False, output_scores=True,
+                             return_dict_in_generate=True, **kw)
+    probs = torch.softmax(out.scores[0], dim=-1)
+    return [sum(probs[0, processor.tokenizer.encode(s)[0]].item() for s in group) for group in answers]
