@@ -237,3 +237,31 @@ def test_cli_refuses_a_port_in_use(run_dir):
         s.listen()
         res = run_cli("annotate", str(run_dir), "--annotator", "ann", "--port", str(s.getsockname()[1]))
     assert res.returncode == 2 and "cannot listen on 127.0.0.1" in res.stderr and res.stderr.count("\n") == 1
+
+
+def test_one_writer_per_annotator_server_and_import(run_dir, tmp_path):
+    """A server holds its annotator's lock: a second server of that name and an import of that
+    name's answers are refused (one line, nothing merged) until it stops."""
+    pytest.importorskip("starlette")
+    d = fresh_copy(run_dir, tmp_path / "run")
+    assert run_cli("annotate", str(d), "--n", "8", "--export", str(tmp_path / "out")).returncode == 0
+    plan = build_plan([d], n=8)
+    f = tmp_path / "answers.json"
+    f.write_text(json.dumps(_submission(plan, d, annotator="ann")))
+    srv = Server([d], "ann", 8).start()
+    try:
+        res = run_cli("annotate", str(d), "--annotator", "ann", "--n", "8", "--port", str(srv.port + 1),
+                      timeout=60)  # a second server that is not refused serves forever
+        assert res.returncode == 2 and res.stderr.count("\n") == 1 and "one writer per annotator" in res.stderr, res.stderr
+        assert f"relbench annotate --annotator ann (port {srv.port})" in res.stderr
+        _import_fails(d, tmp_path, json.loads(f.read_text()), "one writer per annotator")
+        # another annotator's answers are no conflict
+        other = tmp_path / "other.json"
+        other.write_text(json.dumps(_submission(plan, d, annotator="bob")))
+        assert run_cli("annotate", str(d), "--import", str(other)).returncode == 0
+    finally:
+        srv.kill()
+    res = run_cli("annotate", str(d), "--import", str(f))  # the killed server's lock died with it
+    assert res.returncode == 0, res.stderr
+    assert len(annotator_answers([d], "ann")) == len(plan.items)
+    assert not list((d / "human").glob(".*.lock"))

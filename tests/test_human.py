@@ -184,3 +184,20 @@ def test_judges_found_by_their_per_image_verdicts():
         "spatial_visor": {"metric": None, "pos": "visor_pos_uncond", "neg": "visor_neg_uncond"},
         "vlm2": {"metric": "vlm_judge", "pos": "vlm2_pos_acc", "neg": "vlm2_neg_acc"},
     }
+
+
+def test_an_answer_stored_twice_counts_once(run_dir, tmp_path):
+    """An import beside a running server (or two servers of one name) stored two answers of one
+    annotator to one item: the latest stands, and an undo after it leaves the item open."""
+    d = fresh_copy(run_dir, tmp_path / "run")
+    plan = build_plan([d], n=20)
+    it = next(x for x in plan.items if x.kind == "main" and x.run == "oracle")
+    right = 1 if it.order[0] == it.side else 2
+    path = answers_path(d, "a")
+    append_event(path, answer_for(plan, it, "a", 3 - right, source="server"))  # wrong, then right
+    append_event(path, answer_for(plan, it, "a", right, source="import:feed"))
+    s = load_run_dir(d).summary
+    assert s["human"]["n_answers"] == 1 and s["human"]["annotators"]["a"]["answers"] == 1
+    assert s["runs"]["oracle"]["metrics"]["human_acc"]["value"] == 1.0  # the latest answer, once (not 0.5)
+    append_event(path, Undo(annotator="a", item=it.id, time="t"))
+    assert "human" not in load_run_dir(d).summary  # nothing stands: the earlier answer does not come back

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from relbench.annotate.plan import Plan, build_plan
 from relbench.annotate.storage import (
-    ANNOTATOR, HUMAN_DIR, annotator_answers, answer_for, answers_path, check_annotator, now,
+    ANNOTATOR, HUMAN_DIR, annotator_answers, annotator_lock, answer_for, answers_path, check_annotator, now,
 )
 from relbench.atomic import write_text
 from relbench.errors import UserError
@@ -135,6 +135,11 @@ def import_answers(run_dirs, file: str | Path, plan_for=build_plan) -> tuple[int
     """Validate everything first, then merge: (answers merged, annotator)."""
     path = Path(file)
     sub, digest = _load(path)
+    with annotator_lock(run_dirs, sub.annotator, "relbench annotate --import"):  # no server of this name runs
+        return _merge(path, sub, digest, run_dirs, plan_for)
+
+
+def _merge(path: Path, sub: Submission, digest: str, run_dirs, plan_for) -> tuple[int, str]:
     dirs = [Path(d).resolve() for d in run_dirs]
     ledger_path = dirs[0] / HUMAN_DIR / "exports.json"
     ledger = _read_ledger(ledger_path)

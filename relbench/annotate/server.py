@@ -14,7 +14,9 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 from relbench.annotate.plan import Plan
-from relbench.annotate.storage import Undo, annotator_answers, answer_for, answers_path, append_event, now
+from relbench.annotate.storage import (
+    Undo, annotator_answers, annotator_lock, answer_for, answers_path, append_event, now,
+)
 
 HERE = Path(__file__).resolve().parent
 CSP = ("default-src 'none'; img-src 'self'; style-src 'self'; script-src 'self'; form-action 'self'; "
@@ -180,12 +182,13 @@ def serve(plan: Plan, annotator: str, host: str = "127.0.0.1", port: int = 8765)
     import uvicorn
 
     _check_port(host, port)
-    app = create_app(plan, annotator, host)
-    shown = f"[{host}]" if ":" in host else host
-    if host not in LOOPBACK:
-        print(f"note: listening on {host}: anyone who can reach this machine can open the page and answer as "
-              f"{annotator}", flush=True)
-    dirs = " ".join(str(d) for d in plan.run_dirs)
-    print(f"annotating {len(plan.items)} items (plan {plan.id}) as {annotator}: open http://{shown}:{port}/ "
-          f"(Ctrl-C stops; answers are saved as you go; then `relbench annotate {dirs} --summarize`)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    with annotator_lock(plan.run_dirs, annotator, f"relbench annotate --annotator {annotator} (port {port})"):
+        app = create_app(plan, annotator, host)  # reads the answers only once it is their one writer
+        shown = f"[{host}]" if ":" in host else host
+        if host not in LOOPBACK:
+            print(f"note: listening on {host}: anyone who can reach this machine can open the page and answer as "
+                  f"{annotator}", flush=True)
+        dirs = " ".join(str(d) for d in plan.run_dirs)
+        print(f"annotating {len(plan.items)} items (plan {plan.id}) as {annotator}: open http://{shown}:{port}/ "
+              f"(Ctrl-C stops; answers are saved as you go; then `relbench annotate {dirs} --summarize`)", flush=True)
+        uvicorn.run(app, host=host, port=port, log_level="warning")
