@@ -15,7 +15,7 @@ from conftest import ROOT, run_cli
 
 SHAPES = """\
 name: annotate-shapes
-suite: {{kind: shapes, triples_per_predicate: 1}}
+suite: {{kind: shapes, triples_per_predicate: {triples}}}
 seeds: [0]
 resolution: 64
 metrics:
@@ -41,8 +41,8 @@ output_dir: {out}
 """
 
 
-def make_shapes_run(d: Path) -> Path:
-    (d / "bench.yaml").write_text(SHAPES.format(out=d / "run"))
+def make_shapes_run(d: Path, triples: int = 1) -> Path:
+    (d / "bench.yaml").write_text(SHAPES.format(out=d / "run", triples=triples))
     res = run_cli("run", "--config", str(d / "bench.yaml"), "--no-report")
     assert res.returncode == 0, res.stderr
     return d / "run"

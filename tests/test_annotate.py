@@ -33,12 +33,14 @@ def test_plan_is_deterministic_stratified_with_references_and_repeats(run_dir):
     assert plan == build_plan([run_dir], n=30, seed=0) and plan.id == build_plan([run_dir], n=30, seed=0).id
     assert build_plan([run_dir], n=30, seed=1).id != plan.id
     kinds = Counter(it.kind for it in plan.items)
-    # 9 predicates x 1 triple x 1 seed; oracle and inverse give 36 images, references 18
-    assert len(plan.items) == 30 and kinds == {"main": 24, "reference": 3, "repeat": 3}
+    # 9 predicates x 1 triple x 1 seed; oracle and inverse give 36 images, references 18 on 9
+    # triples: one reference per triple (MIN_TRIPLES = 10 wanted), 3 repeats, 18 left
+    assert len(plan.items) == 30 and kinds == {"main": 18, "reference": 9, "repeat": 3}
+    assert plan.notes == ("the reference run has images of only 9 triples: the human ceiling has an interval from 10 on",)
     main = [it for it in plan.items if it.kind == "main"]
-    # stratified: 24 images over 18 (run, predicate) strata -> every stratum once, none three times
+    # stratified: 18 images over 18 (run, predicate) strata -> every stratum once
     per_stratum = Counter((it.run, it.predicate) for it in main)
-    assert len(per_stratum) == 18 and max(per_stratum.values()) == 2
+    assert len(per_stratum) == 18 and max(per_stratum.values()) == 1
     assert len({it.id for it in plan.items}) == 30
     for rep in (it for it in plan.items if it.kind == "repeat"):
         orig = plan.by_id[rep.copy_of]
@@ -60,6 +62,91 @@ def test_plan_caps_at_what_exists_and_refuses_bad_input(run_dir, tmp_path):
         build_plan([run_dir], n=0)
     with pytest.raises(UserError, match="not a run directory"):
         build_plan([tmp_path])
+
+
+def test_each_annotator_has_an_order_of_their_own(run_dir):
+    """Same items and plan id for everyone; item and caption order seeded by the name, so a
+    shared key habit ("1 when unsure") is not read as agreement."""
+    plan = build_plan([run_dir], n=30, seed=0)
+    mine = {name: plan.for_annotator(name) for name in ("alice", "bob", "carol", "dave")}
+    assert mine["alice"] == plan.for_annotator("alice")  # a restarted server shows the same order
+    for p in mine.values():
+        assert p.id == plan.id and sorted(p.by_id) == sorted(plan.by_id)
+        assert all(p.by_id[i].kind == plan.by_id[i].kind and p.by_id[i].image_key == plan.by_id[i].image_key
+                   for i in plan.by_id)
+        half = sum(it.kind != "repeat" for it in p.items) // 2  # originals before it, repeats from it on
+        for rep in (it for it in p.items if it.kind == "repeat"):  # still later, captions swapped
+            orig = p.by_id[rep.copy_of]
+            assert p.items.index(orig) < half <= p.items.index(rep)
+            assert rep.order == orig.order[::-1]
+    sequences = {tuple(it.id for it in p.items) for p in mine.values()}
+    assert len(sequences) == 4
+    # each item's caption order is drawn per annotator: 30 items x 4 people, both orders everywhere
+    flips = sum(len({mine[n].by_id[i].order for n in mine}) == 2 for i in plan.by_id)
+    assert flips > len(plan.by_id) // 2
+
+
+def test_exports_and_imports_keep_the_annotators_order(run_dir, tmp_path):
+    d = fresh_copy(run_dir, tmp_path / "run")
+    pages = {}
+    for name in ("alice", "bob"):
+        res = run_cli("annotate", str(d), "--n", "8", "--annotator", name, "--export", str(tmp_path / name))
+        assert res.returncode == 0, res.stderr
+        html = next((tmp_path / name).glob("*.html")).read_text()
+        pages[name] = json.loads(html.split('<script type="application/json" id="plan">')[1].split("</script>")[0])
+    shown = {name: [(it["id"], tuple(it["order"])) for it in p["items"]] for name, p in pages.items()}
+    assert shown["alice"] != shown["bob"] and sorted(i for i, _ in shown["alice"]) == sorted(i for i, _ in shown["bob"])
+    assert shown["alice"] == [(it.id, it.order) for it in build_plan([d], n=8).for_annotator("alice").items]
+    p = pages["alice"]
+    sub = {"format": "relbench-annotations/1", "plan": p["plan"], "export": p["export"], "token": p["token"],
+           "annotator": "alice", "answers": [{"item": it["id"], "image_key": it["image_key"], "order": it["order"],
+                                              "choice": 1, "time": "2026-01-01T00:00:00Z"} for it in p["items"]]}
+    bobs = {i: o for i, o in shown["bob"]}
+    swapped = next(k for k, (i, o) in enumerate(shown["alice"]) if bobs[i] != o)
+    wrong = json.loads(json.dumps(sub))
+    wrong["answers"][swapped]["order"] = list(bobs[wrong["answers"][swapped]["item"]])  # bob's order, not hers
+    _import_fails(d, tmp_path, wrong, "caption order")
+    f = tmp_path / "alice.json"
+    f.write_text(json.dumps(sub))
+    assert run_cli("annotate", str(d), "--import", str(f)).returncode == 0
+    stood = {a.item: a for a in annotator_answers([d], "alice")}
+    assert all(stood[i].answer == o[0] for i, o in shown["alice"])  # key 1: her first caption
+
+
+@pytest.fixture(scope="module")
+def two_triples_run(tmp_path_factory):
+    return make_shapes_run(tmp_path_factory.mktemp("annotate2"), triples=2)
+
+
+def test_reference_items_are_on_distinct_triples(two_triples_run, tmp_path):
+    """The human ceiling is bootstrapped over triples and needs MIN_TRIPLES (10) of them for an
+    interval: the default plan's references are 10 images on 10 triples whatever the seed."""
+    for seed in range(20):
+        plan = build_plan([two_triples_run], n=100, seed=seed)
+        refs = [it for it in plan.items if it.kind == "reference"]
+        assert len(refs) == 10 and len({it.triple_id for it in refs}) == 10, seed
+        assert not plan.notes
+        assert len({it.predicate for it in refs}) == 9  # still spread over the predicates
+    small = build_plan([two_triples_run], n=12)
+    assert Counter(it.kind for it in small.items)["reference"] == 1
+    assert small.notes == ("--n 12 leaves room for 1 reference image(s); the human ceiling has an interval "
+                           "from 10 on (--n 20 or more)",)
+    d = fresh_copy(two_triples_run, tmp_path / "run")
+    res = run_cli("annotate", str(d), "--n", "12", "--export", str(tmp_path / "out"))
+    assert res.returncode == 0 and res.stdout.startswith("note: --n 12 leaves room for 1 reference image(s)"), res.stderr
+
+
+def test_human_ceiling_has_an_interval_at_the_defaults(two_triples_run, tmp_path):
+    from relbench.compare import load_run_dir
+
+    d = fresh_copy(two_triples_run, tmp_path / "run")
+    plan = build_plan([d], seed=3)
+    for it in plan.items:
+        if it.kind == "reference":  # a careful person on the reference images
+            append_event(answers_path(d, "a"), answer_for(plan, it, "a", 1 if it.order[0] == it.side else 2))
+    ceiling = load_run_dir(d).summary["human"]["ceiling"]
+    assert ceiling["n"] == ceiling["n_triples"] == 10
+    assert ceiling["value"] == ceiling["ci_low"] == ceiling["ci_high"] == 1.0  # constant: the interval is the point
 
 
 # --- answer files -------------------------------------------------------------------------------
@@ -108,7 +195,7 @@ def _get(url, headers=None):
 def test_server_refuses_what_it_did_not_serve(run_dir, tmp_path):
     pytest.importorskip("starlette")
     d = fresh_copy(run_dir, tmp_path / "run")
-    plan = build_plan([d], n=6)
+    plan = build_plan([d], n=6).for_annotator("ann")  # the order this annotator's server shows
     srv = Server([d], "ann", 6).start()
     try:
         status, body, headers = _get(srv.url + "/")

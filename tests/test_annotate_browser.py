@@ -53,7 +53,7 @@ def wait_progress(page, n):
 
 def test_server_keys_undo_kill_restart_and_hostile_text(dirs, browser, tmp_path):
     shapes, hostile = dirs
-    plan = build_plan([shapes, hostile], n=N)
+    plan = build_plan([shapes, hostile], n=N).for_annotator("ann1")  # the order ann1's server shows
     assert any(it.run == "flat" and HOSTILE_TEXT in it.caption(1) + it.caption(2) for it in plan.items)
     srv = Server([shapes, hostile], "ann1", N).start()
     requests: list[str] = []

@@ -13,7 +13,8 @@ def add_annotate_parser(sub) -> None:
     a.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     a.add_argument("--annotator", metavar="NAME", help="who answers (1-32 of A-Z a-z 0-9 _ -); required to serve")
     a.add_argument("--n", type=int, default=100, metavar="K", help="items in the plan (default 100)")
-    a.add_argument("--seed", type=int, default=0, help="sampling seed of the plan (default 0; same for all annotators)")
+    a.add_argument("--seed", type=int, default=0, help="sampling seed of the plan (default 0): the items are the same for all "
+                   "annotators, their order is each annotator's own")
     a.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     a.add_argument("--port", type=int, default=8765, metavar="N", help="port (default 8765)")
     mode = a.add_mutually_exclusive_group()
@@ -53,6 +54,8 @@ def annotate_command(args: argparse.Namespace) -> int:
             print(f"imported {n} answers of {annotator}")
         return 0
     plan = build_plan(args.run_dirs, n=args.n, seed=args.seed)
+    for note in plan.notes:
+        print(f"note: {note}", flush=True)
     if args.export:
         from relbench.annotate.offline import export_page
 

@@ -87,7 +87,7 @@ def export_page(plan: Plan, out_dir: str | Path, annotator: str | None = None) -
     from relbench.annotate.server import HERE, templates
 
     if annotator is not None:
-        check_annotator(annotator)
+        plan = plan.for_annotator(check_annotator(annotator))  # the order this annotator's server would show
     ledger_path = _ledger_path(plan)
     ledger = _read_ledger(ledger_path)
     ledger["secret"] = ledger.get("secret") or secrets.token_hex(32)
@@ -158,11 +158,12 @@ def _merge(path: Path, sub: Submission, digest: str, run_dirs, plan_for) -> tupl
     if plan.id != sub.plan or plan.id != export["plan"]:
         raise UserError(f"{path}: answers are for plan {sub.plan}, but {', '.join(map(str, dirs))} now give plan "
                         f"{plan.id} (same run directories, in the same order, unchanged since the export?)")
+    shown = plan.for_annotator(sub.annotator) if export.get("annotator") else plan  # as export_page ordered it
     have = {a.item for a in annotator_answers(plan.run_dirs, sub.annotator)}
     seen: set[str] = set()
     records = []
     for k, a in enumerate(sub.answers):
-        item = plan.by_id.get(a.item)
+        item = shown.by_id.get(a.item)
         if item is None:
             raise UserError(f"{path}: answers.{k}: unknown item {a.item!r} (not in plan {plan.id})")
         if a.image_key != item.image_key:

@@ -102,6 +102,7 @@ def create_app(plan: Plan, annotator: str, host: str = "127.0.0.1"):
     from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
     from starlette.routing import Route
 
+    plan = plan.for_annotator(annotator)
     session = Session(plan, annotator)
     page = templates().get_template("page.html.j2")
     static = {name: (HERE / "static" / name).read_bytes() for name in STATIC}
