@@ -352,3 +352,51 @@ def test_one_writer_per_annotator_server_and_import(run_dir, tmp_path):
     assert res.returncode == 0, res.stderr
     assert len(annotator_answers([d], "ann")) == len(plan.items)
     assert not list((d / "human").glob(".*.lock"))
+
+
+def test_page_after_a_restart_and_its_instructions(run_dir, tmp_path):
+    """A key press on a page the previous server process rendered gets the page back with a
+    message (nothing saved), not a bare 403; the page says how to answer, for its predicates."""
+    pytest.importorskip("starlette")
+    from relbench.annotate.guide import MEANINGS
+
+    d = fresh_copy(run_dir, tmp_path / "run")
+    plan = build_plan([d], n=6).for_annotator("ann")
+    srv = Server([d], "ann", 6).start()
+    try:
+        page = _get(srv.url + "/")[1].decode()
+        old_token = page.split('name="token" value="')[1].split('"')[0]
+        assert '<details class="guide" id="guide" open>' in page  # open before the first answer
+        assert "the camera&#39;s viewpoint" in page and "Choose can&#39;t tell (0) when an object" in page
+        shown = {m.split("</dt>")[0] for m in page.split("<dt>")[1:]}
+        used = {it.predicate for it in plan.items}
+        assert used <= shown and "eating" not in shown  # the shapes suite has no eating
+        assert all(f"<dt>{p}</dt><dd>{MEANINGS[p]}</dd>" in page for p in used)
+        srv.kill()
+        srv.start()  # same port, a new process with a new form token
+        status, body = _post(srv.url + "/answer", {"token": old_token, "item": plan.items[0].id, "choice": "1"})
+        assert status == 403 and "not saved: this page came from before the server restarted" in body
+        new_token = body.split('name="token" value="')[1].split('"')[0]
+        assert new_token != old_token and f'value="{plan.items[0].id}"' in body  # the same item, answerable
+        status, body = _post(srv.url + "/undo", {"token": old_token})
+        assert status == 403 and 'id="message"' in body and "<form" in body
+        assert not answers_path(d, "ann").exists()
+        assert _post(srv.url + "/answer", {"token": new_token, "item": plan.items[0].id, "choice": "1"})[0] in (200, 303)
+        assert len(annotator_answers([d], "ann")) == 1
+        page = _get(srv.url + "/")[1].decode()
+        assert '<details class="guide" id="guide">' in page  # out of the way once answering
+    finally:
+        srv.kill()
+    res = run_cli("annotate", str(d), "--n", "6", "--export", str(tmp_path / "out"))
+    assert res.returncode == 0, res.stderr
+    offline_page = next((tmp_path / "out").glob("*.html")).read_text()
+    assert "How to answer" in offline_page and "the camera&#39;s viewpoint" in offline_page
+
+
+def test_guide_explains_the_predicates_of_the_captions():
+    from relbench.annotate.guide import FALLBACK, MEANINGS, meanings
+
+    # a predicate-replacement negative brings a second predicate; "sitting on" is not also "on"
+    got = meanings({"riding", "juggling"}, ["dog riding horse", "dog sitting on horse", "cup to the left of plate"])
+    assert got == [("juggling", FALLBACK.format(name="juggling")), ("left of", MEANINGS["left of"]),
+                   ("riding", MEANINGS["riding"]), ("sitting on", MEANINGS["sitting on"])]

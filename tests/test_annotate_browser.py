@@ -1,6 +1,7 @@
 """`relbench annotate` in a real browser: Debian's chromium driven by Playwright.
 
-Server: answer with keys and a click, undo one, kill the server (SIGKILL) and restart it, finish,
+Server: answer with keys and a click, undo one, kill the server (SIGKILL) and restart it (the
+open page's next key press gets the page back with a message), finish,
 then check the answer files, the resumption, a hostile triple name shown as text, that the page
 requested nothing but its own server, and the agreement numbers computed from the answers.
 Offline page: two remote annotators answer the exported file (keys, undo, reload), download
@@ -104,10 +105,13 @@ def test_server_keys_undo_kill_restart_and_hostile_text(dirs, browser, tmp_path)
         assert a.case_id == plan.items[0].case_id and a.run == plan.items[0].run
         assert a.image_key == plan.items[0].image_key and tuple(a.order) == plan.items[0].order and a.time
 
-        srv.start()  # same port: the open page just goes on
-        page.goto(srv.url + "/")
-        assert page.inner_text("#progress").startswith(f"4 / {N}")
+        srv.start()  # same port: the open page's next key press gets the page back, nothing lost
         assert current() == plan.items[4]
+        page.keyboard.press(str(truthful(current())))
+        page.wait_for_selector("#message")
+        assert page.inner_text("#message").startswith("not saved: this page came from before the server restarted")
+        assert page.inner_text("#progress").startswith(f"4 / {N}")
+        assert current() == plan.items[4] and page.is_visible("#guide")
         for n in range(4, N):
             it = current()
             check_item(it)

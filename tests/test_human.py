@@ -105,7 +105,7 @@ def _files(d):
 
 def test_human_judge_is_computed_on_read_and_never_written(run_dir, tmp_path):
     d = fresh_copy(run_dir, tmp_path / "run")
-    plan = build_plan([d], n=20)
+    plan = build_plan([d], n=40)  # 9 references (one per triple), 4 repeats: every (run, predicate) in the rest
     truth = {"oracle": True, "reference": True, "inverse": False}  # does the image show its own graph?
     for name in ("a", "b"):
         for it in plan.items:
@@ -137,6 +137,13 @@ def test_human_judge_is_computed_on_read_and_never_written(run_dir, tmp_path):
     assert res.returncode == 0, res.stderr
     html = (tmp_path / "r.html").read_text()
     assert '<section id="human">' in html and "human_majority_acc" in html
+    assert '<a href="#human">Human judgments</a>' in html  # the nav leads there
+    # human_acc stands in "Is the relation drawn?" beside the judges, with its n and the human ceiling
+    answer = html.split('<section id="answer">')[1].split("</section>")[0]
+    panel = answer.split('<div class="answer-key" data-key="human_acc">')[1]
+    n = {r: s["runs"][r]["metrics"]["human_acc"]["n"] for r in ("oracle", "reference")}
+    assert f"<td>oracle (n={n['oracle']})</td>" in panel and f"<td>ceiling (reference, n={n['reference']})</td>" in panel
+    assert "<svg" in panel.split("</figure>")[0]
     res = run_cli("annotate", str(d), "--summarize")
     assert res.returncode == 0 and format_human(human) in res.stdout
     from relbench.api import load_run

@@ -22,6 +22,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from relbench.annotate.guide import guide_for
 from relbench.annotate.plan import Plan, build_plan
 from relbench.annotate.storage import (
     ANNOTATOR, HUMAN_DIR, annotator_answers, annotator_lock, answer_for, answers_path, check_annotator, now,
@@ -103,7 +104,7 @@ def export_page(plan: Plan, out_dir: str | Path, annotator: str | None = None) -
                    "order": list(it.order), "captions": [it.caption(1), it.caption(2)]} for it in plan.items],
     }
     html = templates().get_template("offline.html.j2").render(
-        nonce=secrets.token_urlsafe(16), plan_id=plan.id, total=len(plan.items), payload=payload,
+        nonce=secrets.token_urlsafe(16), plan_id=plan.id, total=len(plan.items), payload=payload, guide=guide_for(plan),
         css=Markup((HERE / "static" / "annotate.css").read_text()),
         script=Markup((HERE / "static" / "offline.js").read_text()),
     )

@@ -13,6 +13,7 @@ import secrets
 from pathlib import Path
 from urllib.parse import parse_qs
 
+from relbench.annotate.guide import guide_for
 from relbench.annotate.plan import Plan
 from relbench.annotate.storage import (
     Undo, annotator_answers, annotator_lock, answer_for, answers_path, append_event, now,
@@ -30,6 +31,10 @@ HEADERS = [
 ]
 STATIC = {"annotate.css": "text/css; charset=utf-8", "keys.js": "text/javascript; charset=utf-8"}
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+#: a form whose token is not this process's: the page came from an earlier server (restarted
+#: since) or another site; the annotator gets the current page back, not a bare refusal
+STALE = ("not saved: this page came from before the server restarted (or from elsewhere); "
+         "here is the current item, please answer it again")
 
 
 def templates():
@@ -105,6 +110,7 @@ def create_app(plan: Plan, annotator: str, host: str = "127.0.0.1"):
     plan = plan.for_annotator(annotator)
     session = Session(plan, annotator)
     page = templates().get_template("page.html.j2")
+    guide = guide_for(plan)
     static = {name: (HERE / "static" / name).read_bytes() for name in STATIC}
 
     def render(message: str = "", status: int = 200):
@@ -112,7 +118,7 @@ def create_app(plan: Plan, annotator: str, host: str = "127.0.0.1"):
         if item is not None:
             session.served.add(item.id)
         html = page.render(annotator=annotator, item=item, done=len(session.answered), total=len(plan.items),
-                           token=session.token, can_undo=bool(session.answered), message=message)
+                           token=session.token, can_undo=bool(session.answered), message=message, guide=guide)
         return HTMLResponse(html, status_code=status)
 
     async def index(request):
@@ -133,7 +139,7 @@ def create_app(plan: Plan, annotator: str, host: str = "127.0.0.1"):
     async def answer(request):
         form = await _form(request)
         if not secrets.compare_digest(form.get("token", ""), session.token):
-            return PlainTextResponse("refused: stale or foreign form (reload the page)", status_code=403)
+            return render(STALE, status=403)
         choice = form.get("choice", "")
         if choice not in ("0", "1", "2"):
             return PlainTextResponse("refused: choice must be 0, 1 or 2", status_code=400)
@@ -145,7 +151,7 @@ def create_app(plan: Plan, annotator: str, host: str = "127.0.0.1"):
     async def undo(request):
         form = await _form(request)
         if not secrets.compare_digest(form.get("token", ""), session.token):
-            return PlainTextResponse("refused: stale or foreign form (reload the page)", status_code=403)
+            return render(STALE, status=403)
         why = session.undo()
         if why:
             return render(why, status=409)
