@@ -208,3 +208,15 @@ def test_an_answer_stored_twice_counts_once(run_dir, tmp_path):
     assert s["runs"]["oracle"]["metrics"]["human_acc"]["value"] == 1.0  # the latest answer, once (not 0.5)
     append_event(path, Undo(annotator="a", item=it.id, time="t"))
     assert "human" not in load_run_dir(d).summary  # nothing stands: the earlier answer does not come back
+
+
+def test_a_ceiling_without_interval_says_why(run_dir, tmp_path):
+    """This suite's reference run has 9 triples: one fewer than an interval needs."""
+    d = fresh_copy(run_dir, tmp_path / "run")
+    plan = build_plan([d], n=40)
+    for it in plan.items:
+        if it.kind == "reference":
+            append_event(answers_path(d, "a"), answer_for(plan, it, "a", 1))
+    human = load_run_dir(d).summary["human"]
+    assert human["ceiling"]["n_triples"] == 9 and human["ceiling"]["ci_low"] is None
+    assert "(n=9); no interval: 9 triples, 10 needed" in format_human(human)

@@ -3,8 +3,10 @@
 Security model: it binds to 127.0.0.1 unless told otherwise and then also checks the Host header
 (no DNS rebinding); every form carries a per-process token (no cross-site posts); an item id
 from a request is only ever looked up in the plan, never joined into a path; an answer is taken
-only for an item this process served and nobody has answered yet; pages load nothing but their
-own same-origin stylesheet, script and images, under a strict Content-Security-Policy.
+only for an item this process served and nobody has answered yet (the process holds its
+annotator's lock, so no other server or import writes that annotator's answers); pages load
+nothing but their own same-origin stylesheet, script and images, under a strict
+Content-Security-Policy.
 """
 
 from __future__ import annotations

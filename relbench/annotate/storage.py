@@ -1,6 +1,6 @@
 """Answer files: RUN_DIR/human/<annotator>.jsonl, append-only, one fsynced JSON line per event.
 
-An event is an answer or an undo (which withdraws the annotator's latest answer to an item), so
+An event is an answer or an undo (which withdraws the annotator's answer to an item), so
 the file is an audit trail and a kill at any moment loses nothing that was answered: each line
 is written by one ``write`` on an O_APPEND descriptor and fsynced before the server replies. A
 torn last line (power loss mid-write) is ignored on reading.
@@ -154,6 +154,8 @@ def annotator_lock(run_dirs, annotator: str, command: str):
     hint = f"stop it before another server or import for {annotator} (one writer per annotator)"
     with ExitStack() as stack:
         for d in dict.fromkeys(Path(d).resolve() for d in run_dirs):
+            if not d.is_dir():  # the lock must not create a run directory
+                raise UserError(f"{d}: no such run directory")
             stack.enter_context(writer_lock(d / HUMAN_DIR, command, name=f".{check_annotator(annotator)}.lock", hint=hint))
         yield
 
