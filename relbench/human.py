@@ -16,7 +16,8 @@ stored copy goes stale when answers arrive. What a reader sees:
   judge its agreement with the human majority per image (share and Cohen's kappa with
   intervals, relbench.agreement), overall and per predicate.
 
-Repeated items count only for consistency, never twice in an aggregate.
+Repeated items count only for consistency, never twice in an aggregate; an annotator's answer
+to an item counts once (the latest stands, relbench.annotate.storage.effective).
 """
 
 from __future__ import annotations
@@ -276,6 +277,16 @@ def _add(rd) -> None:
     }
 
 
+def ceiling_text(c: dict) -> str:
+    """The human ceiling with its n, and why it has no interval when it has none."""
+    from relbench.stats import MIN_TRIPLES
+
+    text = f"{estimate_text(c['value'], c['ci_low'], c['ci_high'], 3)} (n={c['n']})"
+    if c.get("ci_low") is None and c.get("n_triples", 0) < MIN_TRIPLES:
+        text += f"; no interval: {c.get('n_triples', 0)} triples, {MIN_TRIPLES} needed"
+    return text
+
+
 def format_human(section: dict | None) -> str:
     """The meta-evaluation for the terminal."""
     if not section:
@@ -293,7 +304,7 @@ def format_human(section: dict | None) -> str:
                     if ia["value"] is not None else f"- ({ia.get('note', 'undefined')})"))
     c = section.get("ceiling")
     if c:
-        lines.append(f"  human ceiling (reference images): {estimate_text(c['value'], c['ci_low'], c['ci_high'], 3)} (n={c['n']})")
+        lines.append(f"  human ceiling (reference images): {ceiling_text(c)}")
     body = []
     for name, j in section["judges"].items():
         o = j["overall"]
@@ -325,7 +336,7 @@ def report_rows(dirs) -> list[dict]:
                            for n, a in sec["annotators"].items()],
             "alpha": (f"{estimate_text(ia['value'], ia['ci_low'], ia['ci_high'], 3)} on {ia['items']} images"
                       if ia["value"] is not None else f"– ({ia.get('note', 'undefined')})"),
-            "ceiling": f"{estimate_text(c['value'], c['ci_low'], c['ci_high'], 3)} (n={c['n']})" if c else "–",
+            "ceiling": ceiling_text(c) if c else "–",
             "judges": [{"name": name, "metric": j["metric"], "overall": _share_kappa(j["overall"]),
                         "by_predicate": [{"predicate": p, **_share_kappa(e)} for p, e in j["by_predicate"].items()]}
                        for name, j in sec["judges"].items()],

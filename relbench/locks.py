@@ -37,7 +37,10 @@ def _holder(fd: int) -> str:
         return "another relbench process (pid not yet written)"
 
 
-def _acquire(path: Path, command: str) -> int:
+ONE_WRITER = "wait for it to finish or choose another directory (one writer per directory)"
+
+
+def _acquire(path: Path, command: str, hint: str = ONE_WRITER) -> int:
     import fcntl
 
     while True:
@@ -47,8 +50,7 @@ def _acquire(path: Path, command: str) -> int:
         except BlockingIOError:
             holder = _holder(fd)
             os.close(fd)
-            raise UserError(f"{path.parent}: {holder} is writing there; wait for it to finish or choose "
-                            f"another directory (one writer per directory)") from None
+            raise UserError(f"{path.parent}: {holder} is writing there; {hint}") from None
         try:
             if os.path.samestat(os.fstat(fd), os.stat(path)):
                 break
@@ -61,14 +63,17 @@ def _acquire(path: Path, command: str) -> int:
 
 
 @contextmanager
-def writer_lock(directory: str | Path, command: str, enabled: bool = True):
+def writer_lock(directory: str | Path, command: str, enabled: bool = True, name: str = LOCK_NAME,
+                hint: str = ONE_WRITER):
     """Hold ``directory``'s writer lock (creating the directory) for the ``with`` block, or
     raise UserError naming the process that holds it. ``command`` (e.g. "relbench run") is
     what a refused writer is told. Nested use in one process is a no-op, so a command may
     call code that locks the same directory. A directory this lock created and that the
-    block left empty (it failed before writing) is removed again: bad input leaves nothing."""
+    block left empty (it failed before writing) is removed again: bad input leaves nothing.
+    ``name`` picks another lock file, for writers of one file rather than the whole directory;
+    ``hint`` is what a refused writer should do."""
     d = Path(directory)
-    key = os.path.realpath(d)
+    key = os.path.join(os.path.realpath(d), name)
     if not enabled:
         yield
         return
@@ -83,8 +88,8 @@ def writer_lock(directory: str | Path, command: str, enabled: bool = True):
         raise UserError(f"{d}: exists and is not a directory (an output directory is needed)")
     created = not d.exists()
     d.mkdir(parents=True, exist_ok=True)
-    path = d / LOCK_NAME
-    fd = _acquire(path, command)
+    path = d / name
+    fd = _acquire(path, command, hint)
     _held[key] = 1
     try:
         yield

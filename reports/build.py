@@ -24,6 +24,8 @@ SEED_KEYS = ("clip_alignment_acc", "clip_pos_margin", "clip_neg_margin", "mse_me
 GALLERY_COLUMNS = ("pair_correct", "pos_uncond", "neg_uncond", "clip_acc", "clip_pos_margin", "clip_neg_margin",
                    "pair_mse", "lpips")
 NOT_DETECTED = "not detected"
+#: human aggregates beside the judges' headlines in the answer panel (the reference row is the human ceiling)
+HUMAN_KEYS = ("human_acc",)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,10 +202,14 @@ def answer_section(gens: list[Run], ref: Run | None, specs: dict, heads: list[st
         if not any(k in r.metrics for r in every):
             continue
         rows = []
+        sampled = k in HUMAN_KEYS  # people answered a sample of the images: each row says how many
         for r in every:
             e = r.metrics.get(k) or {}
             nd = undetected(r, k, specs)
-            rows.append({"label": "ceiling (reference)" if r.is_reference else r.label, "ceiling": r.is_reference,
+            n = f"n={e['n']}" if sampled and e.get("n") else ""
+            label = (f"ceiling (reference{', ' + n if n else ''})" if r.is_reference
+                     else f"{r.label} ({n})" if n else r.label)
+            rows.append({"label": label, "ceiling": r.is_reference,
                          "value": None if nd else e.get("value"), "lo": None if nd else e.get("ci_low"),
                          "hi": None if nd else e.get("ci_high"), "chance": e.get("chance"), "not_detected": nd,
                          "cell": cell(e, e.get("chance"), nd, None if r.is_reference else overall_test(r, k, specs))})
@@ -227,7 +233,8 @@ def answer_section(gens: list[Run], ref: Run | None, specs: dict, heads: list[st
             from relbench.reports.charts import dot_interval_chart
 
             svg = Markup(dot_interval_chart(f"{k} (95% CI)", rows))  # matplotlib's SVG writer escapes labels
-        out.append({"key": k, "metric": specs[k].metric if k in specs else "", "rows": rows, "chart": svg,
+        metric = specs[k].metric if k in specs else "human" if sampled else ""
+        out.append({"key": k, "metric": metric, "rows": rows, "chart": svg,
                     "columns": [r["label"] for r in rows], "heatmap": heat})
     return out
 
@@ -583,7 +590,7 @@ def build_context(run_dirs, baselines=None, per_predicate: int = 3, max_pairs: i
                   for flag in (info.get("flags") or [])],
         "descriptions": {k: v for d in dirs for info in (d.summary.get("metrics") or {}).values()
                          for k, v in (info.get("aggregates") or {}).items()},
-        "answer": answer_section(gens, ref, specs, answer_keys, charts),
+        "answer": answer_section(gens, ref, specs, answer_keys + [k for k in HUMAN_KEYS if k in keys], charts),
         "verdicts": verdicts(gens, specs, answer_keys),
         "min_triples": MIN_TRIPLES,
         "breakdown_test": BREAKDOWN_TEST,
@@ -599,7 +606,7 @@ def build_context(run_dirs, baselines=None, per_predicate: int = 3, max_pairs: i
         "neutral": neutral,
         "gallery": gallery,
         "gallery_stats": gstats,
-        "human": _human_rows(dirs),  # issue 14
+        "human": _human_rows(dirs),
         "per_predicate": per_predicate,
         "manifests": [{"path": str(d.path), "text": json.dumps(d.manifest, indent=2)} for d in dirs],
     }

@@ -15,7 +15,7 @@ from conftest import ROOT, run_cli
 
 SHAPES = """\
 name: annotate-shapes
-suite: {{kind: shapes, triples_per_predicate: 1}}
+suite: {{kind: shapes, triples_per_predicate: {triples}}}
 seeds: [0]
 resolution: 64
 metrics:
@@ -41,8 +41,8 @@ output_dir: {out}
 """
 
 
-def make_shapes_run(d: Path) -> Path:
-    (d / "bench.yaml").write_text(SHAPES.format(out=d / "run"))
+def make_shapes_run(d: Path, triples: int = 1) -> Path:
+    (d / "bench.yaml").write_text(SHAPES.format(out=d / "run", triples=triples))
     res = run_cli("run", "--config", str(d / "bench.yaml"), "--no-report")
     assert res.returncode == 0, res.stderr
     return d / "run"
@@ -115,13 +115,15 @@ def page_payload(html: Path) -> dict:
 
 
 def page_items(html: Path, plan) -> list:
-    """The plan's items in the order the page shows them, mapped back as the study owner can
-    (the page's ids are opaque without the secret in exports.json)."""
+    """The plan's items in the order the page shows them, with the caption order the page's
+    annotator sees, mapped back as the study owner can (the page's ids are opaque without the
+    secret in exports.json)."""
     from relbench.annotate.offline import _page_id
 
     payload = page_payload(html)
     secret = json.loads((plan.run_dirs[0] / "human" / "exports.json").read_text())["secret"]
-    by_page_id = {_page_id(secret, payload["export"], it.id): it for it in plan.items}
+    own = plan.for_annotator(payload["annotator"])  # the page's annotator's caption orders
+    by_page_id = {_page_id(secret, payload["export"], it.id): it for it in own.items}
     return [by_page_id[x["id"]] for x in payload["items"]]
 
 

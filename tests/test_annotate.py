@@ -35,12 +35,14 @@ def test_plan_is_deterministic_stratified_with_references_and_repeats(run_dir):
     assert plan == build_plan([run_dir], n=30, seed=0) and plan.id == build_plan([run_dir], n=30, seed=0).id
     assert build_plan([run_dir], n=30, seed=1).id != plan.id
     kinds = Counter(it.kind for it in plan.items)
-    # 9 predicates x 1 triple x 1 seed; oracle and inverse give 36 images, references 18
-    assert len(plan.items) == 30 and kinds == {"main": 24, "reference": 3, "repeat": 3}
+    # 9 predicates x 1 triple x 1 seed; oracle and inverse give 36 images, references 18 on 9
+    # triples: one reference per triple (MIN_TRIPLES = 10 wanted), 3 repeats, 18 left
+    assert len(plan.items) == 30 and kinds == {"main": 18, "reference": 9, "repeat": 3}
+    assert plan.notes == ("the reference run has images of only 9 triples: the human ceiling has an interval from 10 on",)
     main = [it for it in plan.items if it.kind == "main"]
-    # stratified: 24 images over 18 (run, predicate) strata -> every stratum once, none three times
+    # stratified: 18 images over 18 (run, predicate) strata -> every stratum once
     per_stratum = Counter((it.run, it.predicate) for it in main)
-    assert len(per_stratum) == 18 and max(per_stratum.values()) == 2
+    assert len(per_stratum) == 18 and max(per_stratum.values()) == 1
     assert len({it.id for it in plan.items}) == 30
     for rep in (it for it in plan.items if it.kind == "repeat"):
         orig = plan.by_id[rep.copy_of]
@@ -62,6 +64,89 @@ def test_plan_caps_at_what_exists_and_refuses_bad_input(run_dir, tmp_path):
         build_plan([run_dir], n=0)
     with pytest.raises(UserError, match="not a run directory"):
         build_plan([tmp_path])
+
+
+def test_each_annotator_has_an_order_of_their_own(run_dir):
+    """Same items and plan id for everyone; item and caption order seeded by the name, so a
+    shared key habit ("1 when unsure") is not read as agreement."""
+    plan = build_plan([run_dir], n=30, seed=0)
+    mine = {name: plan.for_annotator(name) for name in ("alice", "bob", "carol", "dave")}
+    assert mine["alice"] == plan.for_annotator("alice")  # a restarted server shows the same order
+    for p in mine.values():
+        assert p.id == plan.id and sorted(p.by_id) == sorted(plan.by_id)
+        assert all(p.by_id[i].kind == plan.by_id[i].kind and p.by_id[i].image_key == plan.by_id[i].image_key
+                   for i in plan.by_id)
+        half = sum(it.kind != "repeat" for it in p.items) // 2  # originals before it, repeats from it on
+        for rep in (it for it in p.items if it.kind == "repeat"):  # still later, captions swapped
+            orig = p.by_id[rep.copy_of]
+            assert p.items.index(orig) < half <= p.items.index(rep)
+            assert rep.order == orig.order[::-1]
+    sequences = {tuple(it.id for it in p.items) for p in mine.values()}
+    assert len(sequences) == 4
+    # each item's caption order is drawn per annotator: 30 items x 4 people, both orders everywhere
+    flips = sum(len({mine[n].by_id[i].order for n in mine}) == 2 for i in plan.by_id)
+    assert flips > len(plan.by_id) // 2
+
+
+def test_exports_and_imports_keep_the_annotators_order(run_dir, tmp_path):
+    """Each annotator's page shows the plan's items in that annotator's own item and caption
+    order, and the import maps a key press back through that same order."""
+    d = fresh_copy(run_dir, tmp_path / "run")
+    pages = {}
+    for name in ("alice", "bob"):
+        res = run_cli("annotate", str(d), "--n", "8", "--annotator", name, "--export", str(tmp_path / name))
+        assert res.returncode == 0, res.stderr
+        pages[name] = next((tmp_path / name).glob("*.html"))
+    plan = build_plan([d], n=8)
+    shown = {name: page_items(html, plan) for name, html in pages.items()}
+    assert [it.id for it in shown["alice"]] != [it.id for it in shown["bob"]]
+    assert sorted(it.id for it in shown["alice"]) == sorted(it.id for it in shown["bob"])
+    own = plan.for_annotator("alice").items
+    assert [it.id for it in shown["alice"]] == [it.id for it in own]
+    assert [x["captions"] for x in page_payload(pages["alice"])["items"]] == [[it.caption(1), it.caption(2)] for it in own]
+    bobs = {it.id: it.order for it in plan.for_annotator("bob").items}
+    assert any(bobs[it.id] != it.order for it in own)  # caption order too, not only item order
+    f = tmp_path / "alice.json"
+    f.write_text(json.dumps(submission(pages["alice"], [1] * len(own))))
+    assert run_cli("annotate", str(d), "--import", str(f)).returncode == 0, "import"
+    stood = {a.item: a for a in annotator_answers([d], "alice")}
+    assert all(stood[it.id].answer == it.order[0] for it in own)  # key 1: her first caption
+
+
+@pytest.fixture(scope="module")
+def two_triples_run(tmp_path_factory):
+    return make_shapes_run(tmp_path_factory.mktemp("annotate2"), triples=2)
+
+
+def test_reference_items_are_on_distinct_triples(two_triples_run, tmp_path):
+    """The human ceiling is bootstrapped over triples and needs MIN_TRIPLES (10) of them for an
+    interval: the default plan's references are 10 images on 10 triples whatever the seed."""
+    for seed in range(20):
+        plan = build_plan([two_triples_run], n=100, seed=seed)
+        refs = [it for it in plan.items if it.kind == "reference"]
+        assert len(refs) == 10 and len({it.triple_id for it in refs}) == 10, seed
+        assert not plan.notes
+        assert len({it.predicate for it in refs}) == 9  # still spread over the predicates
+    small = build_plan([two_triples_run], n=12)
+    assert Counter(it.kind for it in small.items)["reference"] == 1
+    assert small.notes == ("--n 12 leaves room for 1 reference image(s); the human ceiling has an interval "
+                           "from 10 on (--n 20 or more)",)
+    d = fresh_copy(two_triples_run, tmp_path / "run")
+    res = run_cli("annotate", str(d), "--n", "12", "--annotator", "ann", "--export", str(tmp_path / "out"))
+    assert res.returncode == 0 and res.stdout.startswith("note: --n 12 leaves room for 1 reference image(s)"), res.stderr
+
+
+def test_human_ceiling_has_an_interval_at_the_defaults(two_triples_run, tmp_path):
+    from relbench.compare import load_run_dir
+
+    d = fresh_copy(two_triples_run, tmp_path / "run")
+    plan = build_plan([d], seed=3)
+    for it in plan.items:
+        if it.kind == "reference":  # a careful person on the reference images
+            append_event(answers_path(d, "a"), answer_for(plan, it, "a", 1 if it.order[0] == it.side else 2))
+    ceiling = load_run_dir(d).summary["human"]["ceiling"]
+    assert ceiling["n"] == ceiling["n_triples"] == 10
+    assert ceiling["value"] == ceiling["ci_low"] == ceiling["ci_high"] == 1.0  # constant: the interval is the point
 
 
 # --- answer files -------------------------------------------------------------------------------
@@ -110,7 +195,7 @@ def _get(url, headers=None):
 def test_server_refuses_what_it_did_not_serve(run_dir, tmp_path):
     pytest.importorskip("starlette")
     d = fresh_copy(run_dir, tmp_path / "run")
-    plan = build_plan([d], n=6)
+    plan = build_plan([d], n=6).for_annotator("ann")  # the order this annotator's server shows
     srv = Server([d], "ann", 6).start()
     try:
         status, body, headers = _get(srv.url + "/")
@@ -268,10 +353,11 @@ def test_export_is_self_contained_and_import_validates(run_dir, tmp_path):
 
     f = _import(d, tmp_path, good)
     stood = annotator_answers([d], "remote")
-    assert [a.item for a in stood] == [it.id for it in plan.items]
+    own = plan.for_annotator("remote").items  # the order and captions remote's page showed
+    assert [a.item for a in stood] == [it.id for it in own]
     digest = hashlib.sha256(f.read_bytes()).hexdigest()[:16]
     assert {a.source for a in stood} == {f"import:{digest}"}
-    assert [a.answer for a in stood] == [it.order[0] for it in plan.items]
+    assert [a.answer for a in stood] == [it.order[0] for it in own]
     _import_fails(d, tmp_path, good, "already imported")
     again = json.loads(json.dumps(good))
     again["answers"] = again["answers"][:2]  # another file, same items: a duplicate submission
@@ -314,8 +400,8 @@ def test_exported_page_holds_no_answer_key(run_dir, tmp_path):
         assert it.id not in page and it.image_key not in page
     assert '"order"' not in page and "image_key" not in page
     shown = page_items(html, plan)
-    assert shown == list(plan.items)
-    assert [x["captions"] for x in payload["items"]] == [[it.caption(1), it.caption(2)] for it in plan.items]
+    assert shown == list(plan.for_annotator("remote").items)
+    assert [x["captions"] for x in payload["items"]] == [[it.caption(1), it.caption(2)] for it in shown]
     # ids are per export: a second page for the same plan names its items differently
     second = page_payload(_export(d, tmp_path, "other"))
     assert not {x["id"] for x in second["items"]} & {x["id"] for x in payload["items"]}
@@ -423,3 +509,78 @@ def test_cli_refuses_a_port_in_use(run_dir):
         s.listen()
         res = run_cli("annotate", str(run_dir), "--annotator", "ann", "--port", str(s.getsockname()[1]))
     assert res.returncode == 2 and "cannot listen on 127.0.0.1" in res.stderr and res.stderr.count("\n") == 1
+
+
+def test_one_writer_per_annotator_server_and_import(run_dir, tmp_path):
+    """A server holds its annotator's lock: a second server of that name and an import of that
+    name's answers are refused (one line, nothing merged) until it stops."""
+    pytest.importorskip("starlette")
+    d = fresh_copy(run_dir, tmp_path / "run")
+    plan = build_plan([d], n=8)
+    f = tmp_path / "answers.json"
+    f.write_text(json.dumps(submission(_export(d, tmp_path, "ann"), [1] * len(plan.items))))
+    srv = Server([d], "ann", 8).start()
+    try:
+        res = run_cli("annotate", str(d), "--annotator", "ann", "--n", "8", "--port", str(srv.port + 1),
+                      timeout=60)  # a second server that is not refused serves forever
+        assert res.returncode == 2 and res.stderr.count("\n") == 1 and "one writer per annotator" in res.stderr, res.stderr
+        assert f"relbench annotate --annotator ann (port {srv.port})" in res.stderr
+        _import_fails(d, tmp_path, json.loads(f.read_text()), "one writer per annotator")
+        # another annotator's answers are no conflict
+        other = tmp_path / "other.json"
+        other.write_text(json.dumps(submission(_export(d, tmp_path, "bob"), [1] * len(plan.items))))
+        assert run_cli("annotate", str(d), "--import", str(other)).returncode == 0
+    finally:
+        srv.kill()
+    res = run_cli("annotate", str(d), "--import", str(f))  # the killed server's lock died with it
+    assert res.returncode == 0, res.stderr
+    assert len(annotator_answers([d], "ann")) == len(plan.items)
+    assert not list((d / "human").glob(".*.lock"))
+
+
+def test_page_after_a_restart_and_its_instructions(run_dir, tmp_path):
+    """A key press on a page the previous server process rendered gets the page back with a
+    message (nothing saved), not a bare 403; the page says how to answer, for its predicates."""
+    pytest.importorskip("starlette")
+    from relbench.annotate.guide import MEANINGS
+
+    d = fresh_copy(run_dir, tmp_path / "run")
+    plan = build_plan([d], n=6).for_annotator("ann")
+    srv = Server([d], "ann", 6).start()
+    try:
+        page = _get(srv.url + "/")[1].decode()
+        old_token = page.split('name="token" value="')[1].split('"')[0]
+        assert '<details class="guide" id="guide" open>' in page  # open before the first answer
+        assert "the camera&#39;s viewpoint" in page and "Choose can&#39;t tell (0) when an object" in page
+        shown = {m.split("</dt>")[0] for m in page.split("<dt>")[1:]}
+        used = {it.predicate for it in plan.items}
+        assert used <= shown and "eating" not in shown  # the shapes suite has no eating
+        assert all(f"<dt>{p}</dt><dd>{MEANINGS[p]}</dd>" in page for p in used)
+        srv.kill()
+        srv.start()  # same port, a new process with a new form token
+        status, body = _post(srv.url + "/answer", {"token": old_token, "item": plan.items[0].id, "choice": "1"})
+        assert status == 403 and "not saved: this page came from before the server restarted" in body
+        new_token = body.split('name="token" value="')[1].split('"')[0]
+        assert new_token != old_token and f'value="{plan.items[0].id}"' in body  # the same item, answerable
+        status, body = _post(srv.url + "/undo", {"token": old_token})
+        assert status == 403 and 'id="message"' in body and "<form" in body
+        assert not answers_path(d, "ann").exists()
+        assert _post(srv.url + "/answer", {"token": new_token, "item": plan.items[0].id, "choice": "1"})[0] in (200, 303)
+        assert len(annotator_answers([d], "ann")) == 1
+        page = _get(srv.url + "/")[1].decode()
+        assert '<details class="guide" id="guide">' in page  # out of the way once answering
+    finally:
+        srv.kill()
+    res = run_cli("annotate", str(d), "--n", "6", "--annotator", "ann", "--export", str(tmp_path / "out"))
+    assert res.returncode == 0, res.stderr
+    offline_page = next((tmp_path / "out").glob("*.html")).read_text()
+    assert "How to answer" in offline_page and "the camera&#39;s viewpoint" in offline_page
+
+
+def test_guide_explains_the_predicates_of_the_captions():
+    from relbench.annotate.guide import FALLBACK, MEANINGS, meanings
+
+    # a predicate-replacement negative brings a second predicate; "sitting on" is not also "on"
+    got = meanings({"riding", "juggling"}, ["dog riding horse", "dog sitting on horse", "cup to the left of plate"])
+    assert got == [("juggling", FALLBACK.format(name="juggling")), ("left of", MEANINGS["left of"]),
+                   ("riding", MEANINGS["riding"]), ("sitting on", MEANINGS["sitting on"])]

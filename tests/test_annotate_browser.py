@@ -1,6 +1,7 @@
 """`relbench annotate` in a real browser: Debian's chromium driven by Playwright.
 
-Server: answer with keys and a click, undo one, kill the server (SIGKILL) and restart it, finish,
+Server: answer with keys and a click, undo one, kill the server (SIGKILL) and restart it (the
+open page's next key press gets the page back with a message), finish,
 then check the answer files, the resumption, a hostile triple name shown as text, that the page
 requested nothing but its own server, and the agreement numbers computed from the answers.
 Offline page: two remote annotators answer a page exported for each (keys, undo, reload),
@@ -53,7 +54,7 @@ def wait_progress(page, n):
 
 def test_server_keys_undo_kill_restart_and_hostile_text(dirs, browser, tmp_path):
     shapes, hostile = dirs
-    plan = build_plan([shapes, hostile], n=N)
+    plan = build_plan([shapes, hostile], n=N).for_annotator("ann1")  # the order ann1's server shows
     assert any(it.run == "flat" and HOSTILE_TEXT in it.caption(1) + it.caption(2) for it in plan.items)
     srv = Server([shapes, hostile], "ann1", N).start()
     requests: list[str] = []
@@ -104,10 +105,13 @@ def test_server_keys_undo_kill_restart_and_hostile_text(dirs, browser, tmp_path)
         assert a.case_id == plan.items[0].case_id and a.run == plan.items[0].run
         assert a.image_key == plan.items[0].image_key and tuple(a.order) == plan.items[0].order and a.time
 
-        srv.start()  # same port: the open page just goes on
-        page.goto(srv.url + "/")
-        assert page.inner_text("#progress").startswith(f"4 / {N}")
+        srv.start()  # same port: the open page's next key press gets the page back, nothing lost
         assert current() == plan.items[4]
+        page.keyboard.press(str(truthful(current())))
+        page.wait_for_selector("#message")
+        assert page.inner_text("#message").startswith("not saved: this page came from before the server restarted")
+        assert page.inner_text("#progress").startswith(f"4 / {N}")
+        assert current() == plan.items[4] and page.is_visible("#guide")
         for n in range(4, N):
             it = current()
             check_item(it)
@@ -189,7 +193,8 @@ def test_exported_page_answered_and_imported(dirs, browser, tmp_path):
     for name in ("remote1", "remote2"):
         stood = annotator_answers([shapes, hostile], name)
         assert sorted(a.item for a in stood) == sorted(it.id for it in plan.items)
-        assert all(a.choice == truthful(plan.by_id[a.item]) and a.source.startswith("import:") for a in stood)
+        own = plan.for_annotator(name).by_id  # truthful keys follow the annotator's own caption order
+        assert all(a.choice == truthful(own[a.item]) and a.source.startswith("import:") for a in stood)
     res = run_cli("annotate", str(shapes), str(hostile), "--import", str(files[0]))
     assert res.returncode == 2 and "already imported" in res.stderr
     res = run_cli("compare", str(shapes), "-o", str(tmp_path / "cmp"))

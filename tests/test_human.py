@@ -105,7 +105,7 @@ def _files(d):
 
 def test_human_judge_is_computed_on_read_and_never_written(run_dir, tmp_path):
     d = fresh_copy(run_dir, tmp_path / "run")
-    plan = build_plan([d], n=20)
+    plan = build_plan([d], n=40)  # 9 references (one per triple), 4 repeats: every (run, predicate) in the rest
     truth = {"oracle": True, "reference": True, "inverse": False}  # does the image show its own graph?
     for name in ("a", "b"):
         for it in plan.items:
@@ -137,6 +137,13 @@ def test_human_judge_is_computed_on_read_and_never_written(run_dir, tmp_path):
     assert res.returncode == 0, res.stderr
     html = (tmp_path / "r.html").read_text()
     assert '<section id="human">' in html and "human_majority_acc" in html
+    assert '<a href="#human">Human judgments</a>' in html  # the nav leads there
+    # human_acc stands in "Is the relation drawn?" beside the judges, with its n and the human ceiling
+    answer = html.split('<section id="answer">')[1].split("</section>")[0]
+    panel = answer.split('<div class="answer-key" data-key="human_acc">')[1]
+    n = {r: s["runs"][r]["metrics"]["human_acc"]["n"] for r in ("oracle", "reference")}
+    assert f"<td>oracle (n={n['oracle']})</td>" in panel and f"<td>ceiling (reference, n={n['reference']})</td>" in panel
+    assert "<svg" in panel.split("</figure>")[0]
     res = run_cli("annotate", str(d), "--summarize")
     assert res.returncode == 0 and format_human(human) in res.stdout
     from relbench.api import load_run
@@ -184,3 +191,32 @@ def test_judges_found_by_their_per_image_verdicts():
         "spatial_visor": {"metric": None, "pos": "visor_pos_uncond", "neg": "visor_neg_uncond"},
         "vlm2": {"metric": "vlm_judge", "pos": "vlm2_pos_acc", "neg": "vlm2_neg_acc"},
     }
+
+
+def test_an_answer_stored_twice_counts_once(run_dir, tmp_path):
+    """An import beside a running server (or two servers of one name) stored two answers of one
+    annotator to one item: the latest stands, and an undo after it leaves the item open."""
+    d = fresh_copy(run_dir, tmp_path / "run")
+    plan = build_plan([d], n=20)
+    it = next(x for x in plan.items if x.kind == "main" and x.run == "oracle")
+    right = 1 if it.order[0] == it.side else 2
+    path = answers_path(d, "a")
+    append_event(path, answer_for(plan, it, "a", 3 - right, source="server"))  # wrong, then right
+    append_event(path, answer_for(plan, it, "a", right, source="import:feed"))
+    s = load_run_dir(d).summary
+    assert s["human"]["n_answers"] == 1 and s["human"]["annotators"]["a"]["answers"] == 1
+    assert s["runs"]["oracle"]["metrics"]["human_acc"]["value"] == 1.0  # the latest answer, once (not 0.5)
+    append_event(path, Undo(annotator="a", item=it.id, time="t"))
+    assert "human" not in load_run_dir(d).summary  # nothing stands: the earlier answer does not come back
+
+
+def test_a_ceiling_without_interval_says_why(run_dir, tmp_path):
+    """This suite's reference run has 9 triples: one fewer than an interval needs."""
+    d = fresh_copy(run_dir, tmp_path / "run")
+    plan = build_plan([d], n=40)
+    for it in plan.items:
+        if it.kind == "reference":
+            append_event(answers_path(d, "a"), answer_for(plan, it, "a", 1))
+    human = load_run_dir(d).summary["human"]
+    assert human["ceiling"]["n_triples"] == 9 and human["ceiling"]["ci_low"] is None
+    assert "(n=9); no interval: 9 triples, 10 needed" in format_human(human)

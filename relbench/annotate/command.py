@@ -14,7 +14,8 @@ def add_annotate_parser(sub) -> None:
     a.add_argument("--annotator", metavar="NAME",
                    help="who answers (1-32 of A-Z a-z 0-9 _ -); required to serve and to export")
     a.add_argument("--n", type=int, default=100, metavar="K", help="items in the plan (default 100)")
-    a.add_argument("--seed", type=int, default=0, help="sampling seed of the plan (default 0; same for all annotators)")
+    a.add_argument("--seed", type=int, default=0, help="sampling seed of the plan (default 0): the items are the same for all "
+                   "annotators, their order is each annotator's own")
     a.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     a.add_argument("--port", type=int, default=8765, metavar="N", help="port (default 8765)")
     mode = a.add_mutually_exclusive_group()
@@ -25,8 +26,17 @@ def add_annotate_parser(sub) -> None:
                       help="only print the human judge and meta-evaluation (computed from the answer files)")
 
 
-def annotate_command(args: argparse.Namespace) -> int:
+def _plan(args: argparse.Namespace):
+    """The plan of this command line, its notes (e.g. why the ceiling has no interval) said first."""
     from relbench.annotate.plan import build_plan
+
+    plan = build_plan(args.run_dirs, n=args.n, seed=args.seed)
+    for note in plan.notes:
+        print(f"note: {note}", flush=True)
+    return plan
+
+
+def annotate_command(args: argparse.Namespace) -> int:
     from relbench.annotate.storage import check_annotator
     from relbench.errors import UserError
     from relbench.compare import load_run_dir
@@ -63,12 +73,12 @@ def annotate_command(args: argparse.Namespace) -> int:
             raise UserError("--export needs --annotator NAME: a page is one annotator's (its answers cannot be "
                             "imported under another name); export one page per annotator")
         with writer_lock(args.run_dirs[0], "relbench annotate --export"):  # it writes human/exports.json there
-            plan = build_plan(args.run_dirs, n=args.n, seed=args.seed)
+            plan = _plan(args)
             path = export_page(plan, args.export, annotator=args.annotator)
         print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, {len(plan.items)} items, plan {plan.id}); "
               f"send it to {args.annotator}, then `relbench annotate {' '.join(args.run_dirs)} --import ANSWERS.json`")
         return 0
-    plan = build_plan(args.run_dirs, n=args.n, seed=args.seed)
+    plan = _plan(args)
     if args.annotator is None:
         raise UserError("--annotator NAME is required to serve (1-32 of A-Z a-z 0-9 _ -)")
     try:

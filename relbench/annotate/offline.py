@@ -26,9 +26,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from relbench.annotate.guide import guide_for
 from relbench.annotate.plan import Plan, build_plan
 from relbench.annotate.storage import (
-    ANNOTATOR, HUMAN_DIR, annotator_answers, answer_for, answers_path, check_annotator, now,
+    ANNOTATOR, HUMAN_DIR, annotator_answers, annotator_lock, answer_for, answers_path, check_annotator, now,
 )
 from relbench.atomic import write_all, write_text
 from relbench.errors import UserError
@@ -99,7 +100,7 @@ def export_page(plan: Plan, out_dir: str | Path, annotator: str) -> Path:
 
     from relbench.annotate.server import HERE, templates
 
-    check_annotator(annotator)
+    plan = plan.for_annotator(check_annotator(annotator))  # the order this annotator's server would show
     ledger_path = _ledger_path(plan)
     ledger = _read_ledger(ledger_path)
     ledger["secret"] = ledger.get("secret") or secrets.token_hex(32)
@@ -116,7 +117,7 @@ def export_page(plan: Plan, out_dir: str | Path, annotator: str) -> Path:
                    "captions": [it.caption(1), it.caption(2)]} for it in plan.items],
     }
     html = templates().get_template("offline.html.j2").render(
-        nonce=secrets.token_urlsafe(16), plan_id=plan.id, total=len(plan.items), payload=payload,
+        nonce=secrets.token_urlsafe(16), plan_id=plan.id, total=len(plan.items), payload=payload, guide=guide_for(plan),
         css=Markup((HERE / "static" / "annotate.css").read_text()),
         script=Markup((HERE / "static" / "offline.js").read_text()),
     )
@@ -152,6 +153,11 @@ def import_answers(run_dirs, file: str | Path, plan_for=build_plan) -> tuple[int
     import of this same file had merged already)."""
     path = Path(file)
     sub, digest = _load(path)
+    with annotator_lock(run_dirs, sub.annotator, "relbench annotate --import"):  # no server of this name runs
+        return _merge(path, sub, digest, run_dirs, plan_for)
+
+
+def _merge(path: Path, sub: Submission, digest: str, run_dirs, plan_for) -> tuple[int, str, int]:
     dirs = [Path(d).resolve() for d in run_dirs]
     ledger_path = dirs[0] / HUMAN_DIR / "exports.json"
     ledger = _read_ledger(ledger_path)
@@ -173,7 +179,8 @@ def import_answers(run_dirs, file: str | Path, plan_for=build_plan) -> tuple[int
     if plan.id != sub.plan or plan.id != export["plan"]:
         raise UserError(f"{path}: answers are for plan {sub.plan}, but {', '.join(map(str, dirs))} now give plan "
                         f"{plan.id} (same run directories, in the same order, unchanged since the export?)")
-    items = {_page_id(ledger["secret"], sub.export, it.id): it for it in plan.items}
+    shown = plan.for_annotator(sub.annotator)  # the items and caption orders export_page gave this annotator
+    items = {_page_id(ledger["secret"], sub.export, it.id): it for it in shown.items}
     source = f"import:{digest[:16]}"
     have = {a.item: a for a in annotator_answers(plan.run_dirs, sub.annotator)}
     seen: set[str] = set()

@@ -4,8 +4,11 @@ Deterministic from the run directories' samples.csv, ``n`` and the seed, so ever
 study answers the same items (inter-annotator agreement needs that), a restarted server finds
 the same plan again, and an exported page can be checked against it on import. Items are
 stratified by (run directory, run, predicate) by round robin over shuffled strata; a share of
-the suite's reference images (attention check, human ceiling) and of repeated items
-(intra-annotator consistency, shown again later with the captions swapped) is mixed in.
+the suite's reference images (attention check, human ceiling; one per triple, since the ceiling
+is bootstrapped over triples) and of repeated items (intra-annotator consistency, shown again
+later with the captions swapped) is mixed in. Each annotator sees the items in an order of their
+own, caption order included (``Plan.for_annotator``, seeded by the name): with one order for
+all, a shared habit such as "press 1 when unsure" would read as agreement.
 """
 
 from __future__ import annotations
@@ -63,6 +66,29 @@ class Plan:
     items: tuple[Item, ...]
     id: str = ""
     by_id: dict = field(default_factory=dict, compare=False, repr=False)
+    notes: tuple[str, ...] = ()  # what the person building the study should know (one line each)
+    annotator: str | None = None  # whose order ``items`` are in (None: the plan's own)
+
+    def for_annotator(self, annotator: str) -> Plan:
+        """The same items (and plan id) in ``annotator``'s own order, seeded by plan id and name:
+        items shuffled with each repeated item's original in the first half, caption order drawn
+        per item, each repeat later in the second half with its original's captions swapped."""
+        rng = random.Random(f"{self.id}\0{annotator}")
+        repeats = [it for it in self.items if it.kind == "repeat"]
+        originals = {it.copy_of for it in repeats}
+        rest = [it for it in self.items if it.kind != "repeat"]
+        others = [it for it in rest if it.id not in originals]
+        rng.shuffle(others)
+        cut = max(len(rest) // 2 - len(originals), 0)
+        head = [it for it in rest if it.id in originals] + others[:cut]
+        rng.shuffle(head)
+        chosen = [_with_order(it, rng) for it in head + others[cut:]]
+        shown = {it.id: it for it in chosen}
+        for rep in repeats:
+            orig = shown[rep.copy_of]
+            _insert_later(chosen, Item(**{**asdict(rep), "order": orig.order[::-1]}), orig, rng)
+        return Plan(self.run_dirs, self.seed, self.n, tuple(chosen), self.id, {it.id: it for it in chosen},
+                    self.notes, annotator)
 
     def image_path(self, item: Item) -> Path:
         from relbench.store import ImageStore
@@ -133,10 +159,10 @@ def build_plan(run_dirs: list[str | Path], n: int = 100, seed: int = 0, referenc
     if not gen and not ref:
         raise UserError(f"{', '.join(map(str, dirs))}: no images to annotate (images/ holds none of samples.csv's keys)")
     rng = random.Random(seed)
-    n_ref = min(len(ref), round(n * reference_share)) if gen else min(len(ref), n)
+    refs, notes = _references(ref, n, reference_share, rng) if gen else (
+        _round_robin(ref, lambda it: (it.run_dir, it.predicate), min(len(ref), n), rng), [])
     n_rep = round(n * repeat_share)
-    main = _round_robin(gen, lambda it: (it.run_dir, it.run, it.predicate), n - n_ref - n_rep, rng)
-    refs = _round_robin(ref, lambda it: (it.run_dir, it.predicate), n_ref, rng)
+    main = _round_robin(gen, lambda it: (it.run_dir, it.run, it.predicate), n - len(refs) - n_rep, rng)
     chosen = main + refs
     rng.shuffle(chosen)
     chosen = [_with_order(it, rng) for it in chosen]
@@ -146,13 +172,43 @@ def build_plan(run_dirs: list[str | Path], n: int = 100, seed: int = 0, referenc
     for orig in originals:
         copy = Item(**{**asdict(orig), "id": _item_id(orig.run, orig.case_id, orig.side, orig.image_key, "repeat"),
                        "kind": "repeat", "copy_of": orig.id, "order": (orig.order[1], orig.order[0])})
-        pos = chosen.index(orig)
-        chosen.insert(rng.randint(max(pos + 1, len(chosen) // 2), len(chosen)), copy)
+        _insert_later(chosen, copy, orig, rng)
     items = tuple(chosen)
     digest = hashlib.sha256(json.dumps(
         {"seed": seed, "n": n, "items": [[it.id, it.run, it.case_id, it.side, it.image_key, it.order, it.kind]
                                          for it in items]}, sort_keys=True).encode()).hexdigest()[:16]
-    return Plan(dirs, seed, n, items, digest, {it.id: it for it in items})
+    return Plan(dirs, seed, n, items, digest, {it.id: it for it in items}, tuple(notes))
+
+
+def _references(ref: list[Item], n: int, share: float, rng: random.Random) -> tuple[list[Item], list[str]]:
+    """Reference images for a plan of ``n`` beside generated ones, one per triple (the human
+    ceiling is bootstrapped over triples and has an interval only from MIN_TRIPLES of them on):
+    ``share`` of the plan but at least MIN_TRIPLES where that leaves half of it to the rest,
+    and a note when the ceiling will have no interval."""
+    from relbench.stats import MIN_TRIPLES
+
+    if not ref:
+        return [], []
+    want, notes = max(round(n * share), MIN_TRIPLES), []
+    if want > n // 2:
+        want = round(n * share)
+        notes.append(f"--n {n} leaves room for {want} reference image(s); the human ceiling has an interval from "
+                     f"{MIN_TRIPLES} on (--n {2 * MIN_TRIPLES} or more)")
+    by_triple: dict = {}
+    for it in ref:
+        by_triple.setdefault((it.run_dir, it.triple_id), []).append(it)
+    one = [rng.choice(by_triple[t]) for t in sorted(by_triple)]
+    picked = _round_robin(one, lambda it: (it.run_dir, it.predicate), want, rng)
+    if not notes and len(picked) < MIN_TRIPLES:
+        notes.append(f"the reference run has images of only {len(one)} triples: the human ceiling has an interval "
+                     f"from {MIN_TRIPLES} on")
+    return picked, notes
+
+
+def _insert_later(items: list[Item], copy: Item, orig: Item, rng: random.Random) -> None:
+    """Put a repeat after its original and in the second half (in place)."""
+    pos = items.index(orig)
+    items.insert(rng.randint(max(pos + 1, len(items) // 2), len(items)), copy)
 
 
 def _with_order(item: Item, rng: random.Random) -> Item:

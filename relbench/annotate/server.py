@@ -5,8 +5,9 @@ checks the Host header (no DNS rebinding); every form carries a per-process toke
 posts); a form body is read with a cap of a few KB (any web page open in the annotator's browser
 can post here) and a malformed one is a 400; an item id from a request is only ever looked up in
 the plan, never joined into a path; an answer is taken only for an item this process served and
-nobody has answered yet; pages load nothing but their own same-origin stylesheet, script and
-images, under a strict Content-Security-Policy; images are sent without Last-Modified or ETag
+nobody has answered yet (the process holds its annotator's lock, so no other server or import
+writes that annotator's answers); pages load nothing but their own same-origin stylesheet, script
+and images, under a strict Content-Security-Policy; images are sent without Last-Modified or ETag
 (file times would group images by the generator that wrote them).
 """
 
@@ -17,8 +18,11 @@ import secrets
 from pathlib import Path
 from urllib.parse import parse_qsl
 
+from relbench.annotate.guide import guide_for
 from relbench.annotate.plan import Plan
-from relbench.annotate.storage import Undo, annotator_answers, answer_for, answers_path, append_event, now
+from relbench.annotate.storage import (
+    Undo, annotator_answers, annotator_lock, answer_for, answers_path, append_event, now,
+)
 
 HERE = Path(__file__).resolve().parent
 CSP = ("default-src 'none'; img-src 'self'; style-src 'self'; script-src 'self'; form-action 'self'; "
@@ -33,6 +37,10 @@ HEADERS = [
 STATIC = {"annotate.css": "text/css; charset=utf-8", "keys.js": "text/javascript; charset=utf-8"}
 FORM_BYTES = 4096  # the page's forms are a token, an item id and a choice: well under 200 bytes
 FORM_FIELDS = 8
+#: a form whose token is not this process's: the page came from an earlier server (restarted
+#: since) or another site; the annotator gets the current page back, not a bare refusal
+STALE = ("not saved: this page came from before the server restarted (or from elsewhere); "
+         "here is the current item, please answer it again")
 
 
 def _loopback(host: str) -> bool:
@@ -137,8 +145,10 @@ def create_app(plan: Plan, annotator: str, host: str = "127.0.0.1"):
     from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
     from starlette.routing import Route
 
+    plan = plan.for_annotator(annotator)
     session = Session(plan, annotator)
     page = templates().get_template("page.html.j2")
+    guide = guide_for(plan)
     static = {name: (HERE / "static" / name).read_bytes() for name in STATIC}
 
     def render(message: str = "", status: int = 200):
@@ -146,7 +156,7 @@ def create_app(plan: Plan, annotator: str, host: str = "127.0.0.1"):
         if item is not None:
             session.served.add(item.id)
         html = page.render(annotator=annotator, item=item, done=len(session.answered), total=len(plan.items),
-                           token=session.token, can_undo=bool(session.answered), message=message)
+                           token=session.token, can_undo=bool(session.answered), message=message, guide=guide)
         return HTMLResponse(html, status_code=status)
 
     async def index(request):
@@ -167,7 +177,7 @@ def create_app(plan: Plan, annotator: str, host: str = "127.0.0.1"):
     async def answer(request):
         form = await _form(request)
         if not _same_token(form, session.token):
-            return PlainTextResponse("refused: stale or foreign form (reload the page)", status_code=403)
+            return render(STALE, status=403)
         choice = form.get("choice", "")
         if choice not in ("0", "1", "2"):
             return PlainTextResponse("refused: choice must be 0, 1 or 2", status_code=400)
@@ -179,7 +189,7 @@ def create_app(plan: Plan, annotator: str, host: str = "127.0.0.1"):
     async def undo(request):
         form = await _form(request)
         if not _same_token(form, session.token):
-            return PlainTextResponse("refused: stale or foreign form (reload the page)", status_code=403)
+            return render(STALE, status=403)
         why = session.undo()
         if why:
             return render(why, status=409)
@@ -218,12 +228,13 @@ def serve(plan: Plan, annotator: str, host: str = "127.0.0.1", port: int = 8765)
     import uvicorn
 
     _check_port(host, port)
-    app = create_app(plan, annotator, host)
-    shown = f"[{host}]" if ":" in host else host
-    if not _loopback(host):
-        print(f"note: listening on {host}: anyone who can reach this machine can open the page and answer as "
-              f"{annotator}", flush=True)
-    dirs = " ".join(str(d) for d in plan.run_dirs)
-    print(f"annotating {len(plan.items)} items (plan {plan.id}) as {annotator}: open http://{shown}:{port}/ "
-          f"(Ctrl-C stops; answers are saved as you go; then `relbench annotate {dirs} --summarize`)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    with annotator_lock(plan.run_dirs, annotator, f"relbench annotate --annotator {annotator} (port {port})"):
+        app = create_app(plan, annotator, host)  # reads the answers only once it is their one writer
+        shown = f"[{host}]" if ":" in host else host
+        if not _loopback(host):
+            print(f"note: listening on {host}: anyone who can reach this machine can open the page and answer as "
+                  f"{annotator}", flush=True)
+        dirs = " ".join(str(d) for d in plan.run_dirs)
+        print(f"annotating {len(plan.items)} items (plan {plan.id}) as {annotator}: open http://{shown}:{port}/ "
+              f"(Ctrl-C stops; answers are saved as you go; then `relbench annotate {dirs} --summarize`)", flush=True)
+        uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,6 +1,6 @@
 """Answer files: RUN_DIR/human/<annotator>.jsonl, append-only, one fsynced JSON line per event.
 
-An event is an answer or an undo (which withdraws the annotator's latest answer to an item), so
+An event is an answer or an undo (which withdraws the annotator's answer to an item), so
 the file is an audit trail and a kill at any moment loses nothing that was answered: each line
 is written by one ``write`` on an O_APPEND descriptor and fsynced before the server replies. A
 torn last line (power loss mid-write) is ignored on reading.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal, Optional
@@ -122,25 +123,41 @@ def read_events(path: Path) -> list[Answer | Undo]:
 
 
 def effective(events: list[Answer | Undo]) -> list[Answer]:
-    """The answers that stand, in the order given: an undo withdraws the latest answer to its item."""
-    stack: list[Answer] = []
-    for e in events:
-        if isinstance(e, Undo):
-            for i in range(len(stack) - 1, -1, -1):
-                if stack[i].item == e.item:
-                    del stack[i]
-                    break
-        else:
-            stack.append(e)
-    return stack
+    """The answers that stand, one per item, in the order they were stored: an item's latest
+    event decides (an answer stands, an undo leaves the item open, as the server treats it), so
+    an answer stored twice (an import beside a server, two servers of one name before the
+    annotator lock) counts once."""
+    last: dict[str, tuple[int, Answer | Undo]] = {}
+    for i, e in enumerate(events):
+        last[e.item] = (i, e)
+    return [e for _, e in sorted(last.values(), key=lambda p: p[0]) if isinstance(e, Answer)]
 
 
 def annotator_answers(run_dirs, annotator: str) -> list[Answer]:
-    """An annotator's standing answers over several run directories, oldest first."""
-    found: list[Answer] = []
+    """An annotator's standing answers over several run directories, oldest first, one per item
+    (the latest, should two directories hold one)."""
+    found: dict[str, Answer] = {}
     for d in run_dirs:
-        found += effective(read_events(answers_path(d, annotator)))
-    return sorted(found, key=lambda a: a.time)
+        for a in effective(read_events(answers_path(d, annotator))):
+            if a.item not in found or a.time >= found[a.item].time:
+                found[a.item] = a
+    return sorted(found.values(), key=lambda a: a.time)
+
+
+@contextmanager
+def annotator_lock(run_dirs, annotator: str, command: str):
+    """Hold the lock on ``annotator``'s answer files in these run directories (RUN_DIR/human/
+    .NAME.lock) for the ``with`` block: a server holds it while it runs, an import while it
+    merges, so neither stores an answer the other does not know of."""
+    from relbench.locks import writer_lock
+
+    hint = f"stop it before another server or import for {annotator} (one writer per annotator)"
+    with ExitStack() as stack:
+        for d in dict.fromkeys(Path(d).resolve() for d in run_dirs):
+            if not d.is_dir():  # the lock must not create a run directory
+                raise UserError(f"{d}: no such run directory")
+            stack.enter_context(writer_lock(d / HUMAN_DIR, command, name=f".{check_annotator(annotator)}.lock", hint=hint))
+        yield
 
 
 def all_answers(run_dir: Path) -> list[Answer]:
