@@ -280,7 +280,7 @@ class VlmJudge(Metric):
     """VQAScore, a two-way forced choice and Soft-TIFA atoms from one local VLM."""
 
     Args = VlmJudgeArgs
-    consumes = frozenset({"images", "prompts", "graphs"})
+    consumes = frozenset({"images", "texts", "graphs", "questions"})
     version = "1"
 
     def __init__(self, args: VlmJudgeArgs, ctx):

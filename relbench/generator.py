@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -29,8 +30,9 @@ class Context:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class Generator:
-    """Base class: draws a batch of requests into uint8 RGB arrays (H, W, 3).
+class Generator(ABC):
+    """Base class: draws a batch of requests into uint8 RGB arrays (H, W, 3); a subclass
+    implements ``generate`` (an incomplete one cannot be instantiated).
 
     Contract: an image depends only on its own request (never on the rest of its batch), so
     the harness may batch, shard and resume freely.
@@ -76,8 +78,9 @@ class Generator:
         """Stable across processes and machines for the same code, configuration and weights."""
         return stable_hash(self.fingerprint_parts())
 
+    @abstractmethod
     def generate(self, requests: list[Request]):  # -> list[np.ndarray]
-        raise NotImplementedError
+        """One uint8 (height, width, 3) image per request, of the request's size."""
 
     def close(self) -> None:
         """Release models before the next run's generator is built."""

@@ -8,6 +8,8 @@ bootstrap interval that resamples triples (see ``relbench.stats``).
 
 from __future__ import annotations
 
+import copy
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Sequence
 
@@ -17,8 +19,17 @@ from relbench.data import Case, stable_hash
 from relbench.generator import Context
 
 
-#: what a metric may declare in ``consumes``
-CONSUMES = frozenset({"images", "texts", "prompts", "graphs", "references"})
+#: what a metric may declare in ``consumes``, and the Sample / Case attributes each one opens
+INPUTS: dict[str, tuple[str, ...]] = {
+    "images": ("image_pos", "image_neg", "image_pos_key", "image_neg_key"),
+    "texts": ("texts", "text_pos", "text_neg"),
+    "prompts": ("prompt_pos", "prompt_neg"),
+    "graphs": ("case.pos", "case.neg"),
+    "references": ("case.reference",),
+    "questions": ("case.questions",),
+}
+CONSUMES = frozenset(INPUTS)
+_INPUT_OF = {attr: kind for kind, attrs in INPUTS.items() for attr in attrs}
 
 
 class MetricArgs(BaseModel):
@@ -47,11 +58,23 @@ class Sample:
     image_neg_key: str | None
     _load: Callable[[str], Any] = field(repr=False, default=None)  # key -> np.ndarray (H, W, 3) uint8
     texts: tuple[str, str] = field(kw_only=True)
+    #: None: everything readable (a sample built by hand); else the view a metric gets (``view``)
+    _reads: _Reads | None = field(default=None, kw_only=True, repr=False, compare=False)
 
     def __post_init__(self):
-        t = self.texts
+        t = object.__getattribute__(self, "texts")
         if not (isinstance(t, tuple) and len(t) == 2 and all(isinstance(x, str) and x for x in t)):
             raise TypeError(f"Sample.texts must be (text_pos, text_neg), two non-empty strings; got {t!r}")
+
+    def __getattribute__(self, name: str):
+        kind = _INPUT_OF.get(name)
+        if kind is not None or name == "case":
+            reads = object.__getattribute__(self, "_reads")
+            if reads is not None:
+                if name == "case":
+                    return _CaseView(object.__getattribute__(self, "case"), reads)
+                reads.read(kind, name)
+        return object.__getattribute__(self, name)
 
     @property
     def text_pos(self) -> str:
@@ -68,6 +91,58 @@ class Sample:
     @property
     def image_neg(self):
         return None if self.image_neg_key is None else self._load(self.image_neg_key)
+
+
+class _Reads:
+    """What one metric read through its sample views, and what it read without declaring."""
+
+    def __init__(self, metric: str, declared: frozenset[str]):
+        self.metric, self.declared = metric, declared
+        self.read_kinds: set[str] = set()
+        self.refusal: str | None = None  # the first undeclared read
+
+    def read(self, kind: str, attr: str) -> None:
+        if kind not in self.declared:
+            from relbench.contract import ContractError
+
+            self.refusal = self.refusal or (
+                f"metric {self.metric!r} reads Sample.{attr} but does not declare {kind!r} in consumes "
+                f"(declared: {', '.join(sorted(self.declared)) or 'nothing'})")
+            raise ContractError(self.refusal)
+        self.read_kinds.add(kind)
+
+    def check(self) -> None:
+        """After score(): refuse a metric that read an undeclared input, even if it caught the error."""
+        if self.refusal:
+            from relbench.contract import ContractError
+
+            raise ContractError(self.refusal)
+
+
+class _CaseView:
+    """A Case whose graphs, reference and questions open only to a metric that declared them."""
+
+    def __init__(self, case: Case, reads: _Reads):
+        self._case, self._reads = case, reads
+
+    def __getattr__(self, name: str):
+        kind = _INPUT_OF.get(f"case.{name}")
+        if kind is not None:
+            self._reads.read(kind, f"case.{name}")
+        return getattr(self._case, name)
+
+
+def metric_view(metric, samples: Sequence[Sample]) -> tuple[list[Sample], _Reads]:
+    """The samples as ``metric`` may read them (only the inputs its ``consumes`` declares), and
+    the record of what it read through them. The record also keeps a refused read, so a metric
+    that swallows the ContractError is still refused (``refusal``)."""
+    reads = _Reads(metric.name, frozenset(metric.consumes))
+    views = []
+    for s in samples:
+        v = copy.copy(s)
+        object.__setattr__(v, "_reads", reads)
+        views.append(v)
+    return views, reads
 
 
 @dataclass(frozen=True)
@@ -95,15 +170,18 @@ class Aggregate:
     requires_detected: tuple[str, ...] = ()
 
 
-class Metric:
-    """Base class. Subclasses set ``name`` via @register_metric and implement ``score``."""
+class Metric(ABC):
+    """Base class. Subclasses set ``name`` via @register_metric and implement ``columns``,
+    ``score`` and ``aggregates``; an incomplete subclass cannot be instantiated."""
 
     name: ClassVar[str] = ""
     Args: ClassVar[type[MetricArgs]] = MetricArgs
-    #: what the metric reads, a subset of CONSUMES (checked at registration): "images", "texts"
-    #: (the relation texts, Sample.texts), "prompts" (what the generator was given: provenance
-    #: only), "graphs", "references"; a metric that does not declare "images" is refused the
-    #: images at run time, so it can never depend on them
+    #: what the metric reads, a subset of CONSUMES (checked at plan time): "images" (the two
+    #: images and their keys), "texts" (the relation texts, Sample.texts), "prompts" (what the
+    #: generator was given: provenance only), "graphs" (case.pos / case.neg), "references"
+    #: (case.reference), "questions" (case.questions). The samples a metric gets open only these:
+    #: reading anything else is a ContractError at the first read, so scores can never depend
+    #: on an undeclared input
     consumes: ClassVar[frozenset[str]] = frozenset({"images"})
     #: explicit override: scores are keyed by the plugin's code already (``code_identity``)
     version: ClassVar[str] = "1"
@@ -140,15 +218,17 @@ class Metric:
         """Score caches key on this: the code, the validated arguments and the weights."""
         return stable_hash(self.fingerprint_parts())
 
+    @abstractmethod
     def columns(self) -> list[str]:
         """Per-sample columns this metric writes, in table order."""
-        raise NotImplementedError
 
+    @abstractmethod
     def score(self, samples: list[Sample]) -> list[dict[str, float | None]]:
-        raise NotImplementedError
+        """One row (a dict of exactly ``columns()``) per sample; a row depends only on its sample."""
 
+    @abstractmethod
     def aggregates(self) -> list[Aggregate]:
-        raise NotImplementedError
+        """The reported numbers, each over one declared column."""
 
     def run_flags(self, run: str, rows: list[dict]) -> list[str]:
         """Warnings read from one run's scores (``rows``: a dict of columns per case), stored and

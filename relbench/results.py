@@ -368,6 +368,8 @@ def manifest(plan, collected, argv: list[str] | None) -> dict:
             "per_run": t.per_run,
             # what each metric computed in this process (0 where its scores came from the cache)
             "metric_work": {k: v.counts for k, v in collected.metrics.items() if v.counts},
+            # the inputs each metric read in this process, within its declared (enforced) consumes
+            "metric_inputs_read": {k: sorted(v) for k, v in sorted(t.inputs_read.items())},
         },
     }
 

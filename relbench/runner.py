@@ -18,12 +18,12 @@ from relbench.data import Case, Request, stable_hash
 from relbench.distributed import Topology, topology
 from relbench.errors import UserError
 from relbench.generator import Context, GeneratorArgs
-from relbench.metric import Aggregate, MetricArgs, Sample
+from relbench.metric import Aggregate, MetricArgs, Sample, metric_view
 from relbench.negatives import build_cases
 from relbench.progress import Progress, bars_wanted
 from relbench.predicates import Vocabulary, load_vocabulary
 from relbench.prompts import build_prompt
-from relbench.contract import check_declaration, check_images, check_rows
+from relbench.contract import ContractError, check_declaration, check_images, check_rows
 from relbench.registry import GENERATORS, METRICS, load_plugin_modules, needs_packages
 from relbench.store import ImageStore
 
@@ -37,6 +37,10 @@ class Timings:
     images_generated: int = 0
     images_reused: int = 0
     per_run: dict = field(default_factory=dict)
+    #: metric -> the inputs it read in this process (none where its scores came from the cache)
+    inputs_read: dict = field(default_factory=dict)
+    #: score files this process wrote, taken back if a plugin breaks its contract
+    written: list = field(default_factory=list)
 
 
 @dataclass
@@ -347,10 +351,14 @@ def _score_run(plan: Plan, metrics: list, run: RunImages, store: ImageStore, cac
                     samples = [Sample(c, run.name, *run.prompts[c.id], *run.keys[c.id], _load=load,
                                       texts=_prompts(plan, c, "relation")) for c in chunk]
                 t0 = time.perf_counter()
+                views, reads = metric_view(metric, samples)
                 with needs_packages(METRICS, metric.name):
-                    rows = metric.score(samples if "images" in metric.consumes else _without_images(metric, samples))
+                    rows = metric.score(views)
                 timings.score_s += time.perf_counter() - t0
+                reads.check()
+                timings.inputs_read.setdefault(metric.name, set()).update(reads.read_kinds)
                 check_rows(metric, cols, rows, len(chunk))
+                timings.written.append(path)
                 write_text(path, json.dumps(rows))
             for c, row in zip(chunk, rows):
                 values.setdefault(c.id, {}).update(row)
@@ -358,16 +366,14 @@ def _score_run(plan: Plan, metrics: list, run: RunImages, store: ImageStore, cac
     return values
 
 
-def _without_images(metric, samples: list[Sample]) -> list[Sample]:
-    """The samples as a metric that does not declare ``consumes: images`` sees them."""
-    from dataclasses import replace
-
-    from relbench.contract import ContractError
-
-    def refuse(key):
-        raise ContractError(f"metric {metric.name!r} reads images but does not declare 'images' in consumes")
-
-    return [replace(s, _load=refuse) for s in samples]
+def _take_back(out: Path, paths: list[Path]) -> None:
+    """Remove the files this command wrote (and the folders left empty by that): a plugin that
+    broke its contract leaves the run directory as it found it, plus its marker and lock."""
+    for p in paths:
+        p.unlink(missing_ok=True)
+    for d in sorted({q for p in paths for q in p.parents if out in q.parents}, key=lambda q: -len(q.parts)):
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
 
 
 def _build_metrics(plan: Plan, ctx: Context) -> list:
@@ -392,8 +398,17 @@ def execute(plan: Plan, show_progress: bool = True, topo: Topology | None = None
 
         mark_run_dir(plan.out)
     store = ImageStore(plan.out / "images")
-    cache_dir = plan.out / "cache" / "scores"
     timings = Timings()
+    try:
+        return _execute(plan, show_progress, topo, t_start, store, timings)
+    except ContractError:
+        _take_back(plan.out, store.written + timings.written)
+        raise
+
+
+def _execute(plan: Plan, show_progress: bool, topo: Topology, t_start: float, store: ImageStore,
+             timings: Timings) -> RunResult | None:
+    cache_dir = plan.out / "cache" / "scores"
 
     runs: list[RunImages] = []
     for r in plan.runs:

@@ -16,6 +16,8 @@ from relbench.atomic import write_many
 class ImageStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        #: the files this store object wrote, so a run refused mid-way can take back its images
+        self.written: list[Path] = []
 
     def path(self, key: str) -> Path:
         if key.startswith("file:"):
@@ -30,7 +32,9 @@ class ImageStore:
 
     def put_many(self, items) -> None:
         """Store (key, image) pairs; written concurrently (see ``relbench.atomic.write_many``)."""
-        write_many((self.path(key), _png(image)) for key, image in items)
+        items = [(self.path(key), _png(image)) for key, image in items]
+        write_many(items)
+        self.written.extend(path for path, _ in items)
 
     def get(self, key: str):
         """uint8 RGB array (H, W, 3)."""

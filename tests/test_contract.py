@@ -46,8 +46,27 @@ def test_misnamed_columns_refused_before_generating(cli, tmp_path):
 def test_misnamed_row_key_refused(cli, tmp_path):
     res = _run(cli, tmp_path, metric="{name: brightness, args: {agg_column: brightness}}")
     _one_line_refusal(res, tmp_path, "metric 'brightness'", "'brigthness'")
-    # the bad rows were not cached either: a fixed plugin scores afresh
-    assert not list((tmp_path / "out" / "cache").rglob("*.json"))
+    # nothing stays behind: no cached rows (a fixed plugin scores afresh) and none of the
+    # images this command drew before the metric broke its contract
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == [".relbench-run"] + sorted(
+        p.name for p in out.iterdir() if p.name.startswith(".relbench-lock"))
+
+
+def test_contract_violation_keeps_what_earlier_commands_wrote(cli, tmp_path):
+    """Resuming a good run's directory with a bad metric takes back only its own files."""
+    out = tmp_path / "out"
+
+    def stored():
+        return sorted(p.relative_to(out) for d in ("images", "cache") for p in (out / d).rglob("*") if p.is_file())
+
+    assert _run(cli, tmp_path).returncode == 0
+    before = stored()
+    # another resolution: this command draws new images, then its metric breaks the contract
+    res = _run(cli, tmp_path, metric="{name: brightness, args: {agg_column: brightness}}", res=48)
+    assert res.returncode == 2, res.stderr
+    assert stored() == before and any(p.suffix == ".png" for p in before)
+    assert (out / "summary.json").is_file()  # the good run's results stay
 
 
 def test_correct_plugin_runs(cli, tmp_path):
@@ -59,6 +78,76 @@ def test_correct_plugin_runs(cli, tmp_path):
 def test_undeclared_image_read_refused(cli, tmp_path):
     res = _run(cli, tmp_path, metric="sneaky_pixels")
     _one_line_refusal(res, tmp_path, "metric 'sneaky_pixels'", "consumes")
+
+
+@pytest.mark.parametrize("metric,needle", [
+    ("sneaky_texts", "reads Sample.text_pos but does not declare 'texts' in consumes (declared: images)"),
+    # catching the refusal does not help: the run checks what was read after score()
+    ("swallowed_graphs", "reads Sample.case.pos but does not declare 'graphs' in consumes (declared: images)"),
+])
+def test_every_undeclared_input_refused(cli, tmp_path, metric, needle):
+    res = _run(cli, tmp_path, metric=metric)
+    _one_line_refusal(res, tmp_path, f"metric {metric!r}", needle)
+    assert not list((tmp_path / "out").rglob("*.png"))
+
+
+def test_manifest_records_declared_and_read_inputs(cli, tmp_path):
+    import json
+
+    assert _run(cli, tmp_path, metric="{name: brightness, args: {agg_column: brightness, row_key: brightness}}"
+                ).returncode == 0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["metrics"]["brightness"]["consumes"] == ["images"]  # the default declaration
+    assert manifest["timings"]["metric_inputs_read"] == {"brightness": ["images"]}
+
+
+def test_sample_view_opens_only_declared_inputs():
+    from relbench.metric import metric_view
+    from relbench.testing import tiny_samples
+
+    class TextsOnly:
+        name, consumes = "texts_only", frozenset({"texts"})
+
+    sample = tiny_samples()[0]
+    (view,), reads = metric_view(TextsOnly, [sample])
+    assert view.texts == sample.texts and view.case.id == sample.case.id and view.run == sample.run
+    for read in (lambda: view.image_pos, lambda: view.image_pos_key, lambda: view.prompt_pos,
+                 lambda: view.case.pos, lambda: view.case.questions, lambda: view.case.reference):
+        with pytest.raises(ContractError, match="does not declare"):
+            read()
+    assert reads.read_kinds == {"texts"}
+    assert sample.case.pos and sample.image_pos is not None  # a hand-built sample stays open
+
+
+def test_check_metric_refuses_a_declared_input_never_read():
+    from tests.plugins.contract_breakers import Overdeclared, SneakyTexts
+
+    with pytest.raises(ContractError, match="declares 'prompts' in consumes but never reads it .read: images."):
+        check_metric(Overdeclared(Overdeclared.Args(), tiny_context()))
+    with pytest.raises(ContractError, match="'texts'"):
+        check_metric(SneakyTexts(SneakyTexts.Args(), tiny_context()))
+
+
+def test_incomplete_plugins_cannot_be_built():
+    """The bases are abstract: a plugin missing score() or generate() fails at construction
+    (a TypeError naming the method), not with a NotImplementedError mid-run."""
+    from relbench.generator import Generator
+    from relbench.metric import Metric
+
+    class NoScore(Metric):
+        def columns(self):
+            return ["v"]
+
+        def aggregates(self):
+            return []
+
+    class NoGenerate(Generator):
+        pass
+
+    with pytest.raises(TypeError, match="score"):
+        NoScore(NoScore.Args(), tiny_context())
+    with pytest.raises(TypeError, match="generate"):
+        NoGenerate(NoGenerate.Args(), tiny_context())
 
 
 def test_wrong_image_size_refused(cli, tmp_path):

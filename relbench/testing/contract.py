@@ -88,20 +88,31 @@ def tiny_samples(size=(64, 64), modes=("relation", "neutral")):
     return samples
 
 
-def check_metric(metric, samples=None, rel_tol: float = 1e-5) -> list[dict]:
+def check_metric(metric, samples=None, rel_tol: float = 1e-5, unread_ok=()) -> list[dict]:
     """Score tiny samples; returns the rows.
 
     Checks the declaration (every aggregate reads a declared column), one row per sample with
-    exactly the declared columns, and that a sample scored alone gives its row of the batch.
+    exactly the declared columns, that a sample scored alone gives its row of the batch, and
+    ``consumes`` against what the metric reads: the samples open only the declared inputs (as
+    in a run), and a declared input it never reads is refused too (the manifest would claim
+    it), except those in ``unread_ok`` (an input read only for samples these lack).
     """
     import math
 
+    from relbench.metric import metric_view
+
     columns = check_declaration(metric)
     samples = tiny_samples() if samples is None else samples
-    rows = metric.score(samples)
+    views, reads = metric_view(metric, samples)
+    rows = metric.score(views)
+    reads.check()
     check_rows(metric, columns, rows, len(samples))
+    unread = sorted(set(metric.consumes) - reads.read_kinds - set(unread_ok))
+    if unread:
+        raise ContractError(f"metric {metric.name!r}: declares {unread[0]!r} in consumes but never reads it "
+                            f"(read: {', '.join(sorted(reads.read_kinds)) or 'nothing'})")
     for i in (0, len(samples) - 1):
-        alone = metric.score([samples[i]])
+        alone = metric.score(metric_view(metric, [samples[i]])[0])
         check_rows(metric, columns, alone, 1)
         for c in columns:
             a, b = alone[0][c], rows[i][c]

@@ -70,3 +70,58 @@ class BatchDimmedShapes(ShapesOracle):
 
     def generate(self, requests):
         return [(img // 2 + 100 - 2 * len(requests)).astype(np.uint8) for img in super().generate(requests)]
+
+
+@register_metric("sneaky_texts")
+class SneakyTexts(Metric):
+    """Test only: judges img_pos against its relation text, which it does not declare."""
+
+    consumes = frozenset({"images"})
+
+    def columns(self):
+        return ["v"]
+
+    def score(self, samples):
+        return [{"v": float(np.mean(s.image_pos)) + len(s.text_pos)} for s in samples]
+
+    def aggregates(self):
+        return [Aggregate("v_mean", "v")]
+
+
+@register_metric("swallowed_graphs")
+class SwallowedGraphs(Metric):
+    """Test only: reads the graphs undeclared and hides the refusal behind a fallback."""
+
+    consumes = frozenset({"images"})
+
+    def columns(self):
+        return ["v"]
+
+    def score(self, samples):
+        rows = []
+        for s in samples:
+            try:
+                n = len(s.case.pos)
+            except Exception:  # noqa: BLE001 - the point of this plugin
+                n = 0
+            rows.append({"v": float(n)})
+        return rows
+
+    def aggregates(self):
+        return [Aggregate("v_mean", "v")]
+
+
+@register_metric("overdeclared")
+class Overdeclared(Metric):
+    """Test only: declares the prompts, which it never reads."""
+
+    consumes = frozenset({"images", "prompts"})
+
+    def columns(self):
+        return ["v"]
+
+    def score(self, samples):
+        return [{"v": float(np.mean(s.image_pos))} for s in samples]
+
+    def aggregates(self):
+        return [Aggregate("v_mean", "v")]
