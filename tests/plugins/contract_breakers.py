@@ -28,11 +28,8 @@ class Brightness(Metric):
         return [Aggregate("b_mean", self.args.agg_column, "mean")]
 
 
-@register_metric("sneaky_pixels")
-class SneakyPixels(Metric):
-    """Test only: reads images although it declares only prompts."""
-
-    consumes = frozenset({"prompts"})
+class _OneColumn(Metric):
+    """One column "v" of mean img_pos brightness, averaged; subclasses vary what they read."""
 
     def columns(self):
         return ["v"]
@@ -42,6 +39,13 @@ class SneakyPixels(Metric):
 
     def aggregates(self):
         return [Aggregate("v_mean", "v")]
+
+
+@register_metric("sneaky_pixels")
+class SneakyPixels(_OneColumn):
+    """Test only: reads images although it declares only prompts."""
+
+    consumes = frozenset({"prompts"})
 
 
 @register_generator("transposed_shapes")
@@ -73,29 +77,20 @@ class BatchDimmedShapes(ShapesOracle):
 
 
 @register_metric("sneaky_texts")
-class SneakyTexts(Metric):
+class SneakyTexts(_OneColumn):
     """Test only: judges img_pos against its relation text, which it does not declare."""
 
     consumes = frozenset({"images"})
 
-    def columns(self):
-        return ["v"]
-
     def score(self, samples):
         return [{"v": float(np.mean(s.image_pos)) + len(s.text_pos)} for s in samples]
 
-    def aggregates(self):
-        return [Aggregate("v_mean", "v")]
-
 
 @register_metric("swallowed_graphs")
-class SwallowedGraphs(Metric):
+class SwallowedGraphs(_OneColumn):
     """Test only: reads the graphs undeclared and hides the refusal behind a fallback."""
 
     consumes = frozenset({"images"})
-
-    def columns(self):
-        return ["v"]
 
     def score(self, samples):
         rows = []
@@ -107,21 +102,9 @@ class SwallowedGraphs(Metric):
             rows.append({"v": float(n)})
         return rows
 
-    def aggregates(self):
-        return [Aggregate("v_mean", "v")]
-
 
 @register_metric("overdeclared")
-class Overdeclared(Metric):
+class Overdeclared(_OneColumn):
     """Test only: declares the prompts, which it never reads."""
 
     consumes = frozenset({"images", "prompts"})
-
-    def columns(self):
-        return ["v"]
-
-    def score(self, samples):
-        return [{"v": float(np.mean(s.image_pos))} for s in samples]
-
-    def aggregates(self):
-        return [Aggregate("v_mean", "v")]
