@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from relbench.testing.clip import make_tiny_checkpoint  # noqa: E402
+from relbench.testing.models.clip import make_tiny_checkpoint  # noqa: E402
 from relbench.metrics.clip_alignment import ClipAlignment  # noqa: E402
 from relbench.data import Case, Triple  # noqa: E402
 from relbench.generator import Context  # noqa: E402

@@ -30,7 +30,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from relbench.testing.flux import tiny_flux_pipeline
+    from relbench.testing.models.flux import tiny_flux_pipeline
     from relbench.generators.flux import FluxGenerator
     from relbench.generators.flux_graph_lora import FluxGraphLoraGenerator
     from relbench.data import Request, Triple

@@ -50,7 +50,7 @@ def build(tiny: bool, device: str, dtype):
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
 
     if tiny:
-        from relbench.testing.flux import tiny_flux_pipeline
+        from relbench.testing.models.flux import tiny_flux_pipeline
 
         pipe = tiny_flux_pipeline()
         pipe.text_encoder = pipe.text_encoder_2 = pipe.tokenizer = pipe.tokenizer_2 = None

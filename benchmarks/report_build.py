@@ -54,7 +54,7 @@ def make_run(work: Path) -> Path:
         return out
     clip = ""
     try:
-        from relbench.testing.clip import make_tiny_checkpoint
+        from relbench.testing.models.clip import make_tiny_checkpoint
 
         d = work / "clip"
         model, ckpt = make_tiny_checkpoint(d)

@@ -36,7 +36,7 @@ def make_data(d: Path) -> None:
     import numpy as np
     from PIL import Image
 
-    from relbench.testing.flux import tiny_flux_pipeline
+    from relbench.testing.models.flux import tiny_flux_pipeline
 
     rng = np.random.default_rng(0)
     triples = [("dog", "riding", "horse"), ("cup", "on", "table"), ("man", "holding", "umbrella"), ("cat", "below", "chair")]

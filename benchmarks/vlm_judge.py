@@ -35,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from relbench.models.vlm import VLM, Question  # noqa: E402
-from relbench.testing.vlm import FAMILIES, geneval2_probabilities, make_tiny_vlm  # noqa: E402
+from relbench.testing.models.vlm import FAMILIES, geneval2_probabilities, make_tiny_vlm  # noqa: E402
 
 YES_NO = (("Yes", "yes", " Yes", " yes"), ("No", "no", " No", " no"))
 QUESTIONS = [

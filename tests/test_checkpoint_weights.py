@@ -17,7 +17,7 @@ from relbench.errors import UserError
 from relbench.models import clip as clip_model
 from relbench.models.graph_lora_ckpt import CONFIG_FILE, ENCODER_FILE, LORA_FILE, read_checkpoint
 from relbench.safetensors_file import check_weights
-from relbench.testing.clip import make_tiny_checkpoint
+from relbench.testing.models.clip import make_tiny_checkpoint
 from test_flux_generators import graph_lora, perturb
 
 A7 = "transformer.transformer_blocks.7.attn.to_q.lora_A.weight"

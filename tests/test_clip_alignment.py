@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from relbench.testing.clip import TINY_CONFIG, make_tiny_checkpoint
+from relbench.testing.models.clip import TINY_CONFIG, make_tiny_checkpoint
 from relbench.testing.samples import make_sample
 from relbench.metrics.clip_alignment import ClipAlignment, alignment_from_scores
 from relbench.data import Case, Triple

@@ -16,7 +16,7 @@ from relbench.generator import Context
 from relbench.metrics.clip_alignment import ClipAlignment
 from relbench.models import clip as clip_model
 from relbench.predicates import load_vocabulary
-from relbench.testing.clip import TINY_CONFIG, make_tiny_checkpoint, put_in_hf_cache, register_tiny_tag
+from relbench.testing.models.clip import TINY_CONFIG, make_tiny_checkpoint, put_in_hf_cache, register_tiny_tag
 from relbench.testing.samples import make_sample
 
 CTX = Context(vocab=load_vocabulary())

@@ -17,7 +17,7 @@ import diffusers  # noqa: F401,E402
 import peft  # noqa: F401,E402
 import torch  # noqa: E402
 
-from relbench.testing.flux import tiny_flux_pipeline  # noqa: E402
+from relbench.testing.models.flux import tiny_flux_pipeline  # noqa: E402
 from relbench.data import Request, Triple  # noqa: E402
 from relbench.errors import UserError  # noqa: E402
 from relbench.generator import Context  # noqa: E402
@@ -361,7 +361,7 @@ def _t5_tokenizer_folder(folder):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import T5TokenizerFast
 
-    from relbench.testing.flux import char_tokenizer
+    from relbench.testing.models.flux import char_tokenizer
 
     vocab = list(char_tokenizer(8).get_vocab().items())
     pieces = [(tok, 0.0 if i < 3 else -1.0) for tok, i in sorted(vocab, key=lambda kv: kv[1])]
@@ -448,7 +448,7 @@ def test_generator_flag_keeps_the_config_args_and_arg_sets_them(tmp_path, monkey
 
 SAVE_SCRIPT = """
 import sys, torch
-from relbench.testing.flux import tiny_flux_pipeline
+from relbench.testing.models.flux import tiny_flux_pipeline
 from relbench.models.graph_encoders import build_encoder, clip_pooled_embedder
 from relbench.models.graph_injection import attach_graph_lora
 from relbench.models.graph_specs import InjectionSpec, LoraSpec, TextSpec

@@ -44,7 +44,7 @@ def test_flux_reads_a_cached_repo_as_its_local_directory(hub, tmp_path):
     import torch  # noqa: F401
 
     from relbench.models.flux import FluxArgs, resolve_model_dir
-    from relbench.testing.flux import tiny_flux_pipeline
+    from relbench.testing.models.flux import tiny_flux_pipeline
 
     local = tmp_path / "flux-tiny"
     tiny_flux_pipeline(clip_max_length=SEQ).save_pretrained(local)

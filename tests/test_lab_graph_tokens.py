@@ -47,7 +47,7 @@ def _separation(graph_lora, pos, neg) -> float:
 @pytest.mark.parametrize("arm", ["c_gen_rank"])
 def test_lab_arm_keeps_graph_tokens_apart(tmp_path, arm):
     from relbench.lab.run import LabPlan, train_config
-    from relbench.testing.flux import tiny_flux_pipeline
+    from relbench.testing.models.flux import tiny_flux_pipeline
     from relbench.trainers._train_config import TrainConfig
     from relbench.trainers.flux_graph_lora import Trainer
 
@@ -98,7 +98,7 @@ def test_collapsing_encoder_is_warned_about(tmp_path, capsys):
     arms' lr (the lab before the fix) collapses to identical g+ / g- tokens; the trainer says so
     in one warning instead of training on."""
     from relbench.lab.run import LabPlan, train_config
-    from relbench.testing.flux import tiny_flux_pipeline
+    from relbench.testing.models.flux import tiny_flux_pipeline
     from relbench.trainers._train_config import TrainConfig
     from relbench.trainers.flux_graph_lora import GRAPH_COLLAPSED, Trainer
 

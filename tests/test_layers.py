@@ -37,3 +37,42 @@ def test_core_imports_no_app_module_at_run_time():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
+
+
+def _within(name: str, packages) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in packages)
+
+
+def test_plugin_api_imports_only_the_core():
+    """What a plugin author imports (relbench.plugin, and the checkers of relbench.testing)
+    reaches no application, no model code and no heavy library, even through lazy imports: a
+    plugin's tests import it without torch."""
+    for root in ("relbench.plugin", "relbench.testing"):
+        reached, libraries = import_closure(root)
+        assert {"relbench.generator", "relbench.metric", "relbench.contract"} <= reached.keys()
+        bad = sorted(m for m in reached if _within(m, APP + ("relbench.models", "relbench.testing.models")))
+        assert not bad, [f"{reached[m]} imports {m}" for m in bad]
+        assert libraries <= {"numpy", "PIL", "pydantic", "yaml"}, (root, sorted(libraries))
+
+
+def test_plugin_api_import_loads_no_library():
+    code = ("import sys\nimport relbench.plugin\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'PIL', 'torch', 'pandas')"
+            " or m.startswith('relbench.testing.models')))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
+
+
+def test_plugin_api_names_are_the_home_modules_objects():
+    """relbench.plugin gathers; it defines nothing of its own, so old import paths stay the same objects."""
+    import relbench.plugin as api
+
+    for name in api.__all__:
+        obj = getattr(api, name)
+        assert getattr(obj, "__module__", "relbench.metric") != "relbench.plugin", name
+    from relbench.generator import Generator
+    from relbench.metric import Metric
+    from relbench.registry import register_metric
+
+    assert (api.Generator, api.Metric, api.register_metric) == (Generator, Metric, register_metric)

@@ -104,7 +104,7 @@ output_dir: {out}
 
 
 def test_run_lists_rejected_lines_and_vlm_judges_them(cli, tmp_path, monkeypatch):
-    from relbench.testing.vlm import make_tiny_vlm
+    from relbench.testing.models.vlm import make_tiny_vlm
 
     monkeypatch.setenv("RELBENCH_CACHE_DIR", str(tmp_path / "cache"))  # weight digests, kept out of ~/.cache
 

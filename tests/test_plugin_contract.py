@@ -22,28 +22,28 @@ def tiny_dir(tmp_path_factory):
 def _flux_dir(root):
     d = root / "flux-tiny"
     if not d.is_dir():
-        from relbench.testing.flux import tiny_flux_pipeline
+        from relbench.testing.models.flux import tiny_flux_pipeline
 
         tiny_flux_pipeline(clip_max_length=SEQ).save_pretrained(d)
     return d
 
 
 def _clip(root):
-    from relbench.testing.clip import make_tiny_checkpoint
+    from relbench.testing.models.clip import make_tiny_checkpoint
 
     model, ckpt = make_tiny_checkpoint(root / "clip")
     return {"model": model, "checkpoint": ckpt}
 
 
 def _gdino(root):
-    from relbench.testing.grounding_dino import save_tiny_grounding_dino
+    from relbench.testing.models.grounding_dino import save_tiny_grounding_dino
 
     d = root / "gdino" / "model"
     return {"detector": "grounding_dino", "model": str(d if d.is_dir() else save_tiny_grounding_dino(root / "gdino"))}
 
 
 def _vlm(root):
-    from relbench.testing.vlm import make_tiny_vlm
+    from relbench.testing.models.vlm import make_tiny_vlm
 
     d = root / "vlm"
     return {"model": str(d) if (d / "config.json").is_file() else make_tiny_vlm("idefics3", d)}

@@ -171,7 +171,7 @@ def test_bad_args():
 
 @pytest.fixture(scope="module")
 def tiny_grounding_dino(tmp_path_factory):
-    from relbench.testing.grounding_dino import save_tiny_grounding_dino
+    from relbench.testing.models.grounding_dino import save_tiny_grounding_dino
 
     return save_tiny_grounding_dino(tmp_path_factory.mktemp("gdino"))
 

@@ -42,7 +42,7 @@ def write_split(d, name, n, start=0):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from relbench.testing.flux import tiny_flux_pipeline
+    from relbench.testing.models.flux import tiny_flux_pipeline
 
     d = tmp_path_factory.mktemp("data")
     write_split(d, "train", 4)
@@ -311,7 +311,7 @@ def test_gradient_checkpointing_and_caches_do_not_change_results(data, tmp_path)
 
 
 def test_clip_ranking_term(data, tmp_path):
-    from relbench.testing.clip import make_tiny_checkpoint
+    from relbench.testing.models.clip import make_tiny_checkpoint
     from relbench.trainers.flux_graph_lora import train
 
     model, ckpt = make_tiny_checkpoint(tmp_path / "clip")
@@ -329,7 +329,7 @@ def test_clip_ranking_term_reads_a_pretrained_tag_as_the_metric_does(tmp_path, m
     from pydantic import ValidationError
     from safetensors.torch import save_file
 
-    from relbench.testing.clip import make_tiny_checkpoint, put_in_hf_cache, register_tiny_tag
+    from relbench.testing.models.clip import make_tiny_checkpoint, put_in_hf_cache, register_tiny_tag
     from relbench.trainers._clip_rank import ClipRanker
     from relbench.trainers._train_config import ClipLossSpec
 

@@ -16,7 +16,7 @@ from relbench.metrics.vlm_judge import (
     soft_tifa, twoway_columns, twoway_flags, twoway_image, vqascore_columns,
 )
 from relbench.predicates import load_vocabulary
-from relbench.testing.vlm import FAMILIES, geneval2_probabilities, make_tiny_vlm
+from relbench.testing.models.vlm import FAMILIES, geneval2_probabilities, make_tiny_vlm
 
 CTX = Context(vocab=load_vocabulary())
 

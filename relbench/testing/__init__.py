@@ -1,6 +1,6 @@
-"""Helpers for tests and for third-party plugin authors: tiny random models built from configs
-(no downloads: relbench.testing.flux, .clip, .grounding_dino) and the plugin contract checks
-the runner enforces (check_generator, check_metric)."""
+"""The public plugin checkers a plugin's tests call: the contract the runner enforces
+(check_generator, check_metric) on tiny shapes-world inputs (tiny_context, tiny_samples).
+The tiny model builders the built-in plugins' tests use live apart, in relbench.testing.models."""
 
 from relbench.testing.contract import check_generator, check_metric, tiny_context, tiny_samples
 
