@@ -67,3 +67,8 @@ def test_example_arguments_are_validated(cli, tmp_path):
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0 and "metrics.1.args.channel" in res.stderr, res.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_page_shows_the_file_the_suite_runs():
+    page = (EXAMPLE.parent.parent / "docs" / "extending.md").read_text()
+    assert f"```python\n{(EXAMPLE / 'brightness_gap.py').read_text()}```" in page
