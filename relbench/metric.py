@@ -36,7 +36,7 @@ class MetricArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class Sample:
     """Everything a metric may read about one case of one run. Images load lazily.
 
@@ -75,6 +75,10 @@ class Sample:
                     return _CaseView(object.__getattribute__(self, "case"), reads)
                 reads.read(kind, name)
         return object.__getattribute__(self, name)
+
+    def __repr__(self) -> str:  # names the case without reading (and being refused) any input
+        case = object.__getattribute__(self, "case")
+        return f"Sample(case={case.id!r}, run={object.__getattribute__(self, 'run')!r})"
 
     @property
     def text_pos(self) -> str:

@@ -115,7 +115,7 @@ def test_sample_view_opens_only_declared_inputs():
                  lambda: view.case.pos, lambda: view.case.questions, lambda: view.case.reference):
         with pytest.raises(ContractError, match="does not declare"):
             read()
-    assert reads.read_kinds == {"texts"}
+    assert reads.read_kinds == {"texts"} and sample.case.id in repr(view)  # repr reads no input
     assert sample.case.pos and sample.image_pos is not None  # a hand-built sample stays open
 
 
