@@ -85,6 +85,10 @@ class Registry:
         base = getattr(importlib.import_module(mod), attr)
         if not (isinstance(cls, type) and issubclass(cls, base)):
             raise UserError(f"{self.kind} {name!r}: {_place(cls)} must subclass {mod}.{attr}")
+        missing = sorted(getattr(cls, "__abstractmethods__", ()))
+        if missing:  # refused when registered, before any run builds it
+            raise UserError(f"{self.kind} {name!r}: {_place(cls)} does not implement {', '.join(missing)} "
+                            f"(required by {mod}.{attr})")
 
     # lookup ------------------------------------------------------------------------------------
     def _read_entry_points(self) -> None:

@@ -129,8 +129,9 @@ def test_check_metric_refuses_a_declared_input_never_read():
 
 
 def test_incomplete_plugins_cannot_be_built():
-    """The bases are abstract: a plugin missing score() or generate() fails at construction
-    (a TypeError naming the method), not with a NotImplementedError mid-run."""
+    """The bases are abstract: a plugin missing score() or generate() cannot be built (a
+    TypeError naming the method) and is refused when registered (one line), not with a
+    NotImplementedError mid-run."""
     from relbench.generator import Generator
     from relbench.metric import Metric
 
@@ -148,6 +149,14 @@ def test_incomplete_plugins_cannot_be_built():
         NoScore(NoScore.Args(), tiny_context())
     with pytest.raises(TypeError, match="generate"):
         NoGenerate(NoGenerate.Args(), tiny_context())
+
+    from relbench.errors import UserError
+    from relbench.registry import register_generator, register_metric
+
+    with pytest.raises(UserError, match=r"metric 'no_score': .*NoScore .* does not implement score \(required by"):
+        register_metric("no_score")(NoScore)
+    with pytest.raises(UserError, match="generator 'no_generate': .* does not implement generate"):
+        register_generator("no_generate")(NoGenerate)
 
 
 def test_wrong_image_size_refused(cli, tmp_path):
