@@ -90,8 +90,9 @@ def main() -> None:
         },
         "paired": table["paired"],
     }
-    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
+    from record import write_json
+
+    write_json(a.json, out, device="cpu", indent=1)
     print(json.dumps({k: out[k] for k in ("timings", "figures", "criteria")}, indent=1))
 
 
