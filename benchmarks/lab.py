@@ -1,4 +1,4 @@
-"""The lab's figures (issue 15), measured, never asserted: does the mini base draw both objects,
+"""The lab's figures (docs/lab.md), measured, never asserted: does the mini base draw both objects,
 does any arm draw the relation from the graph alone, and how long does the whole lab take.
 
     python benchmarks/lab.py --work /work/lab-out/bench --json benchmarks/results/lab.json

@@ -1,5 +1,5 @@
 """How often a lab base draws both prompted objects, by sampling steps: the quick probe behind
-the recipe's pretraining length and sampling steps (docs/lab.md, round 5). Measured, never
+the recipe's pretraining length and sampling steps (docs/lab-notebook.md, round 5). Measured, never
 asserted.
 
     python benchmarks/lab_probe.py BASE [BASE ...] [--n 96] [--seeds 0,1] [--steps 4,8] [--split heldout|train] \

@@ -1,4 +1,4 @@
-"""The smoke lab (issue 15, item 4; docs/lab.md): a reduced mini FLUX pretrained from scratch,
+"""The smoke lab (docs/lab-notebook.md, "The smoke lab"): a reduced mini FLUX pretrained from scratch,
 one graph-LoRA arm trained by `relbench train` unchanged, both scored by `relbench run` in
 neutral mode. It fails if the trainer stops learning: the arm must put the right square on the
 left, from the graph alone, far more often than chance.
