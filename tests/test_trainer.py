@@ -353,6 +353,7 @@ def test_clip_ranking_term_reads_a_pretrained_tag_as_the_metric_does(tmp_path, m
 # ---------------------------------------------------------------------------- processes and errors
 
 
+@pytest.mark.multiprocess
 def test_two_processes_match_one(data, tmp_path):
     """2 CPU processes x batch 1 (gloo DDP) end where 1 process x batch 2 ends: the same samples
     and noise (seeded by position in the global batch), gradients averaged."""
