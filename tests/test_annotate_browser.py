@@ -50,6 +50,7 @@ def wait_progress(page, n):
     page.wait_for_function("n => document.getElementById('progress').textContent.startsWith(n + ' / ')", arg=n)
 
 
+@pytest.mark.slow
 def test_server_keys_undo_kill_restart_and_hostile_text(dirs, browser, tmp_path):
     shapes, hostile = dirs
     plan = build_plan([shapes, hostile], n=N).for_annotator("ann1")  # the order ann1's server shows
@@ -172,6 +173,7 @@ def answer_offline(browser, html, name, downloads):
     return out
 
 
+@pytest.mark.slow
 def test_exported_page_answered_and_imported(dirs, browser, tmp_path):
     src_shapes, src_hostile = dirs
     shapes, hostile = tmp_path / "shapes", tmp_path / "hostile"

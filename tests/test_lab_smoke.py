@@ -3,7 +3,7 @@ one graph-LoRA arm trained by `relbench train` unchanged, both scored by `relben
 neutral mode. It fails if the trainer stops learning: the arm must put the right square on the
 left, from the graph alone, far more often than chance.
 
-About 1.5-3 min on 2 cores (measured 89 s outside pytest on a quiet machine, 185 s under load): the one slow test of the suite, kept because nothing else shows that
+About 1.5-3 min on 2 cores (measured 89 s outside pytest on a quiet machine, 185 s under load): the slowest test of the suite (marked slow), kept because nothing else shows that
 a checkpoint written by the trainer draws the relation it was trained on.
 """
 
@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from scipy.stats import binomtest
 
 
+@pytest.mark.slow
 def test_smoke_lab_arm_draws_the_relation_from_the_graph_in_neutral_mode(tmp_path):
     from relbench.lab.base import BaseConfig, build_base
     from relbench.lab.run import LabPlan, run_lab

@@ -20,6 +20,7 @@ output_dir: {out}
 """
 
 
+@pytest.mark.slow
 @pytest.mark.multiprocess
 def test_two_processes_match_one(tmp_path):
     cfg = tmp_path / "b.yaml"
