@@ -64,7 +64,7 @@ def provenance(device: str | None = None) -> dict:
         "python": platform.python_version(),
         "libraries": {name: _version(name) for name in LIBRARIES},
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count(), "load_average_1_5_15": list(os.getloadavg())},
+                    "cpus": os.cpu_count(), "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()]},
         "device": device or _device(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
