@@ -19,7 +19,6 @@ one VAE decode at batch 1 (matmuls, attention, convolutions), times steps and im
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -200,8 +199,9 @@ def main() -> None:
                                    "tflops": round(achieved, 1),
                                    "mfu": round(achieved / peak, 4) if peak else None})
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        from record import write_json
+
+        write_json(args.out, results, device=name)
 
 
 if __name__ == "__main__":

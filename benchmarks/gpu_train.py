@@ -143,8 +143,9 @@ def main(argv=None) -> int:
         results[f"rank_cost_ratio_ckpt_{'on' if ckpt else 'off'}"] = round(both / gen, 3)
     print(json.dumps({k: v for k, v in results.items() if k != "variants"}))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        from record import write_json
+
+        write_json(args.out, results, device=dev_name)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The lab's figures (issue 15), measured, never asserted: does the mini base draw both objects,
+"""The lab's figures (docs/lab.md), measured, never asserted: does the mini base draw both objects,
 does any arm draw the relation from the graph alone, and how long does the whole lab take.
 
     python benchmarks/lab.py --work /work/lab-out/bench --json benchmarks/results/lab.json
@@ -90,8 +90,9 @@ def main() -> None:
         },
         "paired": table["paired"],
     }
-    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
+    from record import write_json
+
+    write_json(a.json, out, device="cpu", indent=1)
     print(json.dumps({k: out[k] for k in ("timings", "figures", "criteria")}, indent=1))
 
 

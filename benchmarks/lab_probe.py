@@ -1,8 +1,9 @@
 """How often a lab base draws both prompted objects, by sampling steps: the quick probe behind
-the recipe's pretraining length and sampling steps (docs/lab.md, round 5). Measured, never
+the recipe's pretraining length and sampling steps (docs/lab-notebook.md, round 5). Measured, never
 asserted.
 
-    python benchmarks/lab_probe.py BASE [BASE ...] [--n 96] [--seeds 0,1] [--steps 4,8] [--split heldout|train]
+    python benchmarks/lab_probe.py BASE [BASE ...] [--n 96] [--seeds 0,1] [--steps 4,8] [--split heldout|train] \
+        [--json-lines benchmarks/results/lab_probe.jsonl]
 
 For each base, steps and prompt mode: the share of images where the shapes_snap detector finds
 both objects, and the relation accuracy given both found, over the first N held-out triples
@@ -26,6 +27,7 @@ def main() -> None:
     # arms' training triples: a recipe chosen there is not chosen on the lab's test prompts
     ap.add_argument("--split", choices=("heldout", "train"), default="heldout",
                     help="which triples: the held-out ones (val/test are drawn from them) or the arms' training ones")
+    ap.add_argument("--json-lines", help="append each result line here too")
     a = ap.parse_args()
 
     import numpy as np
@@ -63,6 +65,10 @@ def main() -> None:
                 rec = {"base": base, "split": a.split, "steps": steps, "mode": mode, "n": n, "both_found": round(found / n, 3),
                        "acc_given_found": round(right / max(found, 1), 3)}
                 print(json.dumps(rec), flush=True)
+                if a.json_lines:
+                    from record import append_jsonl
+
+                    append_jsonl(a.json_lines, rec, device="cpu")
 
 
 if __name__ == "__main__":

@@ -83,8 +83,9 @@ def main() -> None:
            "train_s": round(time.perf_counter() - t0, 1)}
     print(json.dumps(res))
     if a.json_lines:
-        with open(a.json_lines, "a") as fh:
-            fh.write(json.dumps(res) + "\n")
+        from record import append_jsonl
+
+        append_jsonl(a.json_lines, res, device="cpu")
 
 
 if __name__ == "__main__":

@@ -98,7 +98,9 @@ def main(argv=None) -> int:
         print(f"| {r['variant']} | {r['first_epoch_s_per_step']} | {r['steady_s_per_step']} | {r['steady_steps_per_s']} "
               f"| {r['peak_rss_mib']} | {r['vae_and_text_encodes']} |")
     if args.out:
-        Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
+        from record import write_json
+
+        write_json(args.out, {"threads": 1, "rows": rows}, device="cpu")
     return 0
 
 

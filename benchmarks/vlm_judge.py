@@ -23,7 +23,6 @@ the tiny model's peak memory... only a real 8B checkpoint would give a measured 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile
@@ -186,9 +185,9 @@ def main(argv=None) -> int:
               f"batch {args.batch} at {px}px ({m['sequence_tokens']} tokens/question): activations ~"
               f"{m['activations_gib_estimate']:.2f} GiB -> ~{m['total_gib_estimate']:.1f} GiB")
     if args.json:
-        from relbench.atomic import write_text
+        from record import write_json
 
-        write_text(args.json, json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result, device="cpu")
     return 0
 
 

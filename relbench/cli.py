@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true",
                      help="only say, per run, how many images and score chunks would be made and reused, and "
                           "what changed in each changed fingerprint; writes nothing")
-    # --- reports (issue 6) ---
+    # --- reports ---
     run.add_argument("--no-report", action="store_true", help="do not write report.html in the run directory")
     _add_report_commands(sub)
     # --- end reports ---
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_vg_arguments(vg)
     add_train_parser(sub)
-    from relbench.annotate.command import add_annotate_parser  # issue 14
+    from relbench.annotate.command import add_annotate_parser
 
     add_annotate_parser(sub)
 
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# --- reports and comparisons (issue 6 / issue 3's baseline section) ---------------------------
+# --- reports and comparisons (the baseline section included) --------------------------------
 
 def _add_report_commands(sub) -> None:
     rep = sub.add_parser("report", help="build one offline HTML report for one or more run directories")
@@ -93,7 +93,7 @@ def cmd_report(args) -> int:
     from relbench.reports import build_report
     from relbench.reports.curves import build_curves, training_dirs
 
-    if all(training_dirs(d) for d in args.run_dirs):  # training / lab output directories: curves (issue 15)
+    if all(training_dirs(d) for d in args.run_dirs):  # training / lab output directories: curves
         out = Path(args.output) if args.output else Path(args.run_dirs[0]) / "curves.html"
         info = build_curves(args.run_dirs, out)
         print(f"report: {out} ({info['bytes'] / 1e6:.2f} MB, {info['seconds']:.1f}s)")
@@ -116,12 +116,12 @@ def cmd_compare(args) -> int:
     # a record only when asked for, or when the benchmark declares itself comparable with it
     baseline = args.baseline or next(iter(declared_baselines(dirs)), None)
     result = compare(dirs, baseline=baseline)
-    human = {str(d.path): d.summary["human"] for d in dirs if d.summary.get("human")}  # issue 14
+    human = {str(d.path): d.summary["human"] for d in dirs if d.summary.get("human")}
     if args.require_better:
         check_gate_key(result, args.require_better)
         result["gate"] = gate(result, args.require_better)
     print(format_comparison(result))
-    if human:  # issue 14
+    if human:
         from relbench.human import format_human
 
         result["human"] = human
@@ -322,7 +322,7 @@ def _run_planned(args, bench, p) -> int:
     if agreement_lines := format_agreement(summary):
         print(agreement_lines)
     print(f"results: {p.out}/summary.json, {p.out}/samples.csv, {p.out}/manifest.json")
-    _write_run_report(args, p.out)  # reports (issue 6)
+    _write_run_report(args, p.out)
     return 0
 
 
@@ -349,7 +349,7 @@ def cmd_list(args) -> int:
     return 0
 
 
-def cmd_annotate(args) -> int:  # issue 14
+def cmd_annotate(args) -> int:
     from relbench.annotate.command import annotate_command
 
     return annotate_command(args)
@@ -361,7 +361,7 @@ def cmd_data(args) -> int:
     return vg_command(args)
 
 
-# ---------------------------------------------------------------------------- train (issue 5)
+# ---------------------------------------------------------------------------- train
 
 
 def add_train_parser(sub) -> None:
@@ -411,8 +411,8 @@ def cmd_lab(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "train": cmd_train,
-            "report": cmd_report, "compare": cmd_compare,  # report, compare: issue 6
-            "annotate": cmd_annotate, "lab": cmd_lab}  # annotate: issue 14; lab: issue 15
+            "report": cmd_report, "compare": cmd_compare,
+            "annotate": cmd_annotate, "lab": cmd_lab}
 
 
 # a full disk, a quota, a read-only or unwritable output: the environment, not a bug

@@ -92,7 +92,7 @@ def noise_seed(seed: int, item_id: str) -> int:
     run, so pairs and run-vs-run comparisons see the same noise, and distinct across items.
 
     Why not the benchmark seed itself: then every item of a seed starts from the same initial
-    noise, whose layout tendency moves all their outcomes together. In the lab (docs/lab.md,
+    noise, whose layout tendency moves all their outcomes together. In the lab (docs/lab-notebook.md,
     round 5) one arm was right in 0.77 of seed-0 images and 0.33 of seed-1 images, and
     intervals that resample items as independent were too narrow.
     """

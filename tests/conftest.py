@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,20 @@ def run_cli(*args, cwd=None, env=None, timeout=300):
         [sys.executable, "-m", "relbench", *args], cwd=cwd or ROOT, env=full_env,
         capture_output=True, text=True, timeout=timeout,
     )
+
+
+#: a Chromium for the browser tests (.ci/run installs Debian's)
+CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
+
+
+def pytest_runtest_setup(item):
+    """A browser test without a chromium is skipped on a developer's machine but fails under
+    CI=true: there a skip would let a CI run pass that never drew a page."""
+    if item.get_closest_marker("browser") and CHROMIUM is None:
+        message = "no chromium on this machine (.ci/run installs Debian's chromium)"
+        if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+            pytest.fail(f"{message}; under CI=true a browser test fails instead of skipping", pytrace=False)
+        pytest.skip(message)
 
 
 #: `accelerate launch` through this interpreter (the console script may be absent from a venv)

@@ -49,7 +49,8 @@ def test_bootstrap_resamples_clusters_and_is_deterministic():
     by_triple = agreement(a, b, [f"t{i % 10}" for i in range(30)])
     by_row = agreement(a, b, [f"r{i}" for i in range(30)])
     # rows of a triple move together: the interval is wider than a row-level one
-    width = lambda r: r.share_ci[1] - r.share_ci[0]
+    def width(r):
+        return r.share_ci[1] - r.share_ci[0]
     assert width(by_triple) > width(by_row)
     assert agreement(a, b, [f"t{i % 10}" for i in range(30)]) == by_triple
 

@@ -314,6 +314,7 @@ def _import(d, tmp_path, sub, name="good.json"):
     return f
 
 
+@pytest.mark.slow
 def test_export_is_self_contained_and_import_validates(run_dir, tmp_path):
     d = fresh_copy(run_dir, tmp_path / "run")
     html = _export(d, tmp_path, "remote")

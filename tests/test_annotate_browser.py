@@ -6,21 +6,19 @@ then check the answer files, the resumption, a hostile triple name shown as text
 requested nothing but its own server, and the agreement numbers computed from the answers.
 Offline page: two remote annotators answer a page exported for each (keys, undo, reload),
 download their answers, which are imported and agree with each other (Krippendorff's alpha) and
-with the exact spatial judge. Skipped only where no chromium exists (CI installs Debian's chromium).
+with the exact spatial judge. Skipped where no chromium exists, except under CI=true (.ci/run installs one).
 """
 
 import json
-import shutil
 
 import pytest
 
 from annotate_helpers import HOSTILE_TEXT, Server, fresh_copy, make_hostile_run, make_shapes_run, page_items
-from conftest import run_cli
+from conftest import CHROMIUM, run_cli
 from relbench.annotate.plan import build_plan
 from relbench.annotate.storage import annotator_answers, answers_path, read_events
 
-CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (CI installs Debian's chromium)")
+pytestmark = pytest.mark.browser  # skipped without a chromium, except under CI=true (conftest.py)
 N = 14
 
 
@@ -52,6 +50,7 @@ def wait_progress(page, n):
     page.wait_for_function("n => document.getElementById('progress').textContent.startsWith(n + ' / ')", arg=n)
 
 
+@pytest.mark.slow
 def test_server_keys_undo_kill_restart_and_hostile_text(dirs, browser, tmp_path):
     shapes, hostile = dirs
     plan = build_plan([shapes, hostile], n=N).for_annotator("ann1")  # the order ann1's server shows
@@ -174,6 +173,7 @@ def answer_offline(browser, html, name, downloads):
     return out
 
 
+@pytest.mark.slow
 def test_exported_page_answered_and_imported(dirs, browser, tmp_path):
     src_shapes, src_hostile = dirs
     shapes, hostile = tmp_path / "shapes", tmp_path / "hostile"

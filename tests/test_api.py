@@ -73,7 +73,7 @@ def test_missing_pandas_is_one_line(monkeypatch):
 
 def test_each_item_is_drawn_with_its_own_noise_shared_by_its_pair(tmp_path):
     """Generators get noise_seed(seed, item), not the bare seed: every item of seed 0 drawn from
-    the same noise made all their outcomes move together (docs/lab.md, round 5). g+ and g- of a
+    the same noise made all their outcomes move together (docs/lab-notebook.md, round 5). g+ and g- of a
     case share it (the pair isolates the graph), and the samples.csv says which it was."""
     import numpy as np
     from PIL import Image

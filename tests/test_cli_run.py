@@ -5,6 +5,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
@@ -69,6 +71,7 @@ def test_report_is_rebuilt_when_the_code_it_renders_with_changes(cli, small_conf
     assert "kept" not in printed and printed.startswith(f"report: {out / 'report.html'} (")
 
 
+@pytest.mark.slow
 def test_same_config_same_numbers_in_another_directory(cli, small_config, tmp_path):
     cfg = small_config()
     assert cli("run", "--config", str(cfg)).returncode == 0
@@ -121,6 +124,7 @@ def test_help_lists_commands(cli):
     assert res.returncode == 0 and "run" in res.stdout and "list" in res.stdout
 
 
+@pytest.mark.slow
 def test_uncalibrated_metric_is_flagged_in_summary(cli, tmp_path):
     cfg = tmp_path / "b.yaml"
     cfg.write_text(

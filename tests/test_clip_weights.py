@@ -209,6 +209,7 @@ output_dir: {tmp_path / 'out'}
     return cfg, d / "open_clip_pytorch_model.bin"
 
 
+@pytest.mark.slow
 def test_pickle_payload_through_the_cli_exits_2(cli, tmp_path):
     marker, files = bad_files(tmp_path, make_tiny_checkpoint(tmp_path / "tiny")[1])
     cfg, _ = clip_run(tmp_path, files["pickle.bin"].read_bytes())
@@ -246,6 +247,7 @@ def test_replaced_weights_change_the_fingerprint(tmp_path):
     assert ClipAlignment(args, CTX).fingerprint() != first
 
 
+@pytest.mark.slow
 def test_replaced_weights_are_rescored_by_the_cli(cli, tmp_path):
     """Same config, weights file replaced by same-size other bytes: the second run scores again
     (new score cache, other numbers) instead of reusing the old scores."""
@@ -280,6 +282,7 @@ def test_hf_tokenizer_is_read_offline(tiny, tmp_path, monkeypatch):
     assert clip_model.tokenizer(clip_model.resolve(*tiny))(["a dog"]).shape == (1, 16)  # open_clip's own BPE
 
 
+@pytest.mark.slow
 def test_neutral_run_scores_like_the_relation_run(cli, tmp_path):
     """The shapes oracle draws from the graph, so its relation and neutral runs hold the same
     images: clip_alignment must give them the same scores (it reads the relation texts). Before

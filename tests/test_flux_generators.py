@@ -478,6 +478,7 @@ def _reorder_metadata(path):
     (path / LORA_FILE).write_bytes(data[:8] + text + data[8 + n :])
 
 
+@pytest.mark.slow
 def test_checkpoint_identity_is_its_content_across_processes(tmp_path):
     """safetensors orders header metadata differently per process; the identity must not care,
     or a resumed and an uninterrupted run regenerate every image."""

@@ -103,6 +103,7 @@ def _files(d):
     return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in d.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow
 def test_human_judge_is_computed_on_read_and_never_written(run_dir, tmp_path):
     d = fresh_copy(run_dir, tmp_path / "run")
     plan = build_plan([d], n=40)  # 9 references (one per triple), 4 repeats: every (run, predicate) in the rest

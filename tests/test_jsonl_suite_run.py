@@ -3,6 +3,7 @@
 import csv
 import json
 
+import pytest
 from PIL import Image
 
 from relbench.data import Triple
@@ -65,6 +66,7 @@ def test_jsonl_schema_error_names_file_and_line(cli, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_replaced_photos_are_rescored(cli, tmp_path):
     """Score caches key on a photo's bytes, not its path: photos replaced in place (a VG export
     redone with another --fit) are scored again, as a fresh directory scores them."""

@@ -159,6 +159,7 @@ def test_pipeline_holds_the_moving_average_of_the_transformer_not_its_last_weigh
     assert all(torch.equal(w0[k], raw[2][k]) for k in w0)
 
 
+@pytest.mark.slow
 def test_arms_trained_side_by_side_equal_arms_trained_one_after_the_other(tmp_path):
     """`lab run --jobs` changes wall time, not results: every arm trains on one torch thread
     however many run at once, so its checkpoint bytes are the same (an arm's bytes do depend on

@@ -1,6 +1,6 @@
 """The lab's arms must keep g+ and g- apart in the graph tokens while they train.
 
-Measured on the lab (docs/lab.md, "Why the graph pathway had no effect"): with the text graph
+Measured on the lab (docs/lab-notebook.md, "Why the graph pathway had no effect"): with the text graph
 encoder trained by AdamW at the arms' lr 1e-3, its 24 ReLU layers (512 wide) received sign-like
 updates from tiny, batch-coherent gradients; the activations grew from 29 to 1e5 within 10 steps
 and every graph mapped to one direction, which the injector's LayerNorm turned into the same

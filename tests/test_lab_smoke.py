@@ -1,9 +1,9 @@
-"""The smoke lab (issue 15, item 4; docs/lab.md): a reduced mini FLUX pretrained from scratch,
+"""The smoke lab (docs/lab-notebook.md, "The smoke lab"): a reduced mini FLUX pretrained from scratch,
 one graph-LoRA arm trained by `relbench train` unchanged, both scored by `relbench run` in
 neutral mode. It fails if the trainer stops learning: the arm must put the right square on the
 left, from the graph alone, far more often than chance.
 
-About 1.5-3 min on 2 cores (measured 89 s outside pytest on a quiet machine, 185 s under load): the one slow test of the suite, kept because nothing else shows that
+About 1.5-3 min on 2 cores (measured 89 s outside pytest on a quiet machine, 185 s under load): the slowest test of the suite (marked slow), kept because nothing else shows that
 a checkpoint written by the trainer draws the relation it was trained on.
 """
 
@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from scipy.stats import binomtest
 
 
+@pytest.mark.slow
 def test_smoke_lab_arm_draws_the_relation_from_the_graph_in_neutral_mode(tmp_path):
     from relbench.lab.base import BaseConfig, build_base
     from relbench.lab.run import LabPlan, run_lab

@@ -82,6 +82,7 @@ def test_published_names_are_torchvisions():
     assert (published_prefix("alex"), published_prefix("vgg")) == ("7be5be79", "397923af")
 
 
+@pytest.mark.slow
 def test_backbone_from_local_file(tmp_path, empty_torch_home, monkeypatch):
     import torch
     import torchvision

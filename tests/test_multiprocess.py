@@ -4,6 +4,8 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from conftest import ACCELERATE_LAUNCH, ROOT, run_cli
 
 CONFIG = """\
@@ -18,6 +20,8 @@ output_dir: {out}
 """
 
 
+@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_two_processes_match_one(tmp_path):
     cfg = tmp_path / "b.yaml"
     cfg.write_text(CONFIG.format(out=tmp_path / "two"))

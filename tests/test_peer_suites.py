@@ -103,6 +103,7 @@ output_dir: {out}
 """
 
 
+@pytest.mark.slow
 def test_run_lists_rejected_lines_and_vlm_judges_them(cli, tmp_path, monkeypatch):
     from relbench.testing.models.vlm import make_tiny_vlm
 

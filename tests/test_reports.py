@@ -332,6 +332,7 @@ def test_chart_zero_and_missing_look_different():
     assert '<g id="LineCollection_' in svg  # the zero's stub
 
 
+@pytest.mark.slow
 def test_record_only_when_asked_or_declared(cli, shapes_run, tmp_path):
     out, _ = shapes_run
     res = cli("report", str(out), "--baseline", "seed-20ep", "-o", str(tmp_path / "asked.html"))

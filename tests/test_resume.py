@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import ROOT
 
 CONFIG = """\
@@ -25,6 +27,7 @@ chunk_size: 5
 """
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     env = {"PYTHONPATH": str(ROOT)}
     killed = tmp_path / "killed.yaml"

@@ -86,7 +86,7 @@ def test_cluster_bootstrap_resamples_triples_not_rows():
 
 
 def test_interval_width_at_seed_sample_sizes():
-    # ARCHITECTURE §3: near 0.5, n=480 independent cases give about +-0.045; n=10 about +-0.3
+    # binomial: near 0.5, n=480 independent cases give about +-0.045; n=10 about +-0.3
     big = cluster_bootstrap([1.0] * 240 + [0.0] * 240, [str(i) for i in range(480)], seed=0)
     assert 0.035 < (big["ci_high"] - big["ci_low"]) / 2 < 0.055
     small = cluster_bootstrap([1.0] * 5 + [0.0] * 5, [str(i) for i in range(10)], seed=0)
@@ -95,7 +95,7 @@ def test_interval_width_at_seed_sample_sizes():
 
 def test_interval_with_three_correlated_seeds_per_triple():
     """README: at n = 480 = 160 triples x 3 seeds an accuracy near 0.5 has an interval of about
-    +-0.057, not the iid binomial's +-0.045 (ARCHITECTURE §3). Seeds correlated as in the
+    +-0.057, not the iid binomial's +-0.045 (sqrt(0.25 / 480) x 1.96). Seeds correlated as in the
     seed's evaluation (intraclass correlation ~0.3: of 160 triples, 39 have 0 of 3 seeds right,
     41 one, 41 two, 39 all three)."""
     from pathlib import Path

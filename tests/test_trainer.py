@@ -143,6 +143,7 @@ def test_loss_falls_on_a_fixed_batch(data, tmp_path):
     assert {"l_gen", "rank_acc", "lr", "step_s", "grad_norm"} <= set(lines[0])
 
 
+@pytest.mark.slow
 def test_rank_loss_teaches_the_graph(data, tmp_path):
     """The same 40 steps with and without L_rel_rank; rank accuracy on fixed draws of the
     training cases (neutral prompts: only the graph can tell g+ from g-)."""
@@ -245,6 +246,7 @@ def test_output_dir_checks_run_before_the_model_loads(data, tmp_path, monkeypatc
         train(config(data, tmp_path / "o", epochs=1, resolution=64), resume=True)
 
 
+@pytest.mark.slow
 def test_checkpoint_scores_through_relbench_run(data, tmp_path, monkeypatch, capsys):
     """In-training evaluation = `relbench run --ckpt last/` on the same val cases, case by case."""
     import csv
@@ -353,6 +355,8 @@ def test_clip_ranking_term_reads_a_pretrained_tag_as_the_metric_does(tmp_path, m
 # ---------------------------------------------------------------------------- processes and errors
 
 
+@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_two_processes_match_one(data, tmp_path):
     """2 CPU processes x batch 1 (gloo DDP) end where 1 process x batch 2 ends: the same samples
     and noise (seeded by position in the global batch), gradients averaged."""

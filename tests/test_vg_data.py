@@ -260,7 +260,8 @@ def test_balanced_disjoint_and_deterministic(tmp_path):
     build(src, tmp_path / "c", seed=1)
     for name in ("vg_train.jsonl", "vg_val.jsonl", "vg_counts.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
-    ids = lambda d: {r["id"] for s in ("train", "val") for r in read_lines(tmp_path / d / f"vg_{s}.jsonl")}
+    def ids(d):
+        return {r["id"] for s in ("train", "val") for r in read_lines(tmp_path / d / f"vg_{s}.jsonl")}
     assert ids("a") != ids("c")
 
 

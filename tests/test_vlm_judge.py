@@ -264,6 +264,7 @@ output_dir: {out}
 """
 
 
+@pytest.mark.slow
 def test_run_reports_judge_agreement(cli, tmp_path):
     import json
 

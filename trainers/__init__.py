@@ -1,1 +1,1 @@
-"""Trainers that produce checkpoints for generator plugins (flux_graph_lora: issue 5)."""
+"""Trainers that produce checkpoints for generator plugins (flux_graph_lora)."""

@@ -1,10 +1,10 @@
-"""The optional CLIP ranking term (the seed report's §7.1 option A), differentiable in the image.
+"""The optional CLIP ranking term, differentiable in the image.
 
 The one-step estimate of z0 under g+ is decoded by the VAE and scored by a frozen open_clip
 model against the relation texts of g+ and g-:
     L_clip = mean max(0, margin - (S(img, p+) - S(img, p-))),  S = logit_scale * cosine.
-CLIP is close to a bag of words on relations (ARCHITECTURE.md §4), so this term is a weak
-teacher on swaps; it is off unless ``objective.clip`` is set.
+CLIP is close to a bag of words on relations (ARO VG-Relation ~0.59, docs/metrics.md), so this
+term is a weak teacher on swaps; it is off unless ``objective.clip`` is set.
 """
 
 from __future__ import annotations

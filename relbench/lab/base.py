@@ -55,7 +55,7 @@ class BaseConfig:
     clip_lr: float = 2e-3
     clip_object_share: float = 0.25  # share of CLIP pairs that are one object and its name
     # 2400: the loss still fell at 1200 (0.43), and the base drew both prompted objects in 0.70
-    # of probe images at 1200 steps against 0.78 at 2400 (4 sampling steps; docs/lab.md round 5)
+    # of probe images at 1200 steps against 0.78 at 2400 (4 sampling steps; docs/lab-notebook.md round 5)
     flux_steps: int = 2400
     flux_batch: int = 32
     flux_lr: float = 1e-3
@@ -65,7 +65,7 @@ class BaseConfig:
     # at step k + 1; 0: the last weights), as diffusion models are usually sampled: both
     # prompted objects drawn in 0.885 of probe images against 0.854 with the last weights (4
     # heads; 6 heads: 0.924 against 0.896; 192 training triples x 2 seeds, relation prompts,
-    # docs/lab.md round 8)
+    # docs/lab-notebook.md round 8)
     ema_decay: float = 0.995
     warmup: int = 100
     relation_prompt_prob: float = 0.7

@@ -41,7 +41,7 @@ class LabPlan:
     n_train: int = 2000
     # val: the 48 held-out triples test does not use, at two seeds (96 images per evaluation).
     # Until round 9 it was 32 triples at one seed, most of them test
-    # triples too, and best checkpoints were picked on 1/32 steps (docs/lab.md, round 9)
+    # triples too, and best checkpoints were picked on 1/32 steps (docs/lab-notebook.md, round 9)
     n_val: int = 48
     n_test: int = 96
     seeds: list[int] = field(default_factory=lambda: [0, 1])
@@ -49,15 +49,15 @@ class LabPlan:
     # arm (d) on round 9's base A, val: 0.59 / 0.68 / 0.93 of neutral-mode images right at steps
     # 800 / 1200 / 1600 (arm seed 1: 0.60 / 0.72 / 0.89), still rising; 1600 steps of four arms
     # side by side on 2 cores took 709-713 s (three builds), which keeps the whole lab under its 30
-    # (docs/lab.md, round 9)
+    # (docs/lab-notebook.md, round 9)
     steps: int = 1600
     batch_size: int = 16
-    lr: float = 2e-3  # arm (c) on val: 0.66 at step 600 against 0.56 at 1e-3 (docs/lab.md round 5)
+    lr: float = 2e-3  # arm (c) on val: 0.66 at step 600 against 0.56 at 1e-3 (docs/lab-notebook.md round 5)
     eval_every: int = 200
     # the arms' flow loss draws t uniformly in [t_low, 1] (t = 1 is pure noise). The seed's 0.5
     # (the noisy half) left the graph little say over the layout, which the first sampling steps
     # decide: arm (d) on val (96 images, step 800) was right in 0.47 / 0.60 / 0.82 / 0.75 of
-    # neutral-mode images at t_low 0.5 / 0.6 / 0.7 / 0.8 (docs/lab.md, round 6)
+    # neutral-mode images at t_low 0.5 / 0.6 / 0.7 / 0.8 (docs/lab-notebook.md, round 6)
     t_low: float = 0.7
     # the base is a plain rectified-flow model, not step-distilled as FLUX.1-schnell is: at 8
     # steps it drew both objects in 0.84 of probe images, at 4 in 0.78
@@ -89,7 +89,7 @@ def check_base(base: Path) -> dict:
 
 def arm_blocks(num_layers: int) -> list[int]:
     """The double blocks every arm puts LoRA and graph injection on: the upper half. All four
-    blocks did worse on val (0.698 against 0.938 on round 8's build B; docs/lab.md)."""
+    blocks did worse on val (0.698 against 0.938 on round 8's build B; docs/lab-notebook.md)."""
     return list(range(num_layers // 2, num_layers))
 
 
@@ -103,7 +103,7 @@ def train_config(arm: str, plan: LabPlan, base: Path, data: dict, out: Path, blo
         # one (6 convolutions, 512 wide) collapsed when trained (at the arms' lr 1e-3 every graph
         # got the same tokens in 10 steps; at 1e-4 in 150), and frozen it could not tell "left
         # of" from "right of", whose pooled CLIP vectors are at cosine 0.95: an arm learned
-        # nothing in 1200 steps, even on its training triples (docs/lab.md, round 3)
+        # nothing in 1200 steps, even on its training triples (docs/lab-notebook.md, round 3)
         "encoder": {"kind": "text", "layers": 1, "width": 128, "embed_dim": 128}, "train_encoder": True,
         "lora": {"rank": 8, "alpha": 8, "blocks": blocks, "targets": ["attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0"]},
         "injection": {"blocks": blocks},

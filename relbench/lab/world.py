@@ -45,7 +45,7 @@ class World:
 WORLDS = {
     # objects twice the shapes world's size (9-16 px of 32): at the usual 4.5-8 px an object
     # covers one or two of the transformer's 4x4 px tokens, and a base pretrained for 1200 steps
-    # drew both prompted objects in 0.18 of images (docs/lab.md, round 2)
+    # drew both prompted objects in 0.18 of images (docs/lab-notebook.md, round 2)
     # a third (144 triples): 96 for test and 48 for val, none shared (relbench.lab.suites)
     "lab": World("lab", COLOURS, SHAPES, PREDICATES, held_out=1 / 3, object_scale=2.0),
     # 4 triples: holding one out would leave val/test one triple; the smoke checks learning, not

@@ -7,7 +7,7 @@
     relbench_graph_lora.json          format version, base model, LoRA / injection / encoder
                                       specs (the CGIP vocabulary included)
 
-The trainer (issue 5) writes with ``save_checkpoint`` and the generator reads with
+The trainer (trainers/flux_graph_lora) writes with ``save_checkpoint`` and the generator reads with
 ``load_checkpoint``; both sides share the specs in ``_graph_specs``.
 """
 

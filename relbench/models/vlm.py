@@ -3,8 +3,8 @@
 Why not ``generate()``: GenEval 2 and t2v_metrics call generate(max_new_tokens=1,
 output_scores=True) once per question and read the first token's softmax. The same numbers come
 from the logits at the last prompt position of one batched forward pass, which is several
-times faster. Three things must hold for that to be exact (measured on tiny models, see
-ARCHITECTURE.md §9): the batch is LEFT padded (the last position is then the real last prompt
+times faster. Three things must hold for that to be exact (measured on tiny models:
+tests/test_vlm_judge.py, benchmarks/vlm_judge.py): the batch is LEFT padded (the last position is then the real last prompt
 token for every row), the processor's attention_mask (and Qwen's mm_token_type_ids) is passed
 unchanged and position ids are left to the model (Qwen's M-RoPE derives them from the mask), and
 the one logits processor greedy generate() runs is reproduced: generation_config's

@@ -1,4 +1,4 @@
-"""Test-only plugins that break the contract the way a new user's first plugin does (issue 12)."""
+"""Test-only plugins that break the contract the way a new user's first plugin does."""
 
 import numpy as np
 
