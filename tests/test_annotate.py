@@ -253,7 +253,7 @@ def test_server_hardening(run_dir, tmp_path):
     are a 400, never a 500; images carry no file times."""
     pytest.importorskip("starlette")
     d = fresh_copy(run_dir, tmp_path / "run")
-    plan = build_plan([d], n=6)
+    plan = build_plan([d], n=6).for_annotator("ann")  # the order ann's server shows
     srv = Server([d], "ann", 6, host="127.0.0.2").start()
     try:
         status, body, _ = _get(srv.url + "/")
