@@ -178,13 +178,17 @@ def _write_run_report(args, out) -> None:
 # --- end reports and comparisons ---------------------------------------------------------------
 
 
+class UsageError(Exception):
+    """A flag combination argparse cannot check: shown as argparse's usage error (exit 2)."""
+
+
 def _parse_arg(text: str) -> tuple[str, object]:
     """'key=value' with a YAML value (8 -> int, true -> bool, [1, 2] -> list, text -> str)."""
     import yaml
 
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise _usage(f"--arg {text!r}: expected KEY=VALUE, e.g. --arg steps=8")
+        raise UsageError(f"--arg {text!r}: expected KEY=VALUE, e.g. --arg steps=8")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
@@ -197,7 +201,7 @@ def _runs_override(data: dict, args) -> list | None:
     cli_args = dict(_parse_arg(a) for a in args.arg)
     if args.ckpt:
         if not args.generator:
-            raise _usage("--ckpt needs --generator NAME")
+            raise UsageError("--ckpt needs --generator NAME")
         cli_args["ckpt"] = _checkpoint_path(args.ckpt)
     if not args.generator and not cli_args:
         return None
@@ -262,10 +266,6 @@ def _overrides(args, data: dict) -> dict:
             raise UserError(f"--metrics {args.metrics!r}: no metric named (give one or more names, e.g. "
                             "--metrics pair_mse,clip_alignment; `relbench list` shows them)")
     return o
-
-
-class _usage(Exception):
-    pass
 
 
 def cmd_run(args) -> int:
@@ -441,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"relbench: error: cannot write{where}: {describe(exc)}; free space or make the directory "
               f"writable, then run the same command again to resume", file=sys.stderr)
         return 2
-    except _usage as exc:
+    except UsageError as exc:
         parser.error(str(exc))
     except KeyboardInterrupt:
         print("relbench: interrupted; run the same command again to resume", file=sys.stderr)

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
+from relbench.data import NegativeKind
 from relbench.errors import UserError
 
 
@@ -46,7 +47,7 @@ Suite = Annotated[Union[ShapesSuite, JsonlSuite, PeerSuite], Field(discriminator
 
 
 class NegativesSpec(_Strict):
-    kinds: list[Literal["swap", "replace"]] = ["swap", "replace"]
+    kinds: list[NegativeKind] = ["swap", "replace"]
     per_triple: Literal["one", "all"] = "one"
     seed: StrictInt = 0
 

@@ -65,6 +65,7 @@ class SuiteItem:
     questions: tuple[tuple[str, str], ...] = ()
 
 
+#: how g- is made from g+ (relbench.negatives): the one list config, cases and results allow
 NegativeKind = Literal["swap", "replace"]
 
 
@@ -76,7 +77,7 @@ class Case:
     triple_id: str  # the suite item; seeds of one item are correlated (bootstrap clusters)
     pos: Graph
     neg: Graph
-    negative_kind: str
+    negative_kind: NegativeKind
     seed: int  # the replicate index of the benchmark's `seeds` (reported as is)
     reference: Reference | None = None
     questions: tuple[tuple[str, str], ...] = ()  # the suite's atom questions about g+ (SuiteItem.questions)

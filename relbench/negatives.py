@@ -7,11 +7,12 @@ items never changes the negatives of the others.
 from __future__ import annotations
 
 import random
+from typing import get_args
 
-from relbench.data import Case, Graph, SuiteItem, Triple
+from relbench.data import Case, Graph, NegativeKind, SuiteItem, Triple
 from relbench.predicates import Vocabulary
 
-NEGATIVE_KINDS = ("swap", "replace")
+NEGATIVE_KINDS: tuple[NegativeKind, ...] = get_args(NegativeKind)
 
 
 def swap(graph: Graph, vocab: Vocabulary, index: int = 0) -> Graph | None:
@@ -32,7 +33,7 @@ def replace(graph: Graph, vocab: Vocabulary, rng: random.Random, index: int = 0)
     return graph[:index] + (Triple(t.subject, new, t.object),) + graph[index + 1 :]
 
 
-def negatives_for(item: SuiteItem, kinds: list[str], vocab: Vocabulary, seed: int) -> list[tuple[str, Graph]]:
+def negatives_for(item: SuiteItem, kinds: list[NegativeKind], vocab: Vocabulary, seed: int) -> list[tuple[NegativeKind, Graph]]:
     """Every applicable (kind, g-) for an item, in the order of ``kinds``.
 
     The corrupted triple is chosen by the seeded RNG so multi-triple graphs are covered too.
@@ -55,7 +56,7 @@ def negatives_for(item: SuiteItem, kinds: list[str], vocab: Vocabulary, seed: in
 def build_cases(
     items: list[SuiteItem],
     seeds: list[int],
-    kinds: list[str],
+    kinds: list[NegativeKind],
     vocab: Vocabulary,
     per_item: str = "one",
     negatives_seed: int = 0,
