@@ -42,7 +42,7 @@ def make_samples(triples: int, seeds: int, shared_image: bool, size: int = 32) -
     for t in range(triples):
         pos, neg = Triple(f"thing{t}", "left of", f"other{t}"), Triple(f"other{t}", "left of", f"thing{t}")
         for s in range(seeds):
-            case = Case(id=f"t{t}s{s}", triple_id=f"t{t}", pos=(pos,), neg=(neg,), negative_kind="swap", seed=s)
+            case = Case(id=f"t{t}s{s}", item_id=f"t{t}", pos=(pos,), neg=(neg,), negative_kind="swap", seed=s)
             kpos = f"img-{t}-{s}-pos"
             kneg = kpos if shared_image else f"img-{t}-{s}-neg"
             samples.append(Sample(case, "run", pos.text(), neg.text(), kpos, kneg, _load=load,

@@ -172,7 +172,7 @@ def judge_agreement(rows: list[dict], geometric: Callable[[str], bool], *, resam
             continue
         a = [r[c] for r in mine for c in cols[ja]]
         b = [r[c] for r in mine for c in cols[jb]]
-        both = [(r["triple_id"], r["predicate"]) for r in mine for _ in (0, 1)]  # img_pos and img_neg
+        both = [(r["item_id"], r["predicate"]) for r in mine for _ in (0, 1)]  # img_pos and img_neg
         out[f"{ja}~{jb}"] = {"predicates": scope, **agreement_by_predicate(
             a, b, [t for t, _ in both], [p for _, p in both], resamples=resamples, seed=seed)}
     return out

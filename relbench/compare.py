@@ -88,11 +88,11 @@ def _parse(value: str):
 
 def read_samples(path: Path) -> tuple[list[str], list[dict]]:
     """samples.csv with metric columns parsed to float (None where empty; text columns kept)."""
-    from relbench.results import BASE_COLUMNS
+    from relbench.results import BASE_COLUMNS, RENAMED_COLUMNS
 
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
-        columns = next(reader, [])
+        columns = [RENAMED_COLUMNS.get(c, c) for c in next(reader, [])]
         metric_cols = [c for c in columns if c not in BASE_COLUMNS]
         rows = []
         for values in reader:
@@ -189,7 +189,7 @@ def _joined(a: Run, b: Run, column: str) -> tuple[np.ndarray, np.ndarray, np.nda
         if isinstance(va, float) and isinstance(vb, float) and not (math.isnan(va) or math.isnan(vb)):
             xa.append(va)
             xb.append(vb)
-            cl.append(r["triple_id"])
+            cl.append(r["item_id"])
     _, inverse = np.unique(np.asarray(cl, dtype=str), return_inverse=True)
     return np.asarray(xa, dtype=float), np.asarray(xb, dtype=float), inverse.astype(int)
 

@@ -74,7 +74,7 @@ class Case:
     """The unit of evaluation: g+ vs one negative g-, drawn with one seed."""
 
     id: str
-    triple_id: str  # the suite item; seeds of one item are correlated (bootstrap clusters)
+    item_id: str  # the suite item; seeds of one item are correlated (bootstrap clusters)
     pos: Graph
     neg: Graph
     negative_kind: NegativeKind
@@ -85,7 +85,7 @@ class Case:
     @property
     def noise_seed(self) -> int:
         """The seed generators draw this case's g+ and g- with: see ``noise_seed``."""
-        return noise_seed(self.seed, self.triple_id)
+        return noise_seed(self.seed, self.item_id)
 
 
 def noise_seed(seed: int, item_id: str) -> int:

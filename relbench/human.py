@@ -46,14 +46,14 @@ class Judgment:
 
     annotator: str
     image: tuple[str, str, str, str]  # (run, case id, side, image key)
-    triple_id: str
+    item_id: str
     predicate: str
     negative_kind: str
     score: float
 
 
 def judgments(answers: list[Answer]) -> list[Judgment]:
-    return [Judgment(a.annotator, (a.run, a.case_id, a.side, a.image_key), a.triple_id, a.predicate,
+    return [Judgment(a.annotator, (a.run, a.case_id, a.side, a.image_key), a.item_id, a.predicate,
                      a.negative_kind, 0.5 if a.correct is None else a.correct)
             for a in answers if a.kind != "repeat"]
 
@@ -84,11 +84,11 @@ def _aggregates(js: list[Judgment], resamples: int, seed: int) -> dict[str, dict
 
     maj = list(majorities(js).values())
     columns = {
-        "human_acc": [(j.score, j.triple_id) for j in js],
-        "human_pos_acc": [(j.score, j.triple_id) for j in js if j.image[2] == "pos"],
-        "human_neg_acc": [(j.score, j.triple_id) for j in js if j.image[2] == "neg"],
-        "human_majority_acc": [(m, j.triple_id) for m, j in maj],
-        "human_cant_tell": [(float(j.score == 0.5), j.triple_id) for j in js],
+        "human_acc": [(j.score, j.item_id) for j in js],
+        "human_pos_acc": [(j.score, j.item_id) for j in js if j.image[2] == "pos"],
+        "human_neg_acc": [(j.score, j.item_id) for j in js if j.image[2] == "neg"],
+        "human_majority_acc": [(m, j.item_id) for m, j in maj],
+        "human_cant_tell": [(float(j.score == 0.5), j.item_id) for j in js],
     }
     out = {}
     for key, pairs in columns.items():
@@ -130,7 +130,7 @@ def inter_annotator(js: list[Judgment], resamples: int = 1000, seed: int = 0) ->
     tri: dict[tuple, str] = {}
     for j in decided:
         per_image.setdefault(j.image, {})[j.annotator] = j.score
-        tri[j.image] = j.triple_id
+        tri[j.image] = j.item_id
     images = [img for img, r in per_image.items() if len(r) >= 2]
     out = {"measure": "krippendorff_alpha", "level": "nominal", "cant_tell": "no rating", "annotators": len(names),
            "items": len(images), "value": None, "ci_low": None, "ci_high": None}
@@ -204,7 +204,7 @@ def judges_vs_humans(js: list[Judgment], rows: list[dict], judges: dict[str, dic
             items.append((v if isinstance(v, float) else None, m, j))
         out[name] = {"metric": info["metric"], "columns": [info["pos"], info["neg"]],
                      **agreement_by_predicate([v for v, _, _ in items], [m for _, m, _ in items],
-                                              [j.triple_id for _, _, j in items], [j.predicate for _, _, j in items],
+                                              [j.item_id for _, _, j in items], [j.predicate for _, _, j in items],
                                               resamples=resamples, seed=seed)}
     return out
 

@@ -83,7 +83,7 @@ def build_cases(
                 cases.append(
                     Case(
                         id=f"{item.id}-{suffix}",
-                        triple_id=item.id,
+                        item_id=item.id,
                         pos=item.graph,
                         neg=neg,
                         negative_kind=kind,

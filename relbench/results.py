@@ -25,9 +25,12 @@ if TYPE_CHECKING:
     from relbench.runner import RunResult
 
 BASE_COLUMNS = [
-    "run", "case_id", "triple_id", "seed", "noise_seed", "negative_kind", "predicate", "neg_predicate", "subject", "object",
+    "run", "case_id", "item_id", "seed", "noise_seed", "negative_kind", "predicate", "neg_predicate", "subject", "object",
     "graph_pos", "graph_neg", "prompt_pos", "prompt_neg", "image_pos", "image_neg",
 ]
+#: samples.csv columns an older relbench wrote under another name: readers rename them, so a run
+#: directory written before the rename still loads, compares and reports
+RENAMED_COLUMNS = {"triple_id": "item_id"}
 
 
 def _graph_text(graph) -> str:
@@ -56,7 +59,7 @@ def sample_rows(plan, collected: RunResult) -> tuple[list[str], list[dict]]:
         for case in plan.cases:
             t, t_neg = tested_triple(case)
             row = {
-                "run": run.name, "case_id": case.id, "triple_id": case.triple_id, "seed": case.seed,
+                "run": run.name, "case_id": case.id, "item_id": case.item_id, "seed": case.seed,
                 "noise_seed": case.noise_seed,
                 "negative_kind": case.negative_kind, "predicate": t.predicate, "neg_predicate": t_neg.predicate,
                 "subject": t.subject, "object": t.object,
@@ -121,7 +124,7 @@ def _entries(rows: list[dict], aggs: list, bench) -> list[dict]:
     from relbench.stats import cluster_bootstrap_many
 
     found = cluster_bootstrap_many(
-        [([r.get(a.column) for r in rows], a.statistic) for a in aggs], [r["triple_id"] for r in rows],
+        [([r.get(a.column) for r in rows], a.statistic) for a in aggs], [r["item_id"] for r in rows],
         n_resamples=bench.bootstrap_resamples, seed=bench.bootstrap_seed,
     )
     for entry, agg in zip(found, aggs):
@@ -150,19 +153,19 @@ def _seed_consistency(rows: list[dict], agg, bench, n_seeds: int) -> dict:
     """
     from math import comb
 
-    per_triple: dict[str, list[float]] = {}
+    per_item: dict[str, list[float]] = {}
     chance_of: dict[str, list[float]] = {}
     for r in rows:
         v = r.get(agg.column)
         if v is not None:
-            per_triple.setdefault(r["triple_id"], []).append(v)
+            per_item.setdefault(r["item_id"], []).append(v)
             c = r.get(agg.chance_column) if agg.chance_column else agg.chance
             if c is not None:
-                chance_of.setdefault(r["triple_id"], []).append(c)
+                chance_of.setdefault(r["item_id"], []).append(c)
     from relbench.metric import Aggregate
 
-    complete = {t: vs for t, vs in per_triple.items() if len(vs) == n_seeds}
-    trip = [{"triple_id": t, **{f"k{k}": float(sum(vs) >= k) for k in range(1, n_seeds + 1)}}
+    complete = {t: vs for t, vs in per_item.items() if len(vs) == n_seeds}
+    trip = [{"item_id": t, **{f"k{k}": float(sum(vs) >= k) for k in range(1, n_seeds + 1)}}
             for t, vs in complete.items()]
     ks = range(1, n_seeds + 1)
     # every k under one shared bootstrap of the same triples
@@ -278,7 +281,7 @@ def summarise(plan, collected, columns_rows) -> dict:
     out_runs = {}
     for run in collected.runs:
         mine = [r for r in rows if r["run"] == run.name]
-        clusters = [r["triple_id"] for r in mine]
+        clusters = [r["item_id"] for r in mine]
         out_runs[run.name] = {
             "generator": run.info.get("generator"),
             "prompt_mode": run.info.get("prompt_mode"),
@@ -293,7 +296,7 @@ def summarise(plan, collected, columns_rows) -> dict:
         "benchmark": bench.name,
         "suite": bench.suite.kind,
         "n_cases": len(plan.cases),
-        "n_triples": len({c.triple_id for c in plan.cases}),
+        "n_triples": len({c.item_id for c in plan.cases}),
         "seeds": list(bench.seeds),
         "confidence": 0.95,
         "interval": f"percentile bootstrap over triples, {bench.bootstrap_resamples} resamples, seed {bench.bootstrap_seed}",

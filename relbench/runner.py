@@ -302,7 +302,7 @@ def reference_run(plan: Plan, store: ImageStore, topo: Topology, draw: bool = Tr
 
 def _chunk_key(metric_fp: str, run: RunImages, chunk: list[Case]) -> str:
     return stable_hash(
-        {"m": metric_fp, "rows": [[c.id, c.triple_id, c.negative_kind, c.seed, [t.text() for t in c.pos],
+        {"m": metric_fp, "rows": [[c.id, c.item_id, c.negative_kind, c.seed, [t.text() for t in c.pos],
                                    [t.text() for t in c.neg], run.prompts[c.id],
                                    [run.content.get(k, k) for k in run.keys[c.id]]]
                  + ([[list(q) for q in c.questions]] if c.questions else []) for c in chunk]},

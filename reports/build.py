@@ -103,7 +103,7 @@ def breakdown_tests(run: Run, key: str, specs: dict, group: str | None) -> dict[
         xs = [r.get(spec.column) if isinstance(r.get(spec.column), float) else None for r in rows]
         cs = [r.get(spec.chance_column) if spec.chance_column else spec.chance for r in rows]
         cs = [c if isinstance(c, (int, float)) else None for c in cs]
-        found[v] = triple_chance_test(xs, cs, [r["triple_id"] for r in rows])
+        found[v] = triple_chance_test(xs, cs, [r["item_id"] for r in rows])
     live = [v for v in values if found[v] is not None]
     adjusted = holm([found[v]["p_value"] for v in live])
     out = {}

@@ -60,7 +60,7 @@ def case_rows(run: str, scores, mses) -> list[dict]:
         t, s = divmod(i, N_SEEDS)
         pred = PREDICATES[t % len(PREDICATES)]
         rows.append({
-            "run": run, "case_id": f"t{t:03d}-s{s}", "triple_id": f"t{t:03d}", "seed": s,
+            "run": run, "case_id": f"t{t:03d}-s{s}", "item_id": f"t{t:03d}", "seed": s,
             "negative_kind": "swap" if t % 2 == 0 else "replace", "predicate": pred, "neg_predicate": pred,
             "subject": "dog", "object": "horse", "graph_pos": f"dog {pred} horse", "graph_neg": f"horse {pred} dog",
             "prompt_pos": f"a photo of a dog {pred} a horse", "prompt_neg": f"a photo of a horse {pred} a dog",
@@ -85,7 +85,7 @@ def summarise_rows(runs: dict[str, list[dict]], out: Path, resamples: int = 2000
     bench = SimpleNamespace(name="seed-fixture", suite=SimpleNamespace(kind="jsonl"), seeds=list(range(N_SEEDS)),
                             bootstrap_resamples=resamples, bootstrap_seed=0)
     first = next(iter(runs.values()))
-    cases = [SimpleNamespace(triple_id=r["triple_id"]) for r in first]
+    cases = [SimpleNamespace(item_id=r["item_id"]) for r in first]
     plan = SimpleNamespace(bench=bench, out=out, cases=cases)
     collected = SimpleNamespace(runs=[SimpleNamespace(name=n, info={"generator": "fixture", "prompt_mode": "relation",
                                                                     "fingerprint": f"fp-{n}"}) for n in runs],

@@ -68,9 +68,9 @@ def test_judge_agreement_pairs_and_scopes():
     rows = []
     # 'left of' is geometric: vlm and spatial agree on 3 of 4 images; 'holding' is not: spatial unused
     for i, (vp, vn, sp, sn, cp, cn) in enumerate([(1, 1, 1, 1, 1, 0), (1, 0, 1, 1, 1, 0)]):
-        rows.append({"predicate": "left of", "triple_id": f"t{i}", "vlm_pos_acc": vp, "vlm_neg_acc": vn,
+        rows.append({"predicate": "left of", "item_id": f"t{i}", "vlm_pos_acc": vp, "vlm_neg_acc": vn,
                      "pos_uncond": sp, "neg_uncond": sn, "clip_pos_acc": cp, "clip_neg_acc": cn})
-    rows.append({"predicate": "holding", "triple_id": "t9", "vlm_pos_acc": 0.5, "vlm_neg_acc": 1,
+    rows.append({"predicate": "holding", "item_id": "t9", "vlm_pos_acc": 0.5, "vlm_neg_acc": 1,
                  "pos_uncond": None, "neg_uncond": None, "clip_pos_acc": 0.5, "clip_neg_acc": 0})
     found = judge_agreement(rows, lambda p: p == "left of", resamples=200)
     assert set(found) == {"vlm~spatial", "vlm~clip"}  # no vlm2 columns in these rows

@@ -124,7 +124,7 @@ def test_reference_items_are_on_distinct_triples(two_triples_run, tmp_path):
     for seed in range(20):
         plan = build_plan([two_triples_run], n=100, seed=seed)
         refs = [it for it in plan.items if it.kind == "reference"]
-        assert len(refs) == 10 and len({it.triple_id for it in refs}) == 10, seed
+        assert len(refs) == 10 and len({it.item_id for it in refs}) == 10, seed
         assert not plan.notes
         assert len({it.predicate for it in refs}) == 9  # still spread over the predicates
     small = build_plan([two_triples_run], n=12)

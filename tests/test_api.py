@@ -86,16 +86,45 @@ def test_each_item_is_drawn_with_its_own_noise_shared_by_its_pair(tmp_path):
            "runs": [{"name": "echo", "generator": "seed_echo"}]}
     res = relbench.run(cfg, output_dir=str(out), seeds=[0, 1])
     rows = res.samples[res.samples.run == "echo"]
-    assert len(rows) == 4 and rows.triple_id.nunique() == 2  # 2 items x seeds 0, 1
+    assert len(rows) == 4 and rows.item_id.nunique() == 2  # 2 items x seeds 0, 1
 
     def drawn(key):
         return read_seed(np.asarray(Image.open(out / "images" / key[:2] / f"{key}.png")))
 
     seeds = []
     for r in rows.itertuples():
-        assert r.noise_seed == noise_seed(r.seed, r.triple_id)
+        assert r.noise_seed == noise_seed(r.seed, r.item_id)
         assert drawn(r.image_pos) == drawn(r.image_neg) == r.noise_seed
         seeds.append(r.noise_seed)
     assert len(set(seeds)) == 4  # no two items, no two seeds share noise
     # a function of (seed, item id) alone: an item keeps its noise whatever else is in the suite
     assert noise_seed(0, "a") == noise_seed(0, "a") != noise_seed(0, "b") != noise_seed(1, "b")
+
+
+def test_run_dir_written_before_the_item_id_rename_reads_the_same(tmp_path, cli):
+    """A samples.csv whose suite-item column is still called triple_id loads, compares and plans
+    an annotation study exactly as the same directory with item_id does."""
+    import shutil
+
+    from relbench.annotate.plan import build_plan
+    from relbench.compare import load_run_dir
+
+    new, old = tmp_path / "new", tmp_path / "old"
+    relbench.run(CONFIG, output_dir=str(new), seeds=[0, 1])
+    # ids that read as numbers: a reader that forgets the old column is text would make them 7 and 8
+    csv = (new / "samples.csv").read_text(encoding="utf-8")
+    csv = csv.replace("shapes-left_of-000", "007").replace("shapes-above-000", "008")
+    (new / "samples.csv").write_text(csv, encoding="utf-8")
+    shutil.copytree(new, old)
+    header, rest = csv.split("\n", 1)
+    assert ",item_id," in header
+    (old / "samples.csv").write_text(header.replace(",item_id,", ",triple_id,") + "\n" + rest, encoding="utf-8")
+
+    fresh = relbench.load_run(new)
+    assert set(fresh.samples.item_id) == {"007", "008"}
+    assert relbench.load_run(old).samples.equals(fresh.samples)
+    rd_old, rd_new = load_run_dir(old), load_run_dir(new)
+    assert rd_old.columns == rd_new.columns and rd_old.rows == rd_new.rows
+    res = cli("compare", str(old), str(new), "--out", str(tmp_path / "cmp"))
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    assert build_plan([old], n=8).items == build_plan([new], n=8).items

@@ -78,7 +78,7 @@ def load(key):
 
 
 def case_sample(i, kpos, kneg, pos=("dog", "riding", "horse"), neg=("horse", "riding", "dog")):
-    case = Case(id=f"c{i}", triple_id=f"t{i // 3}", pos=(Triple(*pos),), neg=(Triple(*neg),), negative_kind="swap", seed=i)
+    case = Case(id=f"c{i}", item_id=f"t{i // 3}", pos=(Triple(*pos),), neg=(Triple(*neg),), negative_kind="swap", seed=i)
     p, n = f"a {pos[0]} {pos[1]} a {pos[2]}", f"a {neg[0]} {neg[1]} a {neg[2]}"
     return Sample(case, "run", p, n, kpos, kneg, _load=load, texts=(p, n))
 

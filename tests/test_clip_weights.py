@@ -138,7 +138,7 @@ IMAGES = {k: np.random.RandomState(i).randint(0, 256, (40, 48, 3), dtype=np.uint
 
 
 def sample():
-    case = Case(id="c0", triple_id="t0", pos=(Triple("dog", "riding", "horse"),), neg=(Triple("horse", "riding", "dog"),),
+    case = Case(id="c0", item_id="t0", pos=(Triple("dog", "riding", "horse"),), neg=(Triple("horse", "riding", "dog"),),
                 negative_kind="swap", seed=0)
     return make_sample(case, "a", "b", IMAGES.__getitem__)
 

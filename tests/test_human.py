@@ -38,7 +38,7 @@ def test_human_aggregates_by_hand():
     assert agg["human_cant_tell"]["chance"] is None
     # the same judgments on ten copies of each triple: the same values, intervals around them,
     # resampling triples (t1's copies give 2.5/4 = 0.625, t2's 0.75: no resample leaves that span)
-    many = [J(j.annotator, f"{j.image[1]}-{r}", f"{j.triple_id}-{r}", j.score, side=j.image[2]) for r in range(10) for j in TABLE]
+    many = [J(j.annotator, f"{j.image[1]}-{r}", f"{j.item_id}-{r}", j.score, side=j.image[2]) for r in range(10) for j in TABLE]
     agg10 = _aggregates(many, resamples=500, seed=0)
     e = agg10["human_acc"]
     assert e["value"] == pytest.approx(4 / 6) and 0.625 <= e["ci_low"] < e["value"] < e["ci_high"] <= 0.75
@@ -78,7 +78,7 @@ def test_judge_against_human_majority_by_hand():
 def _answer(annotator, item, kind, answer, side="pos", copy_of=None):
     choice = {"pos": 1, "neg": 2, "cant_tell": 0}[answer]
     return Answer(annotator=annotator, plan="p", item=item, kind=kind, copy_of=copy_of, run="r", case_id="c",
-                  triple_id="t", predicate="on", negative_kind="swap", side=side, image_key="k", order=("pos", "neg"),
+                  item_id="t", predicate="on", negative_kind="swap", side=side, image_key="k", order=("pos", "neg"),
                   choice=choice, answer=answer, time="t")
 
 
@@ -221,3 +221,16 @@ def test_a_ceiling_without_interval_says_why(run_dir, tmp_path):
     human = load_run_dir(d).summary["human"]
     assert human["ceiling"]["n_triples"] == 9 and human["ceiling"]["ci_low"] is None
     assert "(n=9); no interval: 9 triples, 10 needed" in format_human(human)
+
+
+def test_answer_file_written_before_the_item_id_rename_still_reads(tmp_path):
+    """Answer lines that name the suite item triple_id (as answer files did) read as item_id;
+    new lines are written as item_id."""
+    from relbench.annotate.storage import read_events
+
+    new = _answer("a", "m1", "main", "pos").model_dump_json()
+    assert '"item_id":"t"' in new and "triple_id" not in new
+    path = tmp_path / "a.jsonl"
+    path.write_text(new.replace('"item_id"', '"triple_id"') + "\n", encoding="utf-8")
+    (event,) = read_events(path)
+    assert event == _answer("a", "m1", "main", "pos") and event.item_id == "t"

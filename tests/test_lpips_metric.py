@@ -27,7 +27,7 @@ def empty_torch_home(tmp_path, monkeypatch):
 
 
 def sample(kpos, kneg):
-    case = Case(id=f"{kpos}-{kneg}", triple_id="t", pos=(Triple("dog", "on", "sofa"),),
+    case = Case(id=f"{kpos}-{kneg}", item_id="t", pos=(Triple("dog", "on", "sofa"),),
                 neg=(Triple("sofa", "on", "dog"),), negative_kind="swap", seed=0)
     return Sample(case, "run", "p", "n", kpos, kneg, _load=IMAGES.__getitem__, texts=("p", "n"))
 

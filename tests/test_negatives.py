@@ -46,7 +46,7 @@ def test_case_counts_and_seeds_share_the_negative():
     one, skipped = build_cases(items, [0, 1, 2], ["swap", "replace"], V, "one", 0)
     assert len(one) == 9 and skipped == []
     for tid in "rne":
-        negs = {c.neg for c in one if c.triple_id == tid}
+        negs = {c.neg for c in one if c.item_id == tid}
         assert len(negs) == 1
     allc, _ = build_cases(items, [0, 1, 2], ["swap", "replace"], V, "all", 0)
     assert len(allc) == (2 + 1 + 2) * 3  # near cannot be swapped

@@ -374,12 +374,12 @@ def _synthetic_run(label, counts_by_predicate):
     from relbench.results import AggregateSpec
     from relbench.stats import cluster_bootstrap
 
-    rows = [{"run": label, "predicate": p, "negative_kind": "swap", "triple_id": f"{p}-{t}", "case_id": f"{p}-{t}-{s}",
+    rows = [{"run": label, "predicate": p, "negative_kind": "swap", "item_id": f"{p}-{t}", "case_id": f"{p}-{t}-{s}",
              "pair_correct": float(s < k), "pair_chance": LAYOUT_CHANCE}
             for p, counts in counts_by_predicate.items() for t, k in enumerate(counts) for s in range(3)]
 
     def entry(rs):
-        e = cluster_bootstrap([r["pair_correct"] for r in rs], [r["triple_id"] for r in rs], n_resamples=2000)
+        e = cluster_bootstrap([r["pair_correct"] for r in rs], [r["item_id"] for r in rs], n_resamples=2000)
         return {**e, "chance": LAYOUT_CHANCE}
 
     summary = {"metrics": {"acc": entry(rows)},

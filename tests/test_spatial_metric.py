@@ -45,7 +45,7 @@ def image(i):
 
 
 def sample(pos, neg, kpos, kneg, kind="swap"):
-    case = Case(id=f"c{kpos}{kneg}{pos}", triple_id="t", pos=(Triple(*pos),), neg=(Triple(*neg),), negative_kind=kind, seed=0)
+    case = Case(id=f"c{kpos}{kneg}{pos}", item_id="t", pos=(Triple(*pos),), neg=(Triple(*neg),), negative_kind=kind, seed=0)
     keys = {f"k{i}": image(i) for i in SCENES}
     return Sample(case, "run", " ".join(pos), " ".join(neg), kpos, kneg, _load=keys.__getitem__,
                   texts=(" ".join(pos), " ".join(neg)))
@@ -179,7 +179,7 @@ def tiny_grounding_dino(tmp_path_factory):
 def gd_sample(kpos="a", kneg="b"):
     rng = np.random.RandomState(0)
     imgs = {"a": rng.randint(0, 255, (64, 64, 3), dtype=np.uint8), "b": rng.randint(0, 255, (64, 64, 3), dtype=np.uint8)}
-    case = Case(id="c", triple_id="t", pos=(Triple("dog", "left of", "red cube"),),
+    case = Case(id="c", item_id="t", pos=(Triple("dog", "left of", "red cube"),),
                 neg=(Triple("red cube", "left of", "dog"),), negative_kind="swap", seed=0)
     return Sample(case, "run", "a dog to the left of a red cube", "a red cube to the left of a dog", kpos, kneg,
                   _load=imgs.__getitem__, texts=("a dog to the left of a red cube", "a red cube to the left of a dog"))
@@ -222,7 +222,7 @@ def test_shapes_renders_both_prompt_modes(mode):
     from relbench.testing.samples import make_sample
 
     pos, neg = (Triple("red square", "left of", "blue circle"),), (Triple("blue circle", "left of", "red square"),)
-    case = Case(id="c", triple_id="t", pos=pos, neg=neg, negative_kind="swap", seed=0)
+    case = Case(id="c", item_id="t", pos=pos, neg=neg, negative_kind="swap", seed=0)
     imgs = {"pos": render_reference(pos, 0, (64, 64))[0], "neg": render_reference(neg, 0, (64, 64))[0]}
     m = Spatial(Spatial.Args(detector="shapes"), CTX)
     right = make_sample(case, "pos", "neg", imgs.__getitem__, mode)

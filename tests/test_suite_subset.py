@@ -39,7 +39,7 @@ def test_limit_stops_reading_the_jsonl_suite_at_its_last_item(tmp_path):
     items, _ = load_suite(spec, VOCAB, limit=3)
     assert [i.id for i in items] == ["0", "1", "2"]
     p = plan(bench(suite={"kind": "jsonl", "path": str(path)}, limit=2, output_dir=str(tmp_path / "o")))
-    assert sorted({c.triple_id for c in p.cases}) == ["0", "1"]
+    assert sorted({c.item_id for c in p.cases}) == ["0", "1"]
 
 
 def test_limit_stops_reading_a_peer_file_and_lists_only_the_lines_read(tmp_path):
@@ -93,7 +93,7 @@ def test_sample_is_proportional_with_leftovers_to_the_largest_remainders():
 
 def test_plan_with_sample_covers_every_predicate(tmp_path):
     p = plan(bench(sample=9, output_dir=str(tmp_path / "o")))
-    assert len({c.triple_id for c in p.cases}) == 9
+    assert len({c.item_id for c in p.cases}) == 9
     assert len({c.pos[0].predicate for c in p.cases}) == 9
 
 

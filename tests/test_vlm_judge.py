@@ -124,7 +124,7 @@ def load(key):
 
 def sample(i, kpos, kneg, mode="relation"):
     pos, neg = Triple("dog", "riding", "horse"), Triple("horse", "riding", "dog")
-    case = Case(id=f"c{i}", triple_id="t0", pos=(pos,), neg=(neg,), negative_kind="swap", seed=i)
+    case = Case(id=f"c{i}", item_id="t0", pos=(pos,), neg=(neg,), negative_kind="swap", seed=i)
     texts = ("a dog riding a horse", "a horse riding a dog")
     prompts = texts if mode == "relation" else ("a photo of a dog and a horse",) * 2
     return Sample(case, "run", prompts[0], prompts[1], kpos, kneg, _load=load, texts=texts)

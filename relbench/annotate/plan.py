@@ -38,7 +38,7 @@ class Item:
     run_dir: int  # index into Plan.run_dirs
     run: str
     case_id: str
-    triple_id: str
+    item_id: str
     predicate: str
     negative_kind: str
     side: str
@@ -96,7 +96,7 @@ class Plan:
         return ImageStore(self.run_dirs[item.run_dir] / "images").path(item.image_key)
 
 
-def _item_id(run: str, case_id: str, side: str, image_key: str, kind: str) -> str:
+def _question_id(run: str, case_id: str, side: str, image_key: str, kind: str) -> str:
     return hashlib.sha256(f"{run}\0{case_id}\0{side}\0{image_key}\0{kind}".encode()).hexdigest()[:16]
 
 
@@ -116,8 +116,8 @@ def _candidates(index: int, run_dir: Path) -> tuple[list[Item], list[Item]]:
                 continue
             kind = "reference" if r["run"] in refs else "main"
             item = Item(
-                id=_item_id(r["run"], r["case_id"], side, key, kind), run_dir=index, run=r["run"], case_id=r["case_id"],
-                triple_id=r["triple_id"], predicate=r["predicate"], negative_kind=r["negative_kind"], side=side,
+                id=_question_id(r["run"], r["case_id"], side, key, kind), run_dir=index, run=r["run"], case_id=r["case_id"],
+                item_id=r["item_id"], predicate=r["predicate"], negative_kind=r["negative_kind"], side=side,
                 image_key=key, text_pos=r["graph_pos"], text_neg=r["graph_neg"], order=("pos", "neg"), kind=kind,
             )
             (ref if kind == "reference" else gen).append(item)
@@ -170,7 +170,7 @@ def build_plan(run_dirs: list[str | Path], n: int = 100, seed: int = 0, referenc
     n_rep = min(n_rep, len(chosen) // 2)
     originals = rng.sample(chosen[: max(1, len(chosen) // 2)], n_rep) if n_rep else []
     for orig in originals:
-        copy = Item(**{**asdict(orig), "id": _item_id(orig.run, orig.case_id, orig.side, orig.image_key, "repeat"),
+        copy = Item(**{**asdict(orig), "id": _question_id(orig.run, orig.case_id, orig.side, orig.image_key, "repeat"),
                        "kind": "repeat", "copy_of": orig.id, "order": (orig.order[1], orig.order[0])})
         _insert_later(chosen, copy, orig, rng)
     items = tuple(chosen)
@@ -194,10 +194,10 @@ def _references(ref: list[Item], n: int, share: float, rng: random.Random) -> tu
         want = round(n * share)
         notes.append(f"--n {n} leaves room for {want} reference image(s); the human ceiling has an interval from "
                      f"{MIN_TRIPLES} on (--n {2 * MIN_TRIPLES} or more)")
-    by_triple: dict = {}
+    by_item: dict = {}
     for it in ref:
-        by_triple.setdefault((it.run_dir, it.triple_id), []).append(it)
-    one = [rng.choice(by_triple[t]) for t in sorted(by_triple)]
+        by_item.setdefault((it.run_dir, it.item_id), []).append(it)
+    one = [rng.choice(by_item[t]) for t in sorted(by_item)]
     picked = _round_robin(one, lambda it: (it.run_dir, it.predicate), want, rng)
     if not notes and len(picked) < MIN_TRIPLES:
         notes.append(f"the reference run has images of only {len(one)} triples: the human ceiling has an interval "

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from relbench.errors import UserError
 
@@ -42,12 +42,13 @@ class Answer(BaseModel):
     event: Literal["answer"] = "answer"
     annotator: str
     plan: str
-    item: str
+    item: str  # the plan's question (Item.id)
     kind: Literal["main", "reference", "repeat"]
     copy_of: Optional[str] = None
     run: str
     case_id: str
-    triple_id: str
+    # the suite item (Case.item_id); answer files written before the rename call it triple_id
+    item_id: str = Field(validation_alias=AliasChoices("item_id", "triple_id"))
     predicate: str
     negative_kind: str
     side: Literal["pos", "neg"]
@@ -75,7 +76,7 @@ class Undo(BaseModel):
 
 def answer_for(plan, item, annotator: str, choice: int, source: str = "server", time: str | None = None) -> Answer:
     return Answer(annotator=annotator, plan=plan.id, item=item.id, kind=item.kind, copy_of=item.copy_of, run=item.run,
-                  case_id=item.case_id, triple_id=item.triple_id, predicate=item.predicate,
+                  case_id=item.case_id, item_id=item.item_id, predicate=item.predicate,
                   negative_kind=item.negative_kind, side=item.side, image_key=item.image_key, order=item.order,
                   choice=choice, answer=item.answer_of(choice), time=time or now(), source=source)
 
