@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
 from relbench.data import NegativeKind
 from relbench.errors import UserError
@@ -48,7 +48,8 @@ Suite = Annotated[Union[ShapesSuite, JsonlSuite, PeerSuite], Field(discriminator
 
 class NegativesSpec(_Strict):
     kinds: list[NegativeKind] = ["swap", "replace"]
-    per_triple: Literal["one", "all"] = "one"
+    # one kind per suite item, or a case per kind; configs written before the rename say per_triple
+    per_item: Literal["one", "all"] = Field("one", validation_alias=AliasChoices("per_item", "per_triple"))
     seed: StrictInt = 0
 
     @field_validator("kinds")

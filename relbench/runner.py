@@ -165,7 +165,7 @@ def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = 
         items = sample_items(items, bench.sample, bench.sample_seed)
     cases, skipped = build_cases(
         items, list(bench.seeds), list(bench.negatives.kinds), vocab,
-        bench.negatives.per_triple, bench.negatives.seed,
+        bench.negatives.per_item, bench.negatives.seed,
     )
     if not cases:
         raise UserError(f"{source}: suite: no cases (no item has an applicable negative of kinds {bench.negatives.kinds})")

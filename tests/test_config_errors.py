@@ -34,6 +34,8 @@ runs:
     (GOOD.replace("{name: oracle, generator: shapes_oracle}", "{name: oracle, generator: shapes_oracle, args: {steps: 4}}"),
      ["runs.0.args.steps", "unknown argument"]),
     (GOOD + "negatives: {kinds: [swap, shuffle]}\n", ["negatives.kinds.1", "'shuffle'", "swap"]),
+    (GOOD + "negatives: {per_item: some}\n", ["bench.yaml:6", "negatives.per_item", "'some'", "'one' or 'all'"]),
+    (GOOD + "negatives:\n  per_triple: some\n", ["bench.yaml:7", "negatives.per_triple", "'one' or 'all'"]),
     ("- just\n- a list\n", ["bench.yaml:1", "must be a mapping"]),
     (GOOD.replace("runs:\n  - {name: oracle, generator: shapes_oracle}\n", "runs: []\n"), ["runs", "at least 1"]),
 ])
@@ -67,3 +69,14 @@ def test_unknown_generator_flag(cli, tmp_path):
 def test_bad_seeds_flag_is_usage_error(cli):
     res = cli("run", "--seeds", "0,x")
     assert res.returncode == 2 and "seeds must be comma-separated integers" in res.stderr
+
+
+@pytest.mark.parametrize("key", ["per_item", "per_triple"])
+def test_negatives_per_item_reads_its_older_name_too(key):
+    """per_triple was the key's name before items had one name: existing YAML keeps its meaning."""
+    import yaml
+
+    from relbench.config import parse_benchmark
+
+    bench = parse_benchmark(yaml.safe_load(GOOD + f"negatives: {{{key}: all}}\n"), "bench.yaml")
+    assert bench.negatives.per_item == "all"

@@ -28,7 +28,7 @@ def eval_benchmark(cfg, out_dir: Path):
     try:
         return Benchmark.model_validate({
             "name": "train-eval", "suite": suite, "seeds": ev.seeds,
-            "negatives": {"kinds": cfg.objective.negatives.kinds, "per_triple": "one", "seed": cfg.objective.negatives.seed},
+            "negatives": {"kinds": cfg.objective.negatives.kinds, "per_item": "one", "seed": cfg.objective.negatives.seed},
             "resolution": ev.resolution or cfg.resolution, "batch_size": ev.batch_size, "limit": ev.limit,
             "metrics": metrics,
             "runs": [{"name": RUN, "generator": "flux_graph_lora", "prompt_mode": ev.prompt_mode,

@@ -126,7 +126,7 @@ def score_benchmark(plan: LabPlan, base: Path, data: dict, arm_dirs: dict[str, P
                          "args": {**flux_args, "ckpt": str(d)}})
     runs += [{"name": n, "generator": f"shapes_{n}"} for n in ("oracle", "ignore_relation", "inverse")]
     return {"name": "lab", "suite": {"kind": "jsonl", "path": str(data["test"])}, "seeds": plan.seeds,
-            "negatives": {"kinds": ["swap"], "per_triple": "one", "seed": 0}, "resolution": 32, "batch_size": 16,
+            "negatives": {"kinds": ["swap"], "per_item": "one", "seed": 0}, "resolution": 32, "batch_size": 16,
             "metrics": ["pair_mse", SPATIAL], "runs": runs, "output_dir": str(out)}
 
 
