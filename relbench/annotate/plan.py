@@ -38,7 +38,7 @@ class Item:
     run_dir: int  # index into Plan.run_dirs
     run: str
     case_id: str
-    item_id: str
+    item_id: str  # the suite item (Case.item_id), not this question's ``id``
     predicate: str
     negative_kind: str
     side: str
