@@ -83,6 +83,7 @@ def test_server_keys_undo_kill_restart_and_hostile_text(dirs, browser, tmp_path)
             page.keyboard.press(str(truthful(it)))
             wait_progress(page, n + 1)
         it = current()
+        check_item(it)  # every item is checked: which one holds the hostile text depends on ann1's order
         wrong = {1: 2, 2: 1, 0: 1}[truthful(it)]
         page.keyboard.press(str(wrong))  # a slip...
         wait_progress(page, 3)
