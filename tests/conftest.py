@@ -62,6 +62,16 @@ batch_size: 4
 """
 
 
+#: the smallest run: one shapes triple per predicate, one seed, the oracle, pair_mse
+ONE_SEED_ORACLE = """name: small
+suite: {kind: shapes, triples_per_predicate: 1}
+seeds: [0]
+metrics: [pair_mse]
+runs:
+  - {name: oracle, generator: shapes_oracle}
+"""
+
+
 @pytest.fixture
 def small_config(tmp_path):
     def make(out="out", tpp=2, extra=""):

@@ -7,15 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ONE_SEED_ORACLE
 from relbench.errors import UserError
-
-SMALL = """name: small
-suite: {kind: shapes, triples_per_predicate: 1}
-seeds: [0]
-metrics: [pair_mse]
-runs:
-  - {name: oracle, generator: shapes_oracle}
-"""
 
 
 def run(tmp_path, out, capsys):
@@ -23,7 +16,7 @@ def run(tmp_path, out, capsys):
 
     cfg = tmp_path / "bench.yaml"
     if not cfg.exists():
-        cfg.write_text(SMALL)
+        cfg.write_text(ONE_SEED_ORACLE)
     rc = main(["run", "--config", str(cfg), "--out", str(out), "--no-progress", "--no-report"])
     return rc, capsys.readouterr().err.strip().splitlines()
 
@@ -51,7 +44,7 @@ def test_root_home_and_working_directory_are_refused(tmp_path, capsys, monkeypat
     import yaml
 
     with pytest.raises(UserError, match="output_dir: / is the root directory"):
-        plan(parse_benchmark({**yaml.safe_load(SMALL), "output_dir": "/"}, "bench.yaml", {}))
+        plan(parse_benchmark({**yaml.safe_load(ONE_SEED_ORACLE), "output_dir": "/"}, "bench.yaml", {}))
     home, work = tmp_path / "home", tmp_path / "work"
     home.mkdir()
     work.mkdir()

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from conftest import ROOT
+from conftest import ONE_SEED_ORACLE, ROOT
 from test_trainer import config, data  # noqa: F401 (data: the tiny model and splits fixture)
 
 HOLD = """
@@ -44,18 +44,9 @@ def refused(capsys, argv, pid, command):
     return err[0]
 
 
-SMALL = """name: small
-suite: {kind: shapes, triples_per_predicate: 1}
-seeds: [0]
-metrics: [pair_mse]
-runs:
-  - {name: oracle, generator: shapes_oracle}
-"""
-
-
 def test_second_run_is_refused_and_writes_nothing(tmp_path, capsys):
     cfg = tmp_path / "bench.yaml"
-    cfg.write_text(SMALL)
+    cfg.write_text(ONE_SEED_ORACLE)
     out = tmp_path / "out"
     with held(out) as holder:
         refused(capsys, ["run", "--config", str(cfg), "--out", str(out), "--no-progress", "--no-report"],
