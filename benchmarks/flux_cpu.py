@@ -33,7 +33,7 @@ def main() -> None:
     from relbench.testing.models.flux import tiny_flux_pipeline
     from relbench.generators.flux import FluxGenerator
     from relbench.generators.flux_graph_lora import FluxGraphLoraGenerator
-    from relbench.data import Request, Triple
+    from relbench.spec.data import Request, Triple
 
     seq = 64
     graphs = [(Triple("dog", "riding", "horse"),), (Triple("horse", "riding", "dog"),)]

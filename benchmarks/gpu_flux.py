@@ -162,7 +162,7 @@ def main() -> None:
         def call():
             gens = [torch.Generator("cpu").manual_seed(i) for i in range(batch)]
             if args.graph:
-                from relbench.data import Triple
+                from relbench.spec.data import Triple
 
                 graphs = [(Triple("o1", "p1", "o2"),)] * batch
                 with graph_lora.conditioning(graphs):

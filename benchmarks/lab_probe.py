@@ -36,10 +36,10 @@ def main() -> None:
 
     from relbench.lab.base import T5_LEN
     from relbench.lab.suites import split_triples
-    from relbench.predicates import load_vocabulary
-    from relbench.prompts import neutral_prompt, relation_prompt
+    from relbench.spec.predicates import load_vocabulary
+    from relbench.spec.prompts import neutral_prompt, relation_prompt
     from relbench.shapes.detect import detect_objects_snapped
-    from relbench.spatial_rules import relation_holds
+    from relbench.spec.spatial_rules import relation_holds
 
     vocab = load_vocabulary()
     triples = split_triples(0)[0 if a.split == "train" else 1][: a.n]

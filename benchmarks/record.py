@@ -2,7 +2,7 @@
 
 A figure without its commit, library versions, machine, device and date cannot be compared with a
 later one, so the scripts never write JSON themselves: ``write_json`` (one file) and ``append_jsonl``
-(one line per measurement) add a ``provenance`` entry and write through relbench.atomic, so a
+(one line per measurement) add a ``provenance`` entry and write through relbench.io.atomic, so a
 killed benchmark leaves the previous file whole. It lives beside the scripts, not in the core:
 only benchmarks need it.
 """
@@ -79,7 +79,7 @@ def _record(result: dict, device: str | None) -> dict:
 
 def write_json(path: str | Path, result: dict, device: str | None = None, indent: int = 2) -> dict:
     """Write ``{"provenance": ..., **result}`` to ``path`` atomically; return what was written."""
-    from relbench.atomic import write_text
+    from relbench.io.atomic import write_text
 
     record = _record(result, device)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +89,7 @@ def write_json(path: str | Path, result: dict, device: str | None = None, indent
 
 def append_jsonl(path: str | Path, result: dict, device: str | None = None) -> dict:
     """Append one line ``{"provenance": ..., **result}``: a series of runs (a sweep) in one file."""
-    from relbench.atomic import write_text
+    from relbench.io.atomic import write_text
 
     record = _record(result, device)
     path = Path(path)

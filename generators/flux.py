@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from relbench.models.flux import FluxArgs, FluxBase
-from relbench.registry import register_generator
+from relbench.plugin.registry import register_generator
 
 
 @register_generator("flux")

@@ -12,11 +12,11 @@ from typing import Annotated
 
 from pydantic import Field
 
-from relbench.content_hash import file_sha256
+from relbench.io.content_hash import file_sha256
 from relbench.models.flux import FluxArgs, FluxBase, freeze_for_inference, draw
 from relbench.models.graph_specs import CGIPSpec, InjectionSpec, LoraSpec, TextSpec
 from relbench.errors import UserError
-from relbench.registry import register_generator
+from relbench.plugin.registry import register_generator
 
 
 class GraphLoraArgs(FluxArgs):

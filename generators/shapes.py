@@ -5,8 +5,8 @@ They read the graph, not the prompt, so relation and neutral prompt modes give t
 
 from __future__ import annotations
 
-from relbench.generator import Generator
-from relbench.registry import register_generator
+from relbench.plugin.generator import Generator
+from relbench.plugin.registry import register_generator
 
 
 class _ShapesGenerator(Generator):

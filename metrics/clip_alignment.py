@@ -29,8 +29,8 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from relbench.metric import Aggregate, Metric, MetricArgs, Sample
-from relbench.registry import register_metric
+from relbench.plugin.metric import Aggregate, Metric, MetricArgs, Sample
+from relbench.plugin.registry import register_metric
 
 COLUMNS = (
     "clip_pos_correct", "clip_pos_wrong", "clip_neg_correct", "clip_neg_wrong", "clip_pos_margin",

@@ -23,10 +23,10 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
-from relbench.content_hash import file_sha256
+from relbench.io.content_hash import file_sha256
 from relbench.errors import UserError
-from relbench.metric import Aggregate, Metric, MetricArgs, Sample
-from relbench.registry import register_metric
+from relbench.plugin.metric import Aggregate, Metric, MetricArgs, Sample
+from relbench.plugin.registry import register_metric
 
 BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
 

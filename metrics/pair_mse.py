@@ -6,8 +6,8 @@ scores 0; a high value shows sensitivity, not correctness (the seed's lesson).
 
 from __future__ import annotations
 
-from relbench.metric import Aggregate, Metric
-from relbench.registry import register_metric
+from relbench.plugin.metric import Aggregate, Metric
+from relbench.plugin.registry import register_metric
 
 
 def pair_mse(image_pos, image_neg) -> float:

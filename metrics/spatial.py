@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from pydantic import Field, field_validator
 
-from relbench.spatial_rules import (  # noqa: F401  (re-exported: relbench.metrics.spatial.relation_holds)
+from relbench.spec.spatial_rules import (  # noqa: F401  (re-exported: relbench.metrics.spatial.relation_holds)
     RULE_SETS,
     check_rule_set,
     covered,
@@ -24,10 +24,10 @@ from relbench.spatial_rules import (  # noqa: F401  (re-exported: relbench.metri
     t2i_compbench_image_score,
     t2i_compbench_position_score,
 )
-from relbench.data import Graph, graph_objects
+from relbench.spec.data import Graph, graph_objects
 from relbench.errors import UserError
-from relbench.metric import Aggregate, Metric, MetricArgs, Sample
-from relbench.registry import register_metric
+from relbench.plugin.metric import Aggregate, Metric, MetricArgs, Sample
+from relbench.plugin.registry import register_metric
 
 if TYPE_CHECKING:  # numpy stays out of plugin discovery
     import numpy as np
@@ -99,7 +99,7 @@ class Spatial(Metric):
     def detector(self):
         if self._detector is None:
             from relbench.models.detectors import DETECTORS
-            from relbench.progress import library_bars
+            from relbench.engine.progress import library_bars
 
             with library_bars(self.ctx.progress, getattr(DETECTORS.get(self.args.detector), "libraries", ())):
                 self._detector = self._build()

@@ -52,10 +52,10 @@ from typing import Literal, Optional, Sequence
 
 from pydantic import Field, field_validator
 
-from relbench.data import Graph, graph_objects
-from relbench.metric import Aggregate, Metric, MetricArgs, Sample
-from relbench.prompts import with_article
-from relbench.registry import register_metric
+from relbench.spec.data import Graph, graph_objects
+from relbench.plugin.metric import Aggregate, Metric, MetricArgs, Sample
+from relbench.spec.prompts import with_article
+from relbench.plugin.registry import register_metric
 
 MODES = ("vqascore", "twoway", "atoms")
 YES = ("Yes", "yes", " Yes", " yes")
@@ -314,7 +314,7 @@ class VlmJudge(Metric):
             import torch
 
             from relbench.models import vlm as _vlm
-            from relbench.progress import library_bars
+            from relbench.engine.progress import library_bars
 
             device, dtype = self._device_dtype()
             with library_bars(self.ctx.progress, ("transformers",)):

@@ -25,7 +25,7 @@ SUMMARY_COLUMNS = ["run", "metric", "breakdown", "value", "ci_low", "ci_high", "
 @dataclass
 class RunFrames:
     """One run directory as DataFrames; ``raw`` is summary.json with the human judge computed
-    from the answer files (relbench.human), ``manifest`` manifest.json as written."""
+    from the answer files (relbench.results.human), ``manifest`` manifest.json as written."""
 
     dir: Path
     samples: Any  # pandas.DataFrame: samples.csv, one row per case x run
@@ -73,8 +73,8 @@ def load_run(run_dir: str | Path) -> RunFrames:
     if missing:
         raise UserError(f"{d}: not a finished run directory (no {missing[0]}; run `relbench run` first)")
     pd = _pandas()
-    from relbench.compare import load_run_dir
-    from relbench.results import BASE_COLUMNS, RENAMED_COLUMNS
+    from relbench.results.compare import load_run_dir
+    from relbench.results.write import BASE_COLUMNS, RENAMED_COLUMNS
 
     summary = load_run_dir(d).summary
     # text columns stay text: an id "007" or "1e5" is not the number 7 or 100000
@@ -95,9 +95,9 @@ def run(config_or_path: str | Path | Mapping | None = None, *, show_progress: bo
     Returns None on a non-zero rank of a multi-process launch.
     """
     _pandas()  # fail before any work, not after it
-    from relbench.config import default_benchmark_path, parse_benchmark, read_benchmark_file
-    from relbench.results import write_results
-    from relbench.runner import execute, plan
+    from relbench.spec.config import default_benchmark_path, parse_benchmark, read_benchmark_file
+    from relbench.results.write import write_results
+    from relbench.engine.runner import execute, plan
 
     if isinstance(config_or_path, Mapping):
         source, data, lines = "<config>", dict(config_or_path), {}
@@ -107,7 +107,7 @@ def run(config_or_path: str | Path | Mapping | None = None, *, show_progress: bo
     data.update(overrides)
     lines = {k: v for k, v in lines.items() if not (k and k[0] in overrides)}
     p = plan(parse_benchmark(data, source, lines), source=source, lines=lines)
-    from relbench.locks import main_process, writer_lock
+    from relbench.io.locks import main_process, writer_lock
 
     with writer_lock(p.out, "relbench.run", enabled=main_process()):
         result = execute(p, show_progress=show_progress)

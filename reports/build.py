@@ -11,12 +11,12 @@ import json
 import time
 from datetime import datetime, timezone
 
-from relbench.compare import (
+from relbench.results.compare import (
     CHANCE_TEST, Run, chance_test, collect_runs, compare_paired, declared_baselines, load_run_dir, pairing_warning,
     shared_cases, versus_record,
 )
-from relbench.compare import headline_keys as declared_headlines
-from relbench.results import number, p_text
+from relbench.results.compare import headline_keys as declared_headlines
+from relbench.results.write import number, p_text
 
 #: seed-report keys always charted when present (besides accuracies with a chance level)
 SEED_KEYS = ("clip_alignment_acc", "clip_pos_margin", "clip_neg_margin", "mse_mean")
@@ -75,7 +75,7 @@ def cell(e: dict | None, chance: float | None = None, not_detected: bool = False
 #: the level at which a breakdown cell is coloured above / below chance (after Holm)
 ALPHA = 0.05
 #: how the breakdown cells' chance test is named wherever it is shown
-BREAKDOWN_TEST = ("two-sided binomial test with triples as the trials (relbench.stats.triple_chance_test), "
+BREAKDOWN_TEST = ("two-sided binomial test with triples as the trials (relbench.stats.bootstrap.triple_chance_test), "
                   "Holm-adjusted over the cells of one run's column")
 _GROUP_FIELD = {"by_predicate": "predicate", "by_negative_kind": "negative_kind"}
 ALL = "all"  # the one value of a run's rows taken together
@@ -84,10 +84,10 @@ ALL = "all"  # the one value of a run's rows taken together
 def breakdown_tests(run: Run, key: str, specs: dict, group: str | None) -> dict[str, dict]:
     """Per value of ``group`` (each predicate, or negative kind; None: the run's rows as one
     value, ``ALL``) where ``key`` has a chance level and is a mean: its chance test
-    (relbench.stats.triple_chance_test) and the p Holm-adjusted over the run's values, the
+    (relbench.stats.bootstrap.triple_chance_test) and the p Holm-adjusted over the run's values, the
     family one column of a breakdown table shows. A value resting on a detection rate of 0 is
     no test (it reads "not detected"), nor one on too few triples."""
-    from relbench.stats import MIN_TRIPLES, holm, triple_chance_test
+    from relbench.stats.bootstrap import MIN_TRIPLES, holm, triple_chance_test
 
     spec = specs.get(key)
     if spec is None or spec.statistic != "mean" or (spec.chance is None and spec.chance_column is None):
@@ -257,7 +257,7 @@ def verdicts(gens: list[Run], specs: dict, keys: list[str]) -> list[dict]:
     chance": otherwise (an interval of [0, 0] from a run scoring 0 on every triple of a 0.06
     chance is no evidence of anything); "not detected": the judge found no object;
     "undetermined": no interval (too few triples)."""
-    from relbench.stats import MIN_TRIPLES
+    from relbench.stats.bootstrap import MIN_TRIPLES
 
     out = []
     for r in gens:
@@ -347,7 +347,7 @@ def _chart(key: str, values: list[str], runs: list[Run], group: str, specs: dict
 
 
 def agreement_section(runs: list[Run]) -> list[dict]:
-    """Judge agreement recorded in summary.json (relbench.agreement): one table per run and pair."""
+    """Judge agreement recorded in summary.json (relbench.stats.agreement): one table per run and pair."""
     def fmt(v, ci):
         if v is None:
             return {"text": "undefined", "ci": ""}
@@ -554,7 +554,7 @@ def _env():
 
 def build_context(run_dirs, baselines=None, per_predicate: int = 3, max_pairs: int = 240, thumb_px: int = 112,
                   n_resamples: int = 1000, charts: bool = True) -> dict:
-    from relbench.stats import MIN_TRIPLES
+    from relbench.stats.bootstrap import MIN_TRIPLES
 
     dirs = [load_run_dir(d) for d in run_dirs]
     runs = collect_runs(dirs)
@@ -613,7 +613,7 @@ def build_context(run_dirs, baselines=None, per_predicate: int = 3, max_pairs: i
 
 
 def _human_rows(dirs) -> list[dict]:
-    from relbench.human import report_rows
+    from relbench.results.human import report_rows
 
     return report_rows(dirs)
 
@@ -623,7 +623,7 @@ def render(context: dict) -> str:
 
 
 def build_report(run_dirs, out, baselines=None, **options) -> dict:
-    from relbench.atomic import write_text
+    from relbench.io.atomic import write_text
 
     t0 = time.perf_counter()
     html = render(build_context(list(run_dirs), baselines=baselines, **options))

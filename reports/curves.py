@@ -168,7 +168,7 @@ def build_curves(paths, out) -> dict:
     """Write the curves page for training output directories (or lab output directories)."""
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
-    from relbench.atomic import write_text
+    from relbench.io.atomic import write_text
 
     t0 = time.perf_counter()
     dirs = [d for p in paths for d in training_dirs(p)]

@@ -1,5 +1,5 @@
 """Hand-made per-sample scores shaped like the seed's evaluation, and run directories built from
-them through the real aggregation (relbench.results.summarise), for the baseline, compare and
+them through the real aggregation (relbench.results.write.summarise), for the baseline, compare and
 gate tests.
 
 160 triples x 3 seeds = 480 cases. Per case the four CLIP scores are set so that
@@ -24,8 +24,8 @@ from types import SimpleNamespace
 
 from relbench.metrics.clip_alignment import ClipAlignment, alignment_from_scores
 from relbench.metrics.pair_mse import PairMSE
-from relbench.generator import Context
-from relbench.predicates import load_vocabulary
+from relbench.plugin.generator import Context
+from relbench.spec.predicates import load_vocabulary
 
 N_TRIPLES, N_SEEDS = 160, 3
 N = N_TRIPLES * N_SEEDS
@@ -71,7 +71,7 @@ def case_rows(run: str, scores, mses) -> list[dict]:
 
 
 def metric_info() -> dict:
-    from relbench.runner import MetricInfo
+    from relbench.engine.runner import MetricInfo
 
     ctx = Context(vocab=load_vocabulary())
     return {m.name: MetricInfo(f"fp-{m.name}", {}, m.columns(), m.aggregates(), [], sorted(m.consumes))
@@ -79,8 +79,8 @@ def metric_info() -> dict:
 
 
 def summarise_rows(runs: dict[str, list[dict]], out: Path, resamples: int = 2000) -> dict:
-    """summary.json for ``runs`` through relbench.results.summarise (the real aggregation)."""
-    from relbench.results import summarise
+    """summary.json for ``runs`` through relbench.results.write.summarise (the real aggregation)."""
+    from relbench.results.write import summarise
 
     bench = SimpleNamespace(name="seed-fixture", suite=SimpleNamespace(kind="jsonl"), seeds=list(range(N_SEEDS)),
                             bootstrap_resamples=resamples, bootstrap_seed=0)
@@ -96,7 +96,7 @@ def summarise_rows(runs: dict[str, list[dict]], out: Path, resamples: int = 2000
 
 def write_run_dir(out: Path, runs: dict[str, list[dict]], resamples: int = 2000) -> Path:
     """A run directory (summary.json, samples.csv, manifest.json) for hand-made rows."""
-    from relbench.results import BASE_COLUMNS, write_samples_csv
+    from relbench.results.write import BASE_COLUMNS, write_samples_csv
 
     out.mkdir(parents=True, exist_ok=True)
     info = metric_info()

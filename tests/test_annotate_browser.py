@@ -16,7 +16,7 @@ import pytest
 from annotate_helpers import HOSTILE_TEXT, Server, fresh_copy, make_hostile_run, make_shapes_run, page_items
 from conftest import CHROMIUM, run_cli
 from relbench.annotate.plan import build_plan
-from relbench.annotate.storage import annotator_answers, answers_path, read_events
+from relbench.results.answers import annotator_answers, answers_path, read_events
 
 pytestmark = pytest.mark.browser  # skipped without a chromium, except under CI=true (conftest.py)
 N = 14
@@ -131,7 +131,7 @@ def test_server_keys_undo_kill_restart_and_hostile_text(dirs, browser, tmp_path)
 
     res = run_cli("annotate", str(shapes), str(hostile), "--summarize")
     assert res.returncode == 0, res.stderr
-    from relbench.compare import load_run_dir
+    from relbench.results.compare import load_run_dir
 
     s = load_run_dir(shapes).summary
     assert s["runs"]["oracle"]["metrics"]["human_acc"]["value"] == 1.0

@@ -78,7 +78,7 @@ def test_each_item_is_drawn_with_its_own_noise_shared_by_its_pair(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from relbench.data import noise_seed
+    from relbench.spec.data import noise_seed
     from tests.plugins.seed_echo import read_seed
 
     out = tmp_path / "nb"
@@ -107,7 +107,7 @@ def test_run_dir_written_before_the_item_id_rename_reads_the_same(tmp_path, cli)
     import shutil
 
     from relbench.annotate.plan import build_plan
-    from relbench.compare import load_run_dir
+    from relbench.results.compare import load_run_dir
 
     new, old = tmp_path / "new", tmp_path / "old"
     relbench.run(CONFIG, output_dir=str(new), seeds=[0, 1])

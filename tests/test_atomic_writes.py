@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from relbench import atomic
+from relbench.io import atomic
 from relbench.cli import main
 
 

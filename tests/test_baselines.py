@@ -5,7 +5,7 @@ import math
 import pytest
 
 from relbench import baselines
-from relbench.compare import chance_test, record_se, versus_record
+from relbench.results.compare import chance_test, record_se, versus_record
 from relbench.errors import UserError
 from seed_fixture import case_rows, clip_scores, mse_values, summarise_rows
 
@@ -56,7 +56,7 @@ def seed_summary(tmp_path_factory):
 
 
 def test_aggregation_reproduces_the_seed_keys(seed_summary):
-    """Per-sample scores -> metrics' Aggregate specs -> relbench.stats gives the seed's numbers
+    """Per-sample scores -> metrics' Aggregate specs -> relbench.stats.bootstrap gives the seed's numbers
     (to the digits the seed printed)."""
     m = seed_summary["metrics"]
     assert m["clip_alignment_acc"]["value"] == pytest.approx(474 / 960)  # 0.49375
@@ -102,7 +102,7 @@ def test_versus_record_arithmetic():
 
 
 def test_a_benchmark_declares_the_records_it_is_comparable_with(tmp_path):
-    from relbench.config import parse_benchmark
+    from relbench.spec.config import parse_benchmark
 
     base = {"runs": [{"name": "a", "generator": "shapes_oracle"}]}
     assert parse_benchmark(base, "b.yaml", {}).comparable_with == []

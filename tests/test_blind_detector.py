@@ -5,15 +5,15 @@ would otherwise read as the generator's failure."""
 import json
 
 from relbench.cli import main
-from relbench.generator import Context
-from relbench.predicates import load_vocabulary
-from relbench.registry import METRICS
+from relbench.plugin.generator import Context
+from relbench.spec.predicates import load_vocabulary
+from relbench.plugin.registry import METRICS
 
 BLANK = '''
 import numpy as np
 
-from relbench.generator import Generator
-from relbench.registry import register_generator
+from relbench.plugin.generator import Generator
+from relbench.plugin.registry import register_generator
 
 
 @register_generator("blank_grey")

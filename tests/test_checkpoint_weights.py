@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from relbench.errors import UserError
 from relbench.models import clip as clip_model
 from relbench.models.graph_lora_ckpt import CONFIG_FILE, ENCODER_FILE, LORA_FILE, read_checkpoint
-from relbench.safetensors_file import check_weights
+from relbench.io.safetensors_file import check_weights
 from relbench.testing.models.clip import make_tiny_checkpoint
 from test_flux_generators import graph_lora, perturb
 

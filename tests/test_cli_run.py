@@ -54,14 +54,16 @@ def test_rerun_skips_everything_and_matches(cli, small_config, tmp_path):
 
 def test_report_is_rebuilt_when_the_code_it_renders_with_changes(cli, small_config, tmp_path, monkeypatch, capsys):
     """The kept report.html is keyed by the report's code and the relbench modules it imports
-    (relbench.results formats every number), not by the reports folder alone."""
+    (relbench.results.write formats every number), not by the reports folder alone."""
     from types import SimpleNamespace
 
-    from relbench import cli as relbench_cli, code_identity
+    from relbench import cli as relbench_cli
+
+    from relbench.io import code_identity
 
     assert cli("run", "--config", str(small_config())).returncode == 0
     out, args = tmp_path / "out", SimpleNamespace(no_report=False)
-    assert "relbench.results" in code_identity.import_closure("relbench.reports")[0]
+    assert "relbench.results.write" in code_identity.import_closure("relbench.reports")[0]
     relbench_cli._write_run_report(args, out)
     assert "results unchanged, kept" in capsys.readouterr().out
     real = code_identity.module_identity("relbench.reports")
@@ -110,8 +112,8 @@ def test_list_shows_plugins(cli):
 
 
 def test_core_imports_no_model_library():
-    code = ("import sys, relbench.cli, relbench.runner, relbench.results, relbench.config, relbench.registry;"
-            "relbench.registry.GENERATORS.status(); relbench.registry.METRICS.status();"
+    code = ("import sys, relbench.cli, relbench.engine.runner, relbench.results.write, relbench.spec.config, relbench.plugin.registry;"
+            "relbench.plugin.registry.GENERATORS.status(); relbench.plugin.registry.METRICS.status();"
             "heavy = [m for m in ('torch', 'diffusers', 'open_clip', 'transformers', 'lpips', 'pandas', 'numpy') if m in sys.modules];"
             "print(heavy)")
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
@@ -154,7 +156,7 @@ def test_missing_lpips_backbone_is_one_line(cli, tmp_path):
 
 
 def test_example_configs_validate():
-    from relbench.config import load_benchmark
+    from relbench.spec.config import load_benchmark
 
     for path in sorted((ROOT / "examples").glob("*.yaml")):
         if path.name.startswith("train"):  # training configs: test_trainer.py, test_lab.py

@@ -9,11 +9,11 @@ import pytest
 from relbench.testing.models.clip import TINY_CONFIG, make_tiny_checkpoint
 from relbench.testing.samples import make_sample
 from relbench.metrics.clip_alignment import ClipAlignment, alignment_from_scores
-from relbench.data import Case, Triple
+from relbench.spec.data import Case, Triple
 from relbench.errors import UserError
-from relbench.generator import Context
-from relbench.metric import Sample
-from relbench.predicates import load_vocabulary
+from relbench.plugin.generator import Context
+from relbench.plugin.metric import Sample
+from relbench.spec.predicates import load_vocabulary
 
 CTX = Context(vocab=load_vocabulary())
 

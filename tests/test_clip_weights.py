@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from conftest import write_config
-from relbench.data import Case, Triple
+from relbench.spec.data import Case, Triple
 from relbench.errors import UserError
-from relbench.generator import Context
+from relbench.plugin.generator import Context
 from relbench.metrics.clip_alignment import ClipAlignment
 from relbench.models import clip as clip_model
-from relbench.predicates import load_vocabulary
+from relbench.spec.predicates import load_vocabulary
 from relbench.testing.models.clip import TINY_CONFIG, make_tiny_checkpoint, put_in_hf_cache, register_tiny_tag
 from relbench.testing.samples import make_sample
 

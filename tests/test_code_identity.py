@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import relbench.code_identity as ci
+import relbench.io.code_identity as ci
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,18 +47,18 @@ def test_identity_follows_own_package_and_records_libraries(tmp_path, monkeypatc
     pkg = tmp_path / "idpkg"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
-    (pkg / "plugin.py").write_text("import numpy\n\ndef f():\n    from .helper import X\n    from relbench.data import Triple\n")
+    (pkg / "plugin.py").write_text("import numpy\n\ndef f():\n    from .helper import X\n    from relbench.spec.data import Triple\n")
     (pkg / "helper.py").write_text("X = 1\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     digest, libs = ci.module_identity("idpkg.plugin")
     assert dict(libs) == {"numpy": __import__("numpy").__version__}
-    # the closure: the plugin, its package helper, and relbench.data with what it imports
+    # the closure: the plugin, its package helper, and relbench.spec.data with what it imports
     for cached in (ci.module_identity, ci.module_digests, ci.import_closure, ci._imports):
         cached.cache_clear()
     (pkg / "helper.py").write_text("X = 2\n")
     assert ci.module_identity("idpkg.plugin")[0] != digest
-    data_source, _ = ci._imports("relbench.data")
-    assert data_source == (ROOT / "relbench" / "data.py").read_bytes()
+    data_source, _ = ci._imports("relbench.spec.data")
+    assert data_source == (ROOT / "relbench" / "spec" / "data.py").read_bytes()
 
 
 def _digest(source: str) -> str:
@@ -68,9 +68,9 @@ def _digest(source: str) -> str:
 
 
 def test_code_is_hashed_without_docstrings_comments_or_formatting():
-    """relbench/data.py: a docstring or comment edited in noise_seed keeps the digest (no image
+    """relbench/spec/data.py: a docstring or comment edited in noise_seed keeps the digest (no image
     redrawn); a changed formula changes it (every image redrawn)."""
-    src = (ROOT / "relbench" / "data.py").read_text()
+    src = (ROOT / "relbench" / "spec" / "data.py").read_text()
     start = src.index("def noise_seed(seed: int, item_id: str) -> int:")
     body = src[start:]
     assert '"""' in body.split("\n", 2)[1]  # noise_seed has a docstring to edit
@@ -87,19 +87,19 @@ def test_code_is_hashed_without_docstrings_comments_or_formatting():
 def test_modules_without_result_logic_are_left_out():
     """The registry (BUILTIN_METRICS), errors, the CLI and reporting cannot change an image or a
     score; data.py (noise_seed) and the plugin's own module can."""
-    from relbench.registry import GENERATORS, METRICS
+    from relbench.plugin.registry import GENERATORS, METRICS
 
     for reg, name, own in ((GENERATORS, "shapes_oracle", "relbench.generators.shapes"),
                            (METRICS, "pair_mse", "relbench.metrics.pair_mse")):
         modules = ci.code_identity(reg.get(name))["modules"]
-        assert {"relbench.data", own} <= set(modules)
-        assert not {"relbench.registry", "relbench.errors", "relbench.cli", "relbench.results"} & set(modules)
+        assert {"relbench.spec.data", own} <= set(modules)
+        assert not {"relbench.plugin.registry", "relbench.errors", "relbench.cli", "relbench.results.write"} & set(modules)
 
 
 GEN = """\
 \"\"\"A test generator.\"\"\"
 from relbench.generators.shapes import ShapesOracle
-from relbench.registry import register_generator
+from relbench.plugin.registry import register_generator
 
 
 @register_generator("cosmetic_oracle")
@@ -109,8 +109,8 @@ class CosmeticOracle(ShapesOracle):
 
 MET = """\
 \"\"\"A test metric.\"\"\"
-from relbench.metric import Aggregate, Metric
-from relbench.registry import register_metric
+from relbench.plugin.metric import Aggregate, Metric
+from relbench.plugin.registry import register_metric
 
 SCALE = 1.0
 
@@ -191,15 +191,15 @@ def test_cosmetic_edits_reuse_and_real_edits_redraw_and_rescore(cli, tmp_path):
 
 
 def test_dry_run_names_each_changed_part():
-    from relbench.dry_run import _changes
+    from relbench.engine.dry_run import _changes
 
     before = {"generator": "g", "version": "1", "args": {"steps": 4, "cfg": 1.0}, "weights": {"sha256": "a"},
-              "code": {"modules": {"relbench.data": "d1", "pkg.gen": "g1"}, "libraries": {"torch": "2.1"}}}
+              "code": {"modules": {"relbench.spec.data": "d1", "pkg.gen": "g1"}, "libraries": {"torch": "2.1"}}}
     after = {"generator": "g", "version": "1", "args": {"steps": 8, "cfg": 1.0}, "weights": {"sha256": "b"},
-             "code": {"modules": {"relbench.data": "d2", "pkg.gen": "g1", "pkg.util": "u1"}, "libraries": {"torch": "2.2"}}}
+             "code": {"modules": {"relbench.spec.data": "d2", "pkg.gen": "g1", "pkg.util": "u1"}, "libraries": {"torch": "2.2"}}}
     recorded = {"fingerprint": "old", "fingerprint_parts": before}
     assert _changes("run (g)", recorded, "new", after) == [
-        "run (g): fingerprint changed: module pkg.util added; module relbench.data changed; "
+        "run (g): fingerprint changed: module pkg.util added; module relbench.spec.data changed; "
         "library torch 2.1 -> 2.2; argument steps: 4 -> 8; weights changed"]
     assert _changes("run (g)", recorded, "old", after) == []  # the recorded fingerprint: nothing to say
     assert _changes("run (g)", None, "new", after) == []  # no earlier run

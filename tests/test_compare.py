@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from relbench.compare import compare, format_comparison, gate, load_run_dir, paired_difference
+from relbench.results.compare import compare, format_comparison, gate, load_run_dir, paired_difference
 from relbench.errors import UserError
 from seed_fixture import case_rows, clip_scores, mse_values, write_run_dir
 
@@ -166,7 +166,7 @@ def test_bad_input_is_one_line_exit_2(cli, run_dirs, tmp_path, args, message):
 
 
 def test_key_absent_from_a_run(run_dirs):
-    from relbench.compare import check_gate_key
+    from relbench.results.compare import check_gate_key
 
     result = compare([load_run_dir(run_dirs["both"])], baseline="seed-20ep")
     result["runs"][0]["metrics"].pop("clip_alignment_acc")
@@ -196,8 +196,8 @@ def test_gate_false_positive_rate_is_nominal(kind, key):
     """2000 nulls: the record is the aggregate of an independent draw of the same generator,
     with no standard error published (as the seed records). --require-better must pass about 5%
     of them (a margin with SE 0 passed ~11%, the accuracy with its binomial SE ~0%)."""
-    from relbench.compare import versus_record
-    from relbench.stats import cluster_bootstrap_many
+    from relbench.results.compare import versus_record
+    from relbench.stats.bootstrap import cluster_bootstrap_many
 
     rng = np.random.default_rng(2024)
     n_sims, n = 2000, 480
@@ -269,7 +269,7 @@ def test_no_record_unless_asked_or_declared(cli, run_dirs, tmp_path):
     comparable with it (comparable_with, kept in summary.json)."""
     import shutil
 
-    from relbench.compare import declared_baselines
+    from relbench.results.compare import declared_baselines
 
     res = cli("compare", str(run_dirs["both"]), "-o", str(tmp_path / "plain"))
     assert res.returncode == 0 and "seed-20ep" not in res.stdout

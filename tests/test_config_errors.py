@@ -76,7 +76,7 @@ def test_negatives_per_item_reads_its_older_name_too(key):
     """per_triple was the key's name before items had one name: existing YAML keeps its meaning."""
     import yaml
 
-    from relbench.config import parse_benchmark
+    from relbench.spec.config import parse_benchmark
 
     bench = parse_benchmark(yaml.safe_load(GOOD + f"negatives: {{{key}: all}}\n"), "bench.yaml")
     assert bench.negatives.per_item == "all"

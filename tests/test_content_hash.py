@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from relbench import content_hash
-from relbench.content_hash import file_sha256
+from relbench.io import content_hash
+from relbench.io.content_hash import file_sha256
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from relbench.contract import ContractError
+from relbench.plugin.contract import ContractError
 from relbench.testing import check_generator, check_metric, tiny_context
 
 CONFIG = """\
@@ -102,7 +102,7 @@ def test_manifest_records_declared_and_read_inputs(cli, tmp_path):
 
 
 def test_sample_view_opens_only_declared_inputs():
-    from relbench.metric import metric_view
+    from relbench.plugin.metric import metric_view
     from relbench.testing import tiny_samples
 
     class TextsOnly:
@@ -132,8 +132,8 @@ def test_incomplete_plugins_cannot_be_built():
     """The bases are abstract: a plugin missing score() or generate() cannot be built (a
     TypeError naming the method) and is refused when registered (one line), not with a
     NotImplementedError mid-run."""
-    from relbench.generator import Generator
-    from relbench.metric import Metric
+    from relbench.plugin.generator import Generator
+    from relbench.plugin.metric import Metric
 
     class NoScore(Metric):
         def columns(self):
@@ -151,7 +151,7 @@ def test_incomplete_plugins_cannot_be_built():
         NoGenerate(NoGenerate.Args(), tiny_context())
 
     from relbench.errors import UserError
-    from relbench.registry import register_generator, register_metric
+    from relbench.plugin.registry import register_generator, register_metric
 
     with pytest.raises(UserError, match=r"metric 'no_score': .*NoScore .* does not implement score \(required by"):
         register_metric("no_score")(NoScore)
@@ -189,9 +189,9 @@ def test_batch_dependence_beyond_the_declared_tolerance_is_found():
 
 def test_registration_requires_the_base_class():
     from relbench.errors import UserError
-    from relbench.registry import register_metric
+    from relbench.plugin.registry import register_metric
 
-    with pytest.raises(UserError, match="must subclass relbench.metric.Metric"):
+    with pytest.raises(UserError, match="must subclass relbench.plugin.metric.Metric"):
         @register_metric("not_a_metric")
         class NotAMetric:
             pass

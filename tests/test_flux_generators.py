@@ -18,11 +18,11 @@ import peft  # noqa: F401,E402
 import torch  # noqa: E402
 
 from relbench.testing.models.flux import tiny_flux_pipeline  # noqa: E402
-from relbench.data import Request, Triple  # noqa: E402
+from relbench.spec.data import Request, Triple  # noqa: E402
 from relbench.errors import UserError  # noqa: E402
-from relbench.generator import Context  # noqa: E402
-from relbench.predicates import load_vocabulary  # noqa: E402
-from relbench.registry import GENERATORS  # noqa: E402
+from relbench.plugin.generator import Context  # noqa: E402
+from relbench.spec.predicates import load_vocabulary  # noqa: E402
+from relbench.plugin.registry import GENERATORS  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -68,7 +68,7 @@ def maxdiff(a, b) -> int:
 
 def test_plugins_register_without_importing_torch():
     code = ("import sys, relbench.generators.flux, relbench.generators.flux_graph_lora; "
-            "from relbench.registry import GENERATORS; "
+            "from relbench.plugin.registry import GENERATORS; "
             "assert {'flux', 'flux_graph_lora'} <= set(GENERATORS.names()); "
             "bad = [m for m in ('torch', 'diffusers', 'peft', 'transformers') if m in sys.modules]; "
             "assert not bad, bad")

@@ -10,7 +10,7 @@ import torch  # noqa: E402
 
 from relbench.models.graph_encoders import CGIPEncoder, build_encoder  # noqa: E402
 from relbench.models.graph_specs import CGIPSpec  # noqa: E402
-from relbench.data import Triple  # noqa: E402
+from relbench.spec.data import Triple  # noqa: E402
 from relbench.errors import UserError  # noqa: E402
 
 torch.set_num_threads(1)

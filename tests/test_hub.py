@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from relbench.data import Request, Triple
+from relbench.spec.data import Request, Triple
 from relbench.errors import UserError
-from relbench.generator import Context
-from relbench.predicates import load_vocabulary
-from relbench.registry import GENERATORS
+from relbench.plugin.generator import Context
+from relbench.spec.predicates import load_vocabulary
+from relbench.plugin.registry import GENERATORS
 
 REV = "1" * 40
 SEQ = 48
@@ -77,7 +77,7 @@ def test_vlm_judge_finds_its_cached_snapshot(hub, tmp_path):
 
 
 def test_grounding_dino_identity_is_its_cached_snapshot(hub, tmp_path):
-    from relbench.content_hash import dir_sha256
+    from relbench.io.content_hash import dir_sha256
     from relbench.models.detectors import GroundingDinoDetector
 
     class Options:

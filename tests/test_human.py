@@ -8,9 +8,9 @@ import pytest
 from annotate_helpers import fresh_copy, make_shapes_run
 from conftest import run_cli
 from relbench.annotate.plan import build_plan
-from relbench.annotate.storage import Answer, Undo, answer_for, answers_path, append_event
-from relbench.compare import load_run_dir
-from relbench.human import Judgment, _aggregates, _annotators, format_human, inter_annotator, judges_vs_humans, majority
+from relbench.results.answers import Answer, Undo, answer_for, answers_path, append_event
+from relbench.results.compare import load_run_dir
+from relbench.results.human import Judgment, _aggregates, _annotators, format_human, inter_annotator, judges_vs_humans, majority
 
 
 def J(annotator, image, triple, score, side="pos", predicate="above", kind="swap"):
@@ -33,7 +33,7 @@ def test_human_aggregates_by_hand():
     assert agg["human_majority_acc"]["value"] == pytest.approx(2 / 3) and agg["human_majority_acc"]["n"] == 3
     for k in ("human_acc", "human_pos_acc", "human_majority_acc"):
         e = agg[k]
-        # two triples: too few for an interval (relbench.stats.MIN_TRIPLES)
+        # two triples: too few for an interval (relbench.stats.bootstrap.MIN_TRIPLES)
         assert e["chance"] == 0.5 and e["metric"] == "human" and e["ci_low"] is None and e["ci_high"] is None
     assert agg["human_cant_tell"]["chance"] is None
     # the same judgments on ten copies of each triple: the same values, intervals around them,
@@ -173,8 +173,8 @@ def test_human_judge_is_computed_on_read_and_never_written(run_dir, tmp_path):
 
 
 def test_judges_found_by_their_per_image_verdicts():
-    from relbench.human import judge_columns
-    from relbench.metric import Aggregate
+    from relbench.results.human import judge_columns
+    from relbench.plugin.metric import Aggregate
 
     specs = {a.key: a for a in [
         Aggregate("clip_alignment_acc", "clip_acc"), Aggregate("clip_pos_acc", "clip_pos_acc"),
@@ -226,7 +226,7 @@ def test_a_ceiling_without_interval_says_why(run_dir, tmp_path):
 def test_answer_file_written_before_the_item_id_rename_still_reads(tmp_path):
     """Answer lines that name the suite item triple_id (as answer files did) read as item_id;
     new lines are written as item_id."""
-    from relbench.annotate.storage import read_events
+    from relbench.results.answers import read_events
 
     new = _answer("a", "m1", "main", "pos").model_dump_json()
     assert '"item_id":"t"' in new and "triple_id" not in new

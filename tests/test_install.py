@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHECK = """\
 import importlib, importlib.resources, sys
 import relbench.generators.shapes, relbench.metrics.pair_mse, relbench.trainers, relbench.reports, relbench.testing
-from relbench.registry import GENERATORS, METRICS
+from relbench.plugin.registry import GENERATORS, METRICS
 assert GENERATORS.get('shapes_oracle').__module__ == 'relbench.generators.shapes'
 assert METRICS.get('spatial').__module__ == 'relbench.metrics.spatial'
 templates = [t.name for t in importlib.resources.files('relbench.reports').joinpath('templates').iterdir()]

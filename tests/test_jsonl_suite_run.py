@@ -6,7 +6,7 @@ import json
 import pytest
 from PIL import Image
 
-from relbench.data import Triple
+from relbench.spec.data import Triple
 from relbench.shapes.reference import render_reference
 
 TRIPLES = [("red circle", "left of", "blue square"), ("green triangle", "above", "yellow circle"),

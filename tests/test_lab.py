@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from relbench.data import Triple
+from relbench.spec.data import Triple
 from relbench.lab.world import WORLDS, Scene, render_scene
 from relbench.shapes.detect import detect_objects, detect_objects_snapped, snap_to_palette
 from relbench.shapes.world import BACKGROUND, COLOURS
@@ -437,7 +437,7 @@ def test_layout_chance_is_one_over_the_worlds_directions():
     relation-blind smoke base above chance)."""
     from relbench.lab.world import layout_chance, place_scene
     from relbench.shapes.world import pixel_box
-    from relbench.spatial_rules import relation_holds
+    from relbench.spec.spatial_rules import relation_holds
 
     assert layout_chance(WORLDS["smoke"]) == 0.5
     assert layout_chance(WORLDS["lab"]) == 0.25

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from relbench.metrics.lpips_pair import BACKBONE_FILES, Lpips, published_prefix
-from relbench.data import Case, Triple
+from relbench.spec.data import Case, Triple
 from relbench.errors import UserError
-from relbench.generator import Context
-from relbench.metric import Sample
-from relbench.predicates import load_vocabulary
+from relbench.plugin.generator import Context
+from relbench.plugin.metric import Sample
+from relbench.spec.predicates import load_vocabulary
 
 CTX = Context(vocab=load_vocabulary())
 RNG = np.random.RandomState(0)
@@ -139,7 +139,7 @@ def test_size_mismatch_is_a_user_error():
 
 
 def test_terminal_table_says_uncalibrated_instead_of_a_number():
-    from relbench.results import format_table
+    from relbench.results.write import format_table
 
     entry = {"value": 0.2345, "ci_low": 0.2, "ci_high": 0.3, "n": 4}
     m = Lpips(Lpips.Args(allow_random_backbone=True), CTX)

@@ -42,10 +42,10 @@ def test_two_processes_match_one(tmp_path):
 
 
 def test_run_and_train_share_one_topology(monkeypatch):
-    """relbench.distributed is the one home of the process topology; training resolves its
+    """relbench.engine.distributed is the one home of the process topology; training resolves its
     device there too (no copy in the trainer)."""
     import relbench.trainers.flux_graph_lora as trainer
-    from relbench.distributed import Topology, topology
+    from relbench.engine.distributed import Topology, topology
     from relbench.errors import UserError
 
     assert not hasattr(trainer, "Dist")

@@ -1,6 +1,6 @@
-from relbench.data import SuiteItem, Triple
-from relbench.negatives import build_cases, negatives_for, replace, swap
-from relbench.predicates import load_vocabulary
+from relbench.spec.data import SuiteItem, Triple
+from relbench.spec.negatives import build_cases, negatives_for, replace, swap
+from relbench.spec.predicates import load_vocabulary
 import random
 
 V = load_vocabulary()

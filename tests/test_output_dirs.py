@@ -38,8 +38,8 @@ def test_run_refuses_a_folder_of_the_users_files(tmp_path, capsys):
 
 
 def test_root_home_and_working_directory_are_refused(tmp_path, capsys, monkeypatch):
-    from relbench.config import parse_benchmark
-    from relbench.runner import plan
+    from relbench.spec.config import parse_benchmark
+    from relbench.engine.runner import plan
 
     import yaml
 

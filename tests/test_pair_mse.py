@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 
 from relbench.metrics.pair_mse import PairMSE, pair_mse
-from relbench.data import Case, Triple
-from relbench.generator import Context
-from relbench.metric import Sample
-from relbench.predicates import load_vocabulary
+from relbench.spec.data import Case, Triple
+from relbench.plugin.generator import Context
+from relbench.plugin.metric import Sample
+from relbench.spec.predicates import load_vocabulary
 
 
 def test_pair_mse_by_hand():

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from relbench.config import parse_benchmark
-from relbench.data import Triple
+from relbench.spec.config import parse_benchmark
+from relbench.spec.data import Triple
 from relbench.errors import UserError
-from relbench.predicates import load_vocabulary
+from relbench.spec.predicates import load_vocabulary
 from relbench.suites.peers import load_peer_suite, rejected_summary
 
 FIX = Path(__file__).parent / "fixtures" / "peers"
@@ -80,7 +80,7 @@ def test_config_kinds_and_missing_file(tmp_path):
     assert ok.suite.kind == "visor" and ok.suite.path == "f.json"
     cfg = tmp_path / "b.yaml"
     cfg.write_text("name: x\nsuite: {kind: geneval3, path: f}\nruns: [{name: a, generator: shapes_oracle}]\n")
-    from relbench.config import load_benchmark
+    from relbench.spec.config import load_benchmark
 
     with pytest.raises(UserError) as err:
         load_benchmark(cfg)

@@ -16,9 +16,9 @@ from pathlib import Path
 PLUGIN = '''\
 import numpy as np
 
-from relbench.generator import Generator
-from relbench.metric import Aggregate, Metric
-from relbench.registry import register_generator, register_metric
+from relbench.plugin.generator import Generator
+from relbench.plugin.metric import Aggregate, Metric
+from relbench.plugin.registry import register_generator, register_metric
 
 LEVEL = {level}
 SCALE = {scale}
@@ -107,8 +107,8 @@ def test_editing_an_imported_helper_rescores_but_keeps_images(tmp_path):
     gen_src, metric_src = PLUGIN.format(level=10, scale=1).split('@register_metric("level")')
     (pkg / "gen.py").write_text(gen_src)
     (pkg / "metric.py").write_text(
-        "import numpy as np\n\nfrom relbench.metric import Aggregate, Metric\n"
-        "from relbench.registry import register_metric\n\nfrom . import helper\n\n\n"
+        "import numpy as np\n\nfrom relbench.plugin.metric import Aggregate, Metric\n"
+        "from relbench.plugin.registry import register_metric\n\nfrom . import helper\n\n\n"
         '@register_metric("level")' + metric_src.replace("SCALE *", "helper.SCALE *"))
     (pkg / "helper.py").write_text("SCALE = 1\n")
     cfg = tmp_path / "benchmark.yaml"

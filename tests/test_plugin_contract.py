@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from relbench.registry import GENERATORS, METRICS
+from relbench.plugin.registry import GENERATORS, METRICS
 from relbench.testing import check_generator, check_metric, tiny_context
 
 SEQ = 48  # T5 tokens of the tiny FLUX (character-level tokenizers)
@@ -113,7 +113,7 @@ def test_every_builtin_is_declared_and_covered():
 
     import relbench.generators
     import relbench.metrics
-    from relbench.registry import BUILTIN_GENERATORS, BUILTIN_METRICS
+    from relbench.plugin.registry import BUILTIN_GENERATORS, BUILTIN_METRICS
 
     for pkg, table in ((relbench.generators, BUILTIN_GENERATORS), (relbench.metrics, BUILTIN_METRICS)):
         files = {f"{pkg.__name__}.{m.name}" for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_")}

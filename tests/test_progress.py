@@ -9,8 +9,8 @@ from dataclasses import replace
 
 import pytest
 
-from relbench import progress
-from relbench.progress import Progress, format_duration, library_bars
+from relbench.engine import progress
+from relbench.engine.progress import Progress, format_duration, library_bars
 
 
 class Clock:
@@ -102,10 +102,10 @@ def test_a_vlm_judge_loads_without_bars_under_no_progress(monkeypatch, tmp_path)
     ctx.progress False (--no-progress, or stderr not a terminal) must switch them off."""
     from transformers.utils import logging as tf_logging
 
-    from relbench.generator import Context
+    from relbench.plugin.generator import Context
     from relbench.models import vlm as _vlm
-    from relbench.predicates import load_vocabulary
-    from relbench.registry import METRICS
+    from relbench.spec.predicates import load_vocabulary
+    from relbench.plugin.registry import METRICS
 
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "model.safetensors").write_bytes(b"")  # resolve() checks names only; the model is not loaded

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from relbench.errors import UserError
-from relbench.registry import Entry, Registry
+from relbench.plugin.registry import Entry, Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = """\
@@ -29,7 +29,7 @@ def _py(code: str, env=None):
 
 
 def test_plugins_import_lazily_on_first_use():
-    res = _py("import sys; from relbench.registry import GENERATORS, METRICS;"
+    res = _py("import sys; from relbench.plugin.registry import GENERATORS, METRICS;"
               "GENERATORS.get('shapes_oracle'); METRICS.get('pair_mse');"
               "print(sorted(m for m in sys.modules if m.startswith(('relbench.generators.', 'relbench.metrics.'))))")
     assert res.returncode == 0, res.stderr
@@ -45,7 +45,7 @@ def test_list_and_help_import_no_numpy():
 
 
 def test_missing_requirement_is_unavailable_with_its_extra():
-    reg = Registry("metric", "relbench.metric:Metric", "relbench.test-none",
+    reg = Registry("metric", "relbench.plugin.metric:Metric", "relbench.test-none",
                    {"fancy": Entry("relbench.metrics.pair_mse:PairMSE", "built-in", "models",
                                    ("surely_not_installed_pkg",))})
     [(name, _, cls, why)] = reg.status()
@@ -106,7 +106,7 @@ def test_duplicate_entry_point_names_both_places(cli, tmp_path):
 def test_duplicate_plugin_module_names_both_places(cli, tmp_path):
     (tmp_path / "dup_plugins.py").write_text(
         "from relbench.generators.shapes import ShapesInverse\n"
-        "from relbench.registry import register_generator\n\n\n"
+        "from relbench.plugin.registry import register_generator\n\n\n"
         "@register_generator('shapes_oracle')\nclass Mine(ShapesInverse):\n    '''mine'''\n")
     cfg = tmp_path / "b.yaml"
     cfg.write_text(SHAPES.format(metric="pair_mse", out=tmp_path / "out") + "plugins: [dup_plugins]\n")

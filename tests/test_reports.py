@@ -370,9 +370,9 @@ def _synthetic_run(label, counts_by_predicate):
     """A run of 12 triples x 3 seeds per predicate, with summary entries from the real bootstrap."""
     from pathlib import Path
 
-    from relbench.compare import Run
-    from relbench.results import AggregateSpec
-    from relbench.stats import cluster_bootstrap
+    from relbench.results.compare import Run
+    from relbench.results.write import AggregateSpec
+    from relbench.stats.bootstrap import cluster_bootstrap
 
     rows = [{"run": label, "predicate": p, "negative_kind": "swap", "item_id": f"{p}-{t}", "case_id": f"{p}-{t}-{s}",
              "pair_correct": float(s < k), "pair_chance": LAYOUT_CHANCE}
@@ -417,7 +417,7 @@ def test_predicate_cells_are_coloured_only_after_holm():
 
 
 def test_holm_adjusts_in_step_down_order():
-    from relbench.stats import holm
+    from relbench.stats.bootstrap import holm
 
     # sorted 0.01, 0.02, 0.04 (m = 3): 0.03, max(0.03, 0.04), max(0.04, 0.04); None is outside the family
     adj = holm([0.04, None, 0.01, 0.02])
@@ -433,7 +433,7 @@ def test_triple_chance_test_uses_triples_not_cases():
     MIN_TRIPLES) is no test at all, as for the interval."""
     from scipy.stats import binomtest
 
-    from relbench.stats import MIN_TRIPLES, triple_chance_test
+    from relbench.stats.bootstrap import MIN_TRIPLES, triple_chance_test
 
     vals = [float(s < k) for k in LEFT_OF for s in range(3)]
     clusters = [t for t in range(12) for _ in range(3)]

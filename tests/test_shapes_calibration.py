@@ -72,8 +72,8 @@ def test_chance_model_symmetries():
     """Random placement is mirror-symmetric, so mirrored predicates share a chance level; a
     relation and its contradiction cannot both hold, so their chances sum to at most 1."""
     from relbench.models.detectors import ShapesDetector
-    from relbench.data import Triple
-    from relbench.predicates import load_vocabulary
+    from relbench.spec.data import Triple
+    from relbench.spec.predicates import load_vocabulary
 
     det, v = ShapesDetector(None), load_vocabulary()
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from relbench.generators.shapes import ShapesIgnoreRelation, ShapesInverse, ShapesOracle
-from relbench.data import Request, Triple
+from relbench.spec.data import Request, Triple
 from relbench.errors import UserError
-from relbench.generator import Context
-from relbench.predicates import load_vocabulary
+from relbench.plugin.generator import Context
+from relbench.spec.predicates import load_vocabulary
 from relbench.shapes.detect import classify_shape, detect_all, detect_objects
 from relbench.shapes.reference import render_reference
 from relbench.shapes.suite import DEFAULT_PREDICATES, shapes_items

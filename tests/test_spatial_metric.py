@@ -7,11 +7,11 @@ import pytest
 
 from relbench.models.detectors import Detector, register_detector
 from relbench.metrics.spatial import Spatial
-from relbench.data import Case, Triple
+from relbench.spec.data import Case, Triple
 from relbench.errors import UserError
-from relbench.generator import Context
-from relbench.metric import Sample
-from relbench.predicates import load_vocabulary
+from relbench.plugin.generator import Context
+from relbench.plugin.metric import Sample
+from relbench.spec.predicates import load_vocabulary
 
 CTX = Context(vocab=load_vocabulary())
 

@@ -10,7 +10,7 @@ from relbench.metrics.spatial import (
     t2i_compbench_position_score,
 )
 from relbench.errors import UserError
-from relbench.predicates import load_vocabulary
+from relbench.spec.predicates import load_vocabulary
 
 A = (0, 0, 10, 10)
 

@@ -2,10 +2,10 @@ import os
 import numpy as np
 import pytest
 
-from relbench.atomic import write_bytes
-from relbench.data import Request, Triple
-from relbench.stats import cluster_bootstrap, point_estimate
-from relbench.store import ImageStore
+from relbench.io.atomic import write_bytes
+from relbench.spec.data import Request, Triple
+from relbench.stats.bootstrap import cluster_bootstrap, point_estimate
+from relbench.engine.store import ImageStore
 
 G = (Triple("dog", "riding", "horse"),)
 
@@ -124,7 +124,7 @@ def test_sparse_column_resamples_only_triples_with_values():
     and the interval undefined. No library warning reaches the caller."""
     import warnings
 
-    from relbench.stats import cluster_bootstrap_many
+    from relbench.stats.bootstrap import cluster_bootstrap_many
 
     clusters = np.repeat([f"t{i:02d}" for i in range(40)], 3)
     sparse = [None] * 120
@@ -148,7 +148,7 @@ def test_sparse_column_resamples_only_triples_with_values():
 def test_terminal_table_shows_undefined_interval():
     """A value whose interval is undefined prints as "value [–]"; formatting it crashed after
     summary.json was written, so report.html was never built."""
-    from relbench.results import format_table
+    from relbench.results.write import format_table
 
     summary = {"runs": {"a": {"n_cases": 3, "metrics": {
         "acc_given_detected": {"value": 2 / 3, "ci_low": None, "ci_high": None, "n": 3, "chance": 0.5},
@@ -165,10 +165,10 @@ def test_multi_triple_case_reports_the_triple_its_negative_changed():
     per-predicate breakdown) are those of the triple the negative corrupted, not of the first."""
     from types import SimpleNamespace
 
-    from relbench.data import Case, Triple
-    from relbench.distributed import topology
-    from relbench.results import sample_rows, tested_triple
-    from relbench.runner import RunResult, Timings
+    from relbench.spec.data import Case, Triple
+    from relbench.engine.distributed import topology
+    from relbench.results.write import sample_rows, tested_triple
+    from relbench.engine.runner import RunResult, Timings
 
     pos = (Triple("man", "holding", "cup"), Triple("cup", "on", "table"))
     swapped = Case("c1", "t1", pos, (pos[0], Triple("table", "on", "cup")), "swap", 0)

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from relbench.compare import read_samples
+from relbench.results.compare import read_samples
 from relbench.errors import UserError
-from relbench.predicates import load_vocabulary
-from relbench.results import BASE_COLUMNS, write_samples_csv
+from relbench.spec.predicates import load_vocabulary
+from relbench.results.write import BASE_COLUMNS, write_samples_csv
 from relbench.suites.jsonl import load_jsonl_suite
 from relbench.suites.peers import load_peer_suite
 
@@ -65,7 +65,7 @@ def test_ordinary_rows_are_written_byte_for_byte_as_before(tmp_path):
 def test_compare_csv_reads_back_a_run_name_with_a_carriage_return(tmp_path):
     import csv
 
-    from relbench.compare import CSV_COLUMNS, write_outputs
+    from relbench.results.compare import CSV_COLUMNS, write_outputs
 
     run = {"label": "a\rb", "is_reference": False,
            "metrics": {"k": {"value": 0.5, "ci_low": 0.25, "ci_high": 0.75, "n": 8}}}

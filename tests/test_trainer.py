@@ -265,7 +265,7 @@ def test_checkpoint_scores_through_relbench_run(data, tmp_path, monkeypatch, cap
     assert "step 1/4  epoch 0.50  stage1  loss " in err and "Loading" not in err  # no loading bars either
     for step in (2, 4):
         assert f"evaluating step {step} ...\n" in err
-        # two validation triples: too few for an interval (relbench.stats.MIN_TRIPLES), and it says so
+        # two validation triples: too few for an interval (relbench.stats.bootstrap.MIN_TRIPLES), and it says so
         assert re.search(rf"eval step {step}: mse_mean \d\.\d+ \[interval undefined\] \(.*step-000000{step}\)", err), err
     evals = [r for r in log(out) if r.get("event") == "eval"]
     assert [e["step"] for e in evals] == [2, 4]

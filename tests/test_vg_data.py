@@ -18,11 +18,11 @@ import pytest
 from PIL import Image
 
 from relbench.errors import UserError
-from relbench.jsonstream import iter_json_array
-from relbench.predicates import load_vocabulary
+from relbench.io.jsonstream import iter_json_array
+from relbench.spec.predicates import load_vocabulary
 from relbench.suites.jsonl import load_jsonl_suite
 from relbench.vg.build import VGOptions, build_vg_splits
-from relbench.vg.command import add_vg_arguments, vg_command
+from relbench.cli.data import add_vg_arguments, vg_command
 from relbench.vg.boxes import fit_square, transform_box
 from relbench.vg.export import export_square
 from relbench.vg.read import CandidateFilter, read_image_data

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from relbench.data import Reference, SuiteItem, Triple
+from relbench.spec.data import Reference, SuiteItem, Triple
 from relbench.errors import UserError
-from relbench.predicates import load_vocabulary
+from relbench.spec.predicates import load_vocabulary
 from relbench.suites.jsonl import SuiteRecord, load_jsonl_suite
 
 VOCAB = load_vocabulary()

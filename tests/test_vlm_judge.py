@@ -7,15 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from relbench.data import Case, Triple
+from relbench.spec.data import Case, Triple
 from relbench.errors import UserError
-from relbench.generator import Context
-from relbench.metric import Sample
+from relbench.plugin.generator import Context
+from relbench.plugin.metric import Sample
 from relbench.metrics.vlm_judge import (
     ATOM_COLUMNS, LETTERS, TWOWAY_COLUMNS, VQA_COLUMNS, YES, VlmJudge, atom_questions, atoms_columns,
     soft_tifa, twoway_columns, twoway_flags, twoway_image, vqascore_columns,
 )
-from relbench.predicates import load_vocabulary
+from relbench.spec.predicates import load_vocabulary
 from relbench.testing.models.vlm import FAMILIES, geneval2_probabilities, make_tiny_vlm
 
 CTX = Context(vocab=load_vocabulary())

@@ -1,9 +1,9 @@
 import pytest
 
-from relbench.data import Triple
+from relbench.spec.data import Triple
 from relbench.errors import UserError
-from relbench.predicates import SEED_PREDICATES, load_vocabulary
-from relbench.prompts import neutral_prompt, relation_prompt, with_article
+from relbench.spec.predicates import SEED_PREDICATES, load_vocabulary
+from relbench.spec.prompts import neutral_prompt, relation_prompt, with_article
 
 
 @pytest.fixture(scope="module")

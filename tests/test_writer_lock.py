@@ -14,7 +14,7 @@ from test_trainer import config, data  # noqa: F401 (data: the tiny model and sp
 
 HOLD = """
 import sys, time
-from relbench.locks import writer_lock
+from relbench.io.locks import writer_lock
 with writer_lock(sys.argv[1], sys.argv[2]):
     print("held", flush=True)
     time.sleep(600)
@@ -60,7 +60,7 @@ def test_second_run_is_refused_and_writes_nothing(tmp_path, capsys):
 
 
 def test_a_killed_holder_never_blocks(tmp_path):
-    from relbench.locks import writer_lock
+    from relbench.io.locks import writer_lock
 
     with held(tmp_path / "d") as holder:
         holder.send_signal(signal.SIGKILL)

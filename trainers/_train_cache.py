@@ -47,7 +47,7 @@ class _Cache:
             if self.mode == "disk":
                 from safetensors.torch import save as save_bytes
 
-                from relbench.atomic import write_bytes
+                from relbench.io.atomic import write_bytes
 
                 write_bytes(path, save_bytes(hit))
         if self.mode == "memory":

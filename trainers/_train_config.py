@@ -1,7 +1,7 @@
 """train.yaml: the validated description of a training run (pydantic only, no torch).
 
 Errors name the file and line, like benchmark.yaml's (the YAML reader and ``locate`` are
-relbench.config's). Command-line flags are applied to the parsed mapping before validation,
+relbench.spec.config's). Command-line flags are applied to the parsed mapping before validation,
 so ``--epochs -1`` fails the same way ``epochs: -1`` does.
 """
 
@@ -73,7 +73,7 @@ class ClipLossSpec(_Strict):
 
 
 class NegativesSpec(_Strict):
-    """g- from the harness's builder (relbench.negatives); one applicable kind drawn per step."""
+    """g- from the harness's builder (relbench.spec.negatives); one applicable kind drawn per step."""
 
     kinds: list[Literal["swap", "replace"]] = ["swap", "replace"]
     seed: StrictInt = 0
@@ -217,7 +217,7 @@ class TrainConfig(_Strict):
 
 
 def parse_train_config(data: Any, source: str = "train.yaml", lines: dict | None = None) -> TrainConfig:
-    from relbench.config import validate_mapping
+    from relbench.spec.config import validate_mapping
 
     return validate_mapping(TrainConfig, data, source, lines, "training config", "train_jsonl, output_dir, ...",
                             tags=("cgip", "text"))
@@ -225,7 +225,7 @@ def parse_train_config(data: Any, source: str = "train.yaml", lines: dict | None
 
 def load_train_config(path: str | None, overrides: dict | None = None) -> tuple[TrainConfig, str]:
     """Read ``path`` (optional), apply ``overrides`` (dotted keys allowed: 'lora.rank'), validate."""
-    from relbench.config import read_yaml_mapping
+    from relbench.spec.config import read_yaml_mapping
 
     data: dict = {}
     lines: dict = {}

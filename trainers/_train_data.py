@@ -10,11 +10,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from relbench.data import Graph
+from relbench.spec.data import Graph
 from relbench.errors import UserError
-from relbench.negatives import negatives_for
-from relbench.predicates import Vocabulary
-from relbench.prompts import neutral_prompt, relation_prompt
+from relbench.spec.negatives import negatives_for
+from relbench.spec.predicates import Vocabulary
+from relbench.spec.prompts import neutral_prompt, relation_prompt
 from relbench.trainers.state import sample_seed
 
 

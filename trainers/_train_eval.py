@@ -18,7 +18,7 @@ RUN = "graph_lora"
 
 def eval_benchmark(cfg, out_dir: Path):
     """The Benchmark an evaluation runs (validated like benchmark.yaml)."""
-    from relbench.config import Benchmark
+    from relbench.spec.config import Benchmark
 
     ev = cfg.eval
     metrics = [{"name": m} if isinstance(m, str) else m for m in ev.metrics]
@@ -49,7 +49,7 @@ def check_eval(cfg, out_dir: Path) -> dict | None:
         return None
     if not cfg.val_jsonl:
         raise UserError("eval: needs val_jsonl (--val-jsonl), or set eval: null")
-    from relbench.runner import plan
+    from relbench.engine.runner import plan
 
     p = plan(eval_benchmark(cfg, out_dir), check_output=False)  # eval/ holds the step-N run directories
     if cfg.eval.best_metric is None:
@@ -85,7 +85,7 @@ def live_generator_class(pipe, graph_lora, identity: dict):
             return identity
 
         def code_identity(self):  # the code that draws is flux_graph_lora's, as under `relbench run`
-            from relbench.code_identity import code_identity
+            from relbench.io.code_identity import code_identity
 
             return code_identity(FluxGraphLoraGenerator)
 
@@ -122,9 +122,9 @@ def headline(metrics: dict, best_metric: str | None = None) -> str:
 def evaluate(cfg, out_dir: Path, pipe, graph_lora, identity: dict) -> dict:
     """Run the harness on the val subset; returns summary.json's metric entries of the run
     (value, ci_low, ci_high, n, chance, ...) by aggregate key."""
-    from relbench.distributed import Topology
-    from relbench.results import write_results
-    from relbench.runner import execute, plan
+    from relbench.engine.distributed import Topology
+    from relbench.results.write import write_results
+    from relbench.engine.runner import execute, plan
 
     p = plan(eval_benchmark(cfg, out_dir))
     p.runs[0].cls = live_generator_class(pipe, graph_lora, identity)

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from relbench.distributed import topology
+from relbench.engine.distributed import topology
 from relbench.errors import UserError
 
 LAST, BEST, LOG, EVAL_DIR = "last", "best", "train_log.jsonl", "eval"
@@ -86,7 +86,7 @@ def training_attention_backends(device_type: str) -> list:
 
 class Trainer:
     def __init__(self, cfg, pipe=None, source: str = "train.yaml", resume: bool = False):
-        from relbench.predicates import load_vocabulary
+        from relbench.spec.predicates import load_vocabulary
         from relbench.trainers._train_data import load_examples
 
         self.cfg, self.source, self.out = cfg, source, Path(cfg.output_dir)
@@ -477,7 +477,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def run(self, resume: bool | None = None, stop_after: int | None = None, show_progress: bool | None = None) -> dict:
-        from relbench.locks import writer_lock
+        from relbench.io.locks import writer_lock
 
         with writer_lock(self.out, "relbench train", enabled=self.dist.is_main):
             return self._run(resume, stop_after, show_progress)
@@ -651,7 +651,7 @@ def _log_line(rec: dict, total: int, eta_s: float | None = None) -> str:
     if rec.get("steps_per_s"):
         parts.append(f"{rec['steps_per_s']:.2f} steps/s")
     if eta_s is not None:
-        from relbench.progress import format_duration
+        from relbench.engine.progress import format_duration
 
         parts.append(f"ETA {format_duration(eta_s)}")
     return "  ".join(parts)
@@ -704,7 +704,7 @@ def _trim_log(path: Path, step: int) -> None:
     if not path.is_file():
         return
     keep = [ln for ln, rec in _log_records(path)[0] if rec.get("step", 0) <= step]
-    from relbench.atomic import write_text
+    from relbench.io.atomic import write_text
 
     write_text(path, "".join(ln + "\n" for ln in keep))
 
@@ -729,7 +729,7 @@ def train(cfg, source: str = "train.yaml", resume: bool = False, stop_after: int
           show_progress: bool | None = None) -> dict:
     """Build the trainer and run it; returns a summary dict (step, best, last, stopped). The
     output directory is locked first: a second writer is refused before the model loads."""
-    from relbench.locks import main_process, writer_lock
+    from relbench.io.locks import main_process, writer_lock
 
     with writer_lock(cfg.output_dir, "relbench train", enabled=main_process()):
         return Trainer(cfg, pipe=pipe, source=source, resume=resume).run(stop_after=stop_after,

@@ -115,7 +115,7 @@ def temp_dir_for(final: Path) -> Path:
 
 def remove_dead_temp_dirs(parent: Path, names: tuple[str, ...]) -> list[Path]:
     """Remove the ``.<name>.tmp-PID`` directories that writers killed mid-checkpoint left in
-    ``parent``; returns them. Called under the directory's writer lock (relbench.locks): no
+    ``parent``; returns them. Called under the directory's writer lock (relbench.io.locks): no
     other process writes there, so each one is a dead writer's, whatever its pid now names."""
     gone = []
     for name in names:

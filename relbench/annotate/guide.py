@@ -18,7 +18,7 @@ RULES = (
     "captions (or neither) fit the picture. Do not guess.",
 )
 
-#: the vocabulary's predicates (relbench/vocab/predicates.yaml), as a picture shows them; A is
+#: the vocabulary's predicates (relbench/spec/vocab/predicates.yaml), as a picture shows them; A is
 #: the object named first, B the one named second
 MEANINGS = {
     "above": "A is higher up in the picture than B (touching or not)",

@@ -8,7 +8,7 @@ the export id and the plan's item id), with neither the image key nor which capt
 the import maps them back through the plan. A returned file is merged only if its token is
 ours, its plan is the plan these run directories give and every answer names an item of that
 export; any refusal is one line and nothing is written. The merge stages every answer file
-before renaming any (relbench.atomic.write_all) and records the import in the ledger last, so
+before renaming any (relbench.io.atomic.write_all) and records the import in the ledger last, so
 a retry of a file whose merge was interrupted completes what is missing.
 """
 
@@ -28,10 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from relbench.annotate.guide import guide_for
 from relbench.annotate.plan import Plan, build_plan
-from relbench.annotate.storage import (
+from relbench.results.answers import (
     ANNOTATOR, HUMAN_DIR, annotator_answers, annotator_lock, answer_for, answers_path, check_annotator, now,
 )
-from relbench.atomic import write_all, write_text
+from relbench.io.atomic import write_all, write_text
 from relbench.errors import UserError
 
 FORMAT = "relbench-annotations/2"

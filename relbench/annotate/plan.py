@@ -91,7 +91,7 @@ class Plan:
                     self.notes, annotator)
 
     def image_path(self, item: Item) -> Path:
-        from relbench.store import ImageStore
+        from relbench.engine.store import ImageStore
 
         return ImageStore(self.run_dirs[item.run_dir] / "images").path(item.image_key)
 
@@ -102,8 +102,8 @@ def _question_id(run: str, case_id: str, side: str, image_key: str, kind: str) -
 
 def _candidates(index: int, run_dir: Path) -> tuple[list[Item], list[Item]]:
     """(generated images, reference images) of one run directory, captions in g+, g- order."""
-    from relbench.compare import load_run_dir
-    from relbench.store import ImageStore
+    from relbench.results.compare import load_run_dir
+    from relbench.engine.store import ImageStore
 
     rd = load_run_dir(run_dir, human=False)  # the usual one-line errors for a missing or broken directory
     refs = {name for name, r in rd.summary["runs"].items() if r.get("is_reference")}
@@ -185,7 +185,7 @@ def _references(ref: list[Item], n: int, share: float, rng: random.Random) -> tu
     ceiling is bootstrapped over triples and has an interval only from MIN_TRIPLES of them on):
     ``share`` of the plan but at least MIN_TRIPLES where that leaves half of it to the rest,
     and a note when the ceiling will have no interval."""
-    from relbench.stats import MIN_TRIPLES
+    from relbench.stats.bootstrap import MIN_TRIPLES
 
     if not ref:
         return [], []

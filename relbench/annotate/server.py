@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 
 from relbench.annotate.guide import guide_for
 from relbench.annotate.plan import Plan
-from relbench.annotate.storage import (
+from relbench.results.answers import (
     Undo, annotator_answers, annotator_lock, answer_for, answers_path, append_event, now,
 )
 

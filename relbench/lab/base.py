@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from relbench.errors import UserError
-from relbench.progress import Progress, bars_wanted, library_bars
+from relbench.engine.progress import Progress, bars_wanted, library_bars
 
 CLIP_LEN = 16  # tokenizer_max_length of the CLIP tokenizer: every lab prompt fits
 T5_LEN = 16  # max_sequence_length the lab passes to `relbench run` / `relbench train`
@@ -331,7 +331,7 @@ def _objects(cfg: BaseConfig, scenes):
     import torch
 
     from relbench.lab.world import SIZE, place_scene, world
-    from relbench.prompts import with_article
+    from relbench.spec.prompts import with_article
     from relbench.shapes.world import render
 
     w = world(cfg.world)
@@ -347,8 +347,8 @@ def _objects(cfg: BaseConfig, scenes):
 
 def _prompts(scenes) -> list[tuple[str, str]]:
     """(relation prompt, neutral prompt) of each scene, as `relbench run` writes them."""
-    from relbench.predicates import load_vocabulary
-    from relbench.prompts import neutral_prompt, relation_prompt
+    from relbench.spec.predicates import load_vocabulary
+    from relbench.spec.prompts import neutral_prompt, relation_prompt
 
     vocab = load_vocabulary()
     return [(relation_prompt(s.graph, vocab), neutral_prompt(s.graph, vocab)) for s in scenes]
@@ -459,7 +459,7 @@ def _scratch(out: Path, kind: str, keep: bool):
     """DIR.build, locked and marked as ``kind``'s, for the ``with`` block; ``keep``: what an
     interrupted build left there is resumed, else cleared. The pipeline is written inside it
     (pipeline/) and renamed to DIR, so no other path beside DIR is ever deleted."""
-    from relbench.locks import LOCK_NAME, writer_lock
+    from relbench.io.locks import LOCK_NAME, writer_lock
 
     state_dir = out.with_name(out.name + ".build")
     _check_target(out)

@@ -13,7 +13,7 @@ import json
 import random
 from pathlib import Path
 
-from relbench.data import Triple
+from relbench.spec.data import Triple
 from relbench.lab.world import SIZE, WORLDS, Scene, World, place_scene, render_scene, triples
 
 
@@ -86,7 +86,7 @@ def write_suites(out: str | Path, n_train: int, n_val: int, n_test: int, seed: i
     keeps a stale one."""
     from PIL import Image
 
-    from relbench.atomic import write_text
+    from relbench.io.atomic import write_text
 
     train_t, held_t = split_triples(seed, w)
     # every split's scenes are chosen (and a size the world cannot hold refused) before any file is written

@@ -1,7 +1,7 @@
 """The lab's result table: every scored run with intervals and its chance test, and paired
 tests between arms (same cases, same seeds) in each prompt mode.
 
-Built from the scores directory with relbench.compare's own functions (chance_test,
+Built from the scores directory with relbench.results.compare's own functions (chance_test,
 compare_paired), so the numbers are those `relbench compare` prints.
 """
 
@@ -21,7 +21,7 @@ def lab_table(scores: str | Path, arms: tuple[str, ...], world_chance: float | N
     ``world_chance``: the world's own chance for relation accuracy (a generator that draws the
     world's layouts but ignores the relation), replacing the detector's random-placement model,
     which is too low for such a generator (0.28 against 0.5 in the smoke world)."""
-    from relbench.compare import chance_test, collect_runs, compare_paired, load_run_dir
+    from relbench.results.compare import chance_test, collect_runs, compare_paired, load_run_dir
 
     runs = collect_runs([load_run_dir(scores)])
     rows = []
@@ -102,7 +102,7 @@ def table_markdown(t: dict) -> str:
 
 
 def write_table(scores: str | Path, out_prefix: str | Path, arms: tuple[str, ...], world_chance: float | None = None) -> dict:
-    from relbench.atomic import write_text
+    from relbench.io.atomic import write_text
 
     t = lab_table(scores, arms, world_chance)
     write_text(f"{out_prefix}.json", json.dumps(t, indent=1))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from relbench.data import Graph, Triple
+from relbench.spec.data import Graph, Triple
 from relbench.errors import UserError
 
 COLOURS = ("red", "green", "blue", "yellow")
@@ -113,7 +113,7 @@ def layout_chance(w: World, per_pair: int = 2) -> float:
     smoke world (left/right only) it is right half the time, where random placements give 0.28
     and would make a relation-blind base look better than chance."""
     from relbench.shapes.world import pixel_box
-    from relbench.spatial_rules import relation_holds
+    from relbench.spec.spatial_rules import relation_holds
 
     hits = total = 0
     for drawn in triples(w):

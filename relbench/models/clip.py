@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from relbench.errors import UserError
 from relbench.models.hub import DOWNLOAD
-from relbench.safetensors_file import check_weights, is_index_buffer, not_floating
+from relbench.io.safetensors_file import check_weights, is_index_buffer, not_floating
 
 WEIGHT_NAMES = (
     "open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin",
@@ -150,7 +150,7 @@ _CHECKED: set[str] = set()  # sha256 of files check_weights_file passed in this 
 def identity(model: str, checkpoint: str | None, **kw) -> dict:
     """What the scores depend on, for fingerprints: the weights' and config's content hashes
     and the resolved quick_gelu / preprocessing (a replaced file changes the hash)."""
-    from relbench.content_hash import file_sha256
+    from relbench.io.content_hash import file_sha256
 
     spec = resolve(model, checkpoint, **kw)
     digest = file_sha256(spec.weights)

@@ -176,7 +176,7 @@ class GroundingDinoDetector(Detector):
     def identity(cls, options: Any) -> Any:
         """sha256 of the model directory's weights and configs (a replaced model rescores);
         None while the model is not available locally (loading then says how to get it)."""
-        from relbench.content_hash import dir_sha256
+        from relbench.io.content_hash import dir_sha256
         from relbench.models import hub
 
         model = getattr(options, "model", None) or DEFAULT_GROUNDING_DINO
@@ -256,8 +256,8 @@ def _query_text(name: str) -> str:
 def _placement_chance(pattern, rule_set: str, size, kind: str, n: int = 4000) -> float | None:
     import random
 
-    from relbench.spatial_rules import relation_holds
-    from relbench.data import Triple
+    from relbench.spec.spatial_rules import relation_holds
+    from relbench.spec.data import Triple
     from relbench.shapes.world import COLOURS, layout, pixel_box
 
     colours = list(COLOURS)

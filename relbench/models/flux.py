@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from relbench.data import Request
+from relbench.spec.data import Request
 from relbench.errors import UserError
-from relbench.generator import Context, Generator, GeneratorArgs
+from relbench.plugin.generator import Context, Generator, GeneratorArgs
 
 if TYPE_CHECKING:  # numpy is imported where images are made, not at plugin discovery
     import numpy as np
@@ -186,7 +186,7 @@ def load_pipeline(model_dir: Path, dtype, device: str, cpu_offload: bool, who: s
     from diffusers import FluxPipeline
     from diffusers.pipelines import pipeline_utils
 
-    from relbench.progress import library_bars
+    from relbench.engine.progress import library_bars
 
     check_model_dir(model_dir, who)
 
@@ -368,7 +368,7 @@ class FluxBase(Generator):
     def from_pipeline(cls, pipe, ctx: Context | None = None, **args):
         """Wrap an already-built FluxPipeline (tests, notebooks, a trainer's evaluation loop)."""
         if ctx is None:
-            from relbench.predicates import load_vocabulary
+            from relbench.spec.predicates import load_vocabulary
 
             ctx = Context(vocab=load_vocabulary())
         return cls(cls.Args(**args), ctx, pipe=pipe)

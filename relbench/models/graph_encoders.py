@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from relbench.models.graph_specs import CGIPSpec, EncoderSpec, TextSpec
-from relbench.data import Graph, graph_objects
+from relbench.spec.data import Graph, graph_objects
 from relbench.errors import UserError
-from relbench.predicates import normalise
+from relbench.spec.predicates import normalise
 
 IMAGE_NODE, IN_IMAGE = "__image__", "__in_image__"
 

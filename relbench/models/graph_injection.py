@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from relbench.models.graph_specs import InjectionSpec, LoraSpec
-from relbench.data import Graph
+from relbench.spec.data import Graph
 from relbench.errors import UserError
 
 ADAPTER = "default"

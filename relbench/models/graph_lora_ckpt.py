@@ -17,10 +17,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from relbench.config import validate_mapping
+from relbench.spec.config import validate_mapping
 from relbench.errors import UserError
 from relbench.models.graph_specs import CheckpointConfig, InjectionSpec, LoraSpec
-from relbench.safetensors_file import check_weights
+from relbench.io.safetensors_file import check_weights
 
 FORMAT = "relbench-graph-lora"
 FORMAT_VERSION = 1
@@ -79,7 +79,7 @@ def sort_safetensors_metadata(path: Path) -> None:
     """
     import struct
 
-    from relbench.atomic import write_bytes
+    from relbench.io.atomic import write_bytes
 
     raw = Path(path).read_bytes()
     (n,) = struct.unpack("<Q", raw[:8])

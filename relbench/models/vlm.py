@@ -72,7 +72,7 @@ def _weight_files(path: Path) -> list[Path]:
 def identity(path: Path) -> dict:
     """Content identity of a model directory: sha256 of every weight, config, tokenizer and
     processor file, so a score cache never mixes two different judges under one path."""
-    from relbench.content_hash import dir_sha256
+    from relbench.io.content_hash import dir_sha256
 
     return dir_sha256(path, (".safetensors", ".bin", ".json", ".jinja", ".model", ".txt"))
 

@@ -9,16 +9,16 @@ A generator subclasses ``Generator`` (its arguments a ``GeneratorArgs``, its inp
 configuration is a ``UserError`` (one line, exit 2); a broken contract a ``ContractError``.
 docs/extending.md walks through each kind of plugin.
 
-The names stay importable from their home modules (relbench.generator, relbench.metric,
-relbench.registry, relbench.contract, relbench.testing); this package only gathers them.
+The names stay importable from their home modules (relbench.plugin.generator, relbench.plugin.metric,
+relbench.plugin.registry, relbench.plugin.contract, relbench.testing); this package only gathers them.
 """
 
-from relbench.contract import ContractError
-from relbench.data import Case, Graph, Request, Triple
+from relbench.plugin.contract import ContractError
+from relbench.spec.data import Case, Graph, Request, Triple
 from relbench.errors import UserError
-from relbench.generator import Context, Generator, GeneratorArgs
-from relbench.metric import CONSUMES, Aggregate, Metric, MetricArgs, Sample
-from relbench.registry import register_generator, register_metric
+from relbench.plugin.generator import Context, Generator, GeneratorArgs
+from relbench.plugin.metric import CONSUMES, Aggregate, Metric, MetricArgs, Sample
+from relbench.plugin.registry import register_generator, register_metric
 from relbench.testing.contract import check_generator, check_metric, tiny_context, tiny_samples
 
 __all__ = [

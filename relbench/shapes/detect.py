@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from relbench.data import Box
+from relbench.spec.data import Box
 from relbench.shapes.world import COLOURS, SHAPE_KINDS
 
 MIN_PIXELS = 6

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relbench.data import Box, Graph
+from relbench.spec.data import Box, Graph
 from relbench.shapes.world import layout, pixel_box, render, scene_rng
 
 VERSION = "1"

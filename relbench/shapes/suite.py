@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 
-from relbench.data import Reference, SuiteItem, Triple
+from relbench.spec.data import Reference, SuiteItem, Triple
 from relbench.errors import UserError
-from relbench.predicates import Vocabulary
+from relbench.spec.predicates import Vocabulary
 from relbench.shapes.world import COLOURS, DRAWABLE, SHAPE_KINDS
 
 #: the default benchmark's predicates (far from and the on-variants are drawable too)

@@ -13,7 +13,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from relbench.data import Box, Graph
+from relbench.spec.data import Box, Graph
 from relbench.errors import UserError
 
 COLOURS: dict[str, tuple[int, int, int]] = {

@@ -21,9 +21,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from relbench.data import Box, Reference, SuiteItem, Triple
+from relbench.spec.data import Box, Reference, SuiteItem, Triple
 from relbench.errors import UserError
-from relbench.predicates import Vocabulary
+from relbench.spec.predicates import Vocabulary
 from relbench.suites import ids
 from relbench.suites.text import read_lines
 

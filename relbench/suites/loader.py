@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from relbench.data import SuiteItem
-from relbench.predicates import Vocabulary
+from relbench.spec.data import SuiteItem
+from relbench.spec.predicates import Vocabulary
 
 
 def load_suite(spec, vocab: Vocabulary, limit: int | None = None) -> tuple[list[SuiteItem], list]:

@@ -41,9 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from relbench.data import SuiteItem, Triple
+from relbench.spec.data import SuiteItem, Triple
 from relbench.errors import UserError
-from relbench.predicates import Vocabulary, normalise
+from relbench.spec.predicates import Vocabulary, normalise
 from relbench.suites import ids
 from relbench.suites.jsonl import clean_name
 from relbench.suites.text import read_lines, read_text

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from fractions import Fraction
 
-from relbench.data import SuiteItem
+from relbench.spec.data import SuiteItem
 
 
 def stratum(item: SuiteItem) -> tuple[str, ...]:

@@ -1,6 +1,6 @@
 """Plugin contract checks for tests, in the spirit of torchmetrics' MetricTester and diffusers'
 PipelineTesterMixin: run a plugin on a few tiny shapes-world cases and apply the same checks
-the runner applies on every call (relbench.contract), plus the properties the harness relies on
+the runner applies on every call (relbench.plugin.contract), plus the properties the harness relies on
 (an image depends only on its own request; a row only on its own sample).
 
     from relbench.testing import check_generator, check_metric
@@ -11,20 +11,20 @@ the runner applies on every call (relbench.contract), plus the properties the ha
 
 from __future__ import annotations
 
-from relbench.contract import ContractError, check_declaration, check_images, check_rows
+from relbench.plugin.contract import ContractError, check_declaration, check_images, check_rows
 
 
 def tiny_context():
-    from relbench.generator import Context
-    from relbench.predicates import load_vocabulary
+    from relbench.plugin.generator import Context
+    from relbench.spec.predicates import load_vocabulary
 
     return Context(vocab=load_vocabulary())
 
 
 def tiny_cases(n: int = 3, seed: int = 0):
     """``n`` shapes-world cases (swap and replace negatives), deterministic."""
-    from relbench.negatives import build_cases
-    from relbench.predicates import load_vocabulary
+    from relbench.spec.negatives import build_cases
+    from relbench.spec.predicates import load_vocabulary
     from relbench.shapes.suite import shapes_items
 
     vocab = load_vocabulary()
@@ -43,8 +43,8 @@ def check_generator(generator, sizes=((32, 32), (48, 32)), batch_invariance: boo
     ``batch_invariance``, that the last request drawn alone gives the same pixels (to within the
     generator's declared ``batch_tolerance``, float rounding of batched kernels).
     """
-    from relbench.data import Request
-    from relbench.prompts import build_prompt
+    from relbench.spec.data import Request
+    from relbench.spec.prompts import build_prompt
 
     cases, vocab = tiny_cases(2)
     requests = [Request(build_prompt(g, "relation", vocab), g, c.noise_seed, tuple(size))
@@ -67,7 +67,7 @@ def check_generator(generator, sizes=((32, 32), (48, 32)), batch_invariance: boo
 def tiny_samples(size=(64, 64), modes=("relation", "neutral")):
     """Samples of a few cases with shapes-world images (g+ drawn right, g- drawn as g-), in each
     prompt mode, plus one reference-style sample whose g- image is missing."""
-    from relbench.metric import Sample
+    from relbench.plugin.metric import Sample
     from relbench.testing.samples import make_sample
     from relbench.shapes.reference import render_reference
 
@@ -99,7 +99,7 @@ def check_metric(metric, samples=None, rel_tol: float = 1e-5, unread_ok=()) -> l
     """
     import math
 
-    from relbench.metric import metric_view
+    from relbench.plugin.metric import metric_view
 
     columns = check_declaration(metric)
     samples = tiny_samples() if samples is None else samples

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from relbench.data import Box
+from relbench.spec.data import Box
 
 FITS = ("crop", "pad")
 

@@ -14,13 +14,13 @@ import os
 from dataclasses import dataclass, field
 
 from relbench.errors import UserError
-from relbench.jsonstream import iter_json_array
-from relbench.locks import writer_lock
-from relbench.predicates import SEED_PREDICATES, Vocabulary, load_vocabulary
+from relbench.io.jsonstream import iter_json_array
+from relbench.io.locks import writer_lock
+from relbench.spec.predicates import SEED_PREDICATES, Vocabulary, load_vocabulary
 from relbench.suites.jsonl import SuiteRecord
 from relbench.vg.boxes import FITS, fit_square, transform_box
 from relbench.vg.export import export_square
-from relbench.atomic import write_text
+from relbench.io.atomic import write_text
 from relbench.vg.read import DROP_REASONS, Candidate, CandidateFilter, read_image_data
 from relbench.vg.sample import Pool, assign, priority, quotas
 

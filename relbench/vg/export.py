@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from relbench.atomic import write_bytes
+from relbench.io.atomic import write_bytes
 from relbench.errors import UserError
 from relbench.vg.boxes import fit_square
 

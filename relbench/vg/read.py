@@ -18,10 +18,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
-from relbench.data import Box
+from relbench.spec.data import Box
 from relbench.errors import UserError
-from relbench.jsonstream import iter_json_array
-from relbench.predicates import Vocabulary, normalise
+from relbench.io.jsonstream import iter_json_array
+from relbench.spec.predicates import Vocabulary, normalise
 from relbench.vg.boxes import Fit, fit_square, transform_box
 
 DROP_REASONS = (

@@ -3,8 +3,8 @@
 import numpy as np
 
 from relbench.generators.shapes import ShapesOracle
-from relbench.metric import Aggregate, Metric, MetricArgs
-from relbench.registry import register_generator, register_metric
+from relbench.plugin.metric import Aggregate, Metric, MetricArgs
+from relbench.plugin.registry import register_generator, register_metric
 
 
 class BrightnessArgs(MetricArgs):

@@ -5,8 +5,8 @@ import hashlib
 
 import numpy as np
 
-from relbench.generator import Generator
-from relbench.registry import register_generator
+from relbench.plugin.generator import Generator
+from relbench.plugin.registry import register_generator
 
 
 @register_generator("flat_colour")

@@ -3,8 +3,8 @@ read back which noise every image was drawn with."""
 
 import numpy as np
 
-from relbench.generator import Generator
-from relbench.registry import register_generator
+from relbench.plugin.generator import Generator
+from relbench.plugin.registry import register_generator
 
 
 @register_generator("seed_echo")

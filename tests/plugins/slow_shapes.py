@@ -8,8 +8,8 @@ import os
 import time
 
 from relbench.generators.shapes import ShapesOracle
-from relbench.generator import GeneratorArgs
-from relbench.registry import register_generator
+from relbench.plugin.generator import GeneratorArgs
+from relbench.plugin.registry import register_generator
 
 
 class SlowArgs(GeneratorArgs):

@@ -13,19 +13,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from relbench.config import Benchmark, RunSpec
-from relbench.data import Case, Request, stable_hash
-from relbench.distributed import Topology, topology
+from relbench.spec.config import Benchmark, RunSpec
+from relbench.spec.data import Case, Request, stable_hash
+from relbench.engine.distributed import Topology, topology
 from relbench.errors import UserError
-from relbench.generator import Context, GeneratorArgs
-from relbench.metric import Aggregate, MetricArgs, Sample, metric_view
-from relbench.negatives import build_cases
-from relbench.progress import Progress, bars_wanted
-from relbench.predicates import Vocabulary, load_vocabulary
-from relbench.prompts import build_prompt
-from relbench.contract import ContractError, check_declaration, check_images, check_rows
-from relbench.registry import GENERATORS, METRICS, load_plugin_modules, needs_packages
-from relbench.store import ImageStore
+from relbench.plugin.generator import Context, GeneratorArgs
+from relbench.plugin.metric import Aggregate, MetricArgs, Sample, metric_view
+from relbench.spec.negatives import build_cases
+from relbench.engine.progress import Progress, bars_wanted
+from relbench.spec.predicates import Vocabulary, load_vocabulary
+from relbench.spec.prompts import build_prompt
+from relbench.plugin.contract import ContractError, check_declaration, check_images, check_rows
+from relbench.plugin.registry import GENERATORS, METRICS, load_plugin_modules, needs_packages
+from relbench.engine.store import ImageStore
 
 REFERENCE = "reference"
 
@@ -130,8 +130,8 @@ def _probe(registry, cls, args, ctx) -> None:
 def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = None,
          check_output: bool = True) -> Plan:
     """``check_output=False``: validation only, for a caller that writes no run there."""
-    from relbench.config import locate, plugin_search_path
-    from relbench.run_dir import check_output_dir
+    from relbench.spec.config import locate, plugin_search_path
+    from relbench.engine.run_dir import check_output_dir
 
     out = Path(bench.output_dir)
     if check_output:
@@ -292,7 +292,7 @@ def reference_run(plan: Plan, store: ImageStore, topo: Topology, draw: bool = Tr
                     pair.append(k)
                 keys[case.id] = tuple(pair)
         store.put_many(renders)
-    from relbench.content_hash import files_sha256
+    from relbench.io.content_hash import files_sha256
 
     files = sorted({k for pair in keys.values() for k in pair if k and k.startswith("file:")})
     content = dict(zip(files, files_sha256([store.path(k) for k in files])))
@@ -327,7 +327,7 @@ def score_run(plan: Plan, metrics: list, run: RunImages, store: ImageStore, cach
 
 def _score_run(plan: Plan, metrics: list, run: RunImages, store: ImageStore, cache_dir: Path, topo: Topology,
                timings: Timings, only_mine: bool, bar: Progress) -> dict[str, dict]:
-    from relbench.atomic import read_json_cache, write_text
+    from relbench.io.atomic import read_json_cache, write_text
 
     fps = [m.fingerprint() for m in metrics]
     columns = [check_declaration(m) for m in metrics]
@@ -394,7 +394,7 @@ def execute(plan: Plan, show_progress: bool = True, topo: Topology | None = None
     t_start = time.perf_counter()
     plan.out.mkdir(parents=True, exist_ok=True)
     if topo.is_main:
-        from relbench.run_dir import mark_run_dir
+        from relbench.engine.run_dir import mark_run_dir
 
         mark_run_dir(plan.out)
     store = ImageStore(plan.out / "images")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from relbench.atomic import write_many
+from relbench.io.atomic import write_many
 
 
 class ImageStore:
@@ -31,7 +31,7 @@ class ImageStore:
         self.put_many([(key, image)])
 
     def put_many(self, items) -> None:
-        """Store (key, image) pairs; written concurrently (see ``relbench.atomic.write_many``)."""
+        """Store (key, image) pairs; written concurrently (see ``relbench.io.atomic.write_many``)."""
         items = [(self.path(key), _png(image)) for key, image in items]
         write_many(items)
         self.written.extend(path for path, _ in items)

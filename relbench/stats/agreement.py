@@ -14,7 +14,7 @@ while the other is not gives kappa 0.
 
 Intervals are 95% percentile intervals of a cluster bootstrap over ``clusters`` (triple ids:
 the seeds and images of one triple share its difficulty), under one set of resamples for share
-and kappa (relbench.stats.cluster_bootstrap_many). No library kappa is used: scikit-learn and
+and kappa (relbench.stats.bootstrap.cluster_bootstrap_many). No library kappa is used: scikit-learn and
 statsmodels are not dependencies, and the bootstrap needs a weighted, vectorised form anyway;
 the formula is tested against hand-computed tables in tests/test_agreement.py.
 """
@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from relbench.results import estimate_text
+from relbench.results.write import estimate_text
 
 #: the verdict categories, in code order
 CATEGORIES = (0.0, 0.5, 1.0)
@@ -86,7 +86,7 @@ def agreement(
     Items where either judgement is None (or NaN) are skipped; n counts the rest. With n = 0
     every figure is None.
     """
-    from relbench.stats import cluster_bootstrap_many
+    from relbench.stats.bootstrap import cluster_bootstrap_many
 
     if not (len(a) == len(b) == len(clusters)):
         raise ValueError(f"agreement: lengths differ (a {len(a)}, b {len(b)}, clusters {len(clusters)})")

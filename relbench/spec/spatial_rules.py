@@ -248,7 +248,7 @@ def check_rule_set(rule_set: str) -> str:
 
 @lru_cache(maxsize=1)
 def _default_vocab():
-    from relbench.predicates import load_vocabulary
+    from relbench.spec.predicates import load_vocabulary
 
     return load_vocabulary()
 

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from relbench.errors import UserError
-from relbench.results import AggregateSpec
+from relbench.results.write import AggregateSpec
 
 Z95 = 1.959963984540054
 #: how the binomial p-value against chance is labelled wherever it is shown
@@ -88,7 +88,7 @@ def _parse(value: str):
 
 def read_samples(path: Path) -> tuple[list[str], list[dict]]:
     """samples.csv with metric columns parsed to float (None where empty; text columns kept)."""
-    from relbench.results import BASE_COLUMNS, RENAMED_COLUMNS
+    from relbench.results.write import BASE_COLUMNS, RENAMED_COLUMNS
 
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
@@ -120,7 +120,7 @@ def load_run_dir(path: str | Path, human: bool = True) -> RunDir:
     """A directory written by ``relbench run``; a UserError naming what is missing otherwise.
 
     With ``human``, the summary holds the human judge computed from the answer files
-    (relbench.human): reading never writes into the directory."""
+    (relbench.results.human): reading never writes into the directory."""
     p = Path(path)
     if not p.is_dir():
         raise UserError(f"{p}: no such run directory")
@@ -138,7 +138,7 @@ def load_run_dir(path: str | Path, human: bool = True) -> RunDir:
     rd = RunDir(p, summary, manifest, columns, rows, aggregate_specs(summary))
     if not human:
         return rd
-    from relbench.human import add_human
+    from relbench.results.human import add_human
 
     return add_human(rd)
 
@@ -201,7 +201,7 @@ def paired_difference(
 
     ``clusters`` gives each row's triple (any hashable); seeds of a triple move together.
     """
-    from relbench.stats import MIN_TRIPLES, _statistic_fn, cluster_bootstrap_many
+    from relbench.stats.bootstrap import MIN_TRIPLES, _statistic_fn, cluster_bootstrap_many
 
     xa, xb = np.asarray(xa, dtype=float), np.asarray(xb, dtype=float)
     n = len(xa)
@@ -422,7 +422,7 @@ def compare(dirs: list[RunDir], baseline: str | None = None, keys: list[str] | N
                             "generator": r.summary.get("generator"), "prompt_mode": r.summary.get("prompt_mode"),
                             "n_cases": r.summary.get("n_cases"), "metrics": mets})
     agreement = {r.label: r.summary["agreement"] for r in runs if r.summary.get("agreement")}
-    if agreement:  # where two judges scored the same images (relbench.agreement)
+    if agreement:  # where two judges scored the same images (relbench.stats.agreement)
         out["agreement"] = agreement
     if ref is not None:
         out["ceiling"] = {"run": ref.label, "metrics": {k: ref.metrics[k] for k in all_keys if k in ref.metrics}}
@@ -517,7 +517,7 @@ def check_gate_key(result: dict, key: str) -> None:
 
 
 def format_comparison(result: dict) -> str:
-    from relbench.results import interval_text, number, p_text, text_table
+    from relbench.results.write import interval_text, number, p_text, text_table
 
     runs = result["runs"]
     keys: list[str] = []
@@ -562,7 +562,7 @@ def format_comparison(result: dict) -> str:
                              [[v["key"], v["run"], v["against"], interval_text(v), str(v["n"]), p_text(v["p_value"])]
                               for v in result["paired"]])]
     if result.get("agreement"):
-        from relbench.agreement import format_agreement
+        from relbench.stats.agreement import format_agreement
 
         parts += ["", "Judge agreement (share agreeing, Cohen's kappa; 95% bootstrap over triples; by predicate in "
                       "summary.json):",
@@ -578,7 +578,7 @@ CSV_COLUMNS = ["section", "run", "against", "key", "value", "ci_low", "ci_high",
 
 
 def flat_rows(result: dict) -> list[dict]:
-    from relbench.runner import REFERENCE
+    from relbench.engine.runner import REFERENCE
 
     rows = []
     base = result.get("baseline")
@@ -608,8 +608,8 @@ def flat_rows(result: dict) -> list[dict]:
 
 def write_outputs(result: dict, prefix: str | Path) -> tuple[Path, Path]:
     """PREFIX.csv (one flat row per number) and PREFIX.json (the whole result), atomically."""
-    from relbench.atomic import write_text
-    from relbench.results import csv_line
+    from relbench.io.atomic import write_text
+    from relbench.results.write import csv_line
 
     prefix = Path(prefix)
     lines = [csv_line(CSV_COLUMNS)]

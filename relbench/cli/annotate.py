@@ -37,10 +37,10 @@ def _plan(args: argparse.Namespace):
 
 
 def annotate_command(args: argparse.Namespace) -> int:
-    from relbench.annotate.storage import check_annotator
+    from relbench.results.answers import check_annotator
     from relbench.errors import UserError
-    from relbench.compare import load_run_dir
-    from relbench.human import format_human
+    from relbench.results.compare import load_run_dir
+    from relbench.results.human import format_human
 
     if args.annotator is not None:
         check_annotator(args.annotator)
@@ -56,7 +56,7 @@ def annotate_command(args: argparse.Namespace) -> int:
         from contextlib import ExitStack
 
         from relbench.annotate.offline import import_answers
-        from relbench.locks import writer_lock
+        from relbench.io.locks import writer_lock
 
         with ExitStack() as locks:  # it writes human/ of each run directory
             for d in dict.fromkeys(args.run_dirs):
@@ -67,7 +67,7 @@ def annotate_command(args: argparse.Namespace) -> int:
         return 0
     if args.export:
         from relbench.annotate.offline import export_page
-        from relbench.locks import writer_lock
+        from relbench.io.locks import writer_lock
 
         if args.annotator is None:
             raise UserError("--export needs --annotator NAME: a page is one annotator's (its answers cannot be "

@@ -1,6 +1,6 @@
 """People as a judge: RUN_DIR/human/*.jsonl -> the ``human`` aggregates and a meta-evaluation.
 
-Computed whenever a run directory is read (``relbench.compare.load_run_dir``, which every
+Computed whenever a run directory is read (``relbench.results.compare.load_run_dir``, which every
 front end uses: terminal, `compare`, the report, the notebook API) and never written into
 summary.json: a reader that wrote it would race the run writing the same directory, and a
 stored copy goes stale when answers arrive. What a reader sees:
@@ -14,10 +14,10 @@ stored copy goes stale when answers arrive. What a reader sees:
   (same answer to a repeated item), inter-annotator agreement (Krippendorff's alpha, nominal,
   "can't tell" as no rating, interval from a bootstrap over triples), and for every automatic
   judge its agreement with the human majority per image (share and Cohen's kappa with
-  intervals, relbench.agreement), overall and per predicate.
+  intervals, relbench.stats.agreement), overall and per predicate.
 
 Repeated items count only for consistency, never twice in an aggregate; an annotator's answer
-to an item counts once (the latest stands, relbench.annotate.storage.effective).
+to an item counts once (the latest stands, relbench.results.answers.effective).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from relbench.annotate.storage import Answer, all_answers
-from relbench.results import estimate_text, text_table
+from relbench.results.answers import Answer, all_answers
+from relbench.results.write import estimate_text, text_table
 
 VERSION = 1
 CHANCE = 0.5
@@ -80,7 +80,7 @@ def majorities(js: list[Judgment]) -> dict[tuple, tuple[float, Judgment]]:
 def _aggregates(js: list[Judgment], resamples: int, seed: int) -> dict[str, dict]:
     """Every human aggregate over these judgments, each bootstrapped over its own rows (a
     column that is empty in some resamples would leave its interval undefined)."""
-    from relbench.stats import cluster_bootstrap
+    from relbench.stats.bootstrap import cluster_bootstrap
 
     maj = list(majorities(js).values())
     columns = {
@@ -191,7 +191,7 @@ def judge_columns(specs: dict, summary: dict) -> dict[str, dict]:
 
 def judges_vs_humans(js: list[Judgment], rows: list[dict], judges: dict[str, dict], resamples: int, seed: int) -> dict:
     """Per judge: agreement of its verdict (1 / 0 / 0.5 tie / None) with the human majority."""
-    from relbench.agreement import agreement_by_predicate
+    from relbench.stats.agreement import agreement_by_predicate
 
     maj = majorities(js)
     row_of = {(r["run"], r["case_id"]): r for r in rows}
@@ -279,7 +279,7 @@ def _add(rd) -> None:
 
 def ceiling_text(c: dict) -> str:
     """The human ceiling with its n, and why it has no interval when it has none."""
-    from relbench.stats import MIN_TRIPLES
+    from relbench.stats.bootstrap import MIN_TRIPLES
 
     text = f"{estimate_text(c['value'], c['ci_low'], c['ci_high'], 3)} (n={c['n']})"
     if c.get("ci_low") is None and c.get("n_triples", 0) < MIN_TRIPLES:

@@ -5,7 +5,7 @@ imports within ``relbench`` and within the plugin's own top-level package, impor
 functions included (plugins import lazily). Code, not text: each module is hashed as its
 syntax tree without docstrings (``ast.dump`` leaves out comments and formatting), so editing a
 comment or a docstring redraws no image; the digests are cached by (path, size, mtime_ns)
-beside the weight digests (relbench.content_hash), so a rerun parses nothing. Modules that
+beside the weight digests (relbench.io.content_hash), so a rerun parses nothing. Modules that
 hold no result logic (the registry, errors, the command line, reporting, file writing,
 fingerprinting itself) are neither hashed nor followed. Third-party libraries are not hashed
 (a site-packages tree is large and is not where a benchmark's code is edited); the installed
@@ -29,9 +29,9 @@ _DISTRIBUTIONS = {"PIL": "pillow", "yaml": "pyyaml", "open_clip": "open_clip_tor
 
 
 #: relbench modules that cannot change an image or a score: not hashed, not followed
-_NO_RESULT_LOGIC = ("relbench.registry", "relbench.errors", "relbench.cli", "relbench.code_identity",
-                    "relbench.atomic", "relbench.content_hash", "relbench.results", "relbench.compare",
-                    "relbench.reports", "relbench.human", "relbench.annotate")
+_NO_RESULT_LOGIC = ("relbench.plugin.registry", "relbench.errors", "relbench.cli", "relbench.io.code_identity",
+                    "relbench.io.atomic", "relbench.io.content_hash", "relbench.results.write", "relbench.results.compare",
+                    "relbench.reports", "relbench.results.human", "relbench.annotate")
 
 
 def _within(name: str, modules: tuple[str, ...]) -> bool:
@@ -43,7 +43,7 @@ def _spec(name: str):
     """The module's spec without importing it (find_spec imports the parent package only)."""
     parent = name.rpartition(".")[0]
     if parent and not _is_package(parent):
-        return None  # `from relbench.metric import Aggregate`: an attribute, not a module
+        return None  # `from relbench.plugin.metric import Aggregate`: an attribute, not a module
     try:
         return importlib.util.find_spec(name)
     except (ImportError, ValueError, AttributeError):
@@ -162,7 +162,7 @@ def _code_digest(fh) -> str:
 @lru_cache(maxsize=None)
 def module_digests(root: str, skip: tuple[str, ...] = ()) -> tuple[tuple[str, str], ...]:
     """((module, digest of its code), ...) over root's import closure, by name."""
-    from relbench.content_hash import cached_digests
+    from relbench.io.content_hash import cached_digests
 
     names = [n for n in sorted(import_closure(root, skip)[0]) if _imports(n)[0]]
     origins = [_spec(n).origin for n in names]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import random
 from typing import get_args
 
-from relbench.data import Case, Graph, NegativeKind, SuiteItem, Triple
-from relbench.predicates import Vocabulary
+from relbench.spec.data import Case, Graph, NegativeKind, SuiteItem, Triple
+from relbench.spec.predicates import Vocabulary
 
 NEGATIVE_KINDS: tuple[NegativeKind, ...] = get_args(NegativeKind)
 

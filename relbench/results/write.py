@@ -18,11 +18,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from relbench.atomic import read_json_cache, write_text
-from relbench.data import stable_hash
+from relbench.io.atomic import read_json_cache, write_text
+from relbench.spec.data import stable_hash
 
 if TYPE_CHECKING:
-    from relbench.runner import RunResult
+    from relbench.engine.runner import RunResult
 
 BASE_COLUMNS = [
     "run", "case_id", "item_id", "seed", "noise_seed", "negative_kind", "predicate", "neg_predicate", "subject", "object",
@@ -40,7 +40,7 @@ def _graph_text(graph) -> str:
 def tested_triple(case):
     """(g+ triple, g- triple) of the relation a case tests: the triple its negative changed.
 
-    A graph may hold several triples; a negative corrupts exactly one (relbench.negatives), so
+    A graph may hold several triples; a negative corrupts exactly one (relbench.spec.negatives), so
     the case's predicate, subject and object in samples.csv (and the per-predicate breakdown)
     are that triple's. A case whose graphs do not differ in one position falls back to the
     first triple.
@@ -121,7 +121,7 @@ _RUN_PROCESS_KEYS = ("images_generated", "generate_s")
 
 def _entries(rows: list[dict], aggs: list, bench) -> list[dict]:
     """Every aggregate over one set of rows, with intervals from one shared bootstrap."""
-    from relbench.stats import cluster_bootstrap_many
+    from relbench.stats.bootstrap import cluster_bootstrap_many
 
     found = cluster_bootstrap_many(
         [([r.get(a.column) for r in rows], a.statistic) for a in aggs], [r["item_id"] for r in rows],
@@ -162,7 +162,7 @@ def _seed_consistency(rows: list[dict], agg, bench, n_seeds: int) -> dict:
             c = r.get(agg.chance_column) if agg.chance_column else agg.chance
             if c is not None:
                 chance_of.setdefault(r["item_id"], []).append(c)
-    from relbench.metric import Aggregate
+    from relbench.plugin.metric import Aggregate
 
     complete = {t: vs for t, vs in per_item.items() if len(vs) == n_seeds}
     trip = [{"item_id": t, **{f"k{k}": float(sum(vs) >= k) for k in range(1, n_seeds + 1)}}
@@ -262,8 +262,8 @@ def aggregate_spec(metric: str, agg) -> dict:
 
 
 def _agreement(plan, rows: list[dict]) -> dict:
-    """Where two judges scored the same images: how often they agree (relbench.agreement)."""
-    from relbench.agreement import judge_agreement
+    """Where two judges scored the same images: how often they agree (relbench.stats.agreement)."""
+    from relbench.stats.agreement import judge_agreement
 
     def geometric(p: str) -> bool:
         return p in plan.vocab and plan.vocab.get(p).geometric
@@ -273,7 +273,7 @@ def _agreement(plan, rows: list[dict]) -> dict:
 
 
 def summarise(plan, collected, columns_rows) -> dict:
-    from relbench.runner import REFERENCE
+    from relbench.engine.runner import REFERENCE
 
     _, rows = columns_rows
     bench = plan.bench

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
-from relbench.data import NegativeKind
+from relbench.spec.data import NegativeKind
 from relbench.errors import UserError
 
 

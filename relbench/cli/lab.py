@@ -72,7 +72,7 @@ def cmd_lab(args) -> int:
     bad = [a for a in plan.arms if a not in ARMS]
     if bad:
         raise UserError(f"lab run: --arms: unknown arm {bad[0]!r} (known: {', '.join(ARMS)})")
-    from relbench.locks import writer_lock
+    from relbench.io.locks import writer_lock
 
     with writer_lock(args.out, "relbench lab run"):  # arms and scores lock their own directories
         res = run_lab(args.base, args.out, plan, progress=not args.no_progress)

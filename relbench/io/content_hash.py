@@ -5,7 +5,7 @@ original keeps both, and every cached score would silently survive. Hashing read
 once (about 1 s per GB); the cache, one small JSON file written atomically, makes reruns free.
 Like git's index, a file modified within the last few seconds is hashed but not cached, so a
 same-size replacement within one timestamp tick of a coarse filesystem is still noticed. The
-same cache, one file per kind, holds the code digests of relbench.code_identity.
+same cache, one file per kind, holds the code digests of relbench.io.code_identity.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def _sha256(fh) -> str:
 def cached_digests(paths, kind: str, digest):
     """digest(open binary file) of each path, cached in RELBENCH_CACHE_DIR/<kind>.json by (path,
     size, mtime_ns) with one read and at most one write of the cache; an iterator, in order."""
-    from relbench.atomic import write_text
+    from relbench.io.atomic import write_text
 
     where = cache_file(kind)
     cache = _read(where)

@@ -198,8 +198,8 @@ def _place(obj) -> str:
         return _target(obj)
 
 
-GENERATORS = Registry("generator", "relbench.generator:Generator", "relbench.generators", BUILTIN_GENERATORS)
-METRICS = Registry("metric", "relbench.metric:Metric", "relbench.metrics", BUILTIN_METRICS)
+GENERATORS = Registry("generator", "relbench.plugin.generator:Generator", "relbench.generators", BUILTIN_GENERATORS)
+METRICS = Registry("metric", "relbench.plugin.metric:Metric", "relbench.metrics", BUILTIN_METRICS)
 
 register_generator = GENERATORS.register
 register_metric = METRICS.register

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from relbench.errors import UserError
-from relbench.locks import LOCK_NAME
+from relbench.io.locks import LOCK_NAME
 
 MARKER = ".relbench-run"  # written into a run directory before its first image
 
@@ -54,6 +54,6 @@ def check_output_dir(out: Path, where: str) -> None:
 
 def mark_run_dir(out: Path) -> None:
     if not (out / MARKER).is_file():
-        from relbench.atomic import write_text
+        from relbench.io.atomic import write_text
 
         write_text(out / MARKER, "written by relbench run: this directory may be rewritten by later runs\n")

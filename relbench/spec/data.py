@@ -65,7 +65,7 @@ class SuiteItem:
     questions: tuple[tuple[str, str], ...] = ()
 
 
-#: how g- is made from g+ (relbench.negatives): the one list config, cases and results allow
+#: how g- is made from g+ (relbench.spec.negatives): the one list config, cases and results allow
 NegativeKind = Literal["swap", "replace"]
 
 

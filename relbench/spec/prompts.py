@@ -5,8 +5,8 @@ Comparing a generator under both isolates what its graph input contributes.
 
 from __future__ import annotations
 
-from relbench.data import Graph, graph_objects
-from relbench.predicates import Vocabulary
+from relbench.spec.data import Graph, graph_objects
+from relbench.spec.predicates import Vocabulary
 
 # Words whose spelling misleads the a/an rule, and names that take no article.
 _AN_EXCEPTIONS = ("hour", "honest", "honor", "honour", "heir", "herb")

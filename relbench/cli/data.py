@@ -40,7 +40,7 @@ def add_vg_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _predicate_list(values: list[str] | None) -> list[str]:
     if values is None:  # default: the seed's 16 (imported late: --help stays instant)
-        from relbench.predicates import SEED_PREDICATES
+        from relbench.spec.predicates import SEED_PREDICATES
 
         return list(SEED_PREDICATES)
     out: list[str] = []

@@ -3,7 +3,7 @@
 A metric turns a batch of samples into per-sample columns (one dict per sample, None where the
 value is undefined, e.g. a pairwise metric on a reference photo that has no g- twin). The
 harness aggregates columns with the metric's declared ``Aggregate`` list, attaching a 95%
-bootstrap interval that resamples triples (see ``relbench.stats``).
+bootstrap interval that resamples triples (see ``relbench.stats.bootstrap``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any, Callable, ClassVar, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from relbench.data import Case, stable_hash
-from relbench.generator import Context
+from relbench.spec.data import Case, stable_hash
+from relbench.plugin.generator import Context
 
 
 #: what a metric may declare in ``consumes``, and the Sample / Case attributes each one opens
@@ -107,7 +107,7 @@ class _Reads:
 
     def read(self, kind: str, attr: str) -> None:
         if kind not in self.declared:
-            from relbench.contract import ContractError
+            from relbench.plugin.contract import ContractError
 
             self.refusal = self.refusal or (
                 f"metric {self.metric!r} reads Sample.{attr} but does not declare {kind!r} in consumes "
@@ -118,7 +118,7 @@ class _Reads:
     def check(self) -> None:
         """After score(): refuse a metric that read an undeclared input, even if it caught the error."""
         if self.refusal:
-            from relbench.contract import ContractError
+            from relbench.plugin.contract import ContractError
 
             raise ContractError(self.refusal)
 
@@ -200,7 +200,7 @@ class Metric(ABC):
     def code_identity(self) -> dict:
         """Digest of the plugin's source and the relbench modules it imports: editing a metric
         rescores."""
-        from relbench.code_identity import code_identity
+        from relbench.io.code_identity import code_identity
 
         return code_identity(type(self))
 

@@ -54,15 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="build suites from datasets (Visual Genome)")
     data_sub = data.add_subparsers(dest="data_command", metavar="DATASET", required=True)
     vg = data_sub.add_parser("vg", help="balanced relation splits (JSONL) from Visual Genome's own files")
-    from relbench.vg.command import add_vg_arguments
+    from relbench.cli.data import add_vg_arguments
 
     add_vg_arguments(vg)
     add_train_parser(sub)
-    from relbench.annotate.command import add_annotate_parser
+    from relbench.cli.annotate import add_annotate_parser
 
     add_annotate_parser(sub)
 
-    from relbench.lab.cli import add_lab_parser  # argparse only: no torch at import
+    from relbench.cli.lab import add_lab_parser  # argparse only: no torch at import
 
     add_lab_parser(sub)
     return p
@@ -107,7 +107,7 @@ def cmd_report(args) -> int:
 def cmd_compare(args) -> int:
     from pathlib import Path
 
-    from relbench.compare import (
+    from relbench.results.compare import (
         check_gate_key, compare, declared_baselines, default_output_prefix, format_comparison, gate, load_run_dir,
         write_outputs,
     )
@@ -122,7 +122,7 @@ def cmd_compare(args) -> int:
         result["gate"] = gate(result, args.require_better)
     print(format_comparison(result))
     if human:
-        from relbench.human import format_human
+        from relbench.results.human import format_human
 
         result["human"] = human
         for path, section in human.items():
@@ -150,16 +150,16 @@ def _write_run_report(args, out) -> None:
     from pathlib import Path
 
     import relbench.reports as reports
-    from relbench.code_identity import module_identity
+    from relbench.io.code_identity import module_identity
 
     # a rerun that changed no result keeps the report it has (building one imports matplotlib and
     # scipy: ~1.7 s, which would be most of a rerun); the manifest shown is the building run's.
     # The key covers the report's code as plugin fingerprints do: its modules and the relbench
-    # modules they import (the number formatter lives in relbench.results), library versions,
+    # modules they import (the number formatter lives in relbench.results.write), library versions,
     # and the templates.
     digest = hashlib.sha256(json.dumps(module_identity("relbench.reports")).encode())
     templates = sorted((Path(reports.__file__).parent / "templates").glob("*.j2"))
-    from relbench.annotate.storage import HUMAN_DIR
+    from relbench.results.answers import HUMAN_DIR
 
     answers = sorted((out / HUMAN_DIR).glob("*.jsonl"))
     for f in [out / "summary.json", out / "samples.csv"] + templates + answers:
@@ -170,7 +170,7 @@ def _write_run_report(args, out) -> None:
         print(f"report: {report} (results unchanged, kept)")
         return
     info = reports.build_report([out], report)
-    from relbench.atomic import write_text
+    from relbench.io.atomic import write_text
 
     write_text(marker, "")
     print(f"report: {report} ({info['bytes'] / 1e6:.2f} MB)")
@@ -226,7 +226,7 @@ def _check_cli_args(runs: list, cli_args: dict) -> None:
     from pydantic import ValidationError
 
     from relbench.errors import UserError
-    from relbench.registry import GENERATORS
+    from relbench.plugin.registry import GENERATORS
 
     for r in runs:
         try:
@@ -269,8 +269,8 @@ def _overrides(args, data: dict) -> dict:
 
 
 def cmd_run(args) -> int:
-    from relbench.config import default_benchmark_path, parse_benchmark, read_benchmark_file
-    from relbench.runner import plan
+    from relbench.spec.config import default_benchmark_path, parse_benchmark, read_benchmark_file
+    from relbench.engine.runner import plan
 
     path = args.config or str(default_benchmark_path())
     data, lines = read_benchmark_file(path)
@@ -285,19 +285,19 @@ def cmd_run(args) -> int:
     bench = parse_benchmark(data, path, lines)
     p = plan(bench, source=path, lines=lines)
     if args.dry_run:  # writes nothing, so it takes no lock
-        from relbench.dry_run import dry_run
+        from relbench.engine.dry_run import dry_run
 
         print("\n".join(dry_run(p)))
         return 0
-    from relbench.locks import main_process, writer_lock
+    from relbench.io.locks import main_process, writer_lock
 
     with writer_lock(p.out, "relbench run", enabled=main_process()):
         return _run_planned(args, bench, p)
 
 
 def _run_planned(args, bench, p) -> int:
-    from relbench.results import format_table, write_results
-    from relbench.runner import execute
+    from relbench.results.write import format_table, write_results
+    from relbench.engine.runner import execute
 
     collected = execute(p, show_progress=not args.no_progress)
     if collected is None:  # a non-zero rank under accelerate/torchrun
@@ -317,7 +317,7 @@ def _run_planned(args, bench, p) -> int:
         print(f"note: {len(p.suite_rejected)} line(s) of the {bench.suite.kind} file are not one triple and were left "
               f"out ({reasons}; listed in manifest.json under suite_lines_rejected)")
     print(format_table(summary))
-    from relbench.agreement import format_agreement
+    from relbench.stats.agreement import format_agreement
 
     if agreement_lines := format_agreement(summary):
         print(agreement_lines)
@@ -328,10 +328,10 @@ def _run_planned(args, bench, p) -> int:
 
 def cmd_list(args) -> int:
     from relbench.errors import UserError
-    from relbench.registry import GENERATORS, METRICS, load_plugin_modules, summary_line
+    from relbench.plugin.registry import GENERATORS, METRICS, load_plugin_modules, summary_line
 
     if args.config:
-        from relbench.config import plugin_search_path, read_benchmark_file
+        from relbench.spec.config import plugin_search_path, read_benchmark_file
 
         data, _ = read_benchmark_file(args.config)
         plugins = data.get("plugins") or []
@@ -350,13 +350,13 @@ def cmd_list(args) -> int:
 
 
 def cmd_annotate(args) -> int:
-    from relbench.annotate.command import annotate_command
+    from relbench.cli.annotate import annotate_command
 
     return annotate_command(args)
 
 
 def cmd_data(args) -> int:
-    from relbench.vg.command import vg_command
+    from relbench.cli.data import vg_command
 
     return vg_command(args)
 
@@ -405,7 +405,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_lab(args) -> int:
-    from relbench.lab.cli import cmd_lab as run_lab_command
+    from relbench.cli.lab import cmd_lab as run_lab_command
 
     return run_lab_command(args)
 
@@ -432,10 +432,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"relbench: error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:  # a write outside relbench.atomic (a directory made, a log appended)
+    except OSError as exc:  # a write outside relbench.io.atomic (a directory made, a log appended)
         if exc.errno not in _OUTPUT_ERRNOS:
             raise
-        from relbench.atomic import describe
+        from relbench.io.atomic import describe
 
         where = f" {exc.filename}" if exc.filename else ""  # a failed write() names no file
         print(f"relbench: error: cannot write{where}: {describe(exc)}; free space or make the directory "

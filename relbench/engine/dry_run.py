@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 
-from relbench.generator import Context
-from relbench.registry import GENERATORS, needs_packages
-from relbench.runner import (
+from relbench.plugin.generator import Context
+from relbench.plugin.registry import GENERATORS, needs_packages
+from relbench.engine.runner import (
     Plan, RunImages, _build_metrics, _chunks, _close_all, reference_run, request_keys, score_file,
 )
-from relbench.distributed import Topology
-from relbench.store import ImageStore
+from relbench.engine.distributed import Topology
+from relbench.engine.store import ImageStore
 
 
 def dry_run(plan: Plan) -> list[str]:

@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from relbench.data import Request, stable_hash
-from relbench.predicates import Vocabulary
+from relbench.spec.data import Request, stable_hash
+from relbench.spec.predicates import Vocabulary
 
 
 class GeneratorArgs(BaseModel):
@@ -61,7 +61,7 @@ class Generator(ABC):
     def code_identity(self) -> dict:
         """Digest of the plugin's source and the relbench modules it imports, with the versions of
         the libraries it imports: editing a generator redraws its images."""
-        from relbench.code_identity import code_identity
+        from relbench.io.code_identity import code_identity
 
         return code_identity(type(self))
 

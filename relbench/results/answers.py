@@ -150,7 +150,7 @@ def annotator_lock(run_dirs, annotator: str, command: str):
     """Hold the lock on ``annotator``'s answer files in these run directories (RUN_DIR/human/
     .NAME.lock) for the ``with`` block: a server holds it while it runs, an import while it
     merges, so neither stores an answer the other does not know of."""
-    from relbench.locks import writer_lock
+    from relbench.io.locks import writer_lock
 
     hint = f"stop it before another server or import for {annotator} (one writer per annotator)"
     with ExitStack() as stack:

@@ -1,6 +1,6 @@
 """The predicate vocabulary: names, aliases, symmetry, inverses, geometry and contrasts.
 
-The vocabulary is data (``relbench/vocab/predicates.yaml``) so a benchmark can extend it;
+The vocabulary is data (``relbench/spec/vocab/predicates.yaml``) so a benchmark can extend it;
 everything that needs to know about a predicate (negatives, prompts, spatial rules) asks here.
 """
 
@@ -112,7 +112,7 @@ def predicate_from_mapping(entry: Mapping, where: str = "predicates") -> Predica
 def default_entries() -> list[dict]:
     import yaml
 
-    text = resources.files("relbench.vocab").joinpath("predicates.yaml").read_text()
+    text = resources.files("relbench.spec.vocab").joinpath("predicates.yaml").read_text()
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
@@ -120,7 +120,7 @@ def load_vocabulary(extra: Iterable[Mapping | Predicate] = ()) -> Vocabulary:
     """The shipped vocabulary, extended (or overridden by name) with ``extra`` entries."""
     vocab = Vocabulary()
     for entry in default_entries():
-        vocab.add(predicate_from_mapping(entry, "relbench/vocab/predicates.yaml"))
+        vocab.add(predicate_from_mapping(entry, "relbench/spec/vocab/predicates.yaml"))
     for i, entry in enumerate(extra):
         vocab.add(entry if isinstance(entry, Predicate) else predicate_from_mapping(entry, f"predicates.{i}"))
     vocab.check()

@@ -1,0 +1,2 @@
+"""Intervals and tests: the cluster bootstrap, paired differences, comparisons with published
+records, judge agreement. Numbers in, numbers out; no files."""
