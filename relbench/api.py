@@ -73,7 +73,7 @@ def load_run(run_dir: str | Path) -> RunFrames:
     if missing:
         raise UserError(f"{d}: not a finished run directory (no {missing[0]}; run `relbench run` first)")
     pd = _pandas()
-    from relbench.results.compare import load_run_dir
+    from relbench.results.read import load_run_dir
     from relbench.results.write import BASE_COLUMNS, RENAMED_COLUMNS
 
     summary = load_run_dir(d).summary
@@ -97,7 +97,8 @@ def run(config_or_path: str | Path | Mapping | None = None, *, show_progress: bo
     _pandas()  # fail before any work, not after it
     from relbench.spec.config import default_benchmark_path, parse_benchmark, read_benchmark_file
     from relbench.results.write import write_results
-    from relbench.engine.runner import execute, plan
+    from relbench.engine.execute import execute
+    from relbench.engine.plan import plan
 
     if isinstance(config_or_path, Mapping):
         source, data, lines = "<config>", dict(config_or_path), {}

@@ -3,3 +3,7 @@
 
 class UserError(Exception):
     """Bad input from the user: printed as one line, never with a traceback."""
+
+
+class UsageError(Exception):
+    """A flag combination argparse cannot check: shown as argparse's usage error (exit 2)."""

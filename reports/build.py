@@ -11,12 +11,11 @@ import json
 import time
 from datetime import datetime, timezone
 
-from relbench.results.compare import (
-    CHANCE_TEST, Run, chance_test, collect_runs, compare_paired, declared_baselines, load_run_dir, pairing_warning,
-    shared_cases, versus_record,
-)
-from relbench.results.compare import headline_keys as declared_headlines
-from relbench.results.write import number, p_text
+from relbench.stats.records import CHANCE_TEST, chance_test, versus_record
+from relbench.results.read import Run, collect_runs, load_run_dir
+from relbench.results.compare import compare_paired, declared_baselines, pairing_warning, shared_cases
+from relbench.results.read import headline_keys as declared_headlines
+from relbench.results.format import number, p_text
 
 #: seed-report keys always charted when present (besides accuracies with a chance level)
 SEED_KEYS = ("clip_alignment_acc", "clip_pos_margin", "clip_neg_margin", "mse_mean")

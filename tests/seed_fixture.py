@@ -1,5 +1,5 @@
 """Hand-made per-sample scores shaped like the seed's evaluation, and run directories built from
-them through the real aggregation (relbench.results.write.summarise), for the baseline, compare and
+them through the real aggregation (relbench.results.aggregate.summarise), for the baseline, compare and
 gate tests.
 
 160 triples x 3 seeds = 480 cases. Per case the four CLIP scores are set so that
@@ -71,7 +71,7 @@ def case_rows(run: str, scores, mses) -> list[dict]:
 
 
 def metric_info() -> dict:
-    from relbench.engine.runner import MetricInfo
+    from relbench.engine.plan import MetricInfo
 
     ctx = Context(vocab=load_vocabulary())
     return {m.name: MetricInfo(f"fp-{m.name}", {}, m.columns(), m.aggregates(), [], sorted(m.consumes))
@@ -79,8 +79,8 @@ def metric_info() -> dict:
 
 
 def summarise_rows(runs: dict[str, list[dict]], out: Path, resamples: int = 2000) -> dict:
-    """summary.json for ``runs`` through relbench.results.write.summarise (the real aggregation)."""
-    from relbench.results.write import summarise
+    """summary.json for ``runs`` through relbench.results.aggregate.summarise (the real aggregation)."""
+    from relbench.results.aggregate import summarise
 
     bench = SimpleNamespace(name="seed-fixture", suite=SimpleNamespace(kind="jsonl"), seeds=list(range(N_SEEDS)),
                             bootstrap_resamples=resamples, bootstrap_seed=0)

@@ -63,7 +63,8 @@ def test_bad_input():
 
 
 def test_judge_agreement_pairs_and_scopes():
-    from relbench.stats.agreement import format_agreement, judge_agreement
+    from relbench.results.format import format_agreement
+    from relbench.stats.agreement import judge_agreement
 
     rows = []
     # 'left of' is geometric: vlm and spatial agree on 3 of 4 images; 'holding' is not: spatial unused
@@ -87,7 +88,7 @@ def test_judge_agreement_pairs_and_scopes():
 
 
 def test_estimates_print_as_every_table_does():
-    from relbench.results.write import estimate_text, interval_text
+    from relbench.results.format import estimate_text, interval_text
 
     assert estimate_text(0.12345, 0.1, 0.2, 3) == "0.123 [0.1, 0.2]"
     assert estimate_text(0.5, None, None, 3) == "0.5 [–]" and estimate_text(None, 0, 1, missing="undefined") == "undefined"

@@ -137,7 +137,7 @@ def test_reference_items_are_on_distinct_triples(two_triples_run, tmp_path):
 
 
 def test_human_ceiling_has_an_interval_at_the_defaults(two_triples_run, tmp_path):
-    from relbench.results.compare import load_run_dir
+    from relbench.results.read import load_run_dir
 
     d = fresh_copy(two_triples_run, tmp_path / "run")
     plan = build_plan([d], seed=3)
@@ -364,7 +364,7 @@ def test_export_is_self_contained_and_import_validates(run_dir, tmp_path):
     again["answers"] = again["answers"][:2]  # another file, same items: a duplicate submission
     _import_fails(d, tmp_path, again, "already has an answer")
     # the imported answers are the human judge a reader computes
-    from relbench.results.compare import load_run_dir
+    from relbench.results.read import load_run_dir
 
     summary = load_run_dir(d).summary
     assert summary["human"]["n_answers"] == sum(it.kind != "repeat" for it in plan.items)

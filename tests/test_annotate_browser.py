@@ -131,7 +131,7 @@ def test_server_keys_undo_kill_restart_and_hostile_text(dirs, browser, tmp_path)
 
     res = run_cli("annotate", str(shapes), str(hostile), "--summarize")
     assert res.returncode == 0, res.stderr
-    from relbench.results.compare import load_run_dir
+    from relbench.results.read import load_run_dir
 
     s = load_run_dir(shapes).summary
     assert s["runs"]["oracle"]["metrics"]["human_acc"]["value"] == 1.0

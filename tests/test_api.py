@@ -107,7 +107,7 @@ def test_run_dir_written_before_the_item_id_rename_reads_the_same(tmp_path, cli)
     import shutil
 
     from relbench.annotate.plan import build_plan
-    from relbench.results.compare import load_run_dir
+    from relbench.results.read import load_run_dir
 
     new, old = tmp_path / "new", tmp_path / "old"
     relbench.run(CONFIG, output_dir=str(new), seeds=[0, 1])

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from relbench import baselines
-from relbench.results.compare import chance_test, record_se, versus_record
+from relbench.stats.records import chance_test, record_se, versus_record
 from relbench.errors import UserError
 from seed_fixture import case_rows, clip_scores, mse_values, summarise_rows
 

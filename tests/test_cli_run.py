@@ -57,7 +57,7 @@ def test_report_is_rebuilt_when_the_code_it_renders_with_changes(cli, small_conf
     (relbench.results.write formats every number), not by the reports folder alone."""
     from types import SimpleNamespace
 
-    from relbench import cli as relbench_cli
+    from relbench.cli import run as relbench_cli
 
     from relbench.io import code_identity
 
@@ -112,7 +112,7 @@ def test_list_shows_plugins(cli):
 
 
 def test_core_imports_no_model_library():
-    code = ("import sys, relbench.cli, relbench.engine.runner, relbench.results.write, relbench.spec.config, relbench.plugin.registry;"
+    code = ("import sys, relbench.cli, relbench.engine.plan, relbench.engine.execute, relbench.results.write, relbench.spec.config, relbench.plugin.registry;"
             "relbench.plugin.registry.GENERATORS.status(); relbench.plugin.registry.METRICS.status();"
             "heavy = [m for m in ('torch', 'diffusers', 'open_clip', 'transformers', 'lpips', 'pandas', 'numpy') if m in sys.modules];"
             "print(heavy)")

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from relbench.results.compare import compare, format_comparison, gate, load_run_dir, paired_difference
+from relbench.results.compare import compare, format_comparison, gate
+from relbench.results.read import load_run_dir
+from relbench.stats.paired import paired_difference
 from relbench.errors import UserError
 from seed_fixture import case_rows, clip_scores, mse_values, write_run_dir
 
@@ -196,7 +198,7 @@ def test_gate_false_positive_rate_is_nominal(kind, key):
     """2000 nulls: the record is the aggregate of an independent draw of the same generator,
     with no standard error published (as the seed records). --require-better must pass about 5%
     of them (a margin with SE 0 passed ~11%, the accuracy with its binomial SE ~0%)."""
-    from relbench.results.compare import versus_record
+    from relbench.stats.records import versus_record
     from relbench.stats.bootstrap import cluster_bootstrap_many
 
     rng = np.random.default_rng(2024)

@@ -9,7 +9,7 @@ from annotate_helpers import fresh_copy, make_shapes_run
 from conftest import run_cli
 from relbench.annotate.plan import build_plan
 from relbench.results.answers import Answer, Undo, answer_for, answers_path, append_event
-from relbench.results.compare import load_run_dir
+from relbench.results.read import load_run_dir
 from relbench.results.human import Judgment, _aggregates, _annotators, format_human, inter_annotator, judges_vs_humans, majority
 
 

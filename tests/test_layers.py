@@ -10,7 +10,7 @@ import sys
 
 from relbench.io.code_identity import import_closure
 
-CORE = ["relbench.spec.config", "relbench.spec.data", "relbench.engine.runner", "relbench.engine.store", "relbench.stats.bootstrap", "relbench.results.write"]
+CORE = ["relbench.spec.config", "relbench.spec.data", "relbench.engine.plan", "relbench.engine.execute", "relbench.engine.store", "relbench.stats.bootstrap", "relbench.results.write"]
 APP = ("relbench.cli", "relbench.__main__", "relbench.api", "relbench.reports", "relbench.trainers")
 
 

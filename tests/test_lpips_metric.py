@@ -139,7 +139,7 @@ def test_size_mismatch_is_a_user_error():
 
 
 def test_terminal_table_says_uncalibrated_instead_of_a_number():
-    from relbench.results.write import format_table
+    from relbench.results.format import format_table
 
     entry = {"value": 0.2345, "ci_low": 0.2, "ci_high": 0.3, "n": 4}
     m = Lpips(Lpips.Args(allow_random_backbone=True), CTX)

@@ -39,7 +39,7 @@ def test_run_refuses_a_folder_of_the_users_files(tmp_path, capsys):
 
 def test_root_home_and_working_directory_are_refused(tmp_path, capsys, monkeypatch):
     from relbench.spec.config import parse_benchmark
-    from relbench.engine.runner import plan
+    from relbench.engine.plan import plan
 
     import yaml
 

@@ -370,8 +370,8 @@ def _synthetic_run(label, counts_by_predicate):
     """A run of 12 triples x 3 seeds per predicate, with summary entries from the real bootstrap."""
     from pathlib import Path
 
-    from relbench.results.compare import Run
-    from relbench.results.write import AggregateSpec
+    from relbench.results.read import Run
+    from relbench.results.aggregate import AggregateSpec
     from relbench.stats.bootstrap import cluster_bootstrap
 
     rows = [{"run": label, "predicate": p, "negative_kind": "swap", "item_id": f"{p}-{t}", "case_id": f"{p}-{t}-{s}",

@@ -148,7 +148,7 @@ def test_sparse_column_resamples_only_triples_with_values():
 def test_terminal_table_shows_undefined_interval():
     """A value whose interval is undefined prints as "value [–]"; formatting it crashed after
     summary.json was written, so report.html was never built."""
-    from relbench.results.write import format_table
+    from relbench.results.format import format_table
 
     summary = {"runs": {"a": {"n_cases": 3, "metrics": {
         "acc_given_detected": {"value": 2 / 3, "ci_low": None, "ci_high": None, "n": 3, "chance": 0.5},
@@ -168,7 +168,8 @@ def test_multi_triple_case_reports_the_triple_its_negative_changed():
     from relbench.spec.data import Case, Triple
     from relbench.engine.distributed import topology
     from relbench.results.write import sample_rows, tested_triple
-    from relbench.engine.runner import RunResult, Timings
+    from relbench.engine.execute import RunResult
+    from relbench.engine.plan import Timings
 
     pos = (Triple("man", "holding", "cup"), Triple("cup", "on", "table"))
     swapped = Case("c1", "t1", pos, (pos[0], Triple("table", "on", "cup")), "swap", 0)

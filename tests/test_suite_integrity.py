@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from relbench.results.compare import read_samples
+from relbench.results.read import read_samples
 from relbench.errors import UserError
 from relbench.spec.predicates import load_vocabulary
 from relbench.results.write import BASE_COLUMNS, write_samples_csv

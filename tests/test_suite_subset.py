@@ -11,7 +11,7 @@ from relbench.spec.config import ShapesSuite, parse_benchmark
 from relbench.spec.data import SuiteItem, Triple
 from relbench.errors import UserError
 from relbench.spec.predicates import load_vocabulary
-from relbench.engine.runner import plan
+from relbench.engine.plan import plan
 from relbench.suites.loader import load_suite
 from relbench.suites.peers import load_peer_suite
 from relbench.suites.sample import sample_items

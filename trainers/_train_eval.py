@@ -49,7 +49,7 @@ def check_eval(cfg, out_dir: Path) -> dict | None:
         return None
     if not cfg.val_jsonl:
         raise UserError("eval: needs val_jsonl (--val-jsonl), or set eval: null")
-    from relbench.engine.runner import plan
+    from relbench.engine.plan import plan
 
     p = plan(eval_benchmark(cfg, out_dir), check_output=False)  # eval/ holds the step-N run directories
     if cfg.eval.best_metric is None:
@@ -124,7 +124,8 @@ def evaluate(cfg, out_dir: Path, pipe, graph_lora, identity: dict) -> dict:
     (value, ci_low, ci_high, n, chance, ...) by aggregate key."""
     from relbench.engine.distributed import Topology
     from relbench.results.write import write_results
-    from relbench.engine.runner import execute, plan
+    from relbench.engine.execute import execute
+    from relbench.engine.plan import plan
 
     p = plan(eval_benchmark(cfg, out_dir))
     p.runs[0].cls = live_generator_class(pipe, graph_lora, identity)

@@ -102,7 +102,7 @@ def _question_id(run: str, case_id: str, side: str, image_key: str, kind: str) -
 
 def _candidates(index: int, run_dir: Path) -> tuple[list[Item], list[Item]]:
     """(generated images, reference images) of one run directory, captions in g+, g- order."""
-    from relbench.results.compare import load_run_dir
+    from relbench.results.read import load_run_dir
     from relbench.engine.store import ImageStore
 
     rd = load_run_dir(run_dir, human=False)  # the usual one-line errors for a missing or broken directory

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 
-def add_annotate_parser(sub) -> None:
+def add_parser(sub) -> None:
     a = sub.add_parser("annotate", help="collect human judgments on runs' images (local server or offline page)",
                        description="Human judgments: which caption (g+ or g-) matches each image? See docs/annotate.md.")
     a.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
@@ -39,7 +39,7 @@ def _plan(args: argparse.Namespace):
 def annotate_command(args: argparse.Namespace) -> int:
     from relbench.results.answers import check_annotator
     from relbench.errors import UserError
-    from relbench.results.compare import load_run_dir
+    from relbench.results.read import load_run_dir
     from relbench.results.human import format_human
 
     if args.annotator is not None:

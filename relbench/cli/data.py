@@ -1,8 +1,4 @@
-"""``relbench data vg``: the arguments and the entry point the CLI hooks in as a subcommand.
-
-    sub = data_subparsers.add_parser("vg", help="build balanced splits from Visual Genome")
-    add_vg_arguments(sub)
-    sub.set_defaults(func=vg_command)
+"""`relbench data vg`: balanced relation splits from Visual Genome's own files (docs/vg.md).
 
 Errors are raised as UserError for the CLI to print as one line.
 """
@@ -68,3 +64,13 @@ def vg_command(args: argparse.Namespace) -> int:
               f"{repeated['relationships']} in relationships.json")
     print(f"counts per predicate: {args.out}/{args.prefix}_counts.json")
     return 0
+
+
+def add_parser(sub) -> None:
+    data = sub.add_parser("data", help="build suites from datasets (Visual Genome)")
+    data_sub = data.add_subparsers(dest="data_command", metavar="DATASET", required=True)
+    add_vg_arguments(data_sub.add_parser("vg", help="balanced relation splits (JSONL) from Visual Genome's own files"))
+
+
+def cmd_data(args) -> int:
+    return vg_command(args)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def add_lab_parser(sub) -> None:
+def add_parser(sub) -> None:
     from relbench.lab.base import BaseConfig
 
     lab = sub.add_parser("lab", help="the mini FLUX world: pretrain a tiny base, run the seed's experiment (docs/lab.md)")

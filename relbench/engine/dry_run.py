@@ -12,9 +12,8 @@ import json
 
 from relbench.plugin.generator import Context
 from relbench.plugin.registry import GENERATORS, needs_packages
-from relbench.engine.runner import (
-    Plan, RunImages, _build_metrics, _chunks, _close_all, reference_run, request_keys, score_file,
-)
+from relbench.engine.plan import Plan
+from relbench.engine.execute import RunImages, _build_metrics, _chunks, _close_all, reference_run, request_keys, score_file
 from relbench.engine.distributed import Topology
 from relbench.engine.store import ImageStore
 

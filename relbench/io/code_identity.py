@@ -30,8 +30,8 @@ _DISTRIBUTIONS = {"PIL": "pillow", "yaml": "pyyaml", "open_clip": "open_clip_tor
 
 #: relbench modules that cannot change an image or a score: not hashed, not followed
 _NO_RESULT_LOGIC = ("relbench.plugin.registry", "relbench.errors", "relbench.cli", "relbench.io.code_identity",
-                    "relbench.io.atomic", "relbench.io.content_hash", "relbench.results.write", "relbench.results.compare",
-                    "relbench.reports", "relbench.results.human", "relbench.annotate")
+                    "relbench.io.atomic", "relbench.io.content_hash", "relbench.results", "relbench.stats.paired",
+                    "relbench.stats.records", "relbench.reports", "relbench.annotate")
 
 
 def _within(name: str, modules: tuple[str, ...]) -> bool:

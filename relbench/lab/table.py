@@ -21,7 +21,9 @@ def lab_table(scores: str | Path, arms: tuple[str, ...], world_chance: float | N
     ``world_chance``: the world's own chance for relation accuracy (a generator that draws the
     world's layouts but ignores the relation), replacing the detector's random-placement model,
     which is too low for such a generator (0.28 against 0.5 in the smoke world)."""
-    from relbench.results.compare import chance_test, collect_runs, compare_paired, load_run_dir
+    from relbench.stats.records import chance_test
+    from relbench.results.read import collect_runs, load_run_dir
+    from relbench.results.compare import compare_paired
 
     runs = collect_runs([load_run_dir(scores)])
     rows = []

@@ -6,7 +6,7 @@ show as a missing value ("-") that looks like a result. A generator returns one 
 (H, W, 3) image of the requested size per request. A violation is one line naming the plugin
 and the column or image index (a UserError: exit 2). Rows are checked before their score file
 is written, and a run that meets a violation takes back every image and score file the command
-wrote (``relbench.engine.runner.execute``): the run directory is left as the command found it, plus
+wrote (``relbench.engine.execute.execute``): the run directory is left as the command found it, plus
 its marker and lock, so no summary, no images and no cache of the broken plugin remain.
 """
 

@@ -21,160 +21,20 @@ Three tests, each chosen for what the data allows:
   metric's better direction; two-sided for metrics without one.
 * **against chance**: ``scipy.stats.binomtest`` on ``round(value * n)`` successes out of n,
   a *convention*: it treats the n cases as independent, which seeds of one triple are not; the
-  run's bootstrap interval over triples is the check to trust.
-"""
+  run's bootstrap interval over triples is the check to trust."""
 
 from __future__ import annotations
 
-import csv
-import functools
 import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from relbench.errors import UserError
-from relbench.results.write import AggregateSpec
-
-Z95 = 1.959963984540054
-#: how the binomial p-value against chance is labelled wherever it is shown
-CHANCE_TEST = "binomial vs chance (convention: cases taken as independent)"
-
-
-# ---------------------------------------------------------------------------------------------
-# run directories
-
-
-@dataclass
-class Run:
-    """One run (generator x prompt mode) of a run directory, with its per-case rows."""
-
-    label: str
-    name: str
-    path: Path
-    summary: dict  # summary.json's runs[name]
-    rows: list[dict]
-    specs: dict[str, AggregateSpec]  # aggregate key -> its spec as summary.json stores it
-
-    @property
-    def is_reference(self) -> bool:
-        return bool(self.summary.get("is_reference"))
-
-    @property
-    def metrics(self) -> dict:
-        return self.summary.get("metrics", {})
-
-
-@dataclass
-class RunDir:
-    path: Path
-    summary: dict
-    manifest: dict
-    columns: list[str]
-    rows: list[dict]
-    specs: dict[str, AggregateSpec] = field(default_factory=dict)
-
-
-def _parse(value: str):
-    if value == "":
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return value
-
-
-def read_samples(path: Path) -> tuple[list[str], list[dict]]:
-    """samples.csv with metric columns parsed to float (None where empty; text columns kept)."""
-    from relbench.results.write import BASE_COLUMNS, RENAMED_COLUMNS
-
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        columns = [RENAMED_COLUMNS.get(c, c) for c in next(reader, [])]
-        metric_cols = [c for c in columns if c not in BASE_COLUMNS]
-        rows = []
-        for values in reader:
-            row = dict(zip(columns, values))
-            for c in metric_cols:
-                row[c] = _parse(row.get(c, ""))
-            rows.append(row)
-    return columns, rows
-
-
-def aggregate_specs(summary: dict) -> dict[str, AggregateSpec]:
-    """Each aggregate's spec by key, as summary.json stores it (no plugin is loaded: a run
-    directory is compared the same wherever it is read). Empty for a summary written before
-    specs were stored; compare then says that paired tests need a rerun."""
-    return {k: AggregateSpec.from_json(spec) for info in (summary.get("metrics") or {}).values()
-            for k, spec in (info.get("specs") or {}).items()}
-
-
-def headline_keys(specs: dict[str, AggregateSpec], keys: list[str]) -> list[str]:
-    """The judges' headline relation accuracies among ``keys``, as their metrics declare them."""
-    return [k for k in keys if k in specs and specs[k].headline]
-
-
-def load_run_dir(path: str | Path, human: bool = True) -> RunDir:
-    """A directory written by ``relbench run``; a UserError naming what is missing otherwise.
-
-    With ``human``, the summary holds the human judge computed from the answer files
-    (relbench.results.human): reading never writes into the directory."""
-    p = Path(path)
-    if not p.is_dir():
-        raise UserError(f"{p}: no such run directory")
-    for name in ("summary.json", "samples.csv"):
-        if not (p / name).is_file():
-            raise UserError(f"{p}: not a run directory (no {name}; `relbench run --out {p}` writes one)")
-    try:
-        summary = json.loads((p / "summary.json").read_text())
-        manifest = json.loads((p / "manifest.json").read_text()) if (p / "manifest.json").is_file() else {}
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{p}: cannot read summary.json/manifest.json: {exc}") from None
-    if not isinstance(summary.get("runs"), dict):
-        raise UserError(f"{p}/summary.json: no 'runs' mapping")
-    columns, rows = read_samples(p / "samples.csv")
-    rd = RunDir(p, summary, manifest, columns, rows, aggregate_specs(summary))
-    if not human:
-        return rd
-    from relbench.results.human import add_human
-
-    return add_human(rd)
-
-
-def collect_runs(dirs: list[RunDir]) -> list[Run]:
-    """Every run of every directory, labelled uniquely (run name, else dir:run).
-
-    The suite's reference run appears once: directories of the same suite hold the same
-    reference numbers, so a second copy with identical metrics is dropped (a differing one,
-    from another suite, is kept and labelled by its directory)."""
-    pairs = []
-    refs: list[dict] = []
-    for d in dirs:
-        for name, info in d.summary["runs"].items():
-            if info.get("is_reference"):
-                if any(info.get("metrics") == seen for seen in refs):
-                    continue
-                refs.append(info.get("metrics"))
-            pairs.append((d, name))
-    names = [n for _, n in pairs]
-    labels: list[str] = []
-    for d, name in pairs:
-        label = name if names.count(name) == 1 else f"{d.path.name}:{name}"
-        base, i = label, 2
-        while label in labels:
-            label, i = f"{base}#{i}", i + 1
-        labels.append(label)
-    out = []
-    for (d, name), label in zip(pairs, labels):
-        rows = [r for r in d.rows if r.get("run") == name]
-        out.append(Run(label, name, d.path, d.summary["runs"][name], rows, d.specs))
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# paired comparison
+from relbench.results.read import Run, RunDir, collect_runs, headline_keys
+from relbench.stats.paired import PAIRED_STATISTICS, paired_difference
+from relbench.stats.records import CHANCE_TEST, Z95, chance_test, versus_record
 
 
 def _joined(a: Run, b: Run, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -192,84 +52,6 @@ def _joined(a: Run, b: Run, column: str) -> tuple[np.ndarray, np.ndarray, np.nda
             cl.append(r["item_id"])
     _, inverse = np.unique(np.asarray(cl, dtype=str), return_inverse=True)
     return np.asarray(xa, dtype=float), np.asarray(xb, dtype=float), inverse.astype(int)
-
-
-def paired_difference(
-    xa, xb, clusters, statistic="mean", n_resamples: int = 2000, n_permutations: int = 9999, seed: int = 0,
-) -> dict:
-    """stat(xb) - stat(xa) on paired rows: value, 95% cluster-bootstrap interval, two-sided p.
-
-    ``clusters`` gives each row's triple (any hashable); seeds of a triple move together.
-    """
-    from relbench.stats.bootstrap import MIN_TRIPLES, _statistic_fn, cluster_bootstrap_many
-
-    xa, xb = np.asarray(xa, dtype=float), np.asarray(xb, dtype=float)
-    n = len(xa)
-    if n == 0:
-        return {"value": None, "ci_low": None, "ci_high": None, "n": 0, "n_triples": 0, "p_value": None}
-    _, inverse = np.unique(np.asarray(clusters, dtype=str), return_inverse=True)
-    k = int(inverse.max()) + 1
-    fn = _statistic_fn(statistic)
-    ones = np.ones((1, n))
-    value = float(fn(xb, ones)[0] - fn(xa, ones)[0])
-    # the interval follows stats.MIN_TRIPLES; the permutation p is exact at any k (it cannot
-    # fall below 2 / 2**k, so few triples simply cannot show a difference)
-    few = k < MIN_TRIPLES
-    out = {"value": value, "ci_low": None if few else value, "ci_high": None if few else value, "n": n,
-           "n_triples": k, "p_value": 1.0}
-    if np.array_equal(xa, xb) or k < 2:
-        return out
-    if statistic == "mean":  # paired rows share weights: the difference of means is the mean difference
-        column = (xb - xa, "mean")
-    else:  # a statistic of each side under the same resampled triples
-        def diff(rows, w):
-            rows = rows.astype(int)
-            return fn(xb[rows], w) - fn(xa[rows], w)
-
-        column = (np.arange(n, dtype=float), diff)
-    entry = cluster_bootstrap_many([column], clusters, n_resamples=n_resamples, seed=seed)[0]
-    out["ci_low"], out["ci_high"] = entry["ci_low"], entry["ci_high"]
-    exact = 2**k <= n_permutations
-    swaps = _swaps(k, n_permutations, seed)
-    if statistic == "mean":
-        # swapping a triple's two labels flips the sign of its summed difference: the sign-flip
-        # test of scipy.stats.permutation_test(permutation_type="samples") on one sample, in
-        # numpy (scipy's permutation generator costs ~0.1 s per call; reports run dozens)
-        sums = np.bincount(inverse, weights=xb - xa, minlength=k)
-        null = (sums.sum() - 2.0 * (swaps @ sums)) / n  # each swapped triple's sum changes sign
-        out["test"] = "sign-flip permutation of per-triple differences"
-    else:
-        null = np.empty(len(swaps))
-        for i, s in enumerate(swaps):
-            row_swap = s[inverse]
-            null[i] = fn(np.where(row_swap, xa, xb), ones)[0] - fn(np.where(row_swap, xb, xa), ones)[0]
-        out["test"] = "within-triple label-swap permutation"
-    out["p_value"] = permutation_p(null, value, exact)
-    return out
-
-
-@functools.lru_cache(maxsize=8)
-def _swaps(k: int, n_permutations: int, seed: int) -> np.ndarray:
-    """Which triples swap labels, one row per permutation: all 2^k assignments when that is
-    at most n_permutations (exact, as scipy.stats.permutation_test does), else a fixed-seed
-    random draw. Cached: a report tests many keys on the same triples."""
-    if 2**k <= n_permutations:
-        swaps = ((np.arange(2**k)[:, None] >> np.arange(k)) & 1).astype(bool)
-    else:
-        swaps = np.random.default_rng(seed).random((n_permutations, k)) < 0.5
-    swaps.setflags(write=False)
-    return swaps
-
-
-def permutation_p(null: np.ndarray, observed: float, exact: bool) -> float:
-    """Two-sided p: share of the null at least as extreme as observed (|d| >= |observed|, with a
-    relative tolerance for float noise); a random null counts the observed assignment too."""
-    tol = 1e-12 * max(1.0, abs(observed))
-    extreme = int(np.sum(np.abs(null) >= abs(observed) - tol))
-    return float(extreme / len(null)) if exact else float((extreme + 1) / (len(null) + 1))
-
-
-PAIRED_STATISTICS = ("mean", "std")
 
 
 def compare_paired(a: Run, b: Run, key: str, n_resamples: int = 2000, seed: int = 0) -> dict | None:
@@ -305,77 +87,6 @@ def pairing_warning(a: Run, b: Run) -> str | None:
 def shared_cases(a: Run, b: Run) -> int:
     ids = {r["case_id"] for r in a.rows}
     return sum(r["case_id"] in ids for r in b.rows)
-
-
-# ---------------------------------------------------------------------------------------------
-# records and chance
-
-
-def record_se(rec: dict, run_entry: dict | None = None) -> tuple[float | None, str]:
-    """(standard error of a record's value, where it comes from).
-
-    The record's published ``se`` if it has one; else the run's cluster-bootstrap SE scaled to
-    the record's n, ``se_run * sqrt(n_run / n_record)`` (the record's cases are assumed to vary
-    as the run's do); else unknown (None). The iid formulas (binomial, std/sqrt(n)) are not
-    used: seeds of a triple are correlated, and clip_alignment_acc's two votes per case are
-    anti-correlated, so they miss the real spread in either direction.
-    """
-    if rec.get("se") is not None:
-        return float(rec["se"]), "published"
-    if run_entry is not None and run_entry.get("n") and rec.get("n"):
-        se = run_se(run_entry)
-        if se is not None:
-            return se * math.sqrt(run_entry["n"] / rec["n"]), "run's bootstrap SE scaled to the record's n"
-    return None, "unknown"
-
-
-def run_se(entry: dict) -> float | None:
-    """Standard error read off a run's 95% bootstrap interval (None where it is undefined)."""
-    if entry.get("ci_low") is None or entry.get("ci_high") is None:
-        return None
-    return (entry["ci_high"] - entry["ci_low"]) / (2 * Z95)
-
-
-def versus_record(run_entry: dict, rec_entry: dict, higher_is_better: bool | None) -> dict:
-    """Run minus record: difference, normal 95% interval, z and p (one-sided toward better).
-
-    Without a standard error on either side the test is undefined: p, z and the interval are
-    None (never a certain difference made up from a missing SE)."""
-    from scipy.stats import norm
-
-    diff = run_entry["value"] - rec_entry["value"]
-    se_rec, basis = record_se(rec_entry, run_entry)
-    se_run = run_se(run_entry)
-    alt = {True: "greater", False: "less"}.get(higher_is_better, "two-sided")
-    out = {"value": diff, "ci_low": None, "ci_high": None, "z": None, "p_value": None, "alternative": alt,
-           "run_value": run_entry["value"], "baseline_value": rec_entry["value"], "se": None, "record_se": se_rec,
-           "record_se_basis": basis, "test": "z test: run bootstrap SE and record SE"}
-    if se_run is None or se_rec is None:
-        return out
-    se = math.hypot(se_run, se_rec)
-    out.update(se=se, ci_low=diff - Z95 * se, ci_high=diff + Z95 * se)
-    if se > 0:
-        z = diff / se
-        p = {"greater": norm.sf(z), "less": norm.cdf(z)}.get(alt, 2 * norm.sf(abs(z)))
-        out.update(z=float(z), p_value=float(p))
-    else:  # both values exact (no spread at all): the difference is certain
-        better = diff > 0 if alt == "greater" else diff < 0 if alt == "less" else diff != 0
-        out["p_value"] = 0.0 if better else 1.0
-    return out
-
-
-def chance_test(value: float, n: int, chance: float = 0.5) -> float:
-    """Two-sided binomial p that an accuracy ``value`` over ``n`` trials differs from chance.
-
-    A convention (as published benchmarks report it): it takes the n cases as independent."""
-    from scipy.stats import binomtest
-
-    k = int(round(value * n))
-    return float(binomtest(k, n, chance).pvalue)
-
-
-# ---------------------------------------------------------------------------------------------
-# the comparison a user asks for
 
 
 def _direction(run: Run | None, key: str, record: dict | None) -> bool | None:
@@ -512,12 +223,8 @@ def check_gate_key(result: dict, key: str) -> None:
         raise UserError(f"--require-better: run {missing[0]} has no {key!r} (add the metric that reports it)")
 
 
-# ---------------------------------------------------------------------------------------------
-# output
-
-
 def format_comparison(result: dict) -> str:
-    from relbench.results.write import interval_text, number, p_text, text_table
+    from relbench.results.format import interval_text, number, p_text, text_table
 
     runs = result["runs"]
     keys: list[str] = []
@@ -562,7 +269,7 @@ def format_comparison(result: dict) -> str:
                              [[v["key"], v["run"], v["against"], interval_text(v), str(v["n"]), p_text(v["p_value"])]
                               for v in result["paired"]])]
     if result.get("agreement"):
-        from relbench.stats.agreement import format_agreement
+        from relbench.results.format import format_agreement
 
         parts += ["", "Judge agreement (share agreeing, Cohen's kappa; 95% bootstrap over triples; by predicate in "
                       "summary.json):",
@@ -578,7 +285,7 @@ CSV_COLUMNS = ["section", "run", "against", "key", "value", "ci_low", "ci_high",
 
 
 def flat_rows(result: dict) -> list[dict]:
-    from relbench.engine.runner import REFERENCE
+    from relbench.engine.plan import REFERENCE
 
     rows = []
     base = result.get("baseline")

@@ -1,6 +1,6 @@
 """People as a judge: RUN_DIR/human/*.jsonl -> the ``human`` aggregates and a meta-evaluation.
 
-Computed whenever a run directory is read (``relbench.results.compare.load_run_dir``, which every
+Computed whenever a run directory is read (``relbench.results.read.load_run_dir``, which every
 front end uses: terminal, `compare`, the report, the notebook API) and never written into
 summary.json: a reader that wrote it would race the run writing the same directory, and a
 stored copy goes stale when answers arrive. What a reader sees:
@@ -26,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from relbench.results.answers import Answer, all_answers
-from relbench.results.write import estimate_text, text_table
+from relbench.results.format import estimate_text, text_table
 
 VERSION = 1
 CHANCE = 0.5

@@ -27,7 +27,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from relbench.results.write import estimate_text
 
 #: the verdict categories, in code order
 CATEGORIES = (0.0, 0.5, 1.0)
@@ -176,17 +175,3 @@ def judge_agreement(rows: list[dict], geometric: Callable[[str], bool], *, resam
         out[f"{ja}~{jb}"] = {"predicates": scope, **agreement_by_predicate(
             a, b, [t for t, _ in both], [p for _, p in both], resamples=resamples, seed=seed)}
     return out
-
-
-def format_agreement(summary: dict) -> str:
-    """Terminal lines: one per run and judge pair (per predicate in summary.json)."""
-    lines = []
-    for run, info in summary.get("runs", {}).items():
-        for pair, e in (info.get("agreement") or {}).items():
-            o = e["overall"]
-            if o["share"] is None:
-                continue
-            share, kappa = estimate_text(o["share"], *o["share_ci"], 3), estimate_text(o["kappa"], *o["kappa_ci"], 3, "undefined")
-            lines.append(f"agreement {run} {pair} ({e['predicates']} predicates, {o['n']} images): "
-                         f"share {share}, kappa {kappa}")
-    return "\n".join(lines)

@@ -12,7 +12,7 @@ def make_sample(case: Case, image_pos_key: str | None, image_neg_key: str | None
                 mode: str = "relation", vocab=None, run: str = "run") -> Sample:
     """The generator's prompts follow ``mode`` (neutral: one object-only prompt for both
     images); the relation texts a metric judges against are the relation prompts of g+ / g-
-    in both modes, as in ``relbench.engine.runner``."""
+    in both modes, as in ``relbench.engine.execute``."""
     from relbench.spec.predicates import load_vocabulary
     from relbench.spec.prompts import build_prompt
 

@@ -1,0 +1,153 @@
+"""Planning a benchmark: every check that can fail runs here, before any model loads.
+
+A plan validates each run's and metric's arguments against the plugin's schema, probes what
+the plugins need (packages, weight files), builds the cases and fixes the work to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from relbench.spec.config import Benchmark, RunSpec
+from relbench.spec.data import Case
+from relbench.errors import UserError
+from relbench.plugin.generator import Context, GeneratorArgs
+from relbench.plugin.metric import Aggregate, MetricArgs
+from relbench.spec.negatives import build_cases
+from relbench.spec.predicates import Vocabulary, load_vocabulary
+from relbench.plugin.contract import check_declaration
+from relbench.plugin.registry import GENERATORS, METRICS, load_plugin_modules, needs_packages
+
+
+REFERENCE = "reference"
+
+
+@dataclass
+class Timings:
+    generate_s: float = 0.0  # inside Generator.generate
+    score_s: float = 0.0  # inside Metric.score
+    images_generated: int = 0
+    images_reused: int = 0
+    per_run: dict = field(default_factory=dict)
+    #: metric -> the inputs it read in this process (none where its scores came from the cache)
+    inputs_read: dict = field(default_factory=dict)
+    #: score files this process wrote, taken back if a plugin breaks its contract
+    written: list = field(default_factory=list)
+
+
+@dataclass
+class PlannedRun:
+    """One run of the config: its spec, the generator class drawing it and its validated args."""
+
+    spec: RunSpec
+    cls: type
+    args: GeneratorArgs
+
+
+@dataclass
+class PlannedMetric:
+    name: str
+    cls: type
+    args: MetricArgs
+
+
+@dataclass
+class Plan:
+    """Everything resolved and validated before the first file is written."""
+
+    bench: Benchmark
+    vocab: Vocabulary
+    cases: list[Case]
+    skipped_items: list[str]
+    runs: list[PlannedRun]
+    metrics: list[PlannedMetric]
+    out: Path
+    suite_rejected: list = field(default_factory=list)  # peers' lines that are not one triple
+
+
+@dataclass
+class MetricInfo:
+    """What results.py needs of one metric, read once from the plugin on rank 0."""
+
+    fingerprint: str
+    args: dict
+    columns: list[str]
+    aggregates: list[Aggregate]
+    flags: list[str]
+    consumes: list[str]
+    fingerprint_parts: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+    #: the work this process did (e.g. a judge's images, forward passes, questions): 0 when the
+    #: scores were read from the cache, so it lives in the manifest's timings, not in summary.json
+    counts: dict = field(default_factory=dict)
+
+
+def _validate_args(cls, args: dict, where: str):
+    from pydantic import ValidationError
+
+    try:
+        return cls.Args(**args)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown argument (allowed: {', '.join(cls.Args.model_fields) or 'none'})"
+        raise UserError(f"{where}.{loc}: {msg}") from None
+
+
+def _probe(registry, cls, args, ctx) -> None:
+    with needs_packages(registry, cls.name):
+        obj = cls(args, ctx)
+        try:
+            obj.fingerprint()
+            if registry is METRICS:
+                check_declaration(obj)
+        finally:
+            obj.close()
+
+
+def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = None,
+         check_output: bool = True) -> Plan:
+    """``check_output=False``: validation only, for a caller that writes no run there."""
+    from relbench.spec.config import locate, plugin_search_path
+    from relbench.engine.run_dir import check_output_dir
+
+    out = Path(bench.output_dir)
+    if check_output:
+        check_output_dir(out, locate(source, lines, ("output_dir",)))
+    load_plugin_modules(bench.plugins, plugin_search_path(source))
+    vocab = load_vocabulary(bench.predicates)
+    runs = []
+    for i, spec in enumerate(bench.runs):
+        cls = GENERATORS.get(spec.generator, where=f"{locate(source, lines, ('runs', i, 'generator'))}: runs.{i}.generator")
+        where = f"{locate(source, lines, ('runs', i, 'args'))}: runs.{i}.args"
+        runs.append(PlannedRun(spec, cls, _validate_args(cls, spec.args, where)))
+    metrics = []
+    for i, m in enumerate(bench.metrics):
+        cls = METRICS.get(m.name, where=f"{locate(source, lines, ('metrics', i))}: metrics.{i}")
+        metrics.append(PlannedMetric(m.name, cls, _validate_args(cls, m.args, f"{locate(source, lines, ('metrics', i))}: metrics.{i}.args")))
+
+    # build each plugin once and fingerprint it: a missing checkpoint or model directory is
+    # reported now, before any image is generated (plugins load weights lazily, so this is cheap)
+    ctx = Context(vocab=vocab)
+    for r in runs:
+        _probe(GENERATORS, r.cls, r.args, ctx)
+    for m in metrics:
+        _probe(METRICS, m.cls, m.args, ctx)
+
+    from relbench.suites.loader import load_suite
+
+    items, rejected = load_suite(bench.suite, vocab, bench.limit)
+    if bench.sample is not None:
+        from relbench.suites.sample import sample_items
+
+        items = sample_items(items, bench.sample, bench.sample_seed)
+    cases, skipped = build_cases(
+        items, list(bench.seeds), list(bench.negatives.kinds), vocab,
+        bench.negatives.per_item, bench.negatives.seed,
+    )
+    if not cases:
+        raise UserError(f"{source}: suite: no cases (no item has an applicable negative of kinds {bench.negatives.kinds})")
+    return Plan(bench, vocab, cases, skipped, runs, metrics, out, rejected)
