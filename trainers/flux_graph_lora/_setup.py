@@ -124,6 +124,8 @@ class Setup:
         self.opt = torch.optim.AdamW([{"params": ps, "lr": lr or o.lr, "name": n} for n, ps, lr in groups if ps],
                                      lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay)
         self.params = [p for g in self.opt.param_groups for p in g["params"]]
+        # not diffusers' get_scheduler: its warmup starts at lr 0 (step / warmup), so the first step would
+        # train nothing; ours starts at lr / warmup ((step + 1) / warmup), which the checkpoints record
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self._lr_factor)
         ident = [self.base_ident, str(pipe.vae.dtype)]
         self.latents = LatentCache(cfg.cache.latents, self.out / "cache" / "latents", ident, pipe, cfg.resolution)
