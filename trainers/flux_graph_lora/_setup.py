@@ -110,13 +110,19 @@ class Setup:
         self.model = step_module()(transformer, self.graph_lora)
         self.ddp = self.model
         if self.dist.world_size > 1:
+            from accelerate import Accelerator
+            from accelerate.utils import DistributedDataParallelKwargs
             from torch.nn.parallel import DistributedDataParallel as DDP
 
+            # the 12B frozen parameters stay out of DDP's broadcast (prepare has no option for it)
             frozen = [n for n, p in self.model.named_parameters() if not p.requires_grad]
             frozen += [n for n, _ in self.model.named_buffers()]
             DDP._set_params_and_buffers_to_ignore_for_model(self.model, frozen)
-            ids = [torch.device(self.device).index or 0] if self.device.startswith("cuda") else None
-            self.ddp = DDP(self.model, device_ids=ids, broadcast_buffers=False)
+            # precision and compilation are the config's (_step's autocast), whatever the launch's flags say
+            acc = Accelerator(cpu=not self.device.startswith("cuda"), mixed_precision="no", dynamo_backend="no",
+                              device_placement=False,
+                              kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)])
+            self.ddp = acc.prepare_model(self.model)
         lora = [p for p in transformer.parameters() if p.requires_grad]
         groups = [("lora", lora, cfg.optim.lr_lora), ("injector", list(self.graph_lora.injector.parameters()), cfg.optim.lr_injector),
                   ("encoder", [p for p in encoder.parameters() if p.requires_grad], cfg.optim.lr_encoder)]

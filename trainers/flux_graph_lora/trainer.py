@@ -166,7 +166,7 @@ class Trainer(Setup, Step, Checkpoints):
 
         keys = sorted(window)
         vals = torch.tensor([[window[k][0], window[k][1]] for k in keys], dtype=torch.float64, device=self.device)
-        vals = self.dist.all_sum(vals).cpu()
+        vals = self.dist.all_sum(vals).cpu()  # one all-reduce of the sums, not accelerate's gather of every value
         rec = {"step": step, "epoch": round(step / self.steps_per_epoch, 4), "stage": weights["stage"],
                "lr": self.sched.get_last_lr()[0], "rank_weight": weights["rank_weight"]}
         for k, (s, c) in zip(keys, vals.tolist()):
