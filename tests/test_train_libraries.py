@@ -36,11 +36,11 @@ def test_logit_normal_t_is_diffusers_sd3_draw_and_takes_one_draw():
 
 
 def _factors(warmup: int, schedule: str, total: int) -> list[float]:
-    from relbench.trainers.flux_graph_lora._setup import Setup
+    from relbench.trainers.flux_graph_lora import Trainer
 
     fake = SimpleNamespace(cfg=SimpleNamespace(optim=OptimSpec(warmup_steps=warmup, schedule=schedule)),
                            total_steps=total)
-    return [Setup._lr_factor(fake, s) for s in range(total)]
+    return [Trainer._lr_factor(fake, s) for s in range(total)]
 
 
 def test_warmup_trains_from_the_first_step_unlike_diffusers_get_scheduler():
