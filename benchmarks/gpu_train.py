@@ -83,7 +83,7 @@ def main(argv=None) -> int:
         print("gpu_train.py: no CUDA device here; this benchmark needs a GPU (or --tiny for a CPU dry run)", file=sys.stderr)
         return 2
     from benchmarks.gpu_flux import build
-    from relbench.trainers._train_config import TrainConfig
+    from relbench.trainers.flux_graph_lora.config import TrainConfig
     from relbench.trainers.flux_graph_lora import Trainer
 
     device = "cpu" if args.tiny else "cuda"

@@ -51,7 +51,7 @@ def make_data(d: Path) -> None:
 def child(d: Path, name: str, epochs: int) -> dict:
     import torch
 
-    from relbench.trainers._train_config import TrainConfig
+    from relbench.trainers.flux_graph_lora.config import TrainConfig
     from relbench.trainers.flux_graph_lora import Trainer
 
     torch.set_num_threads(1)

@@ -249,7 +249,7 @@ def test_curves_page_puts_the_relation_first_in_a_grid_on_one_step_axis(tmp_path
 def test_real_flux_protocol_example_validates():
     from pathlib import Path
 
-    from relbench.trainers._train_config import load_train_config
+    from relbench.trainers.flux_graph_lora.config import load_train_config
 
     root = Path(__file__).resolve().parents[1]
     cfg, _ = load_train_config(str(root / "examples" / "train_lab_flux_vg.yaml"))

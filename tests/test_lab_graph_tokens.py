@@ -48,7 +48,7 @@ def _separation(graph_lora, pos, neg) -> float:
 def test_lab_arm_keeps_graph_tokens_apart(tmp_path, arm):
     from relbench.lab.run import LabPlan, train_config
     from relbench.testing.models.flux import tiny_flux_pipeline
-    from relbench.trainers._train_config import TrainConfig
+    from relbench.trainers.flux_graph_lora.config import TrainConfig
     from relbench.trainers.flux_graph_lora import Trainer
 
     tiny_flux_pipeline(clip_max_length=SEQ).save_pretrained(tmp_path / "flux-tiny")
@@ -99,7 +99,7 @@ def test_collapsing_encoder_is_warned_about(tmp_path, capsys):
     in one warning instead of training on."""
     from relbench.lab.run import LabPlan, train_config
     from relbench.testing.models.flux import tiny_flux_pipeline
-    from relbench.trainers._train_config import TrainConfig
+    from relbench.trainers.flux_graph_lora.config import TrainConfig
     from relbench.trainers.flux_graph_lora import GRAPH_COLLAPSED, Trainer
 
     tiny_flux_pipeline(clip_max_length=SEQ).save_pretrained(tmp_path / "flux-tiny")

@@ -133,8 +133,8 @@ def test_lab_build_base_writes_plain_lines_not_bars(tmp_path, monkeypatch, capsy
 
 
 def test_training_lines_end_with_the_time_left():
-    from relbench.trainers.flux_graph_lora import _log_line
+    from relbench.trainers.flux_graph_lora.log import log_line
 
     rec = {"step": 40, "epoch": 0.5, "stage": "joint", "loss": 0.25, "l_gen": 0.25, "steps_per_s": 2.0}
-    assert _log_line(rec, 100, eta_s=95.0) == \
+    assert log_line(rec, 100, eta_s=95.0) == \
         "step 40/100  epoch 0.50  joint  loss 0.25  l_gen 0.25  2.00 steps/s  ETA 1m35s"

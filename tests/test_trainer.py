@@ -19,7 +19,7 @@ import torch  # noqa: E402
 
 from conftest import ACCELERATE_LAUNCH, ROOT  # noqa: E402
 from relbench.errors import UserError  # noqa: E402
-from relbench.trainers._train_config import TrainConfig, load_train_config  # noqa: E402
+from relbench.trainers.flux_graph_lora.config import TrainConfig, load_train_config  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -332,8 +332,8 @@ def test_clip_ranking_term_reads_a_pretrained_tag_as_the_metric_does(tmp_path, m
     from safetensors.torch import save_file
 
     from relbench.testing.models.clip import make_tiny_checkpoint, put_in_hf_cache, register_tiny_tag
-    from relbench.trainers._clip_rank import ClipRanker
-    from relbench.trainers._train_config import ClipLossSpec
+    from relbench.trainers.flux_graph_lora.clip_rank import ClipRanker
+    from relbench.trainers.flux_graph_lora.config import ClipLossSpec
 
     with pytest.raises(ValidationError, match="give checkpoint:"):
         ClipLossSpec(model="ViT-B-32")
@@ -433,7 +433,7 @@ def test_nan_stops_without_touching_the_last_checkpoint(data, tmp_path, monkeypa
 
 
 def test_trainer_module_imports_no_torch():
-    code = ("import sys, relbench.trainers.flux_graph_lora, relbench.trainers._train_config, relbench.cli; "
+    code = ("import sys, relbench.trainers.flux_graph_lora, relbench.trainers.flux_graph_lora.config, relbench.cli; "
             "bad = [m for m in ('torch', 'diffusers', 'peft') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(ROOT))
 

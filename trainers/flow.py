@@ -10,18 +10,21 @@ Public because the lab's base pretraining (relbench.lab.base) trains with the sa
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 
 def sample_t(gen: torch.Generator, spec) -> float:
-    """One t per sample from its own generator (uniform in [low, high], or logit-normal)."""
+    """One t per sample from its own generator (uniform in [low, high], or logit-normal).
+
+    logit-normal is diffusers' SD3 sampler, one draw from ``gen``; uniform stays here because
+    diffusers' draws [0, 1] only, and the seed's range is [low, high]."""
     if spec.kind == "uniform":
         u = float(torch.rand((), generator=gen))
         return spec.low + (spec.high - spec.low) * u
-    z = float(torch.randn((), generator=gen)) * spec.std + spec.mean
-    return 1.0 / (1.0 + math.exp(-z))
+    from diffusers.training_utils import compute_density_for_timestep_sampling
+
+    u = compute_density_for_timestep_sampling("logit_normal", 1, spec.mean, spec.std, generator=gen)
+    return float(u[0])
 
 
 def noisy(z0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,8 @@
 Directories are written whole to a temporary sibling and swapped in by rename, so a reader
 (the generator, a resumed run) sees the old checkpoint or the new one, never a mixture.
 
+Not accelerate's save_state / load_state: they pickle the optimizer, scheduler and RNG states.
+
 Public because the lab's base pretraining (relbench.lab.base) resumes with the same files,
 swaps and per-sample seeds as the trainer.
 """

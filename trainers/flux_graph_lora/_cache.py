@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from relbench.trainers.flow import normalise_latents
-from relbench.trainers._train_data import load_image
+from relbench.trainers.flux_graph_lora._data import load_image
 
 
 def _key(*parts) -> str:
