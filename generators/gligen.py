@@ -14,7 +14,7 @@ import json
 from collections import Counter
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from relbench.data import Request, graph_objects
 from relbench.errors import UserError
@@ -44,6 +44,15 @@ class GligenArgs(GeneratorArgs):
     negative_prompt: str | None = None
     batch_size: int = Field(8, ge=1, description="most images per pipeline call")
     cpu_offload: bool = False
+
+    @model_validator(mode="after")
+    def _some_step_sees_the_boxes(self):
+        # the pipeline grounds the first int(beta * steps) steps: 0.3 of 2 steps is none at all
+        if self.scheduled_sampling_beta > 0 and int(self.scheduled_sampling_beta * self.steps) == 0:
+            raise ValueError(f"scheduled_sampling_beta {self.scheduled_sampling_beta} of {self.steps} steps grounds "
+                             f"no step (the pipeline uses int(beta * steps)), so the boxes would be ignored; allowed: "
+                             f"beta * steps >= 1, or beta 0 for no boxes")
+        return self
 
 
 @register_generator("gligen")
