@@ -28,6 +28,15 @@ def _flux_dir(root):
     return d
 
 
+def _gligen_dir(root):
+    d = root / "gligen-tiny"
+    if not d.is_dir():
+        from relbench.testing.models.gligen import tiny_gligen_pipeline
+
+        tiny_gligen_pipeline().save_pretrained(d)
+    return d
+
+
 def _clip(root):
     from relbench.testing.models.clip import make_tiny_checkpoint
 
@@ -56,6 +65,7 @@ GENERATOR_CASES = {
     "shapes_inverse": [lambda root: {}],
     "flux": [lambda root: {"model": str(_flux_dir(root)), "max_sequence_length": SEQ, "steps": 2}],
     "flux_graph_lora": [lambda root: {"model": str(_flux_dir(root)), "max_sequence_length": SEQ, "steps": 2}],
+    "gligen": [lambda root: {"model": str(_gligen_dir(root)), "steps": 4, "layout": layout} for layout in ("rule", "reference")],
 }
 METRIC_CASES = {
     "pair_mse": [lambda root: {}],

@@ -74,16 +74,24 @@ def generate_run(plan: Plan, spec: RunSpec, cls, args, store: ImageStore, topo: 
 
 def request_keys(plan: Plan, spec: RunSpec, gen, fp: str) -> tuple[dict, dict, dict]:
     """(case id -> prompts, case id -> image keys, image key -> request) of one run."""
-    size, uses = plan.bench.size, type(gen).uses
+    size, uses = plan.bench.size, gen.uses  # a generator's arguments may widen its class's uses
     prompts, keys, requests = {}, {}, {}
     for case in plan.cases:
         pp, pn = _prompts(plan, case, spec.prompt_mode)
-        rp = Request(pp, case.pos, case.noise_seed, size)
-        rn = Request(pn, case.neg, case.noise_seed, size)
+        rp = Request(pp, case.pos, case.noise_seed, size, _layout(plan, case, case.pos, uses))
+        rn = Request(pn, case.neg, case.noise_seed, size, _layout(plan, case, case.neg, uses))
         kp, kn = rp.key(fp, uses), rn.key(fp, uses)
         prompts[case.id], keys[case.id] = (pp, pn), (kp, kn)
         requests[kp], requests[kn] = rp, rn
     return prompts, keys, requests
+
+
+def _layout(plan: Plan, case: Case, graph, uses: frozenset[str]):
+    if "layout" not in uses:
+        return None
+    from relbench.layouts import reference_layout
+
+    return reference_layout(case, graph, plan.bench.size, plan.bench.suite.kind)
 
 
 def _generate_run(plan: Plan, spec: RunSpec, gen, store: ImageStore, topo: Topology, timings: Timings,
@@ -120,7 +128,7 @@ def _generate_run(plan: Plan, spec: RunSpec, gen, store: ImageStore, topo: Topol
         timings.images_generated += len(todo)
         info = {"generator": spec.generator, "fingerprint": fp, "fingerprint_parts": gen.fingerprint_parts(),
                 "prompt_mode": spec.prompt_mode, "args": args.model_dump(mode="json"), "images_generated": len(todo),
-                "generate_s": round(t_gen, 3)}
+                "generate_s": round(t_gen, 3), **gen.run_info(list(requests.values()))}
         return RunImages(spec.name, prompts, keys, info)
     finally:
         gen.close()

@@ -54,21 +54,23 @@ def hub_offline(args: FluxArgs) -> bool:
     return env or not args.allow_download
 
 
-def resolve_model_dir(args: FluxArgs, who: str = "flux") -> tuple[Path, dict]:
+def resolve_model_dir(args: FluxArgs, who: str = "flux", default: str = DEFAULT_MODEL,
+                      kind: str = "FLUX") -> tuple[Path, dict]:
     """The local directory holding the pipeline, and its identity; one-line UserError (naming
-    the generator ``who``) if absent."""
+    the generator ``who``, suggesting the ``kind`` pipeline ``default``) if absent. ``args``:
+    any arguments with model, revision and allow_download."""
     from relbench.models import hub
 
     path = hub.local_dir(args.model)
     if path is not None:
         if not (path / "model_index.json").is_file():
             raise UserError(
-                f"{who}: {path} has no model_index.json; point `model` at a diffusers FLUX directory "
-                f"(e.g. `{hub.DOWNLOAD} {DEFAULT_MODEL} --local-dir {path}`)"
+                f"{who}: {path} has no model_index.json; point `model` at a diffusers {kind} directory "
+                f"(e.g. `{hub.DOWNLOAD} {default} --local-dir {path}`)"
             )
         return path, {"source": "local", "listing": _dir_listing(path)}
     if not hub.is_repo_id(args.model):
-        raise UserError(f"{who}: model directory {args.model} does not exist; {_download_hint(args.model)}")
+        raise UserError(f"{who}: model directory {args.model} does not exist; {_download_hint(args.model, default)}")
     try:
         # the diffusers layout only; the repo root also holds a 23 GB original-format file
         snap = hub.snapshot(args.model, revision=args.revision, download=not hub_offline(args),
@@ -76,17 +78,18 @@ def resolve_model_dir(args: FluxArgs, who: str = "flux") -> tuple[Path, dict]:
     except Exception as exc:  # LocalEntryNotFoundError, GatedRepoError, network errors
         raise UserError(
             f"{who}: {args.model} is not in the Hugging Face cache ({hub.cache_dir()}) and downloads are off "
-            f"({type(exc).__name__}); {_download_hint(args.model)}"
+            f"({type(exc).__name__}); {_download_hint(args.model, default)}"
         ) from None
     if not (snap / "model_index.json").is_file():
-        raise UserError(f"{who}: cached snapshot {snap} is incomplete (no model_index.json); {_download_hint(args.model)}")
+        raise UserError(f"{who}: cached snapshot {snap} is incomplete (no model_index.json); "
+                        f"{_download_hint(args.model, default)}")
     return snap, {"source": "hub", "repo": args.model, "commit": snap.name}
 
 
-def _download_hint(model: str) -> str:
+def _download_hint(model: str, default: str = DEFAULT_MODEL) -> str:
     from relbench.models.hub import DOWNLOAD, cache_dir
 
-    repo = model if "/" in model and not model.startswith((".", "/", "~")) else DEFAULT_MODEL
+    repo = model if "/" in model and not model.startswith((".", "/", "~")) else default
     return (
         f"download it with `{DOWNLOAD} {repo}` (into the HF cache, {cache_dir()}) "
         f"or `{DOWNLOAD} {repo} --local-dir DIR` and set the generator arg model: DIR"

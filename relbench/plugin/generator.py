@@ -78,6 +78,11 @@ class Generator(ABC):
         """Stable across processes and machines for the same code, configuration and weights."""
         return stable_hash(self.fingerprint_parts())
 
+    def run_info(self, requests: list[Request]) -> dict:
+        """Facts about how a run's images are drawn, for its manifest entry (e.g. how many were
+        drawn without a layout); a function of all the run's requests, drawn now or cached."""
+        return {}
+
     @abstractmethod
     def generate(self, requests: list[Request]):  # -> list[np.ndarray]
         """One uint8 (height, width, 3) image per request, of the request's size."""

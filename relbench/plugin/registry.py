@@ -42,6 +42,8 @@ BUILTIN_GENERATORS = {
                   ("torch", "diffusers", "transformers", "safetensors")),
     "flux_graph_lora": Entry("relbench.generators.flux_graph_lora:FluxGraphLoraGenerator", "built-in", "models",
                              ("torch", "diffusers", "transformers", "safetensors", "peft")),
+    "gligen": Entry("relbench.generators.gligen:GligenGenerator", "built-in", "models",
+                    ("torch", "diffusers", "transformers", "safetensors")),
 }
 BUILTIN_METRICS = {
     "pair_mse": Entry("relbench.metrics.pair_mse:PairMSE", "built-in"),

@@ -109,6 +109,9 @@ class Request:
     graph: Graph
     seed: int
     size: tuple[int, int]
+    #: the suite's boxes for this graph, sorted (object name, box as fractions of the image),
+    #: filled only for generators whose ``uses`` has "layout" and only where the suite has them
+    layout: tuple[tuple[str, Box], ...] | None = None
 
     def key(self, fingerprint: str, uses: frozenset[str]) -> str:
         """Content address of the image: only the inputs the generator actually reads count,
@@ -118,6 +121,8 @@ class Request:
             payload["prompt"] = self.prompt
         if "graph" in uses:
             payload["graph"] = graph_to_json(self.graph)
+        if "layout" in uses:
+            payload["layout"] = [[name, list(box)] for name, box in self.layout] if self.layout else None
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()
 
