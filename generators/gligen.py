@@ -3,7 +3,7 @@ each object of the graph goes. It answers "told where to put the objects, is the
 drawn?", the upper bound a layout step gives a scene-graph model.
 
 Boxes come from ``layout: rule`` (a canonical box pair per geometric predicate,
-relbench.layouts.RULE_BOXES) or ``layout: reference`` (the suite's own boxes); the phrases are
+relbench.spec.layouts.RULE_BOXES) or ``layout: reference`` (the suite's own boxes); the phrases are
 the graph's object names. A graph with no layout is drawn without boxes (the gated
 attention off for every step) and counted in the run's manifest entry.
 """
@@ -16,11 +16,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from relbench.data import Request, graph_objects
+from relbench.spec.data import Request, graph_objects
 from relbench.errors import UserError
-from relbench.generator import Context, Generator, GeneratorArgs
-from relbench.layouts import Layout, rule_layout
-from relbench.registry import register_generator
+from relbench.plugin.generator import Context, Generator, GeneratorArgs
+from relbench.spec.layouts import Layout, rule_layout
+from relbench.plugin.registry import register_generator
 
 DEFAULT_MODEL = "masterful/gligen-1-4-generation-text-box"
 #: arguments that change where or how fast images are drawn, never what they are
@@ -88,7 +88,7 @@ class GligenGenerator(Generator):
     def from_pipeline(cls, pipe, ctx: Context | None = None, **args):
         """Wrap an already-built StableDiffusionGLIGENPipeline (tests, notebooks)."""
         if ctx is None:
-            from relbench.predicates import load_vocabulary
+            from relbench.spec.predicates import load_vocabulary
 
             ctx = Context(vocab=load_vocabulary())
         return cls(cls.Args(**args), ctx, pipe=pipe)
@@ -221,7 +221,7 @@ def _load(model_dir, dtype, device: str, cpu_offload: bool, who: str, progress: 
     from diffusers import StableDiffusionGLIGENPipeline
     from diffusers.pipelines import pipeline_utils
 
-    from relbench.progress import library_bars
+    from relbench.engine.progress import library_bars
 
     dtype_kw = "dtype" if hasattr(pipeline_utils, "_resolve_dtype") else "torch_dtype"
     try:

@@ -15,13 +15,13 @@ import pytest
 import diffusers  # noqa: F401,E402
 import torch  # noqa: E402
 
-from relbench.data import Case, Reference, Request, Triple, graph_objects  # noqa: E402
+from relbench.spec.data import Case, Reference, Request, Triple, graph_objects  # noqa: E402
 from relbench.errors import UserError  # noqa: E402
-from relbench.generator import Context  # noqa: E402
-from relbench.layouts import RULE_BOXES, reference_layout, rule_layout  # noqa: E402
-from relbench.predicates import load_vocabulary  # noqa: E402
-from relbench.registry import GENERATORS  # noqa: E402
-from relbench.spatial_rules import relation_holds  # noqa: E402
+from relbench.plugin.generator import Context  # noqa: E402
+from relbench.spec.layouts import RULE_BOXES, reference_layout, rule_layout  # noqa: E402
+from relbench.spec.predicates import load_vocabulary  # noqa: E402
+from relbench.plugin.registry import GENERATORS  # noqa: E402
+from relbench.spec.spatial_rules import relation_holds  # noqa: E402
 from relbench.testing import check_generator  # noqa: E402
 from relbench.testing.models.gligen import tiny_gligen_pipeline  # noqa: E402
 
@@ -93,7 +93,7 @@ def test_a_beta_that_grounds_no_step_is_refused():
 
 
 def test_plugin_registers_without_importing_torch():
-    code = ("import sys, relbench.generators.gligen; from relbench.registry import GENERATORS; "
+    code = ("import sys, relbench.generators.gligen; from relbench.plugin.registry import GENERATORS; "
             "assert 'gligen' in GENERATORS.names(); "
             "bad = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(ROOT))
@@ -216,8 +216,8 @@ def test_run_with_shapes_reference_layout(tmp_path, spy):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["runs"]["g"]["layout"] == {"mode": "reference", "images_with_boxes": 4, "images_without_boxes": 0,
                                                "without_boxes_by_predicate": {}}
-    from relbench.config import load_benchmark
-    from relbench.runner import plan
+    from relbench.spec.config import load_benchmark
+    from relbench.engine.runner import plan
 
     bench = load_benchmark(config).model_copy(update={"limit": 2, "output_dir": str(tmp_path / "other")})
     expected = []

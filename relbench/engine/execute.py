@@ -89,7 +89,7 @@ def request_keys(plan: Plan, spec: RunSpec, gen, fp: str) -> tuple[dict, dict, d
 def _layout(plan: Plan, case: Case, graph, uses: frozenset[str]):
     if "layout" not in uses:
         return None
-    from relbench.layouts import reference_layout
+    from relbench.spec.layouts import reference_layout
 
     return reference_layout(case, graph, plan.bench.size, plan.bench.suite.kind)
 

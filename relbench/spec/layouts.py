@@ -10,8 +10,8 @@ See docs/generators.md ("gligen") for the table in prose.
 
 from __future__ import annotations
 
-from relbench.data import Box, Case, Graph
-from relbench.predicates import Vocabulary
+from relbench.spec.data import Box, Case, Graph
+from relbench.spec.predicates import Vocabulary
 
 #: a sorted tuple of (object name, box): hashable, so requests carrying it stay hashable
 Layout = tuple[tuple[str, Box], ...]
