@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from relbench.testing.models.clip import make_tiny_checkpoint  # noqa: E402
 from relbench.metrics.clip_alignment import ClipAlignment  # noqa: E402
 from relbench.spec.data import Case, Triple  # noqa: E402
-from relbench.plugin.generator import Context  # noqa: E402
+from relbench.plugin.context import Context  # noqa: E402
 from relbench.plugin.metric import Sample  # noqa: E402
 from relbench.spec.predicates import load_vocabulary  # noqa: E402
 

@@ -18,7 +18,8 @@ from pydantic import Field, model_validator
 
 from relbench.spec.data import Request, graph_objects
 from relbench.errors import UserError
-from relbench.plugin.generator import Context, Generator, GeneratorArgs
+from relbench.plugin.context import Context
+from relbench.plugin.generator import Generator, GeneratorArgs
 from relbench.spec.layouts import Layout, rule_layout
 from relbench.plugin.registry import register_generator
 

@@ -24,7 +24,7 @@ from types import SimpleNamespace
 
 from relbench.metrics.clip_alignment import ClipAlignment, alignment_from_scores
 from relbench.metrics.pair_mse import PairMSE
-from relbench.plugin.generator import Context
+from relbench.plugin.context import Context
 from relbench.spec.predicates import load_vocabulary
 
 N_TRIPLES, N_SEEDS = 160, 3

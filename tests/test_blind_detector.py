@@ -5,7 +5,7 @@ would otherwise read as the generator's failure."""
 import json
 
 from relbench.cli import main
-from relbench.plugin.generator import Context
+from relbench.plugin.context import Context
 from relbench.spec.predicates import load_vocabulary
 from relbench.plugin.registry import METRICS
 

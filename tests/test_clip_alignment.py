@@ -11,7 +11,7 @@ from relbench.testing.samples import make_sample
 from relbench.metrics.clip_alignment import ClipAlignment, alignment_from_scores
 from relbench.spec.data import Case, Triple
 from relbench.errors import UserError
-from relbench.plugin.generator import Context
+from relbench.plugin.context import Context
 from relbench.plugin.metric import Sample
 from relbench.spec.predicates import load_vocabulary
 

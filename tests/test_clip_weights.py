@@ -12,7 +12,7 @@ import pytest
 from conftest import write_config
 from relbench.spec.data import Case, Triple
 from relbench.errors import UserError
-from relbench.plugin.generator import Context
+from relbench.plugin.context import Context
 from relbench.metrics.clip_alignment import ClipAlignment
 from relbench.models import clip as clip_model
 from relbench.spec.predicates import load_vocabulary

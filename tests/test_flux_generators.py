@@ -20,7 +20,7 @@ import torch  # noqa: E402
 from relbench.testing.models.flux import tiny_flux_pipeline  # noqa: E402
 from relbench.spec.data import Request, Triple  # noqa: E402
 from relbench.errors import UserError  # noqa: E402
-from relbench.plugin.generator import Context  # noqa: E402
+from relbench.plugin.context import Context  # noqa: E402
 from relbench.spec.predicates import load_vocabulary  # noqa: E402
 from relbench.plugin.registry import GENERATORS  # noqa: E402
 

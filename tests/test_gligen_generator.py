@@ -17,7 +17,7 @@ import torch  # noqa: E402
 
 from relbench.spec.data import Case, Reference, Request, Triple, graph_objects  # noqa: E402
 from relbench.errors import UserError  # noqa: E402
-from relbench.plugin.generator import Context  # noqa: E402
+from relbench.plugin.context import Context  # noqa: E402
 from relbench.spec.layouts import RULE_BOXES, reference_layout, rule_layout  # noqa: E402
 from relbench.spec.predicates import load_vocabulary  # noqa: E402
 from relbench.plugin.registry import GENERATORS  # noqa: E402

@@ -13,7 +13,7 @@ import pytest
 
 from relbench.spec.data import Request, Triple
 from relbench.errors import UserError
-from relbench.plugin.generator import Context
+from relbench.plugin.context import Context
 from relbench.spec.predicates import load_vocabulary
 from relbench.plugin.registry import GENERATORS
 

@@ -9,7 +9,7 @@ import pytest
 from relbench.metrics.lpips_pair import BACKBONE_FILES, Lpips, published_prefix
 from relbench.spec.data import Case, Triple
 from relbench.errors import UserError
-from relbench.plugin.generator import Context
+from relbench.plugin.context import Context
 from relbench.plugin.metric import Sample
 from relbench.spec.predicates import load_vocabulary
 

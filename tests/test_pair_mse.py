@@ -3,7 +3,7 @@ import pytest
 
 from relbench.metrics.pair_mse import PairMSE, pair_mse
 from relbench.spec.data import Case, Triple
-from relbench.plugin.generator import Context
+from relbench.plugin.context import Context
 from relbench.plugin.metric import Sample
 from relbench.spec.predicates import load_vocabulary
 

@@ -102,7 +102,7 @@ def test_a_vlm_judge_loads_without_bars_under_no_progress(monkeypatch, tmp_path)
     ctx.progress False (--no-progress, or stderr not a terminal) must switch them off."""
     from transformers.utils import logging as tf_logging
 
-    from relbench.plugin.generator import Context
+    from relbench.plugin.context import Context
     from relbench.models import vlm as _vlm
     from relbench.spec.predicates import load_vocabulary
     from relbench.plugin.registry import METRICS

@@ -8,7 +8,7 @@ import pytest
 from relbench.generators.shapes import ShapesIgnoreRelation, ShapesInverse, ShapesOracle
 from relbench.spec.data import Request, Triple
 from relbench.errors import UserError
-from relbench.plugin.generator import Context
+from relbench.plugin.context import Context
 from relbench.spec.predicates import load_vocabulary
 from relbench.shapes.detect import classify_shape, detect_all, detect_objects
 from relbench.shapes.reference import render_reference

@@ -9,7 +9,7 @@ from relbench.models.detectors import Detector, register_detector
 from relbench.metrics.spatial import Spatial
 from relbench.spec.data import Case, Triple
 from relbench.errors import UserError
-from relbench.plugin.generator import Context
+from relbench.plugin.context import Context
 from relbench.plugin.metric import Sample
 from relbench.spec.predicates import load_vocabulary
 

@@ -9,7 +9,7 @@ import pytest
 
 from relbench.spec.data import Case, Triple
 from relbench.errors import UserError
-from relbench.plugin.generator import Context
+from relbench.plugin.context import Context
 from relbench.plugin.metric import Sample
 from relbench.metrics.vlm_judge import (
     ATOM_COLUMNS, LETTERS, TWOWAY_COLUMNS, VQA_COLUMNS, YES, VlmJudge, atom_questions, atoms_columns,

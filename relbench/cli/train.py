@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_train(args) -> int:
-    from relbench.trainers._train_config import load_train_config
+    from relbench.trainers.flux_graph_lora.config import load_train_config
 
     flags = {"train_jsonl": args.train_jsonl, "val_jsonl": args.val_jsonl, "output_dir": args.output_dir,
              "epochs": args.epochs, "max_steps": args.max_steps, "batch_size": args.batch_size,

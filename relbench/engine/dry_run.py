@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from relbench.plugin.generator import Context
+from relbench.plugin.context import Context
 from relbench.plugin.registry import GENERATORS, needs_packages
 from relbench.engine.plan import Plan
 from relbench.engine.execute import RunImages, _build_metrics, _chunks, _close_all, reference_run, request_keys, score_file

@@ -16,7 +16,7 @@ from pathlib import Path
 from relbench.spec.config import RunSpec
 from relbench.spec.data import Case, Request, stable_hash
 from relbench.engine.distributed import Topology, topology
-from relbench.plugin.generator import Context
+from relbench.plugin.context import Context
 from relbench.plugin.metric import Sample, metric_view
 from relbench.engine.progress import Progress, bars_wanted
 from relbench.spec.prompts import build_prompt

@@ -12,7 +12,8 @@ from pathlib import Path
 from relbench.spec.config import Benchmark, RunSpec
 from relbench.spec.data import Case
 from relbench.errors import UserError
-from relbench.plugin.generator import Context, GeneratorArgs
+from relbench.plugin.context import Context
+from relbench.plugin.generator import GeneratorArgs
 from relbench.plugin.metric import Aggregate, MetricArgs
 from relbench.spec.negatives import build_cases
 from relbench.spec.predicates import Vocabulary, load_vocabulary

@@ -18,7 +18,8 @@ from pydantic import Field
 
 from relbench.spec.data import Request
 from relbench.errors import UserError
-from relbench.plugin.generator import Context, Generator, GeneratorArgs
+from relbench.plugin.context import Context
+from relbench.plugin.generator import Generator, GeneratorArgs
 
 if TYPE_CHECKING:  # numpy is imported where images are made, not at plugin discovery
     import numpy as np

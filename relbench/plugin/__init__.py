@@ -9,20 +9,32 @@ A generator subclasses ``Generator`` (its arguments a ``GeneratorArgs``, its inp
 configuration is a ``UserError`` (one line, exit 2); a broken contract a ``ContractError``.
 docs/extending.md walks through each kind of plugin.
 
-The names stay importable from their home modules (relbench.plugin.generator, relbench.plugin.metric,
-relbench.plugin.registry, relbench.plugin.contract, relbench.testing); this package only gathers them.
+The names live in this package's modules (generator, metric, context, registry, contract) and
+in relbench.testing (the checkers); they are looked up on first access, so importing one module
+of the package does not import the others, nor relbench.testing.
 """
 
-from relbench.plugin.contract import ContractError
-from relbench.spec.data import Case, Graph, Request, Triple
-from relbench.errors import UserError
-from relbench.plugin.generator import Context, Generator, GeneratorArgs
-from relbench.plugin.metric import CONSUMES, Aggregate, Metric, MetricArgs, Sample
-from relbench.plugin.registry import register_generator, register_metric
-from relbench.testing.contract import check_generator, check_metric, tiny_context, tiny_samples
+_HOMES = {
+    "relbench.plugin.contract": ("ContractError",),
+    "relbench.spec.data": ("Case", "Graph", "Request", "Triple"),
+    "relbench.errors": ("UserError",),
+    "relbench.plugin.context": ("Context",),
+    "relbench.plugin.generator": ("Generator", "GeneratorArgs"),
+    "relbench.plugin.metric": ("CONSUMES", "Aggregate", "Metric", "MetricArgs", "Sample"),
+    "relbench.plugin.registry": ("register_generator", "register_metric"),
+    "relbench.testing.contract": ("check_generator", "check_metric", "tiny_context", "tiny_samples"),
+}
+_HOME = {name: module for module, names in _HOMES.items() for name in names}
+__all__ = sorted(_HOME)
 
-__all__ = [
-    "CONSUMES", "Aggregate", "Case", "Context", "ContractError", "Generator", "GeneratorArgs", "Graph", "Metric",
-    "MetricArgs", "Request", "Sample", "Triple", "UserError", "check_generator", "check_metric",
-    "register_generator", "register_metric", "tiny_context", "tiny_samples",
-]
+
+def __getattr__(name: str):
+    if name in _HOME:
+        import importlib
+
+        return getattr(importlib.import_module(_HOME[name]), name)
+    raise AttributeError(f"module 'relbench.plugin' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_HOME))

@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from relbench.spec.data import Request, stable_hash
-from relbench.spec.predicates import Vocabulary
+from relbench.plugin.context import Context
 
 
 class GeneratorArgs(BaseModel):
     """A plugin's arguments from benchmark.yaml; unknown keys are an error, not ignored."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-
-@dataclass
-class Context:
-    """What the harness hands a plugin besides its own arguments."""
-
-    vocab: Vocabulary
-    rank: int = 0
-    world_size: int = 1
-    device: str | None = None  # the process's accelerator under accelerate/torchrun, else None
-    progress: bool = False  # progress bars wanted (model loading bars follow --no-progress)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Generator(ABC):

@@ -16,7 +16,7 @@ from typing import Any, Callable, ClassVar, Sequence
 from pydantic import BaseModel, ConfigDict
 
 from relbench.spec.data import Case, stable_hash
-from relbench.plugin.generator import Context
+from relbench.plugin.context import Context
 
 
 #: what a metric may declare in ``consumes``, and the Sample / Case attributes each one opens

@@ -15,7 +15,7 @@ from relbench.plugin.contract import ContractError, check_declaration, check_ima
 
 
 def tiny_context():
-    from relbench.plugin.generator import Context
+    from relbench.plugin.context import Context
     from relbench.spec.predicates import load_vocabulary
 
     return Context(vocab=load_vocabulary())
