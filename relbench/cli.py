@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_vg_arguments(vg)
     add_train_parser(sub)
+    from relbench.export import add_export_parser
+
+    add_export_parser(sub)
     from relbench.annotate.command import add_annotate_parser
 
     add_annotate_parser(sub)
@@ -295,6 +298,14 @@ def cmd_run(args) -> int:
         return _run_planned(args, bench, p)
 
 
+def _image_counts(t) -> str:
+    """'18 images generated, 0 reused'; files made elsewhere are said to be loaded, not generated."""
+    parts = [f"{t.images_generated} images generated"] if t.images_generated or not t.images_loaded else []
+    if t.images_loaded:
+        parts.append(f"{t.images_loaded} {'' if parts else 'images '}loaded from files")
+    return ", ".join(parts + [f"{t.images_reused} reused"])
+
+
 def _run_planned(args, bench, p) -> int:
     from relbench.results import format_table, write_results
     from relbench.runner import execute
@@ -305,11 +316,13 @@ def _run_planned(args, bench, p) -> int:
     summary = write_results(p, collected, argv=sys.argv[1:])
     t = collected.timings
     print(f"{bench.name}: {len(p.cases)} cases ({summary['n_triples']} triples x {len(bench.seeds)} seeds), "
-          f"{len(bench.runs)} run(s); {t.images_generated} images generated, {t.images_reused} reused; "
-          f"{collected.wall_s:.1f}s")
+          f"{len(bench.runs)} run(s); {_image_counts(t)}; {collected.wall_s:.1f}s")
     if p.skipped_items:
         print(f"note: {len(p.skipped_items)} suite item(s) had no applicable negative and were left out "
               f"(listed in manifest.json)")
+    for run, ids in p.left_out.items():
+        print(f"note: {len(ids)} case(s) left out of every run: {run} has no usable image for them "
+              f"(allow_missing: true; listed in summary.json and manifest.json under cases_left_out)")
     if p.suite_rejected:
         from relbench.suites.peers import rejected_summary
 
@@ -347,6 +360,12 @@ def cmd_list(args) -> int:
             origin = "" if entry.origin == "built-in" else f"  [{entry.origin}]"
             print(f"  {name.ljust(width)}  {text}{origin}")
     return 0
+
+
+def cmd_export(args) -> int:
+    from relbench.export import export_command
+
+    return export_command(args)
 
 
 def cmd_annotate(args) -> int:
@@ -412,7 +431,7 @@ def cmd_lab(args) -> int:
 
 COMMANDS = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "train": cmd_train,
             "report": cmd_report, "compare": cmd_compare,
-            "annotate": cmd_annotate, "lab": cmd_lab}
+            "annotate": cmd_annotate, "lab": cmd_lab, "export": cmd_export}
 
 
 # a full disk, a quota, a read-only or unwritable output: the environment, not a bug

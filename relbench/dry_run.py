@@ -13,7 +13,7 @@ import json
 from relbench.generator import Context
 from relbench.registry import GENERATORS, needs_packages
 from relbench.runner import (
-    Plan, RunImages, _build_metrics, _chunks, _close_all, reference_run, request_keys, score_file,
+    Plan, RunImages, _build_metrics, _chunks, _close_all, _prepares, reference_run, request_keys, score_file, wanted,
 )
 from relbench.distributed import Topology
 from relbench.store import ImageStore
@@ -29,6 +29,8 @@ def dry_run(plan: Plan) -> list[str]:
         with needs_packages(GENERATORS, r.cls.name):
             gen = r.cls(r.args, ctx)
             try:
+                if _prepares(r.cls):
+                    gen.prepare(wanted(plan, r.spec))  # a fingerprint of files made elsewhere hashes them
                 fp, parts = gen.fingerprint(), gen.fingerprint_parts()
                 prompts, keys, _ = request_keys(plan, r.spec, gen, fp)
             finally:

@@ -116,7 +116,7 @@ def _write_if_changed(path: Path, text: str) -> bool:
 #: manifest keys (and keys of each run's entry) that describe the process, not the results: a
 #: rerun that changed no result keeps the manifest of the run that made them
 _PROCESS_KEYS = ("created", "argv", "command", "timings")
-_RUN_PROCESS_KEYS = ("images_generated", "generate_s")
+_RUN_PROCESS_KEYS = ("images_generated", "images_loaded", "generate_s")
 
 
 def _entries(rows: list[dict], aggs: list, bench) -> list[dict]:
@@ -308,6 +308,9 @@ def summarise(plan, collected, columns_rows) -> dict:
             for name, info in collected.metrics.items()
         },
         "runs": out_runs,
+        # cases a run of files made elsewhere had no usable image for (allow_missing), left out of every run
+        **({"cases_left_out": {run: len(ids) for run, ids in plan.left_out.items()}}
+           if getattr(plan, "left_out", None) else {}),
     }
 
 
@@ -353,6 +356,7 @@ def manifest(plan, collected, argv: list[str] | None) -> dict:
         "n_cases": len(plan.cases),
         "items_without_negative": plan.skipped_items,
         **_suite_rejected(plan),
+        **({"cases_left_out": plan.left_out} if getattr(plan, "left_out", None) else {}),
         "runs": {r.name: r.info for r in collected.runs},
         "metrics": {k: {"fingerprint": v.fingerprint, "fingerprint_parts": v.fingerprint_parts, "args": v.args,
                         "consumes": v.consumes, "provenance": v.provenance}
@@ -367,6 +371,7 @@ def manifest(plan, collected, argv: list[str] | None) -> dict:
             "generate_s": round(t.generate_s, 3),
             "score_s": round(t.score_s, 3),
             "images_generated": t.images_generated,
+            **({"images_loaded": t.images_loaded} if t.images_loaded else {}),
             "images_reused": t.images_reused,
             "per_run": t.per_run,
             # what each metric computed in this process (0 where its scores came from the cache)

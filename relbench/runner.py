@@ -17,7 +17,7 @@ from relbench.config import Benchmark, RunSpec
 from relbench.data import Case, Request, stable_hash
 from relbench.distributed import Topology, topology
 from relbench.errors import UserError
-from relbench.generator import Context, GeneratorArgs
+from relbench.generator import Context, Generator, GeneratorArgs, Wanted
 from relbench.metric import Aggregate, MetricArgs, Sample, metric_view
 from relbench.negatives import build_cases
 from relbench.progress import Progress, bars_wanted
@@ -35,6 +35,7 @@ class Timings:
     generate_s: float = 0.0  # inside Generator.generate
     score_s: float = 0.0  # inside Metric.score
     images_generated: int = 0
+    images_loaded: int = 0  # handed over by a generator of files made elsewhere (verb "loaded")
     images_reused: int = 0
     per_run: dict = field(default_factory=dict)
     #: metric -> the inputs it read in this process (none where its scores came from the cache)
@@ -71,6 +72,9 @@ class Plan:
     metrics: list[PlannedMetric]
     out: Path
     suite_rejected: list = field(default_factory=list)  # peers' lines that are not one triple
+    #: run name -> ids of the cases its generator cannot draw (files made elsewhere, allow_missing);
+    #: they are left out of every run, so runs stay paired
+    left_out: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -156,6 +160,15 @@ def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = 
     for m in metrics:
         _probe(METRICS, m.cls, m.args, ctx)
 
+    cases, skipped, rejected = suite_cases(bench, vocab, source)
+    p = Plan(bench, vocab, cases, skipped, runs, metrics, out, rejected)
+    _prepare_runs(p, lambda i: f"{locate(source, lines, ('runs', i, 'args'))}: runs.{i}.args")
+    return p
+
+
+def suite_cases(bench: Benchmark, vocab: Vocabulary, source: str) -> tuple[list[Case], list[str], list]:
+    """(cases, ids of items with no applicable negative, suite lines rejected): the part of the
+    plan that needs no plugin (`relbench export` asks for these cases' images)."""
     from relbench.suites.loader import load_suite
 
     items, rejected = load_suite(bench.suite, vocab, bench.limit)
@@ -169,7 +182,37 @@ def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = 
     )
     if not cases:
         raise UserError(f"{source}: suite: no cases (no item has an applicable negative of kinds {bench.negatives.kinds})")
-    return Plan(bench, vocab, cases, skipped, runs, metrics, out, rejected)
+    return cases, skipped, rejected
+
+
+def _prepares(cls) -> bool:
+    return cls.prepare is not Generator.prepare
+
+
+def _prepare_runs(p: Plan, where) -> None:
+    """Let generators of files made elsewhere check every file now, before any model loads,
+    and drop the cases they leave out (allow_missing)."""
+    ctx = Context(vocab=p.vocab)
+    for i, r in enumerate(p.runs):
+        if not _prepares(r.cls):
+            continue
+        with needs_packages(GENERATORS, r.cls.name):
+            gen = r.cls(r.args, ctx)
+            try:
+                left = gen.prepare(wanted(p, r.spec))
+            except UserError as exc:  # its message starts with the argument it is about
+                raise UserError(f"{where(i)}.{exc}") from None
+            finally:
+                gen.close()
+        if left:
+            p.left_out[r.spec.name] = [c.id for c in p.cases if c.id in set(left)]
+    drop = {c for ids in p.left_out.values() for c in ids}
+    if drop:
+        p.cases = [c for c in p.cases if c.id not in drop]
+        if not p.cases:
+            first = next(i for i, r in enumerate(p.runs) if r.spec.name in p.left_out)
+            raise UserError(f"{where(first)}.allow_missing: every case was left out ({', '.join(p.left_out)} "
+                            f"has no usable image pair); nothing to score")
 
 
 def _chunks(cases: list[Case], size: int) -> list[list[Case]]:
@@ -206,6 +249,18 @@ def generate_run(plan: Plan, spec: RunSpec, cls, args, store: ImageStore, topo: 
         return _generate_run(plan, spec, cls(args, ctx), store, topo, timings, show_progress)
 
 
+def wanted(plan: Plan, spec: RunSpec) -> list[Wanted]:
+    """Every image one run asks for, case by case (g+ then g-), with the requests
+    ``request_keys`` makes."""
+    size, seeds, out = plan.bench.size, list(plan.bench.seeds), []
+    for case in plan.cases:
+        pp, pn = _prompts(plan, case, spec.prompt_mode)
+        k = seeds.index(case.seed)
+        out += [Wanted(Request(pp, case.pos, case.noise_seed, size), case.id, "pos", k),
+                Wanted(Request(pn, case.neg, case.noise_seed, size), case.id, "neg", k)]
+    return out
+
+
 def request_keys(plan: Plan, spec: RunSpec, gen, fp: str) -> tuple[dict, dict, dict]:
     """(case id -> prompts, case id -> image keys, image key -> request) of one run."""
     size, uses = plan.bench.size, type(gen).uses
@@ -223,7 +278,10 @@ def request_keys(plan: Plan, spec: RunSpec, gen, fp: str) -> tuple[dict, dict, d
 def _generate_run(plan: Plan, spec: RunSpec, gen, store: ImageStore, topo: Topology, timings: Timings,
                   show_progress: bool) -> RunImages:
     args = gen.args
+    verb = type(gen).verb
     try:
+        if _prepares(type(gen)):
+            gen.prepare(wanted(plan, spec))  # it finds its files again: the fingerprint hashes them
         fp = gen.fingerprint()
         prompts, keys, requests = request_keys(plan, spec, gen, fp)
         batch = spec.batch_size or plan.bench.batch_size
@@ -240,7 +298,8 @@ def _generate_run(plan: Plan, spec: RunSpec, gen, store: ImageStore, topo: Topol
                             todo.append(k)
         t_gen = 0.0
         if todo:  # a finished run draws nothing and imports no progress bar
-            with Progress(len(todo), f"{spec.name}: generating", enabled=show_progress) as bar:
+            with Progress(len(todo), f"{spec.name}: {'loading' if verb == 'loaded' else 'generating'}",
+                          enabled=show_progress) as bar:
                 for i in range(0, len(todo), batch):
                     part = todo[i : i + batch]
                     t0 = time.perf_counter()
@@ -251,10 +310,13 @@ def _generate_run(plan: Plan, spec: RunSpec, gen, store: ImageStore, topo: Topol
                     store.put_many(zip(part, images))
                     bar.update(len(part))
         timings.generate_s += t_gen
-        timings.images_generated += len(todo)
+        if verb == "loaded":
+            timings.images_loaded += len(todo)
+        else:
+            timings.images_generated += len(todo)
         info = {"generator": spec.generator, "fingerprint": fp, "fingerprint_parts": gen.fingerprint_parts(),
-                "prompt_mode": spec.prompt_mode, "args": args.model_dump(mode="json"), "images_generated": len(todo),
-                "generate_s": round(t_gen, 3)}
+                "prompt_mode": spec.prompt_mode, "args": args.model_dump(mode="json"),
+                ("images_loaded" if verb == "loaded" else "images_generated"): len(todo), "generate_s": round(t_gen, 3)}
         return RunImages(spec.name, prompts, keys, info)
     finally:
         gen.close()
@@ -430,12 +492,14 @@ def _execute(plan: Plan, show_progress: bool, topo: Topology, t_start: float, st
     finally:
         _close_all(metric_objs)
     # every rank's counters, summed on rank 0 (gather doubles as the barrier)
-    parts = topo.gather([timings.generate_s, timings.score_s, timings.images_generated, timings.images_reused])
+    parts = topo.gather([timings.generate_s, timings.score_s, timings.images_generated, timings.images_reused,
+                         timings.images_loaded])
     topo.barrier()
     if not topo.is_main:
         return None
     timings.generate_s, timings.score_s = sum(p[0] for p in parts), sum(p[1] for p in parts)
     timings.images_generated, timings.images_reused = sum(p[2] for p in parts), sum(p[3] for p in parts)
+    timings.images_loaded = sum(p[4] for p in parts)
 
     # rank 0 collects every chunk (computing any a dead rank left behind); models load lazily,
     # so reading score files costs no model load
