@@ -205,7 +205,8 @@ def _prepare_runs(p: Plan, where) -> None:
             finally:
                 gen.close()
         if left:
-            p.left_out[r.spec.name] = [c.id for c in p.cases if c.id in set(left)]
+            left = set(left)
+            p.left_out[r.spec.name] = [c.id for c in p.cases if c.id in left]
     drop = {c for ids in p.left_out.values() for c in ids}
     if drop:
         p.cases = [c for c in p.cases if c.id not in drop]
