@@ -252,3 +252,20 @@ def test_a_t2i_compbench_folder_scores_as_it_is(tmp_path, drawn, capsys):
     (samples / f"{prompt}_000001.png").unlink()
     assert run(tmp_path, "images", generator="images", dir=str(samples.parent), layout="t2i_compbench") == 2
     assert f"samples/{prompt}_*.png: 1 file(s), sample 2 wanted" in capsys.readouterr().err
+
+
+def test_export_builds_no_generator_and_names_each_prompt_mode(tmp_path):
+    """The config that will score the folder exports it: its `images` run (whose folder is still
+    empty) is not built; runs of two prompt modes get one file each, named by the mode."""
+    cfg = tmp_path / "both.yaml"
+    text = CONFIG.format(name="model", generator="images", mode="relation", out=tmp_path / "run",
+                         args=f", args: {{dir: {tmp_path / 'ex'}}}")
+    neutral = f"  - {{name: model-neutral, generator: images, prompt_mode: neutral, args: {{dir: {tmp_path / 'ex'}}}}}\n"
+    cfg.write_text(text.replace("output_dir:", neutral + "output_dir:"))
+    assert main(["export", "--config", str(cfg), "--out", str(tmp_path / "ex")]) == 0
+    got = lines(tmp_path / "ex")
+    # relation: g+ and g- differ (36); neutral, deduplicated by prompt: one per case (18)
+    assert len(got) == 54 and got[0]["file"] == "00000-pos-s0-relation.png"
+    assert [x["file"] for x in got if x["prompt_mode"] == "neutral"][:2] == ["00000-pos-s0-neutral.png",
+                                                                           "00001-pos-s1-neutral.png"]
+    assert {x["run"] for x in got} == {"model", "model-neutral"}

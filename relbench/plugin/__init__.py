@@ -16,13 +16,13 @@ relbench.registry, relbench.contract, relbench.testing); this package only gathe
 from relbench.contract import ContractError
 from relbench.data import Case, Graph, Request, Triple
 from relbench.errors import UserError
-from relbench.generator import Context, Generator, GeneratorArgs
+from relbench.generator import Context, Generator, GeneratorArgs, Wanted
 from relbench.metric import CONSUMES, Aggregate, Metric, MetricArgs, Sample
 from relbench.registry import register_generator, register_metric
 from relbench.testing.contract import check_generator, check_metric, tiny_context, tiny_samples
 
 __all__ = [
     "CONSUMES", "Aggregate", "Case", "Context", "ContractError", "Generator", "GeneratorArgs", "Graph", "Metric",
-    "MetricArgs", "Request", "Sample", "Triple", "UserError", "check_generator", "check_metric",
+    "MetricArgs", "Request", "Sample", "Triple", "UserError", "Wanted", "check_generator", "check_metric",
     "register_generator", "register_metric", "tiny_context", "tiny_samples",
 ]
