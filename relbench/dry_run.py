@@ -88,8 +88,9 @@ def _changes(what: str, recorded: dict | None, fp: str, parts: dict) -> list[str
     for name in sorted(set(args_a) | set(args_b)):
         if args_a.get(name) != args_b.get(name):
             out.append(f"argument {name}: {json.dumps(args_a.get(name))} -> {json.dumps(args_b.get(name))}")
-    if before.get("weights") != parts.get("weights"):
-        out.append("weights changed")
+    if before.get("weights") != parts.get("weights"):  # for images made elsewhere, the files' content
+        files = isinstance(parts.get("weights"), dict) and "files" in parts["weights"]
+        out.append("image files changed" if files else "weights changed")
     if before.get("version") != parts.get("version"):
         out.append(f"version {before.get('version')} -> {parts.get('version')}")
     return [f"{what}: fingerprint changed: " + ("; ".join(out) or "its code identity is computed differently")]

@@ -51,7 +51,9 @@ def _check_out(out: Path) -> None:
         raise UserError(f"--out: {out} exists and is not a directory")
     if (out / MARKER).is_file():
         return
-    others = sorted(p.name for p in out.iterdir())
+    from relbench.locks import LOCK_NAME
+
+    others = sorted(p.name for p in out.iterdir() if not p.name.startswith(LOCK_NAME))  # another export's lock
     if others:
         shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         raise UserError(f"--out: {out} holds files relbench export did not write ({shown}); export into an empty "
@@ -92,8 +94,9 @@ def header(plan, uses: frozenset[str], n: int) -> dict:
 
 
 def export(plan, out: Path, uses: frozenset[str]) -> dict:
-    """Write DIR/requests.jsonl and DIR/prompts.txt (and the marker) as one change."""
-    from relbench.atomic import write_all
+    """Write DIR/requests.jsonl and DIR/prompts.txt (and the marker) as one change, holding the
+    directory's writer lock."""
+    from relbench.locks import writer_lock
 
     _check_out(out)
     lines = build_lines(plan, uses)
@@ -101,11 +104,17 @@ def export(plan, out: Path, uses: frozenset[str]) -> dict:
     if any("\n" in p or "\r" in p for p in prompts):
         raise UserError("suite: a prompt spans several lines, which prompts.txt (one prompt per line) cannot hold")
     body = [json.dumps(header(plan, uses, len(lines)))] + [json.dumps(line) for line in lines]
-    out.mkdir(parents=True, exist_ok=True)
+    with writer_lock(out, "relbench export"):
+        _write(out, body, prompts)
+    return {"images": len(lines), "prompts": len(prompts), "cases": len(plan.cases)}
+
+
+def _write(out: Path, body: list[str], prompts: list[str]) -> None:
+    from relbench.atomic import write_all
+
     write_all([(out / MARKER, b"written by relbench export: this directory may be exported into again\n"),
                (out / REQUESTS, ("\n".join(body) + "\n").encode()),
                (out / PROMPTS, ("\n".join(prompts) + "\n").encode())])
-    return {"images": len(lines), "prompts": len(prompts), "cases": len(plan.cases)}
 
 
 def read_requests(folder: Path) -> tuple[dict, list[dict]]:
