@@ -204,6 +204,10 @@ def test_replacing_a_file_changes_the_fingerprint_and_rescores(tmp_path, capsys)
     assert "0 images generated, 36 reused" in capsys.readouterr().out and fp() == fp1
     first = lines(folder)[0]
     Image.new("RGB", (64, 64), (128, 128, 128)).save(folder / first["file"])  # a blank g+
+    capsys.readouterr()
+    assert main(["run", "--config", config(tmp_path, "model", "images", generator="images", dir=str(folder)),
+                 "--dry-run"]) == 0
+    assert "model (images): fingerprint changed: image files changed" in capsys.readouterr().out
     assert run(tmp_path, "images", generator="images", dir=str(folder)) == 0
     after, case = scores(tmp_path, "images"), first["cases"][0][0]
     assert fp() != fp1
