@@ -3,7 +3,7 @@ each object of the graph goes. It answers "told where to put the objects, is the
 drawn?", the upper bound a layout step gives a scene-graph model.
 
 Boxes come from ``layout: rule`` (a canonical box pair per geometric predicate,
-relbench.spec.layouts.RULE_BOXES) or ``layout: reference`` (the suite's own boxes); the phrases are
+relbench.suites.layouts.RULE_BOXES) or ``layout: reference`` (the suite's own boxes); the phrases are
 the graph's object names. A graph with no layout is drawn without boxes (the gated
 attention off for every step) and counted in the run's manifest entry.
 """
@@ -20,7 +20,7 @@ from relbench.spec.data import Request, graph_objects
 from relbench.errors import UserError
 from relbench.plugin.context import Context
 from relbench.plugin.generator import Generator, GeneratorArgs
-from relbench.spec.layouts import Layout, rule_layout
+from relbench.suites.layouts import Layout, rule_layout
 from relbench.plugin.registry import register_generator
 
 DEFAULT_MODEL = "masterful/gligen-1-4-generation-text-box"
@@ -222,7 +222,7 @@ def _load(model_dir, dtype, device: str, cpu_offload: bool, who: str, progress: 
     from diffusers import StableDiffusionGLIGENPipeline
     from diffusers.pipelines import pipeline_utils
 
-    from relbench.engine.progress import library_bars
+    from relbench.io.progress import library_bars
 
     dtype_kw = "dtype" if hasattr(pipeline_utils, "_resolve_dtype") else "torch_dtype"
     try:

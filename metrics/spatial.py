@@ -99,7 +99,7 @@ class Spatial(Metric):
     def detector(self):
         if self._detector is None:
             from relbench.models.detectors import DETECTORS
-            from relbench.engine.progress import library_bars
+            from relbench.io.progress import library_bars
 
             with library_bars(self.ctx.progress, getattr(DETECTORS.get(self.args.detector), "libraries", ())):
                 self._detector = self._build()

@@ -314,7 +314,7 @@ class VlmJudge(Metric):
             import torch
 
             from relbench.models import vlm as _vlm
-            from relbench.engine.progress import library_bars
+            from relbench.io.progress import library_bars
 
             device, dtype = self._device_dtype()
             with library_bars(self.ctx.progress, ("transformers",)):

@@ -1,4 +1,4 @@
-"""The one exception type the CLI turns into a single line and exit code 2."""
+"""The exceptions the CLI turns into a single line and exit code 2 (a usage error: argparse's usage)."""
 
 
 class UserError(Exception):
@@ -7,3 +7,7 @@ class UserError(Exception):
 
 class UsageError(Exception):
     """A flag combination argparse cannot check: shown as argparse's usage error (exit 2)."""
+
+
+class ContractError(UserError):
+    """A plugin broke its declared contract (relbench.plugin.contract checks it)."""

@@ -587,6 +587,9 @@ def build_context(run_dirs, baselines=None, per_predicate: int = 3, max_pairs: i
         "flags": [{"dir": str(d.path), "metric": name, "flag": flag}
                   for d in dirs for name, info in (d.summary.get("metrics") or {}).items()
                   for flag in (info.get("flags") or [])],
+        # cases left out of every run for want of a usable image made elsewhere (allow_missing)
+        "left_out": [{"dir": str(d.path), "run": run, "n": n}
+                     for d in dirs for run, n in (d.summary.get("cases_left_out") or {}).items()],
         "descriptions": {k: v for d in dirs for info in (d.summary.get("metrics") or {}).values()
                          for k, v in (info.get("aggregates") or {}).items()},
         "answer": answer_section(gens, ref, specs, answer_keys + [k for k in HUMAN_KEYS if k in keys], charts),

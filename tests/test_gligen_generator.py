@@ -18,7 +18,7 @@ import torch  # noqa: E402
 from relbench.spec.data import Case, Reference, Request, Triple, graph_objects  # noqa: E402
 from relbench.errors import UserError  # noqa: E402
 from relbench.plugin.context import Context  # noqa: E402
-from relbench.spec.layouts import RULE_BOXES, reference_layout, rule_layout  # noqa: E402
+from relbench.suites.layouts import RULE_BOXES, reference_layout, rule_layout  # noqa: E402
 from relbench.spec.predicates import load_vocabulary  # noqa: E402
 from relbench.plugin.registry import GENERATORS  # noqa: E402
 from relbench.spec.spatial_rules import relation_holds  # noqa: E402
@@ -217,7 +217,7 @@ def test_run_with_shapes_reference_layout(tmp_path, spy):
     assert manifest["runs"]["g"]["layout"] == {"mode": "reference", "images_with_boxes": 4, "images_without_boxes": 0,
                                                "without_boxes_by_predicate": {}}
     from relbench.spec.config import load_benchmark
-    from relbench.engine.runner import plan
+    from relbench.engine.plan import plan
 
     bench = load_benchmark(config).model_copy(update={"limit": 2, "output_dir": str(tmp_path / "other")})
     expected = []

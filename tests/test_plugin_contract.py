@@ -58,11 +58,40 @@ def _vlm(root):
     return {"model": str(d) if (d / "config.json").is_file() else make_tiny_vlm("idefics3", d)}
 
 
+def _images(root):
+    """A folder an outside tool filled for check_generator's requests (its default sizes)."""
+    import json
+
+    from PIL import Image
+
+    from relbench.spec.data import graph_to_json
+    from relbench.spec.prompts import build_prompt
+    from relbench.shapes.world import layout, render, scene_rng
+    from relbench.testing.contract import tiny_cases
+
+    d = root / "images"
+    if not d.is_dir():
+        d.mkdir()
+        cases, vocab = tiny_cases(2)
+        lines = [{"relbench_export": 1, "uses": ["graph", "prompt"]}]
+        for size in ((32, 32), (48, 32)):
+            for c in cases:
+                for g in (c.pos, c.neg):
+                    name = f"{len(lines):05d}.png"
+                    objs = layout(g, scene_rng(c.noise_seed, g, "outside"), size, "random")
+                    Image.fromarray(render(objs, size)).save(d / name)
+                    lines.append({"file": name, "prompt": build_prompt(g, "relation", vocab), "graph": graph_to_json(g),
+                                  "seed": c.noise_seed, "width": size[0], "height": size[1]})
+        (d / "requests.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return {"dir": str(d)}
+
+
 # plugin name -> tiny configurations (functions of the fixture directory giving plugin args)
 GENERATOR_CASES = {
     "shapes_oracle": [lambda root: {}],
     "shapes_ignore_relation": [lambda root: {}],
     "shapes_inverse": [lambda root: {}],
+    "images": [_images],
     "flux": [lambda root: {"model": str(_flux_dir(root)), "max_sequence_length": SEQ, "steps": 2}],
     "flux_graph_lora": [lambda root: {"model": str(_flux_dir(root)), "max_sequence_length": SEQ, "steps": 2}],
     "gligen": [lambda root: {"model": str(_gligen_dir(root)), "steps": 4, "layout": layout} for layout in ("rule", "reference")],

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from relbench.engine import progress
-from relbench.engine.progress import Progress, format_duration, library_bars
+from relbench.io.progress import Progress, format_duration, library_bars
 
 
 class Clock:

@@ -8,15 +8,15 @@ import argparse
 import errno
 import sys
 
-from relbench.cli import annotate, data, lab, list_plugins, report, run, train
+from relbench.cli import annotate, data, export, lab, list_plugins, report, run, train
 from relbench.errors import UsageError
 
 #: command -> the module holding its parser (``add_parser``) and its work (``COMMANDS``)
-_MODULES = {"run": run, "report": report, "list": list_plugins, "data": data, "train": train, "annotate": annotate,
-            "lab": lab}
+_MODULES = {"run": run, "report": report, "list": list_plugins, "data": data, "train": train, "export": export,
+            "annotate": annotate, "lab": lab}
 COMMANDS = {"run": run.cmd_run, "list": list_plugins.cmd_list, "data": data.cmd_data, "train": train.cmd_train,
             "report": report.cmd_report, "compare": report.cmd_compare, "annotate": annotate.annotate_command,
-            "lab": lab.cmd_lab}
+            "lab": lab.cmd_lab, "export": export.export_command}
 
 
 def build_parser() -> argparse.ArgumentParser:

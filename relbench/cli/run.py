@@ -165,6 +165,14 @@ def cmd_run(args) -> int:
         return _run_planned(args, bench, p)
 
 
+def _image_counts(t) -> str:
+    """'18 images generated, 0 reused'; files made elsewhere are said to be loaded, not generated."""
+    parts = [f"{t.images_generated} images generated"] if t.images_generated or not t.images_loaded else []
+    if t.images_loaded:
+        parts.append(f"{t.images_loaded} {'' if parts else 'images '}loaded from files")
+    return ", ".join(parts + [f"{t.images_reused} reused"])
+
+
 def _run_planned(args, bench, p) -> int:
     from relbench.results.format import format_table
     from relbench.results.write import write_results
@@ -176,11 +184,13 @@ def _run_planned(args, bench, p) -> int:
     summary = write_results(p, collected, argv=sys.argv[1:])
     t = collected.timings
     print(f"{bench.name}: {len(p.cases)} cases ({summary['n_triples']} triples x {len(bench.seeds)} seeds), "
-          f"{len(bench.runs)} run(s); {t.images_generated} images generated, {t.images_reused} reused; "
-          f"{collected.wall_s:.1f}s")
+          f"{len(bench.runs)} run(s); {_image_counts(t)}; {collected.wall_s:.1f}s")
     if p.skipped_items:
         print(f"note: {len(p.skipped_items)} suite item(s) had no applicable negative and were left out "
               f"(listed in manifest.json)")
+    for run, ids in p.left_out.items():
+        print(f"note: {len(ids)} case(s) left out of every run: {run} has no usable image for them "
+              f"(allow_missing: true; listed in summary.json and manifest.json under cases_left_out)")
     if p.suite_rejected:
         from relbench.suites.peers import rejected_summary
 

@@ -12,7 +12,7 @@ import json
 
 from relbench.plugin.context import Context
 from relbench.plugin.registry import GENERATORS, needs_packages
-from relbench.engine.plan import Plan
+from relbench.engine.plan import Plan, _prepares, wanted
 from relbench.engine.execute import RunImages, _build_metrics, _chunks, _close_all, reference_run, request_keys, score_file
 from relbench.engine.distributed import Topology
 from relbench.engine.store import ImageStore
@@ -28,6 +28,8 @@ def dry_run(plan: Plan) -> list[str]:
         with needs_packages(GENERATORS, r.cls.name):
             gen = r.cls(r.args, ctx)
             try:
+                if _prepares(r.cls):
+                    gen.prepare(wanted(plan, r.spec))  # a fingerprint of files made elsewhere hashes them
                 fp, parts = gen.fingerprint(), gen.fingerprint_parts()
                 prompts, keys, _ = request_keys(plan, r.spec, gen, fp)
             finally:
@@ -85,8 +87,9 @@ def _changes(what: str, recorded: dict | None, fp: str, parts: dict) -> list[str
     for name in sorted(set(args_a) | set(args_b)):
         if args_a.get(name) != args_b.get(name):
             out.append(f"argument {name}: {json.dumps(args_a.get(name))} -> {json.dumps(args_b.get(name))}")
-    if before.get("weights") != parts.get("weights"):
-        out.append("weights changed")
+    if before.get("weights") != parts.get("weights"):  # for images made elsewhere, the files' content
+        files = isinstance(parts.get("weights"), dict) and "files" in parts["weights"]
+        out.append("image files changed" if files else "weights changed")
     if before.get("version") != parts.get("version"):
         out.append(f"version {before.get('version')} -> {parts.get('version')}")
     return [f"{what}: fingerprint changed: " + ("; ".join(out) or "its code identity is computed differently")]

@@ -18,12 +18,24 @@ from relbench.spec.data import Case, Request, stable_hash
 from relbench.engine.distributed import Topology, topology
 from relbench.plugin.context import Context
 from relbench.plugin.metric import Sample, metric_view
-from relbench.engine.progress import Progress, bars_wanted
-from relbench.spec.prompts import build_prompt
+from relbench.io.progress import Progress, bars_wanted
 from relbench.plugin.contract import ContractError, check_declaration, check_images, check_rows
 from relbench.plugin.registry import GENERATORS, METRICS, needs_packages
 from relbench.engine.store import ImageStore
-from relbench.engine.plan import MetricInfo, Plan, REFERENCE, Timings
+from relbench.engine.plan import MetricInfo, Plan, REFERENCE, Timings, _prepares, _prompts, wanted
+
+
+@dataclass
+class RunImages:
+    """Per case: the prompts and image keys one run produced (or the references)."""
+
+    name: str
+    prompts: dict[str, tuple[str, str]]
+    keys: dict[str, tuple[str | None, str | None]]
+    info: dict
+    #: image key -> sha256 of the file, for keys that name a file outside the store (photos):
+    #: score caches key on what a photo holds, not where it lies
+    content: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -40,28 +52,6 @@ class RunResult:
 
 def _chunks(cases: list[Case], size: int) -> list[list[Case]]:
     return [cases[i : i + size] for i in range(0, len(cases), size)]
-
-
-def _prompts(plan: Plan, case: Case, mode: str) -> tuple[str, str]:
-    """(prompt for img_pos, prompt for img_neg). In neutral mode both images get the same text,
-    named from g+ ("a photo of a dog and a horse"), so only the graph can tell them apart."""
-    if mode == "neutral":
-        text = build_prompt(case.pos, mode, plan.vocab)
-        return text, text
-    return build_prompt(case.pos, mode, plan.vocab), build_prompt(case.neg, mode, plan.vocab)
-
-
-@dataclass
-class RunImages:
-    """Per case: the prompts and image keys one run produced (or the references)."""
-
-    name: str
-    prompts: dict[str, tuple[str, str]]
-    keys: dict[str, tuple[str | None, str | None]]
-    info: dict
-    #: image key -> sha256 of the file, for keys that name a file outside the store (photos):
-    #: score caches key on what a photo holds, not where it lies
-    content: dict[str, str] = field(default_factory=dict)
 
 
 def generate_run(plan: Plan, spec: RunSpec, cls, args, store: ImageStore, topo: Topology, timings: Timings,
@@ -89,7 +79,7 @@ def request_keys(plan: Plan, spec: RunSpec, gen, fp: str) -> tuple[dict, dict, d
 def _layout(plan: Plan, case: Case, graph, uses: frozenset[str]):
     if "layout" not in uses:
         return None
-    from relbench.spec.layouts import reference_layout
+    from relbench.suites.layouts import reference_layout
 
     return reference_layout(case, graph, plan.bench.size, plan.bench.suite.kind)
 
@@ -97,7 +87,10 @@ def _layout(plan: Plan, case: Case, graph, uses: frozenset[str]):
 def _generate_run(plan: Plan, spec: RunSpec, gen, store: ImageStore, topo: Topology, timings: Timings,
                   show_progress: bool) -> RunImages:
     args = gen.args
+    verb = type(gen).verb
     try:
+        if _prepares(type(gen)):
+            gen.prepare(wanted(plan, spec))  # it finds its files again: the fingerprint hashes them
         fp = gen.fingerprint()
         prompts, keys, requests = request_keys(plan, spec, gen, fp)
         batch = spec.batch_size or plan.bench.batch_size
@@ -114,7 +107,8 @@ def _generate_run(plan: Plan, spec: RunSpec, gen, store: ImageStore, topo: Topol
                             todo.append(k)
         t_gen = 0.0
         if todo:  # a finished run draws nothing and imports no progress bar
-            with Progress(len(todo), f"{spec.name}: generating", enabled=show_progress) as bar:
+            with Progress(len(todo), f"{spec.name}: {'loading' if verb == 'loaded' else 'generating'}",
+                          enabled=show_progress) as bar:
                 for i in range(0, len(todo), batch):
                     part = todo[i : i + batch]
                     t0 = time.perf_counter()
@@ -125,7 +119,10 @@ def _generate_run(plan: Plan, spec: RunSpec, gen, store: ImageStore, topo: Topol
                     store.put_many(zip(part, images))
                     bar.update(len(part))
         timings.generate_s += t_gen
-        timings.images_generated += len(todo)
+        if verb == "loaded":
+            timings.images_loaded += len(todo)
+        else:
+            timings.images_generated += len(todo)
         info = {"generator": spec.generator, "fingerprint": fp, "fingerprint_parts": gen.fingerprint_parts(),
                 "prompt_mode": spec.prompt_mode, "args": args.model_dump(mode="json"), "images_generated": len(todo),
                 "generate_s": round(t_gen, 3), **gen.run_info(list(requests.values()))}
@@ -304,12 +301,14 @@ def _execute(plan: Plan, show_progress: bool, topo: Topology, t_start: float, st
     finally:
         _close_all(metric_objs)
     # every rank's counters, summed on rank 0 (gather doubles as the barrier)
-    parts = topo.gather([timings.generate_s, timings.score_s, timings.images_generated, timings.images_reused])
+    parts = topo.gather([timings.generate_s, timings.score_s, timings.images_generated, timings.images_reused,
+                         timings.images_loaded])
     topo.barrier()
     if not topo.is_main:
         return None
     timings.generate_s, timings.score_s = sum(p[0] for p in parts), sum(p[1] for p in parts)
     timings.images_generated, timings.images_reused = sum(p[2] for p in parts), sum(p[3] for p in parts)
+    timings.images_loaded = sum(p[4] for p in parts)
 
     # rank 0 collects every chunk (computing any a dead rank left behind); models load lazily,
     # so reading score files costs no model load

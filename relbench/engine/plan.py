@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from relbench.spec.config import Benchmark, RunSpec
-from relbench.spec.data import Case
+from relbench.spec.data import Case, Request
 from relbench.errors import UserError
 from relbench.plugin.context import Context
-from relbench.plugin.generator import GeneratorArgs
+from relbench.plugin.generator import Generator, GeneratorArgs, Wanted
+from relbench.spec.prompts import build_prompt
 from relbench.plugin.metric import Aggregate, MetricArgs
 from relbench.spec.negatives import build_cases
 from relbench.spec.predicates import Vocabulary, load_vocabulary
@@ -29,6 +30,7 @@ class Timings:
     generate_s: float = 0.0  # inside Generator.generate
     score_s: float = 0.0  # inside Metric.score
     images_generated: int = 0
+    images_loaded: int = 0  # handed over by a generator of files made elsewhere (verb "loaded")
     images_reused: int = 0
     per_run: dict = field(default_factory=dict)
     #: metric -> the inputs it read in this process (none where its scores came from the cache)
@@ -65,6 +67,9 @@ class Plan:
     metrics: list[PlannedMetric]
     out: Path
     suite_rejected: list = field(default_factory=list)  # peers' lines that are not one triple
+    #: run name -> ids of the cases its generator cannot draw (files made elsewhere, allow_missing);
+    #: they are left out of every run, so runs stay paired
+    left_out: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -138,6 +143,15 @@ def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = 
     for m in metrics:
         _probe(METRICS, m.cls, m.args, ctx)
 
+    cases, skipped, rejected = suite_cases(bench, vocab, source)
+    p = Plan(bench, vocab, cases, skipped, runs, metrics, out, rejected)
+    _prepare_runs(p, lambda i: f"{locate(source, lines, ('runs', i, 'args'))}: runs.{i}.args")
+    return p
+
+
+def suite_cases(bench: Benchmark, vocab: Vocabulary, source: str) -> tuple[list[Case], list[str], list]:
+    """(cases, ids of items with no applicable negative, suite lines rejected): the part of the
+    plan that needs no plugin (`relbench export` asks for these cases' images)."""
     from relbench.suites.loader import load_suite
 
     items, rejected = load_suite(bench.suite, vocab, bench.limit)
@@ -151,4 +165,56 @@ def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = 
     )
     if not cases:
         raise UserError(f"{source}: suite: no cases (no item has an applicable negative of kinds {bench.negatives.kinds})")
-    return Plan(bench, vocab, cases, skipped, runs, metrics, out, rejected)
+    return cases, skipped, rejected
+
+
+def _prepares(cls) -> bool:
+    return cls.prepare is not Generator.prepare
+
+
+def _prepare_runs(p: Plan, where) -> None:
+    """Let generators of files made elsewhere check every file now, before any model loads,
+    and drop the cases they leave out (allow_missing)."""
+    ctx = Context(vocab=p.vocab)
+    for i, r in enumerate(p.runs):
+        if not _prepares(r.cls):
+            continue
+        with needs_packages(GENERATORS, r.cls.name):
+            gen = r.cls(r.args, ctx)
+            try:
+                left = gen.prepare(wanted(p, r.spec))
+            except UserError as exc:  # its message starts with the argument it is about
+                raise UserError(f"{where(i)}.{exc}") from None
+            finally:
+                gen.close()
+        if left:
+            left = set(left)
+            p.left_out[r.spec.name] = [c.id for c in p.cases if c.id in left]
+    drop = {c for ids in p.left_out.values() for c in ids}
+    if drop:
+        p.cases = [c for c in p.cases if c.id not in drop]
+        if not p.cases:
+            first = next(i for i, r in enumerate(p.runs) if r.spec.name in p.left_out)
+            raise UserError(f"{where(first)}.allow_missing: every case was left out ({', '.join(p.left_out)} "
+                            f"has no usable image pair); nothing to score")
+
+
+def _prompts(plan: Plan, case: Case, mode: str) -> tuple[str, str]:
+    """(prompt for img_pos, prompt for img_neg). In neutral mode both images get the same text,
+    named from g+ ("a photo of a dog and a horse"), so only the graph can tell them apart."""
+    if mode == "neutral":
+        text = build_prompt(case.pos, mode, plan.vocab)
+        return text, text
+    return build_prompt(case.pos, mode, plan.vocab), build_prompt(case.neg, mode, plan.vocab)
+
+
+def wanted(plan: Plan, spec: RunSpec) -> list[Wanted]:
+    """Every image one run asks for, case by case (g+ then g-), with the requests
+    ``request_keys`` makes."""
+    size, seeds, out = plan.bench.size, list(plan.bench.seeds), []
+    for case in plan.cases:
+        pp, pn = _prompts(plan, case, spec.prompt_mode)
+        k = seeds.index(case.seed)
+        out += [Wanted(Request(pp, case.pos, case.noise_seed, size), case.id, "pos", k),
+                Wanted(Request(pn, case.neg, case.noise_seed, size), case.id, "neg", k)]
+    return out

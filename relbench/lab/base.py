@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from relbench.errors import UserError
-from relbench.engine.progress import Progress, bars_wanted, library_bars
+from relbench.io.progress import Progress, bars_wanted, library_bars
 
 CLIP_LEN = 16  # tokenizer_max_length of the CLIP tokenizer: every lab prompt fits
 T5_LEN = 16  # max_sequence_length the lab passes to `relbench run` / `relbench train`

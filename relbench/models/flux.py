@@ -190,7 +190,7 @@ def load_pipeline(model_dir: Path, dtype, device: str, cpu_offload: bool, who: s
     from diffusers import FluxPipeline
     from diffusers.pipelines import pipeline_utils
 
-    from relbench.engine.progress import library_bars
+    from relbench.io.progress import library_bars
 
     check_model_dir(model_dir, who)
 

@@ -15,11 +15,10 @@ of the package does not import the others, nor relbench.testing.
 """
 
 _HOMES = {
-    "relbench.plugin.contract": ("ContractError",),
     "relbench.spec.data": ("Case", "Graph", "Request", "Triple"),
-    "relbench.errors": ("UserError",),
+    "relbench.errors": ("ContractError", "UserError"),
     "relbench.plugin.context": ("Context",),
-    "relbench.plugin.generator": ("Generator", "GeneratorArgs"),
+    "relbench.plugin.generator": ("Generator", "GeneratorArgs", "Wanted"),
     "relbench.plugin.metric": ("CONSUMES", "Aggregate", "Metric", "MetricArgs", "Sample"),
     "relbench.plugin.registry": ("register_generator", "register_metric"),
     "relbench.testing.contract": ("check_generator", "check_metric", "tiny_context", "tiny_samples"),

@@ -12,11 +12,7 @@ its marker and lock, so no summary, no images and no cache of the broken plugin 
 
 from __future__ import annotations
 
-from relbench.errors import UserError
-
-
-class ContractError(UserError):
-    """A plugin broke its declared contract."""
+from relbench.errors import ContractError
 
 
 def check_declaration(metric) -> list[str]:

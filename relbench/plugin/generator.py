@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -15,6 +16,17 @@ class GeneratorArgs(BaseModel):
     """A plugin's arguments from benchmark.yaml; unknown keys are an error, not ignored."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One image a run will ask for, and where it sits in the benchmark: what a generator that
+    reads images made elsewhere needs to find the file drawn for it (see ``Generator.prepare``)."""
+
+    request: Request
+    case_id: str
+    side: str  # "pos" (g+) or "neg" (g-)
+    replicate: int  # index of the case's seed in the benchmark's `seeds`
 
 
 class Generator(ABC):
@@ -36,10 +48,19 @@ class Generator(ABC):
     #: drawn alone: float kernels of neural generators round differently with the batch size
     #: (the tiny FLUX: 1 level on ~0.03% of pixels), which is not a dependence on other requests
     batch_tolerance: ClassVar[int] = 0
+    #: what the terminal says ``generate`` did: "loaded" for a generator of files made elsewhere
+    verb: ClassVar[str] = "generated"
 
     def __init__(self, args: GeneratorArgs, ctx: Context):
         self.args = args
         self.ctx = ctx
+
+    def prepare(self, wanted: list[Wanted]) -> list[str]:
+        """Called with every image of the run (in case order) before ``fingerprint`` and before
+        anything is drawn or scored: at plan time, and again on the generating instance. A
+        generator of files made elsewhere finds and checks them here (raising UserError to refuse
+        the run) and returns the ids of the cases it leaves out; the run drops them. Default: none."""
+        return []
 
     def weights_identity(self) -> Any:
         """Identity of the weights the images depend on (file hashes, hub revision); None if none."""

@@ -15,6 +15,7 @@ from typing import Any, Callable, ClassVar, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
+from relbench.errors import ContractError
 from relbench.spec.data import Case, stable_hash
 from relbench.plugin.context import Context
 
@@ -107,8 +108,6 @@ class _Reads:
 
     def read(self, kind: str, attr: str) -> None:
         if kind not in self.declared:
-            from relbench.plugin.contract import ContractError
-
             self.refusal = self.refusal or (
                 f"metric {self.metric!r} reads Sample.{attr} but does not declare {kind!r} in consumes "
                 f"(declared: {', '.join(sorted(self.declared)) or 'nothing'})")
@@ -118,8 +117,6 @@ class _Reads:
     def check(self) -> None:
         """After score(): refuse a metric that read an undeclared input, even if it caught the error."""
         if self.refusal:
-            from relbench.plugin.contract import ContractError
-
             raise ContractError(self.refusal)
 
 

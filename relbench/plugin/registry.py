@@ -38,6 +38,7 @@ BUILTIN_GENERATORS = {
     "shapes_oracle": Entry("relbench.generators.shapes:ShapesOracle", "built-in"),
     "shapes_ignore_relation": Entry("relbench.generators.shapes:ShapesIgnoreRelation", "built-in"),
     "shapes_inverse": Entry("relbench.generators.shapes:ShapesInverse", "built-in"),
+    "images": Entry("relbench.generators.images:ImagesGenerator", "built-in"),
     "flux": Entry("relbench.generators.flux:FluxGenerator", "built-in", "models",
                   ("torch", "diffusers", "transformers", "safetensors")),
     "flux_graph_lora": Entry("relbench.generators.flux_graph_lora:FluxGraphLoraGenerator", "built-in", "models",

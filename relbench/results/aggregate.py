@@ -200,4 +200,7 @@ def summarise(plan, collected, columns_rows) -> dict:
             for name, info in collected.metrics.items()
         },
         "runs": out_runs,
+        # cases a run of files made elsewhere had no usable image for (allow_missing), left out of every run
+        **({"cases_left_out": {run: len(ids) for run, ids in plan.left_out.items()}}
+           if getattr(plan, "left_out", None) else {}),
     }

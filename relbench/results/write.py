@@ -120,7 +120,7 @@ def _write_if_changed(path: Path, text: str) -> bool:
 _PROCESS_KEYS = ("created", "argv", "command", "timings")
 
 
-_RUN_PROCESS_KEYS = ("images_generated", "generate_s")
+_RUN_PROCESS_KEYS = ("images_generated", "images_loaded", "generate_s")
 
 
 def _versions() -> dict:
@@ -165,6 +165,7 @@ def manifest(plan, collected, argv: list[str] | None) -> dict:
         "n_cases": len(plan.cases),
         "items_without_negative": plan.skipped_items,
         **_suite_rejected(plan),
+        **({"cases_left_out": plan.left_out} if getattr(plan, "left_out", None) else {}),
         "runs": {r.name: r.info for r in collected.runs},
         "metrics": {k: {"fingerprint": v.fingerprint, "fingerprint_parts": v.fingerprint_parts, "args": v.args,
                         "consumes": v.consumes, "provenance": v.provenance}
@@ -179,6 +180,7 @@ def manifest(plan, collected, argv: list[str] | None) -> dict:
             "generate_s": round(t.generate_s, 3),
             "score_s": round(t.score_s, 3),
             "images_generated": t.images_generated,
+            **({"images_loaded": t.images_loaded} if t.images_loaded else {}),
             "images_reused": t.images_reused,
             "per_run": t.per_run,
             # what each metric computed in this process (0 where its scores came from the cache)

@@ -43,12 +43,16 @@ def check_generator(generator, sizes=((32, 32), (48, 32)), batch_invariance: boo
     ``batch_invariance``, that the last request drawn alone gives the same pixels (to within the
     generator's declared ``batch_tolerance``, float rounding of batched kernels).
     """
+    from relbench.plugin.generator import Generator, Wanted
     from relbench.spec.data import Request
     from relbench.spec.prompts import build_prompt
 
     cases, vocab = tiny_cases(2)
-    requests = [Request(build_prompt(g, "relation", vocab), g, c.noise_seed, tuple(size))
-                for size in sizes for c in cases for g in (c.pos, c.neg)]
+    wanted = [Wanted(Request(build_prompt(g, "relation", vocab), g, c.noise_seed, tuple(size)), c.id, side, 0)
+              for size in sizes for c in cases for side, g in (("pos", c.pos), ("neg", c.neg))]
+    requests = [w.request for w in wanted]
+    if type(generator).prepare is not Generator.prepare:  # as the runner does before drawing
+        generator.prepare(wanted)
     images = generator.generate(list(requests))
     check_images(generator, requests, images)
     if batch_invariance:

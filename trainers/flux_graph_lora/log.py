@@ -39,7 +39,7 @@ def log_line(rec: dict, total: int, eta_s: float | None = None) -> str:
     if rec.get("steps_per_s"):
         parts.append(f"{rec['steps_per_s']:.2f} steps/s")
     if eta_s is not None:
-        from relbench.engine.progress import format_duration
+        from relbench.io.progress import format_duration
 
         parts.append(f"ETA {format_duration(eta_s)}")
     return "  ".join(parts)
