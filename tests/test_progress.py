@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from relbench.engine import progress
+from relbench.io import progress
 from relbench.io.progress import Progress, format_duration, library_bars
 
 
