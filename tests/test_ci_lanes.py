@@ -64,7 +64,7 @@ def test_browser_and_multiprocess_tests_are_marked():
     browser = [p.name for p in files if re.search(r"playwright|CHROMIUM", p.read_text())]
     launch = [p.name for p in files if re.search(r"ACCELERATE_LAUNCH|torchrun", p.read_text())]
     assert browser == ["test_annotate_browser.py", "test_report_browser.py"]
-    assert launch == ["test_multiprocess.py", "test_trainer.py"]
+    assert launch == ["test_multiprocess.py", "test_train_libraries.py", "test_trainer.py"]
     assert [n for n in browser if not marked(TESTS / n, "browser")] == []
     assert [n for n in launch if not marked(TESTS / n, "multiprocess")] == []
 
