@@ -40,6 +40,8 @@ BUILTIN_GENERATORS = {
     "shapes_inverse": Entry("relbench.generators.shapes:ShapesInverse", "built-in"),
     "flux": Entry("relbench.generators.flux:FluxGenerator", "built-in", "models",
                   ("torch", "diffusers", "transformers", "safetensors")),
+    "diffusers": Entry("relbench.generators.diffusers_t2i:DiffusersGenerator", "built-in", "models",
+                       ("torch", "diffusers", "transformers", "safetensors")),
     "flux_graph_lora": Entry("relbench.generators.flux_graph_lora:FluxGraphLoraGenerator", "built-in", "models",
                              ("torch", "diffusers", "transformers", "safetensors", "peft")),
 }
