@@ -36,8 +36,10 @@ def tiny_cases(n: int = 3, seed: int = 0):
     return [cases[i * step] for i in range(n)], vocab
 
 
-def check_generator(generator, sizes=((32, 32), (48, 32)), batch_invariance: bool = True) -> list:
-    """Draw the g+ and g- of a few cases at each size; returns the images.
+def check_generator(generator, sizes=((32, 32), (48, 32)), batch_invariance: bool = True,
+                    prompt_mode: str = "relation") -> list:
+    """Draw the g+ and g- of a few cases at each size, prompted as ``prompt_mode`` would
+    ("neutral": g+ and g- share one prompt); returns the images.
 
     Checks one uint8 (H, W, 3) image per request of the requested (width, height), and, with
     ``batch_invariance``, that the last request drawn alone gives the same pixels (to within the
@@ -47,7 +49,8 @@ def check_generator(generator, sizes=((32, 32), (48, 32)), batch_invariance: boo
     from relbench.prompts import build_prompt
 
     cases, vocab = tiny_cases(2)
-    requests = [Request(build_prompt(g, "relation", vocab), g, c.noise_seed, tuple(size))
+    requests = [Request(build_prompt(g if prompt_mode == "relation" else c.pos, prompt_mode, vocab), g, c.noise_seed,
+                        tuple(size))
                 for size in sizes for c in cases for g in (c.pos, c.neg)]
     images = generator.generate(list(requests))
     check_images(generator, requests, images)
