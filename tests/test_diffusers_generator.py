@@ -221,3 +221,17 @@ def test_cli_run_and_refusal(folders, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("relbench: error: diffusers: ") and "not a text-to-image pipeline" in err and "\n" not in err
     assert not (tmp_path / "x").exists()
+
+
+def test_the_documented_config_is_valid():
+    """docs/generators.md's runs validate as written (extra=forbid: a renamed arg fails here)."""
+    import re
+
+    import yaml
+
+    doc = (Path(__file__).parents[1] / "docs" / "generators.md").read_text()
+    runs = yaml.safe_load(re.search(r"```yaml\n(.*?)```", doc, re.S).group(1))["runs"]
+    cls = GENERATORS.get("diffusers")
+    assert [r["generator"] for r in runs] == ["diffusers", "diffusers"]
+    args = [cls.Args(**r["args"]) for r in runs]
+    assert args[0].model == "stabilityai/stable-diffusion-xl-base-1.0" and args[0].steps == 30
