@@ -235,3 +235,20 @@ def test_the_documented_config_is_valid():
     assert [r["generator"] for r in runs] == ["diffusers", "diffusers"]
     args = [cls.Args(**r["args"]) for r in runs]
     assert args[0].model == "stabilityai/stable-diffusion-xl-base-1.0" and args[0].steps == 30
+
+
+def test_a_hub_id_is_read_from_the_cache_offline(folders, tmp_path, monkeypatch):
+    import huggingface_hub.constants as hf
+
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a lookup that tried the network would fail here
+    rev = "2" * 40
+    root = tmp_path / "hub" / "models--org--sd-tiny"
+    (root / "refs").mkdir(parents=True)
+    (root / "refs" / "main").write_text(rev)
+    shutil.copytree(folders["sd15"], root / "snapshots" / rev)
+    cached = make("org/sd-tiny", "sd15")
+    ident = cached.weights_identity()
+    assert ident["source"] == "hub" and ident["repo"] == "org/sd-tiny" and ident["commit"] == rev
+    assert ident["files"] == make(folders["sd15"], "sd15").weights_identity()["files"]
+    assert np.array_equal(cached.generate([req()])[0], make(folders["sd15"], "sd15").generate([req()])[0])
