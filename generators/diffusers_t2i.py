@@ -120,6 +120,12 @@ class DiffusersGenerator(Generator):
         self._check_call_args(self._cls)
         listed = [k for k, v in index.items() if not k.startswith("_") and isinstance(v, list) and v and v[0] is not None]
         shared.check_components(model_dir, index, listed, self.name)
+        for name in listed:  # a model's folder (config.json) needs its weights, as safetensors
+            folder = model_dir / name
+            if (folder / "config.json").is_file() and not any(folder.glob("*.safetensors")):
+                bins = "only pickled .bin files, which relbench never loads" if any(folder.glob("*.bin")) else "none"
+                raise UserError(f"{self.name}: {folder} has no .safetensors weights ({bins}); copy the complete "
+                                f"folder from the model repository ({hub.DOWNLOAD})")
         pairs = [(t, t.replace("tokenizer", "text_encoder")) for t in listed
                  if t.startswith("tokenizer") and t.replace("tokenizer", "text_encoder") in listed]
         shared.check_tokenizers(model_dir, index, pairs, self.name, need_vocab_size=False)
@@ -160,10 +166,13 @@ class DiffusersGenerator(Generator):
         dtype_kw = "dtype" if hasattr(pipeline_utils, "_resolve_dtype") else "torch_dtype"
         try:
             with library_bars(self.ctx.progress):
-                pipe = self._cls.from_pretrained(str(self._model_dir), local_files_only=True, **{dtype_kw: self.dtype})
+                # safetensors only: a folder without them fails here rather than unpickling its .bin files
+                pipe = self._cls.from_pretrained(str(self._model_dir), local_files_only=True, use_safetensors=True,
+                                                 **{dtype_kw: self.dtype})
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"{self.name}: cannot load a {self._cls.__name__} from {self._model_dir}: {first}") from None
+            raise UserError(f"{self.name}: cannot load a {self._cls.__name__} from {self._model_dir} (relbench reads "
+                            f"safetensors weights only): {first}") from None
         if self.args.scheduler is not None:
             pipe.scheduler = _scheduler_class(self.args.scheduler, self.name).from_config(pipe.scheduler.config)
         if self.args.enable_model_cpu_offload and self.device.startswith("cuda"):

@@ -181,6 +181,12 @@ def test_missing_weights_are_one_line(folders, tmp_path, monkeypatch):
     no_unet = shutil.copytree(folders["sd15"], tmp_path / "no_unet")
     shutil.rmtree(no_unet / "unet")
     assert f"{no_unet / 'unet'} is missing (model_index.json lists unet)" in one_line_error(make(no_unet, "sd15").fingerprint)
+    pickled = shutil.copytree(folders["sd15"], tmp_path / "pickled")
+    weights = pickled / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.rename(weights.with_suffix(".bin"))  # where diffusers would fall back to unpickling
+    gen = make(pickled, "sd15")
+    msg = one_line_error(gen.fingerprint)
+    assert f"{pickled / 'unet'} has no .safetensors weights (only pickled .bin files" in msg and gen._pipe is None
     no_tok = shutil.copytree(folders["sd3"], tmp_path / "no_tok")
     (no_tok / "tokenizer_3" / "tokenizer.json").unlink()
     assert f"tokenizer in {no_tok / 'tokenizer_3'}" in one_line_error(make(no_tok, "sd3").fingerprint)
