@@ -221,6 +221,8 @@ def test_cli_run_and_refusal(folders, tmp_path, capsys):
     # 2 cases: 4 relation-mode images, and in neutral mode g+ and g- share one image per case
     assert manifest["timings"]["images_generated"] == 6
     capsys.readouterr()
+    assert cli.main(argv + ["--out", str(tmp_path / "out")]) == 0  # a rerun: same fingerprint, nothing redrawn
+    assert "0 images generated, 6 reused" in capsys.readouterr().out
     bad = _edit_index(shutil.copytree(folders["sd15"], tmp_path / "i2i"), _class_name="StableDiffusionImg2ImgPipeline")
     argv = ["run", "--config", config(bad, "bad"), "--limit", "2", "--no-progress", "--out", str(tmp_path / "x")]
     assert cli.main(argv) == 2
