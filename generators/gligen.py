@@ -104,7 +104,7 @@ class GligenGenerator(Generator):
             else:
                 from relbench.models.flux import resolve_model_dir
 
-                self._model_dir, ident = resolve_model_dir(self.args, self.name, DEFAULT_MODEL, "GLIGEN")
+                self._model_dir, ident = resolve_model_dir(self.args, self.name, DEFAULT_MODEL, "a diffusers GLIGEN directory")
                 _check_model_dir(self._model_dir, self.name)
             self._identity = {**ident, "device_type": self.device.split(":")[0], "dtype": str(self.dtype)}
         return self._identity

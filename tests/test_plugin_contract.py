@@ -86,6 +86,18 @@ def _images(root):
     return {"dir": str(d)}
 
 
+def _pipeline(family):
+    """Args for `diffusers` on the tiny ``family`` pipeline, saved once in the hub layout."""
+    def args(root):
+        from relbench.testing.models.pipelines import TINY_PIPELINES, save_tiny_pipeline
+
+        d = root / family
+        if not d.is_dir():
+            save_tiny_pipeline(family, d)
+        return {"model": str(d), "steps": 2, "pipeline_kwargs": TINY_PIPELINES[family][1]}
+    return args
+
+
 # plugin name -> tiny configurations (functions of the fixture directory giving plugin args)
 GENERATOR_CASES = {
     "shapes_oracle": [lambda root: {}],
@@ -95,6 +107,7 @@ GENERATOR_CASES = {
     "flux": [lambda root: {"model": str(_flux_dir(root)), "max_sequence_length": SEQ, "steps": 2}],
     "flux_graph_lora": [lambda root: {"model": str(_flux_dir(root)), "max_sequence_length": SEQ, "steps": 2}],
     "gligen": [lambda root: {"model": str(_gligen_dir(root)), "steps": 4, "layout": layout} for layout in ("rule", "reference")],
+    "diffusers": [_pipeline(f) for f in ("sd15", "sdxl", "sd3", "pixart_sigma")],
 }
 METRIC_CASES = {
     "pair_mse": [lambda root: {}],

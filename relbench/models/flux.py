@@ -55,23 +55,22 @@ def hub_offline(args: FluxArgs) -> bool:
     return env or not args.allow_download
 
 
-def resolve_model_dir(args: FluxArgs, who: str = "flux", default: str = DEFAULT_MODEL,
-                      kind: str = "FLUX") -> tuple[Path, dict]:
+def resolve_model_dir(args: FluxArgs, who: str = "flux", example: str = DEFAULT_MODEL,
+                      what: str = "a diffusers FLUX directory") -> tuple[Path, dict]:
     """The local directory holding the pipeline, and its identity; one-line UserError (naming
-    the generator ``who``, suggesting the ``kind`` pipeline ``default``) if absent. ``args``:
-    any arguments with model, revision and allow_download."""
+    the generator ``who``; ``example``: the repo the download hints name) if absent."""
     from relbench.models import hub
 
     path = hub.local_dir(args.model)
     if path is not None:
         if not (path / "model_index.json").is_file():
             raise UserError(
-                f"{who}: {path} has no model_index.json; point `model` at a diffusers {kind} directory "
-                f"(e.g. `{hub.DOWNLOAD} {default} --local-dir {path}`)"
+                f"{who}: {path} has no model_index.json; point `model` at {what} "
+                f"(e.g. `{hub.DOWNLOAD} {example} --local-dir {path}`)"
             )
         return path, {"source": "local", "listing": _dir_listing(path)}
     if not hub.is_repo_id(args.model):
-        raise UserError(f"{who}: model directory {args.model} does not exist; {_download_hint(args.model, default)}")
+        raise UserError(f"{who}: model directory {args.model} does not exist; {_download_hint(args.model, example)}")
     try:
         # the diffusers layout only; the repo root also holds a 23 GB original-format file
         snap = hub.snapshot(args.model, revision=args.revision, download=not hub_offline(args),
@@ -79,18 +78,18 @@ def resolve_model_dir(args: FluxArgs, who: str = "flux", default: str = DEFAULT_
     except Exception as exc:  # LocalEntryNotFoundError, GatedRepoError, network errors
         raise UserError(
             f"{who}: {args.model} is not in the Hugging Face cache ({hub.cache_dir()}) and downloads are off "
-            f"({type(exc).__name__}); {_download_hint(args.model, default)}"
+            f"({type(exc).__name__}); {_download_hint(args.model, example)}"
         ) from None
     if not (snap / "model_index.json").is_file():
         raise UserError(f"{who}: cached snapshot {snap} is incomplete (no model_index.json); "
-                        f"{_download_hint(args.model, default)}")
+                        f"{_download_hint(args.model, example)}")
     return snap, {"source": "hub", "repo": args.model, "commit": snap.name}
 
 
-def _download_hint(model: str, default: str = DEFAULT_MODEL) -> str:
+def _download_hint(model: str, example: str = DEFAULT_MODEL) -> str:
     from relbench.models.hub import DOWNLOAD, cache_dir
 
-    repo = model if "/" in model and not model.startswith((".", "/", "~")) else default
+    repo = model if "/" in model and not model.startswith((".", "/", "~")) else example
     return (
         f"download it with `{DOWNLOAD} {repo}` (into the HF cache, {cache_dir()}) "
         f"or `{DOWNLOAD} {repo} --local-dir DIR` and set the generator arg model: DIR"
@@ -149,22 +148,45 @@ def check_model_dir(model_dir: Path, who: str = "flux") -> None:
     So every listed subfolder must exist, each tokenizer must encode a probe prompt to known
     tokens, and its ids must fit its text encoder's embedding table.
     """
-    import transformers
+    index = read_model_index(model_dir, who)
+    check_components(model_dir, index, REQUIRED, who)
+    check_tokenizers(model_dir, index, (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")), who)
 
+
+def read_model_index(model_dir: Path, who: str) -> dict:
     try:
         index = json.loads((model_dir / "model_index.json").read_text())
     except ValueError as exc:
         raise UserError(f"{who}: {model_dir / 'model_index.json'} is not valid JSON: {exc}") from None
+    if not isinstance(index, dict):
+        raise UserError(f"{who}: {model_dir / 'model_index.json'} is not a JSON object")
+    return index
+
+
+def _hint() -> str:
     from relbench.models.hub import DOWNLOAD
 
-    hint = f"copy the complete folder from the model repository ({DOWNLOAD})"
-    for name in REQUIRED:
+    return f"copy the complete folder from the model repository ({DOWNLOAD})"
+
+
+def check_components(model_dir: Path, index: dict, names, who: str) -> None:
+    """Each of ``names`` is listed (not null) in model_index.json and has its subfolder."""
+    for name in names:
         entry = index.get(name)
         if not entry or entry[0] is None:
-            raise UserError(f"{who}: {model_dir / 'model_index.json'} lists no {name}; {hint}")
+            raise UserError(f"{who}: {model_dir / 'model_index.json'} lists no {name}; {_hint()}")
         if not (model_dir / name).is_dir():
-            raise UserError(f"{who}: {model_dir / name} is missing (model_index.json lists {name}); {hint}")
-    for tok_name, enc_name in (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")):
+            raise UserError(f"{who}: {model_dir / name} is missing (model_index.json lists {name}); {_hint()}")
+
+
+def check_tokenizers(model_dir: Path, index: dict, pairs, who: str, need_vocab_size: bool = True) -> None:
+    """Each (tokenizer, text encoder) pair: the tokenizer loads, encodes a probe prompt to known
+    tokens, and has about as many tokens as the encoder embeds (``need_vocab_size``: an encoder
+    config without vocab_size is an error, else that comparison is skipped)."""
+    import transformers
+
+    hint = _hint()
+    for tok_name, enc_name in pairs:
         folder = model_dir / tok_name
         cls = getattr(transformers, index[tok_name][1], None) or transformers.AutoTokenizer
         try:
@@ -179,6 +201,8 @@ def check_model_dir(model_dir: Path, who: str = "flux") -> None:
         try:
             vocab_size = int(json.loads((model_dir / enc_name / "config.json").read_text())["vocab_size"])
         except (OSError, ValueError, KeyError):
+            if not need_vocab_size:
+                continue
             raise UserError(f"{who}: {model_dir / enc_name / 'config.json'} is missing or has no vocab_size; {hint}") from None
         if len(tok) > vocab_size or len(tok) < vocab_size // 2:
             raise UserError(f"{who}: the tokenizer in {folder} has {len(tok)} tokens but {model_dir / enc_name} "
@@ -423,10 +447,15 @@ class FluxBase(Generator):
     def close(self) -> None:
         self.prompts.clear()
         self._pipe = None
-        try:
-            import torch
+        empty_cuda_cache()
 
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:  # pragma: no cover
-            pass
+
+def empty_cuda_cache() -> None:
+    """Give a closed generator's GPU memory back before the next run's generator loads."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover
+        pass

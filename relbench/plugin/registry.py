@@ -41,6 +41,8 @@ BUILTIN_GENERATORS = {
     "images": Entry("relbench.generators.images:ImagesGenerator", "built-in"),
     "flux": Entry("relbench.generators.flux:FluxGenerator", "built-in", "models",
                   ("torch", "diffusers", "transformers", "safetensors")),
+    "diffusers": Entry("relbench.generators.diffusers_t2i:DiffusersGenerator", "built-in", "models",
+                       ("torch", "diffusers", "transformers", "safetensors")),
     "flux_graph_lora": Entry("relbench.generators.flux_graph_lora:FluxGraphLoraGenerator", "built-in", "models",
                              ("torch", "diffusers", "transformers", "safetensors", "peft")),
     "gligen": Entry("relbench.generators.gligen:GligenGenerator", "built-in", "models",

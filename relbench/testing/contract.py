@@ -36,8 +36,10 @@ def tiny_cases(n: int = 3, seed: int = 0):
     return [cases[i * step] for i in range(n)], vocab
 
 
-def check_generator(generator, sizes=((32, 32), (48, 32)), batch_invariance: bool = True) -> list:
-    """Draw the g+ and g- of a few cases at each size; returns the images.
+def check_generator(generator, sizes=((32, 32), (48, 32)), batch_invariance: bool = True,
+                    prompt_mode: str = "relation") -> list:
+    """Draw the g+ and g- of a few cases at each size, prompted as ``prompt_mode`` would
+    ("neutral": g+ and g- share one prompt); returns the images.
 
     Checks one uint8 (H, W, 3) image per request of the requested (width, height), and, with
     ``batch_invariance``, that the last request drawn alone gives the same pixels (to within the
@@ -48,7 +50,8 @@ def check_generator(generator, sizes=((32, 32), (48, 32)), batch_invariance: boo
     from relbench.spec.prompts import build_prompt
 
     cases, vocab = tiny_cases(2)
-    wanted = [Wanted(Request(build_prompt(g, "relation", vocab), g, c.noise_seed, tuple(size)), c.id, side, 0)
+    wanted = [Wanted(Request(build_prompt(g if prompt_mode == "relation" else c.pos, prompt_mode, vocab), g,
+                             c.noise_seed, tuple(size)), c.id, side, 0)
               for size in sizes for c in cases for side, g in (("pos", c.pos), ("neg", c.neg))]
     requests = [w.request for w in wanted]
     if type(generator).prepare is not Generator.prepare:  # as the runner does before drawing
