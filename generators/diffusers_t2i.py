@@ -18,7 +18,7 @@ from pydantic import Field
 
 from relbench.errors import UserError
 from relbench.plugin.generator import Context, Generator, GeneratorArgs
-from relbench.models import flux as shared
+from relbench.models import pipeline as shared
 from relbench.plugin.registry import register_generator
 
 EXAMPLE_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
@@ -282,7 +282,7 @@ def _modules(pipe):
 
 
 def _freeze(pipe) -> None:
-    """Inference only, every parameter frozen: see relbench.models.flux.freeze_for_inference."""
+    """Inference only, every parameter frozen: see relbench.models.pipeline.freeze_for_inference."""
     for _, module in _modules(pipe):
         module.eval()
         module.requires_grad_(False)

@@ -10,7 +10,7 @@ from relbench.plugin.registry import register_generator
 class FluxGenerator(FluxBase):
     """FLUX.1-schnell from a local directory or the HF cache; draws from the prompt only.
 
-    Defaults follow the seed experiment: 4 steps, guidance 0, bf16 on GPU (float32 on CPU).
+    Defaults follow the origin experiment: 4 steps, guidance 0, bf16 on GPU (float32 on CPU).
     The graph is ignored, so g+ and g- under a neutral prompt are drawn once.
     """
 

@@ -13,7 +13,8 @@ from typing import Annotated
 from pydantic import Field
 
 from relbench.io.content_hash import file_sha256
-from relbench.models.flux import FluxArgs, FluxBase, freeze_for_inference, draw
+from relbench.models.flux import FluxArgs, FluxBase, draw
+from relbench.models.pipeline import freeze_for_inference
 from relbench.models.graph_specs import CGIPSpec, InjectionSpec, LoraSpec, TextSpec
 from relbench.errors import UserError
 from relbench.plugin.registry import register_generator

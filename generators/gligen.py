@@ -70,7 +70,7 @@ class GligenGenerator(Generator):
     batch_tolerance = 1  # batched convolution/attention kernels round differently from batch size 1
 
     def __init__(self, args: GligenArgs, ctx: Context, pipe=None):
-        from relbench.models.flux import resolve_device, resolve_dtype
+        from relbench.models.pipeline import resolve_device, resolve_dtype
 
         super().__init__(args, ctx)
         if args.layout == "reference":
@@ -98,11 +98,11 @@ class GligenGenerator(Generator):
     def weights_identity(self) -> dict:
         if self._identity is None:
             if self._pipe is not None:
-                from relbench.models.flux import module_digest
+                from relbench.models.pipeline import module_digest
 
                 ident = {"source": "injected", "unet": module_digest(self._pipe.unet)}
             else:
-                from relbench.models.flux import resolve_model_dir
+                from relbench.models.pipeline import resolve_model_dir
 
                 self._model_dir, ident = resolve_model_dir(self.args, self.name, DEFAULT_MODEL, "a diffusers GLIGEN directory")
                 _check_model_dir(self._model_dir, self.name)
@@ -152,12 +152,12 @@ class GligenGenerator(Generator):
 
     @staticmethod
     def _freeze(pipe) -> None:
-        from relbench.models.flux import freeze_for_inference
+        from relbench.models.pipeline import freeze_for_inference
 
         freeze_for_inference(pipe, pipe.unet)
 
     def generate(self, requests: list[Request]):
-        from relbench.models.flux import check_size, group_indices
+        from relbench.models.pipeline import check_size, group_indices
 
         for r in requests:
             check_size(r, MULTIPLE, self.name)
@@ -177,7 +177,7 @@ class GligenGenerator(Generator):
         request seed, so a request's noise is what a batch of one with that seed would get."""
         import torch
 
-        from relbench.models.flux import to_uint8
+        from relbench.models.pipeline import to_uint8
 
         phrases, boxes, beta = cond
         w, h = reqs[0].size

@@ -43,6 +43,9 @@ atoms (Soft-TIFA, GenEval 2): for each image against its own graph (img_pos: g+,
         vlm_atoms_present        share of the case's images where every object scores > 0.5
         vlm_atoms_rel_given_present   mean relation score over those images only (None when no
             image has all objects present): VISOR's separation of detection from relation.
+
+Over 400 lines: the three question modes share one model, one image batch and one cache
+of answers; the model loading and scoring passes are in relbench.models.vlm.
 """
 
 from __future__ import annotations

@@ -73,14 +73,13 @@ def load_run(run_dir: str | Path) -> RunFrames:
     if missing:
         raise UserError(f"{d}: not a finished run directory (no {missing[0]}; run `relbench run` first)")
     pd = _pandas()
-    from relbench.results.read import load_run_dir
-    from relbench.results.write import BASE_COLUMNS, RENAMED_COLUMNS
+    from relbench.results.read import load_run_dir, read_samples
 
     summary = load_run_dir(d).summary
-    # text columns stay text: an id "007" or "1e5" is not the number 7 or 100000
-    text = {c: str for c in [*BASE_COLUMNS, *RENAMED_COLUMNS] if c not in ("seed", "noise_seed")}
-    samples = pd.read_csv(files["samples.csv"], keep_default_na=False, na_values=[""], dtype=text)
-    samples = samples.rename(columns=RENAMED_COLUMNS)
+    # the one samples.csv reader (compare and reports read with it too): text columns stay text
+    # (an id "007" or "1e5" is not the number 7 or 100000), metric columns are floats, empty = NaN
+    columns, rows = read_samples(files["samples.csv"])
+    samples = pd.DataFrame(rows, columns=columns).astype({"seed": "int64", "noise_seed": "int64"})
     tidy = pd.DataFrame(tidy_summary(summary), columns=SUMMARY_COLUMNS)
     return RunFrames(d, samples, tidy, summary, json.loads(files["manifest.json"].read_text()))
 

@@ -3,6 +3,9 @@
 Everything shown comes from the run directories' files (HELM/HEIM style): summary.json for the
 aggregates and their intervals, samples.csv for paired tests and the gallery, manifest.json for
 provenance. Nothing is recomputed that summary.json already holds.
+
+Over 400 lines: one function per section of one page, all reading the same runs and specs;
+the charts (charts.py), thumbnails (thumbs.py) and training curves (curves.py) are apart.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from datetime import datetime, timezone
 from relbench.stats.records import CHANCE_TEST, chance_test, versus_record
 from relbench.results.read import Run, collect_runs, load_run_dir
 from relbench.results.compare import compare_paired, declared_baselines, pairing_warning, shared_cases
-from relbench.results.read import headline_keys as declared_headlines
+from relbench.results.read import headline_keys
 from relbench.results.format import number, p_text
 
-#: seed-report keys always charted when present (besides accuracies with a chance level)
-SEED_KEYS = ("clip_alignment_acc", "clip_pos_margin", "clip_neg_margin", "mse_mean")
+#: the origin experiment's keys (the seed report's), always charted when present (besides
+#: accuracies with a chance level)
+ORIGIN_KEYS = ("clip_alignment_acc", "clip_pos_margin", "clip_neg_margin", "mse_mean")
 #: per-case columns shown under gallery thumbnails, in this order, when present
 GALLERY_COLUMNS = ("pair_correct", "pos_uncond", "neg_uncond", "clip_acc", "clip_pos_margin", "clip_neg_margin",
                    "pair_mse", "lpips")
@@ -147,7 +151,7 @@ def _keys_in_order(runs: list[Run]) -> list[str]:
     return keys
 
 
-def headline_keys(runs: list[Run]) -> list[str]:
+def charted_keys(runs: list[Run]) -> list[str]:
     """Keys charted and broken down: accuracies with a chance level, the first aggregate of
     each metric, and the seed report's keys. Every key is in the summary table regardless."""
     keys = _keys_in_order(runs)
@@ -160,7 +164,7 @@ def headline_keys(runs: list[Run]) -> list[str]:
     out = []
     for k in keys:
         has_chance = any(r.metrics.get(k, {}).get("chance") is not None for r in runs)
-        if has_chance or k in firsts or k in SEED_KEYS:
+        if has_chance or k in firsts or k in ORIGIN_KEYS:
             out.append(k)
     return out
 
@@ -561,8 +565,8 @@ def build_context(run_dirs, baselines=None, per_predicate: int = 3, max_pairs: i
     ref = next((r for r in runs if r.is_reference), None)
     specs = {k: v for d in dirs for k, v in d.specs.items()}
     keys = summary_order(_keys_in_order(runs), specs)
-    answer_keys = declared_headlines(specs, keys)
-    heads = headline_keys(runs)
+    answer_keys = headline_keys(specs, keys)
+    heads = charted_keys(runs)
     chart_note = ""
     if charts:
         try:

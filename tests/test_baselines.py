@@ -7,7 +7,7 @@ import pytest
 from relbench import baselines
 from relbench.stats.records import chance_test, record_se, versus_record
 from relbench.errors import UserError
-from seed_fixture import case_rows, clip_scores, mse_values, summarise_rows
+from origin_fixture import case_rows, clip_scores, mse_values, summarise_rows
 
 SEED_20EP = {"clip_alignment_acc": 0.494, "clip_pos_margin": -0.022, "clip_neg_margin": 0.059,
              "clip_pos_correct": 12.97, "clip_pos_wrong": 12.99, "mse_mean": 8613.70, "mse_std": 5267.92}
@@ -50,15 +50,15 @@ def test_record_standard_errors():
 
 
 @pytest.fixture(scope="module")
-def seed_summary(tmp_path_factory):
+def origin_summary(tmp_path_factory):
     rows = case_rows("seed", clip_scores(), mse_values())
     return summarise_rows({"seed": rows}, tmp_path_factory.mktemp("agg"))["runs"]["seed"]
 
 
-def test_aggregation_reproduces_the_seed_keys(seed_summary):
+def test_aggregation_reproduces_the_origin_keys(origin_summary):
     """Per-sample scores -> metrics' Aggregate specs -> relbench.stats.bootstrap gives the seed's numbers
     (to the digits the seed printed)."""
-    m = seed_summary["metrics"]
+    m = origin_summary["metrics"]
     assert m["clip_alignment_acc"]["value"] == pytest.approx(474 / 960)  # 0.49375
     assert round(m["clip_alignment_acc"]["value"], 3) == pytest.approx(0.494)
     for key in ("clip_pos_margin", "clip_neg_margin", "clip_pos_correct", "mse_mean", "mse_std"):

@@ -13,7 +13,7 @@ from relbench.results.compare import compare, format_comparison, gate
 from relbench.results.read import load_run_dir
 from relbench.stats.paired import paired_difference
 from relbench.errors import UserError
-from seed_fixture import case_rows, clip_scores, mse_values, write_run_dir
+from origin_fixture import case_rows, clip_scores, mse_values, write_run_dir
 
 # --- paired_difference, by hand and against independent implementations ----------------------
 

@@ -320,7 +320,7 @@ def test_inference_freezes_every_parameter_and_restores_training_flags(tmp_path)
 def test_checkpoint_runs_on_its_recorded_base(tmp_path, monkeypatch):
     """No `model`: the base recorded in the checkpoint, not $RELBENCH_FLUX_MODEL or the hub
     default; another base (same width) only with allow_other_base; errors say flux_graph_lora."""
-    from relbench.models.flux import resolve_model_dir
+    from relbench.models.pipeline import resolve_model_dir
     from relbench.models.graph_lora_ckpt import save_checkpoint
 
     base, other = tmp_path / "base", tmp_path / "other"

@@ -43,7 +43,8 @@ def hub(tmp_path, monkeypatch):
 def test_flux_reads_a_cached_repo_as_its_local_directory(hub, tmp_path):
     import torch  # noqa: F401
 
-    from relbench.models.flux import FluxArgs, resolve_model_dir
+    from relbench.models.flux import FluxArgs
+    from relbench.models.pipeline import resolve_model_dir
     from relbench.testing.models.flux import tiny_flux_pipeline
 
     local = tmp_path / "flux-tiny"

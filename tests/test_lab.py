@@ -80,13 +80,13 @@ def _weights(path):
 def test_build_is_deterministic_and_resumes_exactly(tmp_path, monkeypatch):
     import torch
 
-    from relbench.lab import base as lab_base
+    from relbench.lab import base as lab_base, pretrain
     from relbench.lab.base import BaseConfig, build_base
 
     cfg = replace(BaseConfig.smoke(), images=48, vae_steps=3, clip_steps=3, flux_steps=4, vae_batch=4, clip_batch=8,
                   flux_batch=4, save_every=2, ema_decay=0.995)  # the moving average resumes too
     build_base(tmp_path / "a", cfg, progress=False)
-    real = lab_base._save_state
+    real = pretrain._save_state
 
     def interrupted_then_resumed(name: str, at_stage: str) -> None:
         """Build into ``name``, killed right after the state at step 2 of ``at_stage`` is saved,
@@ -96,11 +96,11 @@ def test_build_is_deterministic_and_resumes_exactly(tmp_path, monkeypatch):
             if stage == at_stage and step == 2:
                 raise KeyboardInterrupt
 
-        monkeypatch.setattr(lab_base, "_save_state", interrupt)
+        monkeypatch.setattr(pretrain, "_save_state", interrupt)
         with pytest.raises(KeyboardInterrupt):
             build_base(tmp_path / name, cfg, progress=False)
         assert not (tmp_path / name / "model_index.json").exists() and (tmp_path / f"{name}.build" / at_stage).is_dir()
-        monkeypatch.setattr(lab_base, "_save_state", real)
+        monkeypatch.setattr(pretrain, "_save_state", real)
         build_base(tmp_path / name, cfg, progress=False)
 
     from safetensors.torch import load_file
@@ -131,12 +131,12 @@ def test_pipeline_holds_the_moving_average_of_the_transformer_not_its_last_weigh
     import torch
     from safetensors.torch import load_file
 
-    from relbench.lab import base as lab_base
+    from relbench.lab import pretrain
     from relbench.lab.base import BaseConfig, build_base
 
     cfg = replace(BaseConfig.smoke(), images=48, vae_steps=1, clip_steps=1, flux_steps=2, vae_batch=4, clip_batch=8,
                   flux_batch=4, save_every=1, ema_decay=0.995, warmup=1)
-    real, raw = lab_base._save_state, {}
+    real, raw = pretrain._save_state, {}
 
     def keep(path, stage, step, *a, **k):
         real(path, stage, step, *a, **k)
@@ -144,7 +144,7 @@ def test_pipeline_holds_the_moving_average_of_the_transformer_not_its_last_weigh
             raw[step] = {n[len("transformer."):]: v for n, v in load_file(str(path / "weights.safetensors")).items()
                          if n.startswith("transformer.")}
 
-    monkeypatch.setattr(lab_base, "_save_state", keep)
+    monkeypatch.setattr(pretrain, "_save_state", keep)
     build_base(tmp_path / "ema", cfg, progress=False)
     w = _weights(tmp_path / "ema")
     d = 2 / 11
@@ -315,11 +315,11 @@ def test_evaluation_suites_hold_distinct_triples_and_never_keep_stale_photos(tmp
 
 def test_smoke_world_base_draws_only_its_objects():
     from relbench.errors import UserError
-    from relbench.lab.base import BaseConfig, _images
+    from relbench.lab.pretrain import BaseConfig, world_images
     from relbench.lab.world import world
 
     cfg = replace(BaseConfig.smoke(), images=40)
-    scenes, x = _images(cfg)
+    scenes, x = world_images(cfg)
     names = {n for s in scenes for t in s.graph for n in (t.subject, t.object)}
     assert names == {"red square", "blue square"} and {t.predicate for s in scenes for t in s.graph} == {"left of", "right of"}
     assert x.shape == (40, 3, 32, 32) and float(x.min()) >= -1.0 and float(x.max()) <= 1.0
@@ -364,11 +364,12 @@ def test_clip_stage_makes_pooled_vectors_tell_object_names_apart(tmp_path):
     (Seeded, so the numbers are exact; the margins are wide.)"""
     import torch
 
-    from relbench.lab.base import BaseConfig, _images, _objects, _prompts, _train_clip, build_pipeline
+    from relbench.lab.base import build_pipeline
+    from relbench.lab.pretrain import BaseConfig, world_images, object_names, scene_prompts, train_clip
 
     cfg = replace(BaseConfig(), images=256, clip_steps=60, clip_batch=32, warmup=10, save_every=10_000)
     pipe = build_pipeline(cfg)
-    scenes, x = _images(cfg)
+    scenes, x = world_images(cfg)
     names = ["red square", "blue square", "green circle", "yellow triangle"]
 
     def cos():
@@ -378,7 +379,7 @@ def test_clip_stage_makes_pooled_vectors_tell_object_names_apart(tmp_path):
         return (p @ p.T)[~torch.eye(len(names), dtype=torch.bool)]
 
     before = cos()
-    _train_clip(cfg, pipe, x, _prompts(scenes), _objects(cfg, scenes), tmp_path / "state", False, lambda r: None)
+    train_clip(cfg, pipe, x, scene_prompts(scenes), object_names(cfg, scenes), tmp_path / "state", False, lambda r: None)
     after = cos()
     # pair 0 is (red square, blue square): the same shape, told apart only by colour
     assert float(before[0]) > 0.6 and float(after[0]) < 0.3  # measured 0.72 -> 0.08
@@ -395,18 +396,19 @@ def test_smoke_world_clip_needs_single_object_captions_to_tell_names_apart(tmp_p
     (measured: -0.41). Seeded; the thresholds sit far from both."""
     import torch
 
-    from relbench.lab.base import BaseConfig, _images, _objects, _prompts, _train_clip, build_pipeline
+    from relbench.lab.base import build_pipeline
+    from relbench.lab.pretrain import BaseConfig, world_images, object_names, scene_prompts, train_clip
 
     cfg = replace(BaseConfig.smoke(), images=256, clip_steps=60, clip_batch=32, warmup=10, clip_object_share=share)
     pipe = build_pipeline(cfg)
-    scenes, x = _images(cfg)
-    objects = _objects(cfg, scenes)
+    scenes, x = world_images(cfg)
+    objects = object_names(cfg, scenes)
     assert objects[0].shape == (256, 2, 3, 32, 32)
     # each alone-image holds exactly its own colour (besides the background)
     red = objects[1].index(next(c for c in objects[1] if c[0] == "a photo of a red square"))
     img = ((objects[0][red, 0] + 1) * 127.5).round().permute(1, 2, 0).reshape(-1, 3)
     assert {tuple(v) for v in img.int().tolist()} == {tuple(BACKGROUND), tuple(COLOURS["red"])}
-    _train_clip(cfg, pipe, x, _prompts(scenes), objects if share else None, tmp_path / "state", False, lambda r: None)
+    train_clip(cfg, pipe, x, scene_prompts(scenes), objects if share else None, tmp_path / "state", False, lambda r: None)
     with torch.no_grad():
         _, p, _ = pipe.encode_prompt(["red square", "blue square"], prompt_2=None, device="cpu", max_sequence_length=16)
     c = float(torch.nn.functional.cosine_similarity(p[:1], p[1:]))
@@ -415,14 +417,15 @@ def test_smoke_world_clip_needs_single_object_captions_to_tell_names_apart(tmp_p
 
 def test_every_lab_prompt_word_is_in_the_tokenizers_vocabulary():
     """A word outside WORDS becomes <unk>: "to the left of" once read as "<unk> <unk> left of"."""
-    from relbench.lab.base import _objects, _prompts, BaseConfig, word_tokenizer
+    from relbench.lab.base import word_tokenizer
+    from relbench.lab.pretrain import object_names, scene_prompts, BaseConfig
     from relbench.lab.world import triples
 
     tok = word_tokenizer(16)
     for w in WORLDS.values():
         scenes = [Scene((t,), 0) for t in triples(w)]
-        texts = [p for pair in _prompts(scenes) for p in pair]
-        texts += [c for pair in _objects(replace(BaseConfig(), world=w.name), scenes[:4])[1] for c in pair]
+        texts = [p for pair in scene_prompts(scenes) for p in pair]
+        texts += [c for pair in object_names(replace(BaseConfig(), world=w.name), scenes[:4])[1] for c in pair]
         for text in texts:
             ids = tok(text).input_ids
             assert tok.unk_token_id not in ids, text

@@ -9,7 +9,7 @@ import re
 import pytest
 from PIL import Image
 
-from relbench.reports.build import _severity, headline_keys
+from relbench.reports.build import _severity, charted_keys
 from relbench.reports.charts import bar_chart
 from relbench.reports.thumbs import parse_boxes, thumbnail
 
@@ -201,7 +201,7 @@ def test_no_report_flag(cli, small_config, tmp_path):
     assert (tmp_path / "out" / "summary.json").is_file() and not (tmp_path / "out" / "report.html").exists()
 
 
-def test_headline_keys():
+def test_charted_keys():
     class R:
         def __init__(self, metrics):
             self.metrics = metrics
@@ -209,7 +209,7 @@ def test_headline_keys():
     runs = [R({"mse_mean": {"metric": "pair_mse"}, "mse_std": {"metric": "pair_mse"},
                "acc": {"metric": "m", "chance": 0.5}, "count": {"metric": "m"}, "clip_pos_margin": {"metric": "c"}})]
     # first of each metric, anything with a chance level, the seed's keys; not mse_std
-    assert headline_keys(runs) == ["mse_mean", "acc", "clip_pos_margin"]
+    assert charted_keys(runs) == ["mse_mean", "acc", "clip_pos_margin"]
 
 
 def test_metric_flags_are_shown(shapes_run, tmp_path):

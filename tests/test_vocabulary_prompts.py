@@ -2,7 +2,7 @@ import pytest
 
 from relbench.spec.data import Triple
 from relbench.errors import UserError
-from relbench.spec.predicates import SEED_PREDICATES, load_vocabulary
+from relbench.spec.predicates import ORIGIN_PREDICATES, load_vocabulary
 from relbench.spec.prompts import neutral_prompt, relation_prompt, with_article
 
 
@@ -12,8 +12,8 @@ def vocab():
 
 
 def test_seed_predicates_all_present(vocab):
-    assert len(SEED_PREDICATES) == 16
-    for p in SEED_PREDICATES:
+    assert len(ORIGIN_PREDICATES) == 16
+    for p in ORIGIN_PREDICATES:
         assert vocab.resolve(p) == p
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from pathlib import Path
-from urllib.parse import parse_qsl
 
 from relbench.annotate.guide import guide_for
 from relbench.annotate.plan import Plan
@@ -125,12 +124,20 @@ async def _form(request) -> dict[str, str]:
         if len(body) > FORM_BYTES:
             raise too_big
     bad = HTTPException(400, f"refused: not a form of this page (at most {FORM_FIELDS} fields, ASCII values)")
+    # Starlette's urlencoded parser, fed the capped body: request.form() would read the stream
+    # itself, capping each field but not the body (a chunked upload of many fields is unbounded)
+    from starlette.formparsers import FormParser, MultiPartException
+
+    async def capped():
+        yield bytes(body)
+
     try:
-        form = dict(parse_qsl(body.decode("ascii"), max_num_fields=FORM_FIELDS))
-    except ValueError:  # too many fields; UnicodeDecodeError: urlencoded bodies are ASCII
+        parsed = await FormParser(request.headers, capped(), max_fields=FORM_FIELDS, max_part_size=FORM_BYTES).parse()
+    except MultiPartException:  # too many fields
         raise bad from None
-    if not all(v.isascii() for v in form.values()):  # a %-escaped one: no value this page sends
-        raise bad
+    form = dict(parsed.multi_items())  # a repeated field: the last one, as parse_qsl into a dict did
+    if not all(k.isascii() and isinstance(v, str) and v.isascii() for k, v in form.items()):
+        raise bad  # a raw or %-escaped non-ASCII byte: no value this page sends
     return form
 
 

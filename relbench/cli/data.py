@@ -36,9 +36,9 @@ def add_vg_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _predicate_list(values: list[str] | None) -> list[str]:
     if values is None:  # default: the seed's 16 (imported late: --help stays instant)
-        from relbench.spec.predicates import SEED_PREDICATES
+        from relbench.spec.predicates import ORIGIN_PREDICATES
 
-        return list(SEED_PREDICATES)
+        return list(ORIGIN_PREDICATES)
     out: list[str] = []
     for value in values:
         out += [v.strip() for v in value.split(",") if v.strip()]

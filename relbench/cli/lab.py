@@ -6,7 +6,7 @@ from __future__ import annotations
 def add_parser(sub) -> None:
     from relbench.lab.base import BaseConfig
 
-    lab = sub.add_parser("lab", help="the mini FLUX world: pretrain a tiny base, run the seed's experiment (docs/lab.md)")
+    lab = sub.add_parser("lab", help="the mini FLUX world: pretrain a tiny base, run the origin experiment (docs/lab.md)")
     lsub = lab.add_subparsers(dest="lab_command", metavar="{build-base,run}")
     b = lsub.add_parser("build-base", help="write a mini FLUX.1-schnell pipeline pretrained on shapes-world images")
     b.add_argument("--out", required=True, metavar="DIR", help="pipeline directory to write (resumes DIR.build/)")

@@ -1,4 +1,4 @@
-"""`relbench lab run`: the seed's experiment on the mini base, with the project's own tools.
+"""`relbench lab run`: the origin experiment on the mini base, with the project's own tools.
 
 Four arms of flux_graph_lora, trained by `relbench train` (unchanged, one YAML each) on the
 lab's JSONL suites; each arm's best checkpoint (by neutral-mode spatial accuracy on val) is

@@ -90,7 +90,9 @@ def _uncalibrated_keys(summary: dict) -> set[str]:
 
 
 def text_table(header: list[str], body: list[list[str]]) -> str:
-    """Left-aligned columns under a dashed rule, for the terminal."""
+    """Left-aligned columns under a dashed rule, for the terminal. Four lines, not rich or
+    tabulate: the output is plain text tests compare byte for byte, the same in a log file as
+    on a terminal, and the core takes no terminal library."""
     widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths)).rstrip(), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in body]

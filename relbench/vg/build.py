@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from relbench.errors import UserError
 from relbench.io.jsonstream import iter_json_array
 from relbench.io.locks import writer_lock
-from relbench.spec.predicates import SEED_PREDICATES, Vocabulary, load_vocabulary
+from relbench.spec.predicates import ORIGIN_PREDICATES, Vocabulary, load_vocabulary
 from relbench.suites.jsonl import SuiteRecord
 from relbench.vg.boxes import FITS, fit_square, transform_box
 from relbench.vg.export import export_square
@@ -36,7 +36,7 @@ class VGOptions:
     train: int = 800
     val: int = 160
     seed: int = 0
-    predicates: list[str] = field(default_factory=lambda: list(SEED_PREDICATES))
+    predicates: list[str] = field(default_factory=lambda: list(ORIGIN_PREDICATES))
     min_box: float = 0.0
     export_size: int | None = None  # e.g. 256: write size x size reference images
     fit: str = "crop"

@@ -52,7 +52,8 @@ class Setup:
     def _pipeline(self, pipe):
         import torch
 
-        from relbench.models.flux import FluxArgs, load_pipeline, module_digest, resolve_model_dir
+        from relbench.models.flux import FluxArgs, load_pipeline
+        from relbench.models.pipeline import module_digest, resolve_model_dir
 
         cuda = self.device.startswith("cuda")
         self.base_model = self.cfg.model
