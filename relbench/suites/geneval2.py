@@ -2,11 +2,13 @@
 carry counts and attributes.
 
 A line is {"prompt", "atom_count", "vqa_list": [[question, answer], ...], "skills": [...]}, one
-skill per question. The prompt is one or more clauses joined by ", and "; a clause is a chain of
+skill per question. The prompt is one or more clauses joined by ", and " (or "and"); a clause is a chain of
 object phrases joined by relation phrases, each relation binding the phrases either side of it:
 "two croissants on top of seven plastic giraffes in front of five checkered rabbits" ->
 (croissant, on, giraffe), (giraffe, in front of, rabbit). An object phrase is
-"<count> [attributes] <noun>" (count: a / an / one ... ten; the noun in the plural above one).
+"<count> [attributes] <noun>" (count: a / an / one ... ten; the noun in the plural above one),
+or "the <noun>" for an object named before ("two cows to the left of a bench and a bird above
+the bench": the bench is one node in two triples).
 Every relation the chain reads must be one of the vqa_list's "position" / "verb" questions
 ("Are the croissants on top of the giraffes?", "Yes") and the other way round, so a prompt is
 never read another way than GenEval 2 asks it; a line where they disagree is rejected.
@@ -21,20 +23,26 @@ from relbench.spec.data import Node, PeerPrompt, PromptPart, SuiteItem, Triple
 from relbench.spec.predicates import Vocabulary
 from relbench.suites.rejected import Rejected, json_object
 
-#: GenEval 2's relation phrases -> vocabulary predicates: its 6 positions and 3 verbs
+#: GenEval 2's relation phrases -> vocabulary predicates: its 6 positions and 3 verbs (and
+#: "above" / "below", which its file does not use but hand-written prompts of its grammar do)
 RELATIONS = {
     "to the left of": "left of", "to the right of": "right of", "in front of": "in front of", "behind": "behind",
     "under": "below", "on top of": "on", "chasing": "chasing", "playing with": "playing with",
-    "jumping over": "jumping over",
+    "jumping over": "jumping over", "above": "above", "below": "below",
 }
+#: how GenEval 2 writes each predicate it uses, for g-'s prompt (relbench.spec.prompts.peer_prompt)
+WRITES = {"left of": "to the left of", "right of": "to the right of", "in front of": "in front of",
+          "behind": "behind", "below": "under", "on": "on top of", "chasing": "chasing",
+          "playing with": "playing with", "jumping over": "jumping over"}
 COUNTS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
           "eight": 8, "nine": 9, "ten": 10}
 RELATION_SKILLS = ("position", "verb")
 
 _ALTS = "|".join(re.escape(p) for p in sorted(RELATIONS, key=len, reverse=True))
-_SPLIT = re.compile(rf"(, and | (?:{_ALTS}) )")
+_SPLIT = re.compile(rf"(,? and | (?:{_ALTS}) )")
 _QUESTION = re.compile(rf"^(?:Is|Are) the ([a-z]+) ({_ALTS}) the ([a-z]+)\?$")
 _PHRASE = re.compile(rf"^({'|'.join(COUNTS)}) ((?:[a-z]+ )*)([a-z]+)$")
+_AGAIN = re.compile(r"^the ([a-z]+)$")  # "the bench": an object named before
 
 
 def _singular(noun: str, count: int) -> str:
@@ -58,8 +66,8 @@ def _relation_questions(rec: dict) -> list[tuple[str, str, str]] | str:
             continue
         m = _QUESTION.match(question)
         if not m:
-            return (f"{skill} question {question[:80]!r} is not 'Is the X <relation> the Y?' with a relation "
-                    f"relbench maps ({', '.join(RELATIONS)})")
+            return (f"a {skill} question is not 'Is the X <relation> the Y?' with a relation relbench maps "
+                    f"({', '.join(RELATIONS)})")
         if answer != "Yes":
             return f"{skill} question answered {answer[:20]!r} (only 'Yes' states the relation)"
         out.append(m.groups())
@@ -69,38 +77,47 @@ def _relation_questions(rec: dict) -> list[tuple[str, str, str]] | str:
 def parse(prompt: str, asked: list[tuple[str, str, str]], vocab: Vocabulary) -> SuiteItem | str:
     """The graph, nodes and cut prompt of one GenEval 2 prompt (id left empty), or why not."""
     pieces = _SPLIT.split(prompt)
-    nodes, written, parts, triples, chain = [], {}, [], [], []
+    nodes, mentions, written, parts, triples, chain = [], [], {}, [], [], []
     for k, piece in enumerate(pieces):
         if k % 2:  # a separator: ", and " ends a clause, " <relation> " links two phrases
             phrase = piece.strip()
-            if phrase == ", and":
+            if phrase in (", and", "and"):
                 parts.append(PromptPart(piece))
                 continue
-            chain.append((len(nodes) - 1, phrase))
+            chain.append((len(mentions) - 1, phrase))
             parts += [PromptPart(" "), PromptPart(phrase, triple=len(chain) - 1), PromptPart(" ")]
+            continue
+        again = _AGAIN.match(piece)
+        if again:
+            if again.group(1) not in written:
+                return "'the X' names no object before it"
+            mentions.append(written[again.group(1)])
+            parts.append(PromptPart(piece, node=mentions[-1]))
             continue
         m = _PHRASE.match(piece)
         if not m:
-            return f"object phrase {piece[:60]!r} is not '<count> [attributes] <noun>'"
+            return "an object phrase is not '<count> [attributes] <noun>' or 'the <noun>'"
         count = COUNTS[m.group(1)]
         noun = m.group(3)
         name = _singular(noun, count)
         if name in {n.name for n in nodes}:
-            return f"the class {name!r} is named twice (a graph names each object by its class)"
+            return "a class is named twice (a graph names each object by its class)"
         nodes.append(Node(name, count, tuple(m.group(2).split())))
+        mentions.append(name)
         written[noun] = name
         parts.append(PromptPart(piece, node=name))
     for left, phrase in chain:
         predicate = vocab.resolve(RELATIONS[phrase])
         if predicate is None:
             return f"relation {phrase!r} is not in the vocabulary"
-        triples.append(Triple(nodes[left].name, predicate, nodes[left + 1].name))
+        triples.append(Triple(mentions[left], predicate, mentions[left + 1]))
     said = sorted((s, p, o) for s, p, o in ((t.subject, RELATIONS[ph], t.object)
                                             for t, (_, ph) in zip(triples, chain)))
     heard = sorted((written.get(s, s), RELATIONS[p], written.get(o, o)) for s, p, o in asked)
     if said != heard:
         return "the prompt's relations are not its vqa_list's position / verb questions"
-    phrases = tuple(sorted({(vocab.resolve(name) or name, p) for p, name in RELATIONS.items()}))
+    # the prompt's own spelling of a predicate wins over GenEval 2's usual one
+    phrases = tuple(WRITES.items()) + tuple((t.predicate, ph) for t, (_, ph) in zip(triples, chain))
     return SuiteItem(id="", graph=tuple(triples), nodes=tuple(nodes),
                      prompt=PeerPrompt(tuple(parts), phrases))
 
