@@ -1,7 +1,7 @@
 """Other benchmarks' prompt sets read as relbench triples: GenEval, GenEval 2, T2I-CompBench, VISOR.
 
-Each reader turns the lines that state one relation between two objects into a SuiteItem (the
-negatives are then built as for any suite) and returns every other line as a ``Rejected`` with
+Each reader turns the lines that state a relation into a SuiteItem (the negatives are then
+built as for any suite) and returns every other line as a ``Rejected`` with
 its line number and reason, so nothing is dropped silently (the run's manifest lists them).
 
 Formats (as published):
