@@ -172,7 +172,8 @@ def test_malformed_geneval_lines_are_rejected_not_crashes(tmp_path, line, reason
 
 
 def test_deep_geneval2_line_is_rejected(tmp_path):
-    good = json.dumps({"prompt": "a dog left of a cat", "vqa_list": []})
+    good = json.dumps({"prompt": "a dog to the left of a cat", "vqa_list": [["Is the dog to the left of the cat?", "Yes"]],
+                       "skills": ["position"]})
     items, rejected = peer(tmp_path, "geneval2", f"{good}\n{DEEP}\n".encode())
     assert [i.id for i in items] == ["geneval21"]
     assert [(r.line, r.reason) for r in rejected] == [(2, "not a JSON object with a 'prompt' string")]

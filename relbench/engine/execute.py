@@ -22,7 +22,7 @@ from relbench.io.progress import Progress, bars_wanted
 from relbench.plugin.contract import ContractError, check_declaration, check_images, check_rows
 from relbench.plugin.registry import GENERATORS, METRICS, needs_packages
 from relbench.engine.store import ImageStore
-from relbench.engine.plan import MetricInfo, Plan, REFERENCE, Timings, _prepares, _prompts, wanted
+from relbench.engine.plan import MetricInfo, Plan, REFERENCE, Timings, _prepares, _prompts, relation_texts, wanted
 
 
 @dataclass
@@ -147,7 +147,7 @@ def reference_run(plan: Plan, store: ImageStore, topo: Topology, draw: bool = Tr
     for j, chunk in enumerate(chunks):
         renders = []  # stored per chunk, written together
         for case in chunk:
-            prompts[case.id] = _prompts(plan, case, "relation")
+            prompts[case.id] = relation_texts(plan, case)  # references were drawn from no prompt
             ref = case.reference
             if ref is not None and ref.image is not None:
                 keys[case.id] = (f"file:{ref.image}", None)
@@ -220,7 +220,7 @@ def _score_run(plan: Plan, metrics: list, run: RunImages, store: ImageStore, cac
             if not (isinstance(rows, list) and len(rows) == len(chunk)):  # missing, or torn by a power loss
                 if samples is None:
                     samples = [Sample(c, run.name, *run.prompts[c.id], *run.keys[c.id], _load=load,
-                                      texts=_prompts(plan, c, "relation")) for c in chunk]
+                                      texts=relation_texts(plan, c)) for c in chunk]
                 t0 = time.perf_counter()
                 views, reads = metric_view(metric, samples)
                 with needs_packages(METRICS, metric.name):

@@ -14,7 +14,7 @@ from relbench.spec.data import Case, Request
 from relbench.errors import UserError
 from relbench.plugin.context import Context
 from relbench.plugin.generator import Generator, GeneratorArgs, Wanted
-from relbench.spec.prompts import build_prompt
+from relbench.spec.prompts import build_prompt, peer_prompt
 from relbench.plugin.metric import Aggregate, MetricArgs
 from relbench.spec.negatives import build_cases
 from relbench.spec.predicates import Vocabulary, load_vocabulary
@@ -199,13 +199,38 @@ def _prepare_runs(p: Plan, where) -> None:
                             f"has no usable image pair); nothing to score")
 
 
+#: samples.csv's prompt_source: who wrote the prompts a generator was given
+PEER, RELBENCH = "peer", "relbench"
+
+
+def _peer_prompts(plan: Plan, case: Case) -> tuple[str, str] | None:
+    """The peer's prompt of g+ and g- written its way (relbench.spec.prompts.peer_prompt), or
+    None: the suite has no prompt of its own, or its grammar cannot state this g-."""
+    if case.prompt is None:
+        return None
+    neg = peer_prompt(case.prompt, case.pos, case.neg, case.changed_triple, plan.vocab)
+    return None if neg is None else (case.prompt.text, neg)
+
+
+def prompt_source(plan: Plan, case: Case, mode: str) -> str:
+    """PEER where generators of prompt ``mode`` are given the peer's own prompts, else RELBENCH.
+    A pair is never mixed: where g- cannot be written the peer's way, both are relbench's."""
+    return PEER if mode == "relation" and _peer_prompts(plan, case) is not None else RELBENCH
+
+
 def _prompts(plan: Plan, case: Case, mode: str) -> tuple[str, str]:
-    """(prompt for img_pos, prompt for img_neg). In neutral mode both images get the same text,
+    """(prompt for img_pos, prompt for img_neg) as generators get them. In relation mode a peer
+    suite's own prompts (``prompt_source``); in neutral mode both images get the same text,
     named from g+ ("a photo of a dog and a horse"), so only the graph can tell them apart."""
-    if mode == "neutral":
-        text = build_prompt(case.pos, mode, plan.vocab)
-        return text, text
-    return build_prompt(case.pos, mode, plan.vocab), build_prompt(case.neg, mode, plan.vocab)
+    if mode == "relation" and (peer := _peer_prompts(plan, case)) is not None:
+        return peer
+    return relation_texts(plan, case) if mode == "relation" else (build_prompt(case.pos, mode, plan.vocab),) * 2
+
+
+def relation_texts(plan: Plan, case: Case) -> tuple[str, str]:
+    """The relation texts of g+ and g-, built from the graphs: what judges judge, whoever wrote
+    the generators' prompts."""
+    return build_prompt(case.pos, "relation", plan.vocab), build_prompt(case.neg, "relation", plan.vocab)
 
 
 def wanted(plan: Plan, spec: RunSpec) -> list[Wanted]:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 BASE_COLUMNS = [
     "run", "case_id", "item_id", "seed", "noise_seed", "negative_kind", "predicate", "neg_predicate", "subject", "object",
-    "graph_pos", "graph_neg", "prompt_pos", "prompt_neg", "image_pos", "image_neg",
+    "graph_pos", "graph_neg", "prompt_pos", "prompt_neg", "prompt_source", "image_pos", "image_neg",
 ]
 
 
@@ -54,6 +54,14 @@ def tested_triple(case):
     return case.pos[0], case.neg[0]
 
 
+def _prompt_source(plan, run, case) -> str:
+    """samples.csv's prompt_source: "peer" where the generator was given the peer's own prompts,
+    "relbench" where relbench wrote them (and for the references, which no prompt drew)."""
+    from relbench.engine.plan import REFERENCE, RELBENCH, prompt_source
+
+    return RELBENCH if run.name == REFERENCE else prompt_source(plan, case, run.info.get("prompt_mode", "relation"))
+
+
 def sample_rows(plan, collected: RunResult) -> tuple[list[str], list[dict]]:
     metric_cols = [c for info in collected.metrics.values() for c in info.columns]
     rows = []
@@ -67,6 +75,7 @@ def sample_rows(plan, collected: RunResult) -> tuple[list[str], list[dict]]:
                 "subject": t.subject, "object": t.object,
                 "graph_pos": _graph_text(case.pos), "graph_neg": _graph_text(case.neg),
                 "prompt_pos": run.prompts[case.id][0], "prompt_neg": run.prompts[case.id][1],
+                "prompt_source": _prompt_source(plan, run, case),
                 "image_pos": run.keys[case.id][0] or "", "image_neg": run.keys[case.id][1] or "",
             }
             scores = collected.scores[run.name].get(case.id, {})
@@ -154,6 +163,30 @@ def _suite_rejected(plan) -> dict:
     return {"suite_lines_rejected": rejected_summary(rejected)}
 
 
+#: the manifest's account of how a peer suite's prompts were given (relbench.spec.prompts.peer_prompt)
+PEER_PROMPTS_HOW = (
+    "relation-mode generators get the peer's prompt of g+ verbatim; g- is that prompt with the changed "
+    "triple's relation phrase replaced by the new predicate's in the peer's spelling (replace), with the two "
+    "object phrases exchanged (swap of a triple whose objects are in no other triple), or with the relation "
+    "phrase replaced by the inverse predicate's (swap inside a chain); where none applies (a swap of a "
+    "predicate without an inverse inside a chain) both prompts are relbench's. Judges judge relation texts "
+    "built from the graphs either way.")
+
+
+def _suite_prompts(plan) -> dict:
+    """{"suite_prompts": {...}} where the suite has prompts of its own: how generators got them
+    and how many cases fell back to relbench's prompts (samples.csv's prompt_source says which)."""
+    with_prompt = [c for c in plan.cases if c.prompt is not None]
+    if not with_prompt:
+        return {}
+    from relbench.engine.plan import PEER, prompt_source
+
+    peer = {c.id for c in with_prompt if prompt_source(plan, c, "relation") == PEER}
+    return {"suite_prompts": {"how": PEER_PROMPTS_HOW, "cases": len(plan.cases), "peer": len(peer),
+                              "relbench": len(plan.cases) - len(peer),
+                              "relbench_cases": [c.id for c in plan.cases if c.id not in peer]}}
+
+
 def manifest(plan, collected, argv: list[str] | None) -> dict:
     t = collected.timings
     topo = collected.topology
@@ -165,6 +198,7 @@ def manifest(plan, collected, argv: list[str] | None) -> dict:
         "n_cases": len(plan.cases),
         "items_without_negative": plan.skipped_items,
         **_suite_rejected(plan),
+        **_suite_prompts(plan),
         **({"cases_left_out": plan.left_out} if getattr(plan, "left_out", None) else {}),
         "runs": {r.name: r.info for r in collected.runs},
         "metrics": {k: {"fingerprint": v.fingerprint, "fingerprint_parts": v.fingerprint_parts, "args": v.args,

@@ -45,6 +45,43 @@ def graph_objects(graph: Graph) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Node:
+    """An object of a suite item as its prompt states it: how many, and with which attributes
+    ("two striped cows" -> Node("cow", 2, ("striped",))). Triples name nodes by ``name``; a node
+    in no triple is still an object the prompt asks for ("..., and a purple dog")."""
+
+    name: str
+    count: int = 1
+    attributes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PromptPart:
+    """A piece of a peer's prompt: plain text, the phrase naming a node, or a triple's relation phrase."""
+
+    text: str
+    node: str | None = None  # the node (by name) this phrase states, e.g. "two striped cows"
+    triple: int | None = None  # the index of the triple whose relation phrase this is
+
+
+@dataclass(frozen=True)
+class PeerPrompt:
+    """A peer benchmark's own prompt for g+, cut into parts so that a negative graph that
+    changes one triple can be written the way the peer writes (relbench.spec.prompts.peer_prompt).
+
+    ``phrases``: the peer's spelling of each predicate ((name, phrase) pairs, e.g. GenEval 2
+    writes "below" as "under"); a predicate it never spells reads as the vocabulary's phrase.
+    """
+
+    parts: tuple[PromptPart, ...]
+    phrases: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def text(self) -> str:
+        return "".join(p.text for p in self.parts)
+
+
+@dataclass(frozen=True)
 class Reference:
     """A real (or reference-rendered) image of g+ with the true box of each named object."""
 
@@ -63,6 +100,10 @@ class SuiteItem:
     #: the suite's own atom questions about this graph, (question, expected answer), e.g. GenEval
     #: 2's vqa_list; the vlm_judge's atoms mode scores them (GenEval 2's Soft-TIFA) when present
     questions: tuple[tuple[str, str], ...] = ()
+    #: the objects with their counts and attributes, where the suite states them (peer prompts)
+    nodes: tuple[Node, ...] = ()
+    #: the peer's own prompt for this graph: generators are given it verbatim in relation mode
+    prompt: PeerPrompt | None = None
 
 
 #: how g- is made from g+ (relbench.spec.negatives): the one list config, cases and results allow
@@ -81,6 +122,9 @@ class Case:
     seed: int  # the replicate index of the benchmark's `seeds` (reported as is)
     reference: Reference | None = None
     questions: tuple[tuple[str, str], ...] = ()  # the suite's atom questions about g+ (SuiteItem.questions)
+    nodes: tuple[Node, ...] = ()  # SuiteItem.nodes
+    prompt: PeerPrompt | None = None  # SuiteItem.prompt: the peer's prompt of g+
+    changed_triple: int = 0  # the index of the triple of g+ that the negative changed
 
     @property
     def noise_seed(self) -> int:

@@ -78,6 +78,8 @@ def build_cases(
             pick = random.Random(f"relbench-negative-kind:{negatives_seed}:{item.id}")
             options = [options[pick.randrange(len(options))]]
         for kind, neg in options:
+            # negatives change one triple; the case records which (the tested relation)
+            changed = next(i for i, (p, n) in enumerate(zip(item.graph, neg)) if p != n)
             for seed in seeds:
                 suffix = f"{kind}-s{seed}" if per_item == "all" else f"s{seed}"
                 cases.append(
@@ -90,6 +92,9 @@ def build_cases(
                         seed=seed,
                         reference=item.reference,
                         questions=item.questions,
+                        nodes=item.nodes,
+                        prompt=item.prompt,
+                        changed_triple=changed,
                     )
                 )
     return cases, skipped

@@ -1,7 +1,7 @@
 """Other benchmarks' prompt sets read as relbench triples: GenEval, GenEval 2, T2I-CompBench, VISOR.
 
-Each reader turns the lines that state one relation between two objects into a SuiteItem (the
-negatives are then built as for any suite) and returns every other line as a ``Rejected`` with
+Each reader turns the lines that state a relation into a SuiteItem (the negatives are then
+built as for any suite) and returns every other line as a ``Rejected`` with
 its line number and reason, so nothing is dropped silently (the run's manifest lists them).
 
 Formats (as published):
@@ -11,10 +11,9 @@ geneval        ``evaluation_metadata.jsonl``: {"tag": "position", "include": [{"
                "prompt": "a photo of a dog right of a bench"} -> (dog, right of, bench). Only tag
                "position" holds a relation; other tags (single_object, counting, colors...) are
                rejected by tag.
-geneval2       ``geneval2_data.jsonl``: {"prompt", "atom_count", "vqa_list", "skills"}. The file
-               has no structured relation, so the prompt is parsed: it must read
-               "[a photo of] <a|an|one|the> X <predicate> <a|an|one|the> Y" with exactly one
-               predicate of the vocabulary (by name or alias); anything else is rejected.
+geneval2       ``geneval2_data.jsonl``: {"prompt", "atom_count", "vqa_list", "skills"}: graphs of
+               one or more triples whose nodes carry counts and attributes, read from the
+               prompt and checked against its position / verb questions (relbench.suites.geneval2).
                Its vqa_list ([question, answer] pairs) is kept on the item: the vlm_judge's
                atoms mode scores those questions as GenEval 2 does (Soft-TIFA AM / GM).
 t2i_compbench  the spatial prompt files (``spatial_val.txt``), one prompt per line, e.g. "a girl on
@@ -29,6 +28,10 @@ visor          SR2D ``text_spatial_rel_phrases.json``: a JSON list of {unique_id
                The item id is "visor<unique_id>": two items with one id (5 and "5" alike) are
                an error naming both entries, since they would be merged into one case.
 
+Every item keeps the peer's own prompt, cut into object and relation phrases (SuiteItem.prompt):
+relation-mode generators are given it verbatim, and g- written the same way
+(relbench.spec.prompts.peer_prompt); judges judge the relation texts built from the graph.
+
 A file that is not UTF-8 is an error naming the line of the first bad byte; a line (or entry)
 that is not the documented structure is rejected with its reason, never a crash.
 """
@@ -37,15 +40,16 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable
 
-from relbench.spec.data import SuiteItem, Triple
+from relbench.spec.data import PeerPrompt, PromptPart, SuiteItem, Triple
 from relbench.errors import UserError
 from relbench.spec.predicates import Vocabulary, normalise
-from relbench.suites import ids
+from relbench.suites import geneval2, ids
 from relbench.suites.jsonl import clean_name
+from relbench.suites.rejected import Rejected, json_object as _json_object
 from relbench.suites.text import read_lines, read_text
 
 KINDS = ("geneval", "geneval2", "t2i_compbench", "visor")
@@ -55,16 +59,30 @@ T2I_COMPBENCH_RELATIONS = {
     "on the left of": "left of", "on the right of": "right of", "on the top of": "above",
     "on the bottom of": "below", "on side of": "near", "next to": "near", "near": "near",
 }
+#: how each peer spells the vocabulary's predicates, for g-'s prompt written its way
+PEER_PHRASES = {
+    "geneval": {"left of": "left of", "right of": "right of", "above": "above", "below": "below"},
+    "t2i_compbench": {"left of": "on the left of", "right of": "on the right of", "above": "on the top of",
+                      "below": "on the bottom of", "near": "next to"},
+    "visor": {"left of": "to the left of", "right of": "to the right of", "above": "above", "below": "below"},
+}
 _ARTICLE = r"(?:a|an|one|the)"
+_LEAD = r"(?:a photo of|an image of|a picture of)"
 
 
-@dataclass(frozen=True)
-class Rejected:
-    """A line of a peer's file that relbench could not turn into a triple, and why."""
-
-    line: int  # 1-based line (JSONL / text) or list index + 1 (JSON list)
-    reason: str
-    text: str
+def _cut(prompt: str, phrase: str, item: SuiteItem, kind: str) -> SuiteItem:
+    """The item with the peer's prompt of its one triple cut at its relation ``phrase``, the
+    object phrases either side ("a photo of " + "a dog" + " right of " + "a bench"); unchanged
+    where the prompt does not read so (its generators then get relbench's prompts)."""
+    rel = r"\s+".join(re.escape(w) for w in phrase.split())
+    m = re.fullmatch(rf"(\s*(?:{_LEAD}\s+)?)(\S.*?)(\s+)({rel})(\s+)(.*?\S)(\.?\s*)", prompt, re.IGNORECASE)
+    if not m:
+        return item
+    t = item.graph[0]
+    lead, subject, s1, relation, s2, obj, tail = m.groups()
+    parts = (PromptPart(lead), PromptPart(subject, node=t.subject), PromptPart(s1), PromptPart(relation, triple=0),
+             PromptPart(s2), PromptPart(obj, node=t.object), PromptPart(tail))
+    return replace(item, prompt=PeerPrompt(tuple(p for p in parts if p.text), tuple(PEER_PHRASES[kind].items())))
 
 
 def _item(kind: str, line: int, subject: str, predicate: str, obj: str, vocab: Vocabulary) -> SuiteItem | str:
@@ -77,15 +95,6 @@ def _item(kind: str, line: int, subject: str, predicate: str, obj: str, vocab: V
     if s == o:
         return "subject and object are the same class"
     return SuiteItem(id=f"{kind}{line}", graph=(Triple(s, name, o),))
-
-
-def _json_object(raw: str) -> dict | None:
-    """The JSON object on one line, or None for anything else (invalid, too deep, a list...)."""
-    try:
-        rec = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):
-        return None
-    return rec if isinstance(rec, dict) else None
 
 
 def _repr(value, n: int = 60) -> str:
@@ -140,19 +149,14 @@ def _geneval(lines: Iterable[str], vocab: Vocabulary, kind: str):
             yield Rejected(i, parsed, text)
             continue
         item = _item(kind, i, *parsed, vocab)
-        yield item if isinstance(item, SuiteItem) else Rejected(i, item, text)
-
-
-def _phrases(vocab: Vocabulary) -> list[str]:
-    out = []
-    for name in vocab.names():
-        p = vocab.get(name)
-        out += [name, *p.aliases] + ([p.phrase] if p.phrase else [])
-    return sorted({normalise(x) for x in out}, key=len, reverse=True)
+        if isinstance(item, str):
+            yield Rejected(i, item, text)
+            continue
+        yield _cut(prompt, parsed[1], item, kind) if isinstance(prompt, str) else item
 
 
 def _parse_prompt(prompt: str, vocab: Vocabulary, phrases: list[str], extra: dict[str, str] | None = None):
-    """(subject, predicate, object) of 'a X <pred> a Y', or a reason string."""
+    """(subject, predicate, object, the relation phrase as matched) of 'a X <pred> a Y', or a reason string."""
     text = normalise(prompt).rstrip(".")
     text = re.sub(r"^(?:a photo of|an image of|a picture of)\s+", "", text)
     table = {**{p: p for p in phrases}, **(extra or {})}
@@ -166,7 +170,7 @@ def _parse_prompt(prompt: str, vocab: Vocabulary, phrases: list[str], extra: dic
         return "more than one relation in the prompt"
     if re.search(r"\b(?:and|with|while)\b|,", f"{subject} {obj}"):
         return "more than two objects or clauses in the prompt"
-    return subject, table[pred], obj
+    return subject, table[pred], obj, pred
 
 
 def _prompt_item(i: int, prompt: str, vocab: Vocabulary, kind: str, phrases: list[str], extra=None):
@@ -174,28 +178,8 @@ def _prompt_item(i: int, prompt: str, vocab: Vocabulary, kind: str, phrases: lis
     parsed = _parse_prompt(prompt, vocab, phrases, extra)
     if isinstance(parsed, str):
         return Rejected(i, parsed, prompt[:200])
-    item = _item(kind, i, *parsed, vocab)
-    return item if isinstance(item, SuiteItem) else Rejected(i, item, prompt[:200])
-
-
-def _geneval2(lines: Iterable[str], vocab: Vocabulary, kind: str):
-    phrases = _phrases(vocab)
-    for i, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
-        rec = _json_object(raw)
-        prompt = rec.get("prompt") if rec is not None else None
-        if not isinstance(prompt, str):
-            yield Rejected(i, "not a JSON object with a 'prompt' string", raw[:200])
-            continue
-        vqa = rec.get("vqa_list") or []
-        if not (isinstance(vqa, list) and all(isinstance(x, list) and len(x) == 2 for x in vqa)):
-            yield Rejected(i, "vqa_list is not a list of [question, answer] pairs", prompt[:200])
-            continue
-        item = _prompt_item(i, prompt, vocab, kind, phrases)
-        if isinstance(item, SuiteItem):  # its own questions feed the vlm_judge's atoms
-            item = SuiteItem(id=item.id, graph=item.graph, questions=tuple((str(q), str(a)) for q, a in vqa))
-        yield item
+    item = _item(kind, i, *parsed[:3], vocab)
+    return _cut(prompt, parsed[3], item, kind) if isinstance(item, SuiteItem) else Rejected(i, item, prompt[:200])
 
 
 def _t2i_compbench(lines: Iterable[str], vocab: Vocabulary, kind: str):
@@ -245,7 +229,9 @@ def _visor(path: Path, vocab: Vocabulary, kind: str):
         if isinstance(item, SuiteItem):
             item_id = ids.check_id(f"{kind}{uid}", seen.where(i))
             seen.add(item_id, i)
-            yield SuiteItem(id=item_id, graph=item.graph)
+            said = rec.get("text")
+            item = SuiteItem(id=item_id, graph=item.graph)
+            yield _cut(said, rel, item, kind) if isinstance(said, str) else item
         else:
             yield Rejected(i, item, text)
 
@@ -260,7 +246,7 @@ def load_peer_suite(kind: str, path: str, vocab: Vocabulary,
     if kind == "visor":
         stream = _visor(p, vocab, kind)
     else:
-        reader = {"geneval": _geneval, "geneval2": _geneval2, "t2i_compbench": _t2i_compbench}[kind]
+        reader = {"geneval": _geneval, "geneval2": geneval2.read, "t2i_compbench": _t2i_compbench}[kind]
         stream = reader(read_lines(p, f"{kind} file"), vocab, kind)
     items, rejected = [], []
     for x in stream:
