@@ -63,6 +63,9 @@ class SuiteItem:
     #: the suite's own atom questions about this graph, (question, expected answer), e.g. GenEval
     #: 2's vqa_list; the vlm_judge's atoms mode scores them (GenEval 2's Soft-TIFA) when present
     questions: tuple[tuple[str, str], ...] = ()
+    #: the suite's own prompt, verbatim, when it has one (GenEval 2's "prompt"): the text its
+    #: questions and its VQAScore were written for
+    prompt: str | None = None
 
 
 #: how g- is made from g+ (relbench.spec.negatives): the one list config, cases and results allow
@@ -81,6 +84,7 @@ class Case:
     seed: int  # the replicate index of the benchmark's `seeds` (reported as is)
     reference: Reference | None = None
     questions: tuple[tuple[str, str], ...] = ()  # the suite's atom questions about g+ (SuiteItem.questions)
+    prompt: str | None = None  # the suite's own prompt for g+ (SuiteItem.prompt)
 
     @property
     def noise_seed(self) -> int:

@@ -90,6 +90,7 @@ def build_cases(
                         seed=seed,
                         reference=item.reference,
                         questions=item.questions,
+                        prompt=item.prompt,
                     )
                 )
     return cases, skipped

@@ -194,7 +194,8 @@ def _geneval2(lines: Iterable[str], vocab: Vocabulary, kind: str):
             continue
         item = _prompt_item(i, prompt, vocab, kind, phrases)
         if isinstance(item, SuiteItem):  # its own questions feed the vlm_judge's atoms
-            item = SuiteItem(id=item.id, graph=item.graph, questions=tuple((str(q), str(a)) for q, a in vqa))
+            item = SuiteItem(id=item.id, graph=item.graph, questions=tuple((str(q), str(a)) for q, a in vqa),
+                             prompt=prompt)
         yield item
 
 
