@@ -303,6 +303,7 @@ class VlmJudge(Metric):
 
         self._path = _vlm.resolve(args.model)  # a missing model fails here, before any image is drawn
         self._config_penalty = _vlm.config_repetition_penalty(self._path)
+        self._unreproduced = _vlm.config_unreproduced(self._path)
         self._identity = None
         self._provenance = None
         self._vlm = None
@@ -367,7 +368,10 @@ class VlmJudge(Metric):
                 "repetition_penalty": {"mode": self.args.repetition_penalty, "in_generation_config": self._config_penalty,
                                        "applied": self.penalty},
                 "first_tokens": table,
+                "unreproduced_generation_config": self._unreproduced,
             }
+            if "geneval2" in self.args.modes:
+                self._provenance["encode_prepends"] = _vlm.encode_prepends(self._path)
         return self._provenance
 
     @property
@@ -381,6 +385,15 @@ class VlmJudge(Metric):
         elif cfg != 1.0:
             out.append(f"repetition_penalty {cfg:g} from the judge's generation_config.json applied to the answer "
                        f"logits, as generate() does (GenEval 2's protocol): P(answer) is not the raw softmax")
+        if self._unreproduced:
+            out.append(f"the judge's generation_config.json sets {', '.join(self._unreproduced)}, which generate() "
+                       f"(GenEval 2's evaluation.py) also applies to the first answer token and vlm_judge does not: "
+                       f"these are not generate()'s numbers for this judge")
+        bos = self.provenance().get("encode_prepends")
+        if bos is not None:
+            out.append(f"the judge's tokenizer puts {bos!r} before every text: GenEval 2's evaluation.py "
+                       f"(tokenizer.encode(answer)[0]) would read that token's probability for every answer; "
+                       f"geneval2_* read each spelling's own first token")
         table = self.provenance()["first_tokens"]
         split = [s for s, t in table.items() if t["tokens"] > 1]
         blank = [s for s, t in table.items() if t["tokens"] and not t["first"].strip()]

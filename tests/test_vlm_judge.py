@@ -585,3 +585,44 @@ def test_geneval2_reader_keeps_prompt_and_questions_on_cases():
     first = [c for c in cases if c.item_id == items[0].id]
     assert [c.prompt for c in first] == ["a dog to the left of a red car"] * 2
     assert first[0].questions[3] == ("Is the dog to the left of the car?", "Yes")
+
+
+def test_generate_settings_not_reproduced_are_flagged(tmp_path):
+    """A generation_config setting generate() would also apply to the first token (here
+    suppress_tokens, which sets a token's score to -inf) is named: the numbers are not generate()'s."""
+    import json
+
+    path = make_tiny_vlm("qwen3_vl", tmp_path / "q")
+    cfg_file = Path(path) / "generation_config.json"
+    cfg = json.loads(cfg_file.read_text())
+    m = VlmJudge(VlmJudge.Args(model=path), CTX)
+    assert not any("not generate()'s numbers" in f for f in m.flags)
+    cfg.update(suppress_tokens=m.vlm.first_token_ids(YES), min_length=0, guidance_scale=1.0)
+    cfg_file.write_text(json.dumps(cfg))
+    m = VlmJudge(VlmJudge.Args(model=path), CTX)
+    (flag,) = [f for f in m.flags if "not generate()'s numbers" in f]
+    assert "sets suppress_tokens, which generate()" in flag  # min_length 0, guidance 1: off, not named
+    assert m.provenance()["unreproduced_generation_config"] == ["suppress_tokens"]
+    # and it does move the number: their generate() zeroes every yes, the forward pass does not
+    s = geneval2_sample(0, "img0", "img1", questions=(("Is the dog riding the horse?", "Yes"),))
+    ours = m.score([s])[0]["geneval2_soft_tifa_am"]
+    from PIL import Image
+
+    theirs = TheirEvaluation(path).soft_tifa([["Is the dog riding the horse?", "Yes"]], Image.fromarray(IMAGES["img0"]))[0]
+    assert theirs == 0.0 and ours > 1e-2
+
+
+def test_tokenizer_that_prepends_bos_is_flagged(tmp_path):
+    from transformers import AutoTokenizer
+    from tokenizers.processors import TemplateProcessing
+
+    path = make_tiny_vlm("idefics3", tmp_path / "i")
+    assert VlmJudge(VlmJudge.Args(model=path), CTX).provenance()["encode_prepends"] is None
+    tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    bos = "<|im_start|>"
+    tok._tokenizer.post_processor = TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, tok.convert_tokens_to_ids(bos))])
+    tok.save_pretrained(path)
+    m = VlmJudge(VlmJudge.Args(model=path), CTX)
+    assert m.provenance()["encode_prepends"] == bos
+    assert any(f"tokenizer puts '{bos}' before every text" in f for f in m.flags)
+    assert not any("before every text" in f for f in VlmJudge(VlmJudge.Args(model=path, modes=["atoms"]), CTX).flags)
