@@ -15,8 +15,8 @@ geneval2       ``geneval2_data.jsonl``: {"prompt", "atom_count", "vqa_list", "sk
                has no structured relation, so the prompt is parsed: it must read
                "[a photo of] <a|an|one|the> X <predicate> <a|an|one|the> Y" with exactly one
                predicate of the vocabulary (by name or alias); anything else is rejected.
-               Its vqa_list ([question, answer] pairs) is kept on the item: the vlm_judge's
-               atoms mode scores those questions as GenEval 2 does (Soft-TIFA AM / GM).
+               Its vqa_list ([question, answer] pairs) and prompt are kept on the item: the
+               vlm_judge's geneval2 mode scores them as GenEval 2 does (VQAScore, Soft-TIFA).
 t2i_compbench  the spatial prompt files (``spatial_val.txt``), one prompt per line, e.g. "a girl on
                the top of a frog". T2I-CompBench's phrases map to the vocabulary: "on the left
                of" -> left of, "on the right of" -> right of, "on the top of" -> above, "on the
