@@ -626,3 +626,24 @@ def test_tokenizer_that_prepends_bos_is_flagged(tmp_path):
     assert m.provenance()["encode_prepends"] == bos
     assert any(f"tokenizer puts '{bos}' before every text" in f for f in m.flags)
     assert not any("before every text" in f for f in VlmJudge(VlmJudge.Args(model=path, modes=["atoms"]), CTX).flags)
+
+
+def test_suite_prompt_is_a_declared_input_and_keys_the_score_cache():
+    """case.prompt opens only to a metric that declares "questions", and a new suite prompt is a new
+    score-cache chunk (geneval2_vqascore is asked on it)."""
+    from dataclasses import replace
+
+    from relbench.engine.execute import RunImages, _chunk_key
+    from relbench.errors import ContractError
+    from relbench.plugin.metric import metric_view
+
+    class TextsOnly:
+        name, consumes = "texts_only", frozenset({"texts"})
+
+    s = geneval2_sample(0, "img0", "img1")
+    (view,), _ = metric_view(TextsOnly, [s])
+    with pytest.raises(ContractError, match="does not declare 'questions'"):
+        view.case.prompt
+    case = s.case
+    run = RunImages("r", {case.id: ("p", "n")}, {case.id: ("img0", "img1")}, {})
+    assert _chunk_key("fp", run, [case]) != _chunk_key("fp", run, [replace(case, prompt="a green dog riding a horse")])
