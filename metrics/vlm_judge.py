@@ -64,7 +64,6 @@ from relbench.plugin.registry import register_metric
 
 MODES = ("vqascore", "twoway", "atoms", "geneval2")
 YES = ("Yes", "yes", " Yes", " yes")
-NO = ("No", "no", " No", " no")
 LETTERS = (("A", " A"), ("B", " B"))
 VQA_TEMPLATE = 'Does this image show "{prompt}"? Answer the question with Yes or No.'
 #: VQAScore as each published code base asks it: (question, spellings of "yes" whose first-token
