@@ -28,21 +28,26 @@ twoway (forced choice between the two relation texts)
         vlm2_mass                mean P(A) + P(B) (unnormalised): how much the judge answers with a
                                  letter at all
     A run whose mean |vlm2_bias| > 0.25 or vlm2_mass < 0.5 is flagged (twoway_flags).
-atoms (Soft-TIFA, GenEval 2): for each image against its own graph (img_pos: g+, img_neg: g-),
-    with Q'(q) = '{q} Answer in one word.' and soft score = P_yes:
+atoms (relbench's own atoms, in GenEval 2's atom wording): for each image against its own graph
+    (img_pos: g+, img_neg: g-), with Q'(q) = '{q} Answer in one word.' and soft score = P_yes:
         presence of every object ("Is there a dog in the image?") and each relation
-        ("Is the dog riding the horse?");
+        ("Is the dog riding the horse?"), built from the graph: no count atoms, attributes stay
+        inside the relation atom, so 3 atoms for one triple where GenEval 2 asks 5-11;
         vlm_atoms_{pos,neg}_subject / _object / _relation   soft scores (means over the
             graph's subjects / objects / triples)
-        vlm_atoms_{pos,neg}_am   arithmetic mean of all the image's atom scores (GenEval 2's
-            atom-level Soft-TIFA), _gm  geometric mean (its prompt-level Soft-TIFA)
+        vlm_atoms_{pos,neg}_am   arithmetic mean of all the image's atom scores, _gm  geometric
+            mean (Soft-TIFA's AM / GM, over relbench's atoms)
         vlm_atoms_am, vlm_atoms_gm   mean over the case's images
-        vlm_atoms_suite_am / _gm  when the suite brings its own atom questions (GenEval 2's
-            vqa_list): Soft-TIFA over those questions on img_pos, each scored as P(expected
-            answer) (answer_spellings), i.e. GenEval 2's own score; None otherwise
         vlm_atoms_present        share of the case's images where every object scores > 0.5
         vlm_atoms_rel_given_present   mean relation score over those images only (None when no
             image has all objects present): VISOR's separation of detection from relation.
+geneval2 (GenEval 2's evaluation.py, on img_pos, for items that bring its vqa_list):
+        geneval2_vqascore       P(answer in GENEVAL2_YES) for 'Does this image show "{prompt}"?
+                                Answer the question with Yes or No.' with the suite's own prompt
+        geneval2_soft_tifa_am   mean over the vqa_list of P(expected answer) for '{question}
+                                Answer in one word.' (geneval2_spellings)
+        geneval2_soft_tifa_gm   their geometric mean (scipy's gmean: 0 if any is 0)
+    Their printed "Score" is 100 x the mean of a column over prompts.
 
 Over 400 lines: the three question modes share one model, one image batch and one cache
 of answers; the model loading and scoring passes are in relbench.models.vlm.
@@ -60,9 +65,8 @@ from relbench.plugin.metric import Aggregate, Metric, MetricArgs, Sample
 from relbench.spec.prompts import with_article
 from relbench.plugin.registry import register_metric
 
-MODES = ("vqascore", "twoway", "atoms")
+MODES = ("vqascore", "twoway", "atoms", "geneval2")
 YES = ("Yes", "yes", " Yes", " yes")
-NO = ("No", "no", " No", " no")
 LETTERS = (("A", " A"), ("B", " B"))
 VQA_TEMPLATE = 'Does this image show "{prompt}"? Answer the question with Yes or No.'
 #: VQAScore as each published code base asks it: (question, spellings of "yes" whose first-token
@@ -74,6 +78,12 @@ TEMPLATES = {
 }
 TWOWAY_TEMPLATE = "Which caption matches the image? A: {a} B: {b} Answer with A or B."
 ATOM_TEMPLATE = "{question} Answer in one word."
+#: GenEval 2's evaluation.py verbatim: vqa_score's question, soft_tifa's question, and the yes
+#: spellings in the order it adds them up
+GENEVAL2_VQA = 'Does this image show "{}"? Answer the question with Yes or No.'
+GENEVAL2_ATOM = "{} Answer in one word."
+GENEVAL2_YES = ("Yes", "yes", " yes", " Yes")
+GENEVAL2_COLUMNS = ("geneval2_vqascore", "geneval2_soft_tifa_am", "geneval2_soft_tifa_gm")
 
 VQA_COLUMNS = tuple(c.replace("clip_", "vlm_") for c in (
     "clip_pos_correct", "clip_pos_wrong", "clip_neg_correct", "clip_neg_wrong", "clip_pos_margin",
@@ -83,32 +93,27 @@ TWOWAY_COLUMNS = ("vlm2_pos_p", "vlm2_neg_p", "vlm2_pos_acc", "vlm2_neg_acc", "v
                   "vlm2_consistency", "vlm2_mass")
 ATOM_COLUMNS = tuple(
     f"vlm_atoms_{side}_{k}" for side in ("pos", "neg") for k in ("subject", "object", "relation", "am", "gm")
-) + ("vlm_atoms_am", "vlm_atoms_gm", "vlm_atoms_present", "vlm_atoms_rel_given_present",
-     "vlm_atoms_suite_am", "vlm_atoms_suite_gm")
-_NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+) + ("vlm_atoms_am", "vlm_atoms_gm", "vlm_atoms_present", "vlm_atoms_rel_given_present")
+#: return_numeric_string: the digit GenEval 2 also reads for a count word; anything else
+#: (an upper-case word, a digit, a number above ten) reads the literal string "other"
+_DIGITS = {w: str(i) for i, w in enumerate(
+    ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"), 1)}
 
 
-def answer_spellings(answer: str) -> tuple[str, ...]:
-    """The spellings whose first-token probabilities count for an expected answer.
+def geneval2_spellings(question: str, answer: str) -> tuple[str, ...]:
+    """The spellings whose first-token probabilities GenEval 2 adds up for one vqa_list entry.
 
-    yes / no: GenEval 2's four ("Yes", "yes", " Yes", " yes"). A count (a number word or digit,
-    0-10): the word in lower and capitalised case, each with and without a leading space, and the
-    digit with and without one: the six of GenEval 2's evaluation.py for "How many" questions
-    (except zero, where it reads the string "other"). Anything else: the answer in lower and
-    capitalised case, with and without a leading space. Each spelling's first token counts once,
-    so a token two spellings begin with counts twice, as there.
+    As its tifa / soft_tifa: a question starting "How many" reads the answer as written, its
+    capitalize(), each with a leading space, then return_numeric_string(answer) and it with a
+    space ("one" -> one, One, " one", " One", 1, " 1"; "One" or "3" -> ..., other, " other").
+    Every other question reads the four yes spellings whatever its expected answer (every such
+    answer in GenEval 2's file is "Yes"). Not deduplicated: a token two spellings begin with is
+    counted twice, as there.
     """
-    a = answer.strip()
-    low = a.lower()
-    if low == "yes":
-        return YES
-    if low == "no":
-        return NO
-    forms = [low, low.capitalize()]
-    if low in _NUMBERS or (low.isdigit() and int(low) < len(_NUMBERS)):
-        word = low if low in _NUMBERS else _NUMBERS[int(low)]
-        forms = [word, word.capitalize(), str(_NUMBERS.index(word))]
-    return tuple(dict.fromkeys(f for x in forms for f in (x, f" {x}")))
+    if question.startswith("How many"):
+        digit = _DIGITS.get(answer, "other")
+        return (answer, answer.capitalize(), " " + answer, " " + answer.capitalize(), digit, " " + digit)
+    return GENEVAL2_YES
 
 
 # -- functional twins ----------------------------------------------------------------------------
@@ -190,10 +195,18 @@ def twoway_flags(run: str, rows: Sequence[dict]) -> list[str]:
 
 
 def soft_tifa(scores: Sequence[float]) -> tuple[float, float]:
-    """(arithmetic mean, geometric mean) of atom scores, as GenEval 2's Soft-TIFA AM / GM."""
+    """(arithmetic mean, geometric mean) of atom scores, as GenEval 2's Soft-TIFA AM
+    (sum(s) / len(s)) and GM (scipy.stats.gmean: exp(mean(log s)), 0 when any score is 0)."""
     am = sum(scores) / len(scores)
     gm = 0.0 if min(scores) <= 0 else math.exp(sum(math.log(s) for s in scores) / len(scores))
     return am, gm
+
+
+def geneval2_columns(vqascore: Optional[float], atoms: Sequence[float]) -> dict[str, Optional[float]]:
+    """One image's GenEval 2 columns from its VQAScore (None without the suite's prompt) and the
+    P(expected answer) of each vqa_list question, in order (none: no Soft-TIFA)."""
+    am, gm = soft_tifa(atoms) if atoms else (None, None)
+    return {"geneval2_vqascore": vqascore, "geneval2_soft_tifa_am": am, "geneval2_soft_tifa_gm": gm}
 
 
 def atoms_columns(pos: dict | None, neg: dict | None) -> dict[str, Optional[float]]:
@@ -233,7 +246,7 @@ def atom_questions(graph: Graph, phrase) -> tuple[list[str], list[str], list[str
 # -- the plugin ----------------------------------------------------------------------------------
 class VlmJudgeArgs(MetricArgs):
     model: str = Field(..., description="local model directory, or a repo id already in the Hugging Face cache")
-    modes: list[Literal["vqascore", "twoway", "atoms"]] = Field(default_factory=lambda: list(MODES))
+    modes: list[Literal["vqascore", "twoway", "atoms", "geneval2"]] = Field(default_factory=lambda: list(MODES))
     template: Literal["geneval2", "t2v_metrics"] = Field(
         "geneval2", description="VQAScore protocol: geneval2 (its question, P of Yes/yes/ Yes/ yes) or t2v_metrics "
                                 "(its question 'Does this figure show ...? Please answer Yes or No.', P(Yes) only)")
@@ -292,6 +305,7 @@ class VlmJudge(Metric):
 
         self._path = _vlm.resolve(args.model)  # a missing model fails here, before any image is drawn
         self._config_penalty = _vlm.config_repetition_penalty(self._path)
+        self._unreproduced = _vlm.config_unreproduced(self._path)
         self._identity = None
         self._provenance = None
         self._vlm = None
@@ -336,8 +350,8 @@ class VlmJudge(Metric):
     def _answer_groups(self) -> dict[str, tuple[str, ...]]:
         groups = {"yes": self.vqa[1] if self.args.modes == ["vqascore"] else tuple(dict.fromkeys(
             self.vqa[1] + YES)), "A": LETTERS[0], "B": LETTERS[1]}
-        if "atoms" in self.args.modes:  # a suite's count questions are read through these
-            groups.update({w: answer_spellings(w) for w in _NUMBERS})
+        if "geneval2" in self.args.modes:  # its count questions are read through these
+            groups.update({w: geneval2_spellings("How many", w) for w in (*_DIGITS, "other")})
         return groups
 
     def provenance(self) -> dict:
@@ -356,7 +370,10 @@ class VlmJudge(Metric):
                 "repetition_penalty": {"mode": self.args.repetition_penalty, "in_generation_config": self._config_penalty,
                                        "applied": self.penalty},
                 "first_tokens": table,
+                "unreproduced_generation_config": self._unreproduced,
             }
+            if "geneval2" in self.args.modes:
+                self._provenance["encode_prepends"] = _vlm.encode_prepends(self._path)
         return self._provenance
 
     @property
@@ -370,6 +387,15 @@ class VlmJudge(Metric):
         elif cfg != 1.0:
             out.append(f"repetition_penalty {cfg:g} from the judge's generation_config.json applied to the answer "
                        f"logits, as generate() does (GenEval 2's protocol): P(answer) is not the raw softmax")
+        if self._unreproduced:
+            out.append(f"the judge's generation_config.json sets {', '.join(self._unreproduced)}, which generate() "
+                       f"(GenEval 2's evaluation.py) also applies to the first answer token and vlm_judge does not: "
+                       f"these are not generate()'s numbers for this judge")
+        bos = self.provenance().get("encode_prepends")
+        if bos is not None:
+            out.append(f"the judge's tokenizer puts {bos!r} before every text: GenEval 2's evaluation.py "
+                       f"(tokenizer.encode(answer)[0]) would read that token's probability for every answer; "
+                       f"geneval2_* read each spelling's own first token")
         table = self.provenance()["first_tokens"]
         split = [s for s, t in table.items() if t["tokens"] > 1]
         blank = [s for s, t in table.items() if t["tokens"] and not t["first"].strip()]
@@ -389,6 +415,8 @@ class VlmJudge(Metric):
             cols += TWOWAY_COLUMNS
         if "atoms" in self.args.modes:
             cols += ATOM_COLUMNS
+        if "geneval2" in self.args.modes:
+            cols += GENEVAL2_COLUMNS
         return cols
 
     def aggregates(self) -> list[Aggregate]:
@@ -429,18 +457,27 @@ class VlmJudge(Metric):
             ]
         if "atoms" in self.args.modes:
             aggs += [
-                Aggregate("vlm_atoms_am", "vlm_atoms_am", description="Soft-TIFA AM: mean atom P(yes) per image"),
-                Aggregate("vlm_atoms_gm", "vlm_atoms_gm", description="Soft-TIFA GM: geometric mean per image"),
+                Aggregate("vlm_atoms_am", "vlm_atoms_am",
+                          description="relbench's atoms (presence + relation from the graph), mean P(yes) per image"),
+                Aggregate("vlm_atoms_gm", "vlm_atoms_gm",
+                          description="relbench's atoms, geometric mean of P(yes) per image"),
                 Aggregate("vlm_atoms_present", "vlm_atoms_present",
                           description="share of images where every object's presence P(yes) > 0.5"),
                 Aggregate("vlm_atoms_rel_given_present", "vlm_atoms_rel_given_present",
                           description="mean relation P(yes) over images with every object present (VISOR-style)"),
                 Aggregate("vlm_atoms_pos_relation", "vlm_atoms_pos_relation", description="img_pos: relation P(yes) for g+"),
-                Aggregate("vlm_atoms_suite_am", "vlm_atoms_suite_am",
-                          description="GenEval 2 Soft-TIFA AM over the suite's own questions (img_pos; suites with vqa_list)"),
-                Aggregate("vlm_atoms_suite_gm", "vlm_atoms_suite_gm",
-                          description="GenEval 2 Soft-TIFA GM over the suite's own questions (img_pos; suites with vqa_list)"),
                 Aggregate("vlm_atoms_neg_relation", "vlm_atoms_neg_relation", description="img_neg: relation P(yes) for g-"),
+            ]
+        if "geneval2" in self.args.modes:
+            aggs += [
+                Aggregate("geneval2_vqascore", "geneval2_vqascore",
+                          description="GenEval 2's VQAScore of img_pos on the suite's own prompt (x100: its Score)"),
+                Aggregate("geneval2_soft_tifa_am", "geneval2_soft_tifa_am",
+                          description="GenEval 2's Soft-TIFA AM: mean P(expected answer) over its vqa_list, per "
+                                      "image (x100: its Score)"),
+                Aggregate("geneval2_soft_tifa_gm", "geneval2_soft_tifa_gm",
+                          description="GenEval 2's Soft-TIFA GM: geometric mean over its vqa_list, per image "
+                                      "(x100: its Score)"),
             ]
         return aggs
 
@@ -505,9 +542,13 @@ class VlmJudge(Metric):
                     q["presence"] = [ask(img, a.atom_template.format(question=t)) for t in presence]
                     q["roles"] = roles
                     q["relation"] = [ask(img, a.atom_template.format(question=t)) for t in relation]
-                    if side == "pos" and s.case.questions:  # the suite's own atoms are about g+
-                        q["suite"] = [(ask(img, a.atom_template.format(question=qt)), group(answer_spellings(ans)))
-                                      for qt, ans in s.case.questions]
+                if "geneval2" in a.modes and side == "pos" and s.case.questions:  # its atoms are about g+
+                    # its wording whatever vqa_template / atom_template say: these are its numbers
+                    prompt = s.case.prompt.text if s.case.prompt is not None else None
+                    q["geneval2_vqa"] = None if prompt is None else (
+                        ask(img, GENEVAL2_VQA.format(prompt)), group(GENEVAL2_YES))
+                    q["geneval2_atoms"] = [(ask(img, GENEVAL2_ATOM.format(qt)), group(geneval2_spellings(qt, ans)))
+                                           for qt, ans in s.case.questions]
                 entry[side] = q
             plan.append(entry)
 
@@ -535,9 +576,10 @@ class VlmJudge(Metric):
                     return {"presence": pres, "subject": by_role("subject"), "object": by_role("object"),
                             "relation": [yes(i) for i in q["relation"]]}
                 row.update(atoms_columns(atoms(pos), atoms(neg) if neg else None))
-                if pos.get("suite"):
-                    row["vlm_atoms_suite_am"], row["vlm_atoms_suite_gm"] = soft_tifa(
-                        [probs[i][g] for i, g in pos["suite"]])
+            if "geneval2_atoms" in pos:
+                p = lambda ig: probs[ig[0]][ig[1]]  # noqa: E731
+                vqa = pos["geneval2_vqa"]
+                row.update(geneval2_columns(None if vqa is None else p(vqa), [p(x) for x in pos["geneval2_atoms"]]))
             rows.append(row)
         return rows
 

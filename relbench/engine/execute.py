@@ -176,7 +176,8 @@ def _chunk_key(metric_fp: str, run: RunImages, chunk: list[Case]) -> str:
         {"m": metric_fp, "rows": [[c.id, c.item_id, c.negative_kind, c.seed, [t.text() for t in c.pos],
                                    [t.text() for t in c.neg], run.prompts[c.id],
                                    [run.content.get(k, k) for k in run.keys[c.id]]]
-                 + ([[list(q) for q in c.questions]] if c.questions else []) for c in chunk]},
+                 + ([[list(q) for q in c.questions]] if c.questions else [])
+                 + ([c.prompt.text] if c.prompt is not None else []) for c in chunk]},
         n=32,
     )
 

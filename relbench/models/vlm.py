@@ -90,15 +90,45 @@ def first_token_table(path: Path, spellings: Sequence[str]) -> dict[str, dict]:
     return table
 
 
-def config_repetition_penalty(path: Path) -> float:
-    """generation_config.json's repetition_penalty (1.0 when absent): what generate() applies."""
+def _generation_config(path: Path) -> dict:
     import json
 
     f = path / "generation_config.json"
     try:
-        value = json.loads(f.read_text()).get("repetition_penalty") if f.is_file() else None
-    except (OSError, ValueError, AttributeError):
-        raise UserError(f"vlm_judge: {f} is not a JSON object; restore the model's generation_config.json") from None
+        cfg = json.loads(f.read_text()) if f.is_file() else {}
+    except (OSError, ValueError):
+        cfg = None
+    if not isinstance(cfg, dict):
+        raise UserError(f"vlm_judge: {f} is not a JSON object; restore the model's generation_config.json")
+    return cfg
+
+
+#: generation_config settings whose logits processors greedy generate(max_new_tokens=1) would
+#: also run on the first token's scores (transformers' _get_logits_processor; the sampling
+#: warpers, temperature / top_k / top_p, run only with do_sample), each with its "off" test
+_UNREPRODUCED = {
+    "sequence_bias": lambda v: v is None, "bad_words_ids": lambda v: v is None,
+    "no_repeat_ngram_size": lambda v: not v, "min_length": lambda v: not v, "min_new_tokens": lambda v: not v,
+    "forced_bos_token_id": lambda v: v is None, "forced_eos_token_id": lambda v: v is None,
+    "exponential_decay_length_penalty": lambda v: v is None, "suppress_tokens": lambda v: not v,
+    "begin_suppress_tokens": lambda v: not v, "guidance_scale": lambda v: v in (None, 1, 1.0),
+    "renormalize_logits": lambda v: not v, "remove_invalid_values": lambda v: not v,
+    "watermarking_config": lambda v: v is None,
+}
+
+
+def config_unreproduced(path: Path) -> list[str]:
+    """The generation_config.json settings generate() would apply to the first answer token and
+    this forward pass does not (only repetition_penalty is reproduced): with any of them set,
+    the probabilities are not generate()'s."""
+    cfg = _generation_config(path)
+    return sorted(k for k, off in _UNREPRODUCED.items() if k in cfg and not off(cfg[k]))
+
+
+def config_repetition_penalty(path: Path) -> float:
+    """generation_config.json's repetition_penalty (1.0 when absent): what generate() applies."""
+    f = path / "generation_config.json"
+    value = _generation_config(path).get("repetition_penalty")
     if value is None:
         return 1.0
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
@@ -120,6 +150,17 @@ def apply_repetition_penalty(logits, input_ids, attention_mask, penalty: float):
         seen = out[row, ids]
         out[row, ids] = torch.where(seen < 0, seen * penalty, seen / penalty)
     return out
+
+
+def encode_prepends(path: Path) -> str | None:
+    """The special token the tokenizer's plain ``encode(text)`` puts before any text (a BOS), or
+    None. GenEval 2's evaluation.py reads ``tokenizer.encode(answer)[0]``: with such a tokenizer
+    that is this token for every answer, while relbench reads each spelling's first own token."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    with_special, plain = tok.encode("Yes"), tok.encode("Yes", add_special_tokens=False)
+    return None if with_special[:1] == plain[:1] else tok.decode(with_special[:1])
 
 
 def default_dtype(device: str):

@@ -27,7 +27,7 @@ INPUTS: dict[str, tuple[str, ...]] = {
     "prompts": ("prompt_pos", "prompt_neg"),
     "graphs": ("case.pos", "case.neg"),
     "references": ("case.reference",),
-    "questions": ("case.questions",),
+    "questions": ("case.questions", "case.prompt"),
 }
 CONSUMES = frozenset(INPUTS)
 _INPUT_OF = {attr: kind for kind, attrs in INPUTS.items() for attr in attrs}
@@ -180,7 +180,8 @@ class Metric(ABC):
     #: what the metric reads, a subset of CONSUMES (checked at plan time): "images" (the two
     #: images and their keys), "texts" (the relation texts, Sample.texts), "prompts" (what the
     #: generator was given: provenance only), "graphs" (case.pos / case.neg), "references"
-    #: (case.reference), "questions" (case.questions). The samples a metric gets open only these:
+    #: (case.reference), "questions" (case.questions and the suite's own prompt they were written
+    #: for, case.prompt). The samples a metric gets open only these:
     #: reading anything else is a ContractError at the first read, so scores can never depend
     #: on an undeclared input
     consumes: ClassVar[frozenset[str]] = frozenset({"images"})

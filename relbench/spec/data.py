@@ -98,7 +98,7 @@ class SuiteItem:
     graph: Graph
     reference: Reference | None = None
     #: the suite's own atom questions about this graph, (question, expected answer), e.g. GenEval
-    #: 2's vqa_list; the vlm_judge's atoms mode scores them (GenEval 2's Soft-TIFA) when present
+    #: 2's vqa_list; the vlm_judge's geneval2 mode scores them (GenEval 2's Soft-TIFA) when present
     questions: tuple[tuple[str, str], ...] = ()
     #: the objects with their counts and attributes, where the suite states them (peer prompts)
     nodes: tuple[Node, ...] = ()

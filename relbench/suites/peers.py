@@ -15,7 +15,7 @@ geneval2       ``geneval2_data.jsonl``: {"prompt", "atom_count", "vqa_list", "sk
                one or more triples whose nodes carry counts and attributes, read from the
                prompt and checked against its position / verb questions (relbench.suites.geneval2).
                Its vqa_list ([question, answer] pairs) is kept on the item: the vlm_judge's
-               atoms mode scores those questions as GenEval 2 does (Soft-TIFA AM / GM).
+               geneval2 mode scores them, with the prompt, as GenEval 2 does (VQAScore, Soft-TIFA).
 t2i_compbench  the spatial prompt files (``spatial_val.txt``), one prompt per line, e.g. "a girl on
                the top of a frog". T2I-CompBench's phrases map to the vocabulary: "on the left
                of" -> left of, "on the right of" -> right of, "on the top of" -> above, "on the

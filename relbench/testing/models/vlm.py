@@ -74,8 +74,14 @@ def _save(model, processor, directory: Path) -> str:
     return str(directory)
 
 
-#: the answers the tiny judges' heads are built to say (first tokens of each spelling)
+#: the answers the tiny judges' heads are built to say (first tokens of each spelling), GenEval 2's
+#: count spellings included (the word, capitalised, with a leading space; the digit; "other")
+_COUNTS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "other")
 _ANSWERS = ("Yes", "yes", " Yes", " yes", "No", "no", " No", " no", "A", " A", "B", " B")
+_COUNT_ANSWERS = tuple(
+    f"{space}{form}" for w in _COUNTS for form in (w, w.capitalize()) for space in ("", " ")
+) + tuple(str(i) for i in range(1, 11))
+_COUNT_SCALE = 0.5
 
 
 def _informative_head(model, tok) -> None:
@@ -92,8 +98,13 @@ def _informative_head(model, tok) -> None:
             if p.dim() >= 2 and "embed" not in name:
                 p.mul_(5.0)
         head = model.get_output_embeddings().weight
-        ids = sorted({tok.encode(a, add_special_tokens=False)[0] for a in _ANSWERS})
+        first = lambda answers: sorted({tok.encode(a, add_special_tokens=False)[0] for a in answers})  # noqa: E731
+        ids = first(_ANSWERS)
         head[ids] = torch.randn(len(ids), head.shape[1])
+        # the count spellings' first tokens after the others, at a smaller scale: they get
+        # probability that depends on the input without drowning yes / no / A / B
+        counts = [i for i in first(_COUNT_ANSWERS) if i not in ids]
+        head[counts] = _COUNT_SCALE * torch.randn(len(counts), head.shape[1])
 
 
 def make_tiny_vlm(family: str, directory: str | os.PathLike, seed: int = 0, informative: bool = True) -> str:
