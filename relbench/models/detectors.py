@@ -344,6 +344,7 @@ class OwlVitDetector(HubDetector):
         self.processor, self.model = self._load(transformers.AutoProcessor, model_cls)
         self.threshold = _threshold(options, self.default_threshold)
         self.batch_size = int(getattr(options, "batch_size", 8))
+        self.text_length = int(self.model.config.text_config.max_position_embeddings)
 
     @classmethod
     def settings(cls, options: Any) -> dict:
@@ -361,7 +362,9 @@ class OwlVitDetector(HubDetector):
             most = max(len(names) for _, names in chunk)
             # every image gets as many queries as the longest list; the filler never answers
             texts = [[f"a photo of a {n}" for n in names] + [" "] * (most - len(names)) for _, names in chunk]
-            inputs = self.processor(text=texts, images=images, return_tensors="pt", padding=True).to(self.device)
+            # every image's queries padded to the text model's length, as OWL-ViT was trained
+            inputs = self.processor(text=texts, images=images, return_tensors="pt", padding="max_length",
+                                    max_length=self.text_length, truncation=True).to(self.device)
             with torch.no_grad():
                 outputs = self.model(**inputs)
             logits, boxes = outputs.logits.float().cpu(), outputs.pred_boxes.float().cpu()
