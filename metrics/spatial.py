@@ -26,6 +26,7 @@ from relbench.spec.spatial_rules import (  # noqa: F401  (re-exported: relbench.
 )
 from relbench.spec.data import Graph, graph_objects
 from relbench.errors import UserError
+from relbench.models.detectors import Detector
 from relbench.plugin.metric import Aggregate, Metric, MetricArgs, Sample
 from relbench.plugin.registry import register_metric
 
@@ -34,10 +35,17 @@ if TYPE_CHECKING:  # numpy stays out of plugin discovery
 
 class SpatialArgs(MetricArgs):
     rule_set: Union[str, list[str]] = "relbench"
-    detector: str = "shapes"
-    model: Optional[str] = Field(None, description="grounding_dino: local directory or HF-cache id")
+    detector: str = Field("shapes", description="shapes, shapes_snap, grounding_dino, owlvit, owlv2, mask2former")
+    model: Optional[str] = Field(None, description="grounding_dino / owlvit / owlv2 / mask2former: local directory or HF-cache id")
     box_threshold: float = Field(0.35, ge=0.0, le=1.0)
     text_threshold: float = Field(0.25, ge=0.0, le=1.0)
+    score_threshold: Optional[float] = Field(
+        None, ge=0.0, le=1.0, description="owlvit / owlv2 / mask2former: keep boxes scoring above it "
+                                          "(default: the peer's, 0.1 VISOR's for OWL, 0.3 GenEval's for Mask2Former)")
+    judge: Optional[str] = Field(
+        None, pattern=r"^[a-z][a-z0-9_]*$",
+        description="a name for this detector's verdicts: columns become {judge}_..., aggregates spatial_{judge}_..., "
+                    "so a second spatial metric with another detector can judge the same run")
     device: Optional[str] = None
     batch_size: int = Field(8, ge=1)
 
@@ -59,6 +67,13 @@ class SpatialArgs(MetricArgs):
 BLIND_SHARE = 0.95
 
 
+def _not_detectable_count(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Number of images (bootstrap-weighted) with an object the detector has no class for."""
+    import numpy as np
+
+    return np.sum(weights * (values == 1.0), axis=-1)
+
+
 def _not_checkable_count(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     import numpy as np
 
@@ -72,7 +87,7 @@ class Spatial(Metric):
 
     Args = SpatialArgs
     consumes = frozenset({"images", "graphs"})
-    version = "5"  # 5: GroundingDINO boxes count only through the name's own tokens, clipped to the image
+    version = "6"  # 6: names a closed-vocabulary detector cannot detect make their image not checkable
 
     def __init__(self, args: SpatialArgs, ctx):
         super().__init__(args, ctx)
@@ -95,6 +110,27 @@ class Spatial(Metric):
 
         return {"detector": DETECTORS[self.args.detector].identity(self.args)}
 
+    def key(self) -> str:
+        return f"spatial_{self.args.judge}" if self.args.judge else "spatial"
+
+    def provenance(self) -> dict:
+        """Which detector judged (its settings and weights' digest), and the verdict columns
+        agreement between judges reads."""
+        from relbench.models.detectors import DETECTORS
+
+        cls = DETECTORS[self.args.detector]
+        rule = self._p("relbench" if "relbench" in self.rule_sets else self.rule_sets[0])
+        return {**cls.settings(self.args), "weights_sha256": cls.identity(self.args),
+                "verdicts": [self._col(f"{rule}pos_uncond"), self._col(f"{rule}neg_uncond")]}
+
+    def _col(self, column: str) -> str:
+        return f"{self.args.judge}_{column}" if self.args.judge else column
+
+    def _closed(self) -> bool:
+        from relbench.models.detectors import DETECTORS
+
+        return DETECTORS[self.args.detector].detectable is not Detector.detectable
+
     @property
     def detector(self):
         if self._detector is None:
@@ -109,7 +145,12 @@ class Spatial(Metric):
         return f"{rule}_" if self.prefixed else ""
 
     def columns(self) -> list[str]:
+        return [self._col(c) for c in self._columns()]
+
+    def _columns(self) -> list[str]:
         cols = ["pos_detected", "neg_detected", "pos_boxes", "neg_boxes"]
+        if self._closed():
+            cols += ["pos_undetectable", "neg_undetectable"]
         for r in self.rule_sets:
             p = self._p(r)
             for side in ("pos", "neg"):
@@ -120,6 +161,17 @@ class Spatial(Metric):
         return cols
 
     def aggregates(self) -> list[Aggregate]:
+        import dataclasses
+
+        def named(a: Aggregate) -> Aggregate:
+            return dataclasses.replace(
+                a, key=a.key.replace("spatial", self.key(), 1), column=self._col(a.column),
+                chance_column=a.chance_column and self._col(a.chance_column),
+                requires_detected=tuple(k.replace("spatial", self.key(), 1) for k in a.requires_detected))
+
+        return [named(a) for a in self._aggregates()]
+
+    def _aggregates(self) -> list[Aggregate]:
         aggs = [
             Aggregate("spatial_pos_detected", "pos_detected", description="img_pos: share with every object of g+ detected (OA)"),
             Aggregate("spatial_neg_detected", "neg_detected", description="img_neg: share with every object of g- detected (OA)"),
@@ -146,6 +198,12 @@ class Spatial(Metric):
             aggs.append(Aggregate(f"{k}pair_acc", f"{p}pair_correct", chance_column=f"{p}pair_chance", headline=True,
                                   requires_detected=("spatial_pos_detected", "spatial_neg_detected"),
                                   description=f"[{r}] img_pos holds g+ and img_neg holds g- (both detected and correct)"))
+        if self._closed():
+            aggs += [Aggregate(f"spatial_{side}_not_detectable", f"{side}_undetectable", statistic=_not_detectable_count,
+                               higher_is_better=None,
+                               description=f"img_{side}: number of images with an object the {self.args.detector} "
+                                           f"detector has no class for (not detectable, not judged)")
+                     for side in ("pos", "neg")]
         return aggs
 
     # --- scoring ------------------------------------------------------------------------------
@@ -155,7 +213,8 @@ class Spatial(Metric):
         zeros about the detector, not the generator (the shapes detector on FLUX images)."""
         from relbench.models.detectors import DETECTORS
 
-        boxes = [r[f"{side}_boxes"] for r in rows for side in ("pos", "neg") if r.get(f"{side}_boxes") is not None]
+        boxes = [r[self._col(f"{side}_boxes")] for r in rows for side in ("pos", "neg")
+                 if r.get(self._col(f"{side}_boxes")) is not None]
         empty = sum(b == "{}" for b in boxes)
         if not boxes or empty < BLIND_SHARE * len(boxes):
             return []
@@ -189,16 +248,26 @@ class Spatial(Metric):
                     self._cache[(key, n)] = found.get(n)
 
     def _row(self, s: Sample) -> dict[str, Optional[float]]:
+        return {self._col(k): v for k, v in self._plain_row(s).items()}
+
+    def _plain_row(self, s: Sample) -> dict[str, Optional[float]]:
         row: dict[str, Optional[float]] = {}
+        closed = self._closed()
         judged = {}
         for side, key, graph in (("pos", s.image_pos_key, s.case.pos), ("neg", s.image_neg_key, s.case.neg)):
             if key is None:
                 row[f"{side}_detected"] = None
                 row[f"{side}_boxes"] = None
                 judged[side] = None
+                if closed:
+                    row[f"{side}_undetectable"] = None
                 continue
             dets = {n: self._cache.get((key, n)) for n in _names(graph)}
-            row[f"{side}_detected"] = float(all(d is not None for d in dets.values()))
+            blind = closed and not all(self.detector.detectable(n) for n in dets)
+            if closed:
+                row[f"{side}_undetectable"] = float(blind)
+            # an object the detector has no class for is neither found nor missed
+            row[f"{side}_detected"] = None if blind else float(all(d is not None for d in dets.values()))
             row[f"{side}_boxes"] = boxes_json(dets)
             judged[side] = dets
         for r in self.rule_sets:
@@ -207,6 +276,8 @@ class Spatial(Metric):
             for side, graph in (("pos", s.case.pos), ("neg", s.case.neg)):
                 dets = judged[side]
                 checkable, correct, score = (None, None, None) if dets is None else self._judge(r, graph, dets)
+                if dets is not None and row[f"{side}_detected"] is None:
+                    checkable, correct, score = 0.0, None, None
                 row[f"{p}{side}_checkable"] = checkable
                 row[f"{p}{side}_correct"] = correct
                 u = None

@@ -317,7 +317,7 @@ def _execute(plan: Plan, show_progress: bool, topo: Topology, t_start: float, st
     metric_objs = _build_metrics(plan, ctx)
     try:
         metric_info = {
-            p.name: MetricInfo(m.fingerprint(), p.args.model_dump(mode="json"), m.columns(), m.aggregates(),
+            m.key(): MetricInfo(m.fingerprint(), p.args.model_dump(mode="json"), m.columns(), m.aggregates(),
                                list(m.flags), sorted(m.consumes), m.fingerprint_parts(), m.provenance())
             for p, m in zip(plan.metrics, metric_objs)
         }
@@ -325,10 +325,10 @@ def _execute(plan: Plan, show_progress: bool, topo: Topology, t_start: float, st
             scores[run.name] = score_run(plan, metric_objs, run, store, cache_dir, topo, timings, only_mine=False)
             rows = list(scores[run.name].values())
             for p, m in zip(plan.metrics, metric_objs):
-                metric_info[p.name].flags += m.run_flags(run.name, rows)
+                metric_info[m.key()].flags += m.run_flags(run.name, rows)
         for p, m, done in zip(plan.metrics, metric_objs, work):
             later = dict(getattr(m, "counts", None) or {})
-            metric_info[p.name].counts = {k: done.get(k, 0) + later.get(k, 0) for k in {**done, **later}}
+            metric_info[m.key()].counts = {k: done.get(k, 0) + later.get(k, 0) for k in {**done, **later}}
     finally:
         _close_all(metric_objs)
     return RunResult(runs, scores, metric_info, timings, time.perf_counter() - t_start, topo)

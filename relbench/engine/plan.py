@@ -103,15 +103,33 @@ def _validate_args(cls, args: dict, where: str):
         raise UserError(f"{where}.{loc}: {msg}") from None
 
 
-def _probe(registry, cls, args, ctx) -> None:
+def _probe(registry, cls, args, ctx) -> tuple[str, list[str]]:
+    """(key, columns) of a metric (("", []) for a generator), after building it once."""
     with needs_packages(registry, cls.name):
         obj = cls(args, ctx)
         try:
             obj.fingerprint()
             if registry is METRICS:
-                check_declaration(obj)
+                return obj.key(), check_declaration(obj)
+            return "", []
         finally:
             obj.close()
+
+
+def _distinct_metrics(found: list[tuple[str, list[str]]], where) -> None:
+    """Two metrics of one benchmark may not share a name in summary.json or a column: the
+    second would overwrite the first's numbers."""
+    keys: dict[str, int] = {}
+    owner: dict[str, str] = {}
+    for i, (key, columns) in enumerate(found):
+        if key in keys:
+            raise UserError(f"{where(i)}: metric {key!r} is listed twice (metrics.{keys[key]} and metrics.{i}); "
+                            f"give one of them a distinct name (spatial: args.judge)")
+        keys[key] = i
+        for c in columns:
+            if c in owner:
+                raise UserError(f"{where(i)}: metric {key!r} writes column {c!r}, which {owner[c]!r} writes too")
+            owner[c] = key
 
 
 def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = None,
@@ -140,8 +158,8 @@ def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = 
     ctx = Context(vocab=vocab)
     for r in runs:
         _probe(GENERATORS, r.cls, r.args, ctx)
-    for m in metrics:
-        _probe(METRICS, m.cls, m.args, ctx)
+    _distinct_metrics([_probe(METRICS, m.cls, m.args, ctx) for m in metrics],
+                      lambda i: f"{locate(source, lines, ('metrics', i))}: metrics.{i}")
 
     cases, skipped, rejected = suite_cases(bench, vocab, source)
     p = Plan(bench, vocab, cases, skipped, runs, metrics, out, rejected)

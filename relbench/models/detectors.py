@@ -51,6 +51,17 @@ class Detector:
     def close(self) -> None:
         pass
 
+    def detectable(self, name: str) -> bool:
+        """Whether the detector can answer for ``name`` at all; a closed-vocabulary detector
+        says False for names outside its classes, which makes their images not checkable."""
+        return True
+
+    @classmethod
+    def settings(cls, options: Any) -> dict:
+        """What judged, in words, for summary.json and reports: the detector, its model and
+        thresholds (the model's content hash is ``identity``)."""
+        return {"detector": cls.name}
+
     @classmethod
     def identity(cls, options: Any) -> Any:
         """What the detections depend on besides the options (e.g. the weights' content hash),
@@ -125,15 +136,68 @@ def _as_detection(found) -> Detection:
 DEFAULT_GROUNDING_DINO = "IDEA-Research/grounding-dino-tiny"
 
 
+class HubDetector(Detector):
+    """A detector whose weights are a transformers model directory (local or in the HF cache).
+
+    Loading never downloads (``local_files_only=True``); a missing model is one line saying how
+    to fetch it. The weights' content hash is the detector's identity: a replaced model rescores.
+    """
+
+    libraries = ("transformers",)
+    #: what the model is called in messages, and the repo id used when ``model:`` is not given
+    title = ""
+    default_model = ""
+
+    def _load(self, *loaders):
+        """``loaders``: transformers classes with ``from_pretrained``; returns their instances."""
+        import torch
+
+        self.model_id = getattr(self.options, "model", None) or self.default_model
+        try:
+            loaded = [cls.from_pretrained(self.model_id, local_files_only=True) for cls in loaders]
+        except (OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(
+                f"spatial: {self.title} model {self.model_id!r} is not available locally ({first}); "
+                f"no download is attempted: fetch it once ({DOWNLOAD} {self.default_model}) "
+                f"or save_pretrained() it to a directory, then set the spatial metric's model: to that id or path"
+            ) from None
+        self.device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        loaded[-1].to(self.device).eval()
+        return loaded
+
+    @classmethod
+    def identity(cls, options: Any) -> Any:
+        """sha256 of the model directory's weights and configs (a replaced model rescores);
+        None while the model is not available locally (loading then says how to get it)."""
+        from relbench.io.content_hash import dir_sha256
+        from relbench.models import hub
+
+        model = getattr(options, "model", None) or cls.default_model
+        path = hub.local_dir(model)
+        if path is None:
+            try:
+                path = hub.snapshot(model)
+            except Exception:  # noqa: BLE001 - not cached (or not a repo id): nothing to hash yet
+                return None
+        return dir_sha256(path, (".safetensors", ".bin", ".json", ".txt")) or None
+
+    def close(self) -> None:
+        self.model = None
+
+    @classmethod
+    def settings(cls, options: Any) -> dict:
+        return {"detector": cls.name, "model": getattr(options, "model", None) or cls.default_model}
+
+
 @register_detector("grounding_dino")
-class GroundingDinoDetector(Detector):
+class GroundingDinoDetector(HubDetector):
     """Open-vocabulary detection with transformers' GroundingDinoForObjectDetection.
 
     Why transformers and not the ``groundingdino-py`` package: that package is unmaintained,
     pins supervision 0.6.0 and fails to import with transformers 5
     (IDEA-Research/GroundingDINO#446); transformers ships the same model with HF-converted
-    weights. Weights come from a local directory or the Hugging Face cache
-    (``local_files_only=True``): this never downloads.
+    weights.
 
     Each object name is queried on its own ("dog.") so a box is attributed to exactly one name.
     A box counts for the name only through the name's own tokens (GroundingDINO's phrase rule,
@@ -146,47 +210,24 @@ class GroundingDinoDetector(Detector):
     The highest-scoring box wins and is clipped to the image.
     """
 
-    libraries = ("transformers",)
+    title = "GroundingDINO"
+    default_model = DEFAULT_GROUNDING_DINO
     blind_hint = ("check box_threshold / text_threshold (lower finds more) and that the images show the suite's "
                   "objects")
 
     def __init__(self, options: Any, device: str | None = None):
         super().__init__(options, device)
-        import torch
         from transformers import AutoProcessor, GroundingDinoForObjectDetection
 
-        self.model_id = getattr(options, "model", None) or DEFAULT_GROUNDING_DINO
-        try:
-            self.processor = AutoProcessor.from_pretrained(self.model_id, local_files_only=True)
-            self.model = GroundingDinoForObjectDetection.from_pretrained(self.model_id, local_files_only=True)
-        except (OSError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(
-                f"spatial: GroundingDINO model {self.model_id!r} is not available locally ({first}); "
-                f"no download is attempted: fetch it once ({DOWNLOAD} {DEFAULT_GROUNDING_DINO}) "
-                f"or save_pretrained() it to a directory, then set the spatial metric's model: to that id or path"
-            ) from None
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model.to(self.device).eval()
+        self.processor, self.model = self._load(AutoProcessor, GroundingDinoForObjectDetection)
         self.box_threshold = float(getattr(options, "box_threshold", 0.35))
         self.text_threshold = float(getattr(options, "text_threshold", 0.25))
         self.batch_size = int(getattr(options, "batch_size", 8))
 
     @classmethod
-    def identity(cls, options: Any) -> Any:
-        """sha256 of the model directory's weights and configs (a replaced model rescores);
-        None while the model is not available locally (loading then says how to get it)."""
-        from relbench.io.content_hash import dir_sha256
-        from relbench.models import hub
-
-        model = getattr(options, "model", None) or DEFAULT_GROUNDING_DINO
-        path = hub.local_dir(model)
-        if path is None:
-            try:
-                path = hub.snapshot(model)
-            except Exception:  # noqa: BLE001 - not cached (or not a repo id): nothing to hash yet
-                return None
-        return dir_sha256(path, (".safetensors", ".bin", ".json", ".txt")) or None
+    def settings(cls, options: Any) -> dict:
+        return {**super().settings(options), "box_threshold": float(getattr(options, "box_threshold", 0.35)),
+                "text_threshold": float(getattr(options, "text_threshold", 0.25))}
 
     def detect_many(self, items):
         import torch
@@ -208,9 +249,6 @@ class GroundingDinoDetector(Detector):
                 results[i][name] = best_name_box(probs[j], boxes[j], where, self.box_threshold,
                                                  self.text_threshold, (im.width, im.height))
         return results
-
-    def close(self) -> None:
-        self.model = None
 
 
 def name_positions(tokenizer, name: str, input_ids: list[int]) -> list[int]:
@@ -272,3 +310,222 @@ def _placement_chance(pattern, rule_set: str, size, kind: str, n: int = 4000) ->
             return None
         hits += all(verdicts)
     return hits / n
+
+
+def _threshold(options: Any, default: float) -> float:
+    value = getattr(options, "score_threshold", None)
+    return default if value is None else float(value)
+
+
+@register_detector("owlvit")
+class OwlVitDetector(HubDetector):
+    """VISOR's detector: OWL-ViT (transformers' OwlViTForObjectDetection), text-queried.
+
+    As VISOR's notebook does it: one forward per image with every object name as a query
+    "a photo of a {name}"; each predicted box belongs to the query with its highest logit and
+    scores the sigmoid of that logit (transformers' ``post_process_object_detection``); boxes
+    scoring above ``score_threshold`` (VISOR's 0.1) are kept, and the best box per name answers.
+    OWL-ViT resizes the image to a square without keeping its aspect ratio, so its normalised
+    boxes scale by the image's width and height.
+    """
+
+    title = "OWL-ViT"
+    default_model = "google/owlvit-base-patch32"  # VISOR's
+    default_threshold = 0.1  # VISOR's
+    #: the processor pads the image to a square (bottom and right) before resizing
+    pads_to_square = False
+    blind_hint = "check score_threshold (lower finds more) and that the images show the suite's objects"
+
+    def __init__(self, options: Any, device: str | None = None):
+        super().__init__(options, device)
+        import transformers
+
+        model_cls = getattr(transformers, "Owlv2ForObjectDetection" if self.pads_to_square else "OwlViTForObjectDetection")
+        self.processor, self.model = self._load(transformers.AutoProcessor, model_cls)
+        self.threshold = _threshold(options, self.default_threshold)
+        self.batch_size = int(getattr(options, "batch_size", 8))
+        self.text_length = int(self.model.config.text_config.max_position_embeddings)
+
+    @classmethod
+    def settings(cls, options: Any) -> dict:
+        return {**super().settings(options), "score_threshold": _threshold(options, cls.default_threshold),
+                "query": "a photo of a {name}"}
+
+    def detect_many(self, items):
+        import torch
+        from PIL import Image
+
+        results: list[dict[str, Detection]] = []
+        for start in range(0, len(items), self.batch_size):
+            chunk = items[start : start + self.batch_size]
+            images = [Image.fromarray(image) for image, _ in chunk]
+            most = max(len(names) for _, names in chunk)
+            # every image gets as many queries as the longest list; the filler never answers
+            texts = [[f"a photo of a {n}" for n in names] + [" "] * (most - len(names)) for _, names in chunk]
+            # every image's queries padded to the text model's length, as OWL-ViT was trained
+            inputs = self.processor(text=texts, images=images, return_tensors="pt", padding="max_length",
+                                    max_length=self.text_length, truncation=True).to(self.device)
+            with torch.no_grad():
+                outputs = self.model(**inputs)
+            logits, boxes = outputs.logits.float().cpu(), outputs.pred_boxes.float().cpu()
+            for j, ((_, names), im) in enumerate(zip(chunk, images)):
+                results.append(best_query_boxes(logits[j, :, : len(names)], boxes[j], names, self.threshold,
+                                                (im.width, im.height), self.pads_to_square))
+        return results
+
+
+@register_detector("owlv2")
+class Owlv2Detector(OwlVitDetector):
+    """OWLv2 (Owlv2ForObjectDetection), queried as OWL-ViT. Its processor pads the image to a
+    square at the bottom and right before resizing, so its normalised boxes are fractions of the
+    padded square's side, not of the image's width and height."""
+
+    title = "OWLv2"
+    default_model = "google/owlv2-base-patch16-ensemble"
+    pads_to_square = True
+
+
+def best_query_boxes(logits, boxes, names: list[str], threshold: float, size: tuple[int, int],
+                     pads_to_square: bool) -> dict[str, Detection]:
+    """The best box per name from one image's OWL outputs (the functional core of the detector).
+
+    logits: (boxes, queries) with query i asking for names[i]; boxes: (boxes, 4) normalised
+    (cx, cy, w, h); size: (width, height). A box belongs to its arg-max query and scores the
+    sigmoid of that logit; it is kept above ``threshold``. Pixels: the normalised box times
+    (width, height), or times the padded square's side ``max(width, height)`` when the processor
+    padded; clipped to the image.
+    """
+    import torch
+
+    probs = logits.sigmoid()
+    score, label = probs.max(dim=1)
+    width, height = size
+    sx, sy = (max(size), max(size)) if pads_to_square else (width, height)
+    out: dict[str, Detection] = {}
+    for q, name in enumerate(names):
+        keep = (label == q) & (score > threshold)
+        if not bool(keep.any()):
+            out[name] = None
+            continue
+        b = int(torch.where(keep, score, torch.full_like(score, -1.0)).argmax())
+        cx, cy, w, h = (float(v) for v in boxes[b])
+        x0, x1 = (min(max(v * sx, 0.0), width) for v in (cx - w / 2, cx + w / 2))
+        y0, y1 = (min(max(v * sy, 0.0), height) for v in (cy - h / 2, cy + h / 2))
+        out[name] = (x0, y0, x1, y1), float(score[b])
+    return out
+
+
+@register_detector("mask2former")
+class Mask2FormerDetector(HubDetector):
+    """GenEval's detector architecture: Mask2Former COCO instance segmentation
+    (transformers' Mask2FormerForUniversalSegmentation), a closed vocabulary of COCO's 80 classes.
+
+    GenEval runs mmdet's Mask2Former Swin-S checkpoint; this runs transformers' COCO instance
+    checkpoints: the same architecture, other weights, so its numbers are not GenEval's. The
+    post-processing is mmdet's (MaskFormerFusionHead.instance_postprocess), which GenEval reads:
+    class probabilities are the softmax without the no-object class; the 100 best (query, class)
+    pairs are candidates; a candidate's mask is its logits upsampled to the model's input,
+    cropped to the resized image (the processor pads bottom and right), upsampled to the image
+    and thresholded at logit 0; its score is the class probability times the mean mask
+    probability inside the mask; its box is the mask's extent (right and bottom edges + 1 px).
+    GenEval keeps boxes above 0.3 and judges its most confident box per class: so does this.
+    A name maps to a class through relbench.models.coco's table; a name with no class is not
+    detectable (its images are not checkable and counted), never guessed.
+    """
+
+    title = "Mask2Former"
+    default_model = "facebook/mask2former-swin-small-coco-instance"  # GenEval's backbone size
+    default_threshold = 0.3  # GenEval's
+    max_per_image = 100  # mmdet's test_cfg
+    blind_hint = ("check score_threshold (lower finds more) and that the suite's objects are COCO classes "
+                  "(relbench.models.coco)")
+
+    def __init__(self, options: Any, device: str | None = None):
+        super().__init__(options, device)
+        from transformers import AutoImageProcessor, Mask2FormerForUniversalSegmentation
+
+        from relbench.models.coco import COCO_CLASSES, coco_class
+
+        self.processor, self.model = self._load(AutoImageProcessor, Mask2FormerForUniversalSegmentation)
+        labels = self.model.config.id2label
+        self.class_ids = {coco_class(str(labels[i])): int(i) for i in sorted(labels, key=int)}
+        if set(self.class_ids) != set(COCO_CLASSES):
+            raise UserError(f"spatial: Mask2Former model {self.model_id!r} is not a COCO instance checkpoint "
+                            f"(its {len(labels)} labels are not COCO's 80 classes); use a *-coco-instance model")
+        self.threshold = _threshold(options, self.default_threshold)
+        self.batch_size = int(getattr(options, "batch_size", 8))
+
+    @classmethod
+    def settings(cls, options: Any) -> dict:
+        return {**super().settings(options), "score_threshold": _threshold(options, cls.default_threshold),
+                "vocabulary": "COCO 80 classes (relbench.models.coco)"}
+
+    def detectable(self, name: str) -> bool:
+        from relbench.models.coco import coco_class
+
+        return coco_class(name) is not None
+
+    def detect_many(self, items):
+        import torch
+
+        from relbench.models.coco import coco_class
+
+        results: list[dict[str, Detection]] = []
+        for start in range(0, len(items), self.batch_size):
+            chunk = items[start : start + self.batch_size]
+            inputs = self.processor(images=[image for image, _ in chunk], return_tensors="pt")
+            with torch.no_grad():
+                outputs = self.model(pixel_values=inputs["pixel_values"].to(self.device),
+                                     pixel_mask=inputs["pixel_mask"].to(self.device))
+            cls_logits = outputs.class_queries_logits.float().cpu()
+            mask_logits = outputs.masks_queries_logits.float().cpu()
+            for j, (image, names) in enumerate(chunk):
+                wanted = {n: self.class_ids[c] for n in names if (c := coco_class(n)) is not None}
+                found = instance_boxes(cls_logits[j], mask_logits[j], inputs["pixel_mask"][j],
+                                       (image.shape[1], image.shape[0]), set(wanted.values()), self.max_per_image)
+                best: dict[str, Detection] = {}
+                for n in names:
+                    mine = [(score, box) for label, score, box in found
+                            if n in wanted and label == wanted[n] and score > self.threshold]
+                    best[n] = None if not mine else max(mine)[::-1]
+                results.append(best)
+        return results
+
+
+def instance_boxes(class_logits, mask_logits, pixel_mask, size: tuple[int, int], labels: set[int],
+                   max_per_image: int = 100) -> list[tuple[int, float, Box]]:
+    """mmdet's Mask2Former instance post-processing for one image, as (label, score, box).
+
+    class_logits: (queries, classes + 1); mask_logits: (queries, h, w) at a quarter of the input;
+    pixel_mask: (H_in, W_in) with 1 on the resized image, 0 on the padding; size: the image's
+    (width, height). Only candidates whose label is in ``labels`` are turned into masks (the
+    others cannot answer); the top ``max_per_image`` pairs are chosen over every class first,
+    as mmdet does, so which candidates exist does not depend on ``labels``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    scores = class_logits.softmax(-1)[:, :-1]
+    n_classes = scores.shape[1]
+    top, index = scores.flatten().topk(min(max_per_image, scores.numel()))
+    query, label = index // n_classes, index % n_classes
+    keep = torch.tensor([int(v) in labels for v in label], dtype=torch.bool)
+    if not bool(keep.any()):
+        return []
+    top, query, label = top[keep], query[keep], label[keep]
+    rows = int(pixel_mask.any(dim=1).sum())
+    cols = int(pixel_mask.any(dim=0).sum())
+    masks = F.interpolate(mask_logits[query][None], size=tuple(pixel_mask.shape), mode="bilinear",
+                          align_corners=False)[0, :, :rows, :cols]
+    width, height = size
+    masks = F.interpolate(masks[None], size=(height, width), mode="bilinear", align_corners=False)[0]
+    binary = masks > 0
+    mask_score = (masks.sigmoid() * binary).flatten(1).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
+    out = []
+    for k in range(len(top)):
+        ys, xs = torch.where(binary[k])
+        if not len(xs):
+            continue
+        box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+        out.append((int(label[k]), float(top[k] * mask_score[k]), box))
+    return out

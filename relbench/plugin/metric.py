@@ -202,6 +202,11 @@ class Metric(ABC):
 
         return code_identity(type(self))
 
+    def key(self) -> str:
+        """This instance's name in summary.json and the manifest: the metric's name, unless a
+        benchmark lists the metric twice (two spatial metrics, each naming its ``judge``)."""
+        return self.name
+
     def weights_identity(self) -> Any:
         """Content identity of the weights the scores depend on (file digests); None if none."""
         return None

@@ -153,14 +153,18 @@ def aggregate_spec(metric: str, agg) -> dict:
     return AggregateSpec.of(metric, agg).to_json()
 
 
-def _agreement(plan, rows: list[dict]) -> dict:
-    """Where two judges scored the same images: how often they agree (relbench.stats.agreement)."""
+def _agreement(plan, collected, rows: list[dict]) -> dict:
+    """Where two judges scored the same images: how often they agree (relbench.stats.agreement).
+    Box judges are the metrics whose provenance names verdict columns (one per detector)."""
     from relbench.stats.agreement import judge_agreement
 
     def geometric(p: str) -> bool:
         return p in plan.vocab and plan.vocab.get(p).geometric
 
-    found = judge_agreement(rows, geometric, resamples=plan.bench.bootstrap_resamples, seed=plan.bench.bootstrap_seed)
+    boxes = {name: tuple(info.provenance["verdicts"]) for name, info in collected.metrics.items()
+             if len((info.provenance or {}).get("verdicts") or ()) == 2}
+    found = judge_agreement(rows, geometric, resamples=plan.bench.bootstrap_resamples, seed=plan.bench.bootstrap_seed,
+                            spatial=boxes or None)
     return {"agreement": found} if found else {}
 
 
@@ -182,7 +186,7 @@ def summarise(plan, collected, columns_rows) -> dict:
             "n_cases": len(mine),
             "n_triples": len(set(clusters)),
             **aggregated[run.name],
-            **_agreement(plan, mine),
+            **_agreement(plan, collected, mine),
         }
     return {
         "benchmark": bench.name,

@@ -37,6 +37,10 @@ def format_table(summary: dict) -> str:
             lines.append(f"judge {name}: {prov['judge']}, {prov.get('dtype')} on {prov.get('device')}, "
                          f"template {prov.get('template')}, repetition_penalty {pen.get('applied')} "
                          f"({pen.get('mode')})")
+        if prov.get("detector") and prov.get("model"):
+            thresholds = ", ".join(f"{k} {v}" for k, v in prov.items() if k.endswith("threshold"))
+            digest = (prov.get("weights_sha256") or "not hashed")[:12]
+            lines.append(f"detector {name}: {prov['detector']} {prov['model']} (sha256 {digest}), {thresholds}")
         lines += [f"WARNING {name}: {flag}" for flag in info.get("flags", [])]
     return "\n".join(lines)
 

@@ -155,8 +155,10 @@ class Benchmark(_Strict):
         mnames = [m.name for m in self.metrics]
         if not mnames:
             raise ValueError("at least one metric is needed (a run scores its images; e.g. metrics: [pair_mse])")
-        if len(set(mnames)) != len(mnames):
-            raise ValueError("each metric may be listed once")
+        # a metric listed twice must tell its instances apart (spatial: one judge name per detector)
+        keyed = [(m.name, m.args.get("judge")) for m in self.metrics]
+        if len(set(keyed)) != len(keyed):
+            raise ValueError("each metric may be listed once (a second spatial metric needs its own args.judge)")
         return self
 
     @property

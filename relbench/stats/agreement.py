@@ -147,23 +147,33 @@ def agreement_by_predicate(a: Sequence[float | None], b: Sequence[float | None],
 
 
 def judge_agreement(rows: list[dict], geometric: Callable[[str], bool], *, resamples: int = 2000,
-                    seed: int = 0) -> dict:
+                    seed: int = 0, spatial: dict[str, tuple[str, str]] | None = None) -> dict:
     """Per judge pair present in one run's rows: agreement overall and by predicate.
 
     Items are images (img_pos and img_neg of every case); a judge's verdict is 1 when it says the
     image shows its own graph's relation, 0.5 for a tie, None when it cannot tell (not
     checkable, no image). VLM vs spatial uses geometric predicates only; VLM vs CLIP all.
+    ``spatial``: the box judges of the run, {key: (img_pos column, img_neg column)} (several where
+    spatial metrics with different detectors judged the same images); None finds one from the
+    columns. Every box judge is paired with each VLM judge and with every other box judge
+    (geometric predicates: detector vs detector).
     Returns {"vlm~clip": {"predicates": "all", "overall": {...}, "by_predicate": {p: {...}}}}.
     """
     if not rows:
         return {}
     columns = set(rows[0])
     cols = {j: c for j, c in JUDGE_COLUMNS.items() if set(c) <= columns}
-    spatial = _spatial_columns(columns)
-    if spatial:
-        cols["spatial"] = spatial
+    if spatial is None:
+        found = _spatial_columns(columns)
+        spatial = {"spatial": found} if found else {}
+    boxes = {k: c for k, c in sorted(spatial.items()) if set(c) <= columns}
+    cols.update(boxes)
+    pairs = [(ja, jb, scope) for ja, jb, scope in JUDGE_PAIRS if jb != "spatial"]
+    pairs += [(ja, k, scope) for ja, jb, scope in JUDGE_PAIRS if jb == "spatial" for k in boxes]
+    names = list(boxes)
+    pairs += [(a, b, "geometric") for i, a in enumerate(names) for b in names[i + 1 :]]
     out: dict = {}
-    for ja, jb, scope in JUDGE_PAIRS:
+    for ja, jb, scope in pairs:
         if ja not in cols or jb not in cols:
             continue
         mine = [r for r in rows if scope == "all" or geometric(r["predicate"])]
