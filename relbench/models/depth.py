@@ -110,6 +110,7 @@ class _TransformersDepth(DepthModel):
         return 1.0
 
     def nearness_many(self, images):
+        import numpy as np  # writable copies: the torch conversion warns about read-only arrays
         import torch
 
         out: list = [None] * len(images)
@@ -119,7 +120,7 @@ class _TransformersDepth(DepthModel):
         for (h, w), idx in by_size.items():
             for start in range(0, len(idx), self.batch_size):
                 chunk = idx[start : start + self.batch_size]
-                inputs = self.processor(images=[images[i] for i in chunk], return_tensors="pt").to(self.device)
+                inputs = self.processor(images=[np.array(images[i]) for i in chunk], return_tensors="pt").to(self.device)
                 with torch.no_grad():
                     pred = self.model(**inputs).predicted_depth.float()
                 maps = torch.nn.functional.interpolate(pred.unsqueeze(1), size=(h, w), mode="bicubic",
