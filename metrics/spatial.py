@@ -282,8 +282,12 @@ class Spatial(Metric):
             uncond, chances = {}, {}
             for side, graph in (("pos", s.case.pos), ("neg", s.case.neg)):
                 dets = judged[side]
-                judge = self._judge_depth if r in DEPTH_RULE_SETS else self._judge
-                checkable, correct, score = (None, None, None) if dets is None else judge(r, graph, dets, keys[side])
+                if dets is None:
+                    checkable, correct, score = None, None, None
+                elif r in DEPTH_RULE_SETS:
+                    checkable, correct, score = self._judge_depth(r, graph, dets, keys[side])
+                else:
+                    checkable, correct, score = self._judge(r, graph, dets)
                 row[f"{p}{side}_checkable"] = checkable
                 row[f"{p}{side}_correct"] = correct
                 u = None
@@ -307,7 +311,7 @@ class Spatial(Metric):
         image = s.image_pos if side == "pos" else s.image_neg
         return model(graph, rule, (image.shape[1], image.shape[0]), self.ctx.vocab)
 
-    def _judge(self, rule: str, graph: Graph, dets: dict, key: str) -> tuple[float, Optional[float], Optional[float]]:
+    def _judge(self, rule: str, graph: Graph, dets: dict) -> tuple[float, Optional[float], Optional[float]]:
         """(checkable, correct given detection, T2I graded score) for one image and its graph.
 
         A graph is checkable only when every triple is (no triple is skipped silently); a

@@ -268,7 +268,7 @@ def _direct_nearness(directory, cls_name, image, sign):
     processor = transformers.AutoImageProcessor.from_pretrained(directory)
     model = getattr(transformers, cls_name).from_pretrained(directory).eval()
     with torch.no_grad():
-        pred = model(**processor(images=[image], return_tensors="pt")).predicted_depth
+        pred = model(**processor(images=[np.array(image)], return_tensors="pt")).predicted_depth
     out = torch.nn.functional.interpolate(pred.unsqueeze(1), size=image.shape[:2], mode="bicubic", align_corners=False)
     return sign * out[0, 0].numpy()
 
