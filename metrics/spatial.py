@@ -7,6 +7,8 @@ a rule set has no rule for (all non-geometric ones, e.g. "eating") make the imag
 checkable: they are counted in their own aggregate, never silently passed.
 
 The rules themselves are plain functions: ``relation_holds(rule_set, predicate, A, B)``.
+With ``depth:`` set, a depth model's nearness map judges "in front of" / "behind" under the
+depth rule sets (relbench.spec.depth_rules), in columns and aggregates of their own.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from relbench.spec.spatial_rules import (  # noqa: F401  (re-exported: relbench.
     t2i_compbench_position_score,
 )
 from relbench.spec.data import Graph, graph_objects
+from relbench.spec.depth_rules import DEPTH_PREDICATES, DEPTH_RULE_SETS
 from relbench.errors import UserError
 from relbench.models.detectors import Detector
 from relbench.plugin.metric import Aggregate, Metric, MetricArgs, Sample
@@ -48,19 +51,31 @@ class SpatialArgs(MetricArgs):
                     "so a second spatial metric with another detector can judge the same run")
     device: Optional[str] = None
     batch_size: int = Field(8, ge=1)
+    depth: str = Field("none", description="depth judge of 'in front of' / 'behind': none | dpt | depth_anything")
+    depth_model: Optional[str] = Field(None, description="depth: local directory or HF-cache id (default per model)")
+    depth_rule_set: Union[str, list[str]] = "depth"
 
     @field_validator("rule_set")
     @classmethod
     def _known(cls, v):
-        names = [v] if isinstance(v, str) else list(v)
-        if not names:
-            raise ValueError("rule_set: give at least one rule set")
-        for n in names:
-            if n not in RULE_SETS:
-                raise ValueError(f"unknown rule set {n!r} (known: {', '.join(RULE_SETS)})")
-        if len(set(names)) != len(names):
-            raise ValueError("rule_set: listed twice")
-        return v
+        return _rule_set_names(v, RULE_SETS, "rule_set")
+
+    @field_validator("depth_rule_set")
+    @classmethod
+    def _known_depth(cls, v):
+        return _rule_set_names(v, DEPTH_RULE_SETS, "depth_rule_set")
+
+
+def _rule_set_names(v, known, key: str):
+    names = [v] if isinstance(v, str) else list(v)
+    if not names:
+        raise ValueError(f"{key}: give at least one rule set")
+    for n in names:
+        if n not in known:
+            raise ValueError(f"unknown rule set {n!r} (known: {', '.join(known)})")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{key}: listed twice")
+    return v
 
 
 #: the share of a run's images with no object found above which the detector is reported blind
@@ -102,13 +117,21 @@ class Spatial(Metric):
         self._build = lambda: build_detector(args.detector, args, args.device or ctx.device)
         self._detector = None
         self._cache: dict[tuple[str, str], Any] = {}  # (image key, name) -> detection
+        self.depth_rule_sets = _depth_rule_sets(args)
+        self._depth = None
+        self._depth_stats: dict[tuple[str, str], Optional[dict]] = {}  # (image key, name) -> rule set -> value
 
     # --- plumbing -----------------------------------------------------------------------------
 
     def weights_identity(self):
         from relbench.models.detectors import DETECTORS
 
-        return {"detector": DETECTORS[self.args.detector].identity(self.args)}
+        out = {"detector": DETECTORS[self.args.detector].identity(self.args)}
+        if self.depth_rule_sets:
+            from relbench.models.depth import DEPTH_MODELS
+
+            out["depth"] = DEPTH_MODELS[self.args.depth].identity(self.args)
+        return out
 
     def key(self) -> str:
         return f"spatial_{self.args.judge}" if self.args.judge else "spatial"
@@ -141,8 +164,18 @@ class Spatial(Metric):
                 self._detector = self._build()
         return self._detector
 
+    @property
+    def depth_model(self):
+        if self._depth is None:
+            from relbench.io.progress import library_bars
+            from relbench.models.depth import DEPTH_MODELS, build_depth
+
+            with library_bars(self.ctx.progress, DEPTH_MODELS[self.args.depth].libraries):
+                self._depth = build_depth(self.args.depth, self.args, self.args.device or self.ctx.device)
+        return self._depth
+
     def _p(self, rule: str) -> str:
-        return f"{rule}_" if self.prefixed else ""
+        return f"{rule}_" if self.prefixed or rule in DEPTH_RULE_SETS else ""
 
     def columns(self) -> list[str]:
         return [self._col(c) for c in self._columns()]
@@ -151,11 +184,13 @@ class Spatial(Metric):
         cols = ["pos_detected", "neg_detected", "pos_boxes", "neg_boxes"]
         if self._closed():
             cols += ["pos_undetectable", "neg_undetectable"]
-        for r in self.rule_sets:
+        if self.depth_rule_sets:
+            cols += ["pos_nearness", "neg_nearness"]
+        for r in self.rule_sets + self.depth_rule_sets:
             p = self._p(r)
             for side in ("pos", "neg"):
                 cols += [f"{p}{side}_checkable", f"{p}{side}_correct", f"{p}{side}_uncond", f"{p}{side}_chance"]
-                if r == "t2i_compbench":
+                if r in GRADED:
                     cols.append(f"{p}{side}_score")
             cols += [f"{p}pair_correct", f"{p}pair_chance"]
         return cols
@@ -176,7 +211,7 @@ class Spatial(Metric):
             Aggregate("spatial_pos_detected", "pos_detected", description="img_pos: share with every object of g+ detected (OA)"),
             Aggregate("spatial_neg_detected", "neg_detected", description="img_neg: share with every object of g- detected (OA)"),
         ]
-        for r in self.rule_sets:
+        for r in self.rule_sets + self.depth_rule_sets:
             p, k = self._p(r), f"spatial_{self._p(r)}"
             for side, g in (("pos", "g+"), ("neg", "g-")):
                 aggs += [
@@ -192,10 +227,10 @@ class Spatial(Metric):
                               higher_is_better=None,
                               description=f"[{r}] img_{side}: number of images whose {g} has a predicate without a rule (not judged)"),
                 ]
-                if r == "t2i_compbench":
-                    aggs.append(Aggregate(f"{k}{side}_score", f"{p}{side}_score",
-                                          description=f"[{r}] img_{side}: T2I-CompBench graded image score (their spatial number)"))
-            aggs.append(Aggregate(f"{k}pair_acc", f"{p}pair_correct", chance_column=f"{p}pair_chance", headline=True,
+                if r in GRADED:
+                    aggs.append(Aggregate(f"{k}{side}_score", f"{p}{side}_score", description=f"[{r}] img_{side}: {GRADED[r]}"))
+            aggs.append(Aggregate(f"{k}pair_acc", f"{p}pair_correct", chance_column=f"{p}pair_chance",
+                                  headline=r not in DEPTH_RULE_SETS,
                                   requires_detected=("spatial_pos_detected", "spatial_neg_detected"),
                                   description=f"[{r}] img_pos holds g+ and img_neg holds g- (both detected and correct)"))
         if self._closed():
@@ -223,6 +258,8 @@ class Spatial(Metric):
 
     def score(self, samples: list[Sample]) -> list[dict[str, Optional[float]]]:
         self._detect_all(samples)
+        if self.depth_rule_sets:
+            self._depth_all(samples)
         return [self._row(s) for s in samples]
 
     def _detect_all(self, samples: list[Sample]) -> None:
@@ -247,6 +284,40 @@ class Spatial(Metric):
                 for n in names:
                     self._cache[(key, n)] = found.get(n)
 
+    def _depth_all(self, samples: list[Sample]) -> None:
+        """Nearness of every detected (image, name) pair whose graph has a depth predicate, in
+        batches; each map is reduced to one value per object and rule set, then dropped."""
+        from relbench.spec.depth_rules import region_median, t2i_compbench_3d_map, t2i_compbench_3d_mean
+
+        wanted: dict[str, tuple[Sample, str, list[str]]] = {}
+        for s in samples:
+            for key, graph, side in ((s.image_pos_key, s.case.pos, "pos"), (s.image_neg_key, s.case.neg, "neg")):
+                if key is None or not any(self.ctx.vocab.get(t.predicate).name in DEPTH_PREDICATES for t in graph):
+                    continue
+                names = [n for n in _names(graph) if (key, n) not in self._depth_stats]
+                if names:
+                    _, _, have = wanted.setdefault(key, (s, side, []))
+                    have.extend(n for n in names if n not in have)
+        keys = list(wanted)
+        masks = getattr(self.detector, "masks", None)  # visible pixels, where the detector knows them
+        for start in range(0, len(keys), self.args.batch_size):
+            chunk = keys[start : start + self.args.batch_size]
+            images = [(s.image_pos if side == "pos" else s.image_neg) for s, side, _ in (wanted[k] for k in chunk)]
+            for key, image, near in zip(chunk, images, self.depth_model.nearness_many(images)):
+                names = wanted[key][2]
+                theirs = t2i_compbench_3d_map(near) if "t2i_compbench_3d" in self.depth_rule_sets else None
+                regions = masks(image, names) if masks is not None else {}
+                for n in names:
+                    det = self._cache.get((key, n))
+                    if det is None:
+                        self._depth_stats[(key, n)] = None
+                        continue
+                    mask = regions.get(n)
+                    stats = {"depth": region_median(near, det[0] if mask is None or not mask.any() else mask)}
+                    if theirs is not None:
+                        stats["t2i_compbench_3d"] = t2i_compbench_3d_mean(theirs, det[0])
+                    self._depth_stats[(key, n)] = stats
+
     def _row(self, s: Sample) -> dict[str, Optional[float]]:
         return {self._col(k): v for k, v in self._plain_row(s).items()}
 
@@ -261,6 +332,8 @@ class Spatial(Metric):
                 judged[side] = None
                 if closed:
                     row[f"{side}_undetectable"] = None
+                if self.depth_rule_sets:
+                    row[f"{side}_nearness"] = None
                 continue
             dets = {n: self._cache.get((key, n)) for n in _names(graph)}
             blind = closed and not all(self.detector.detectable(n) for n in dets)
@@ -270,14 +343,22 @@ class Spatial(Metric):
             row[f"{side}_detected"] = None if blind else float(all(d is not None for d in dets.values()))
             row[f"{side}_boxes"] = boxes_json(dets)
             judged[side] = dets
-        for r in self.rule_sets:
+            if self.depth_rule_sets:
+                row[f"{side}_nearness"] = self._nearness_json(key, dets)
+        keys = {"pos": s.image_pos_key, "neg": s.image_neg_key}
+        for r in self.rule_sets + self.depth_rule_sets:
             p = self._p(r)
             uncond, chances = {}, {}
             for side, graph in (("pos", s.case.pos), ("neg", s.case.neg)):
                 dets = judged[side]
-                checkable, correct, score = (None, None, None) if dets is None else self._judge(r, graph, dets)
-                if dets is not None and row[f"{side}_detected"] is None:
+                if dets is None:
+                    checkable, correct, score = None, None, None
+                elif row[f"{side}_detected"] is None:  # a name the detector cannot see
                     checkable, correct, score = 0.0, None, None
+                elif r in DEPTH_RULE_SETS:
+                    checkable, correct, score = self._judge_depth(r, graph, dets, keys[side])
+                else:
+                    checkable, correct, score = self._judge(r, graph, dets)
                 row[f"{p}{side}_checkable"] = checkable
                 row[f"{p}{side}_correct"] = correct
                 u = None
@@ -285,7 +366,7 @@ class Spatial(Metric):
                     u = float(row[f"{side}_detected"] == 1.0 and correct == 1.0)
                 row[f"{p}{side}_uncond"] = uncond[side] = u
                 row[f"{p}{side}_chance"] = chances[side] = self._chance(s, side, graph, r) if checkable == 1.0 else None
-                if r == "t2i_compbench":
+                if r in GRADED:
                     row[f"{p}{side}_score"] = score
             both = (uncond["pos"], uncond["neg"])
             row[f"{p}pair_correct"] = None if None in both else float(both == (1.0, 1.0))
@@ -296,7 +377,7 @@ class Spatial(Metric):
     def _chance(self, s: Sample, side: str, graph: Graph, rule: str) -> Optional[float]:
         """The detector's chance model for this graph (the shapes world has one), else None."""
         model = getattr(self.detector, "chance", None)
-        if model is None:
+        if model is None or rule in DEPTH_RULE_SETS:  # the shapes chance model simulates boxes, not depth
             return None
         image = s.image_pos if side == "pos" else s.image_neg
         return model(graph, rule, (image.shape[1], image.shape[0]), self.ctx.vocab)
@@ -327,11 +408,70 @@ class Spatial(Metric):
         score = sum(scores) / len(scores) if rule == "t2i_compbench" else None
         return 1.0, correct, score
 
+    def _judge_depth(self, rule: str, graph: Graph, dets: dict, key: str) -> tuple[float, Optional[float], Optional[float]]:
+        """As ``_judge``, from the objects' nearness: a graph is checkable only when every triple
+        is "in front of" / "behind". T2I-CompBench++'s graded score keeps 0.25·conf of an object
+        found alone (their 3D script has no cut below 0.5)."""
+        from relbench.spec.depth_rules import (
+            depth_order_holds,
+            t2i_compbench_3d_image_score,
+            t2i_compbench_3d_position_score,
+        )
+
+        verdicts, scores = [], []
+        for t in graph:
+            pred = self.ctx.vocab.get(t.predicate, where="spatial").name
+            if t.subject == t.object or pred not in DEPTH_PREDICATES:
+                return 0.0, None, None
+            a, b = dets.get(t.subject), dets.get(t.object)
+            if a is None or b is None:
+                verdicts.append(None)
+                scores.append(t2i_compbench_3d_image_score(0.0, a and a[1], b and b[1]))
+                continue
+            na, nb = self._depth_stats[(key, t.subject)][rule], self._depth_stats[(key, t.object)][rule]
+            if rule == "depth":
+                verdicts.append(depth_order_holds(pred, na, nb))
+            else:
+                pos = t2i_compbench_3d_position_score(pred, a[0], b[0], na, nb)
+                verdicts.append(pos == 1.0)
+                scores.append(t2i_compbench_3d_image_score(pos, a[1], b[1]))
+        correct = None if None in verdicts else float(all(verdicts))
+        return 1.0, correct, (sum(scores) / len(scores) if rule in GRADED else None)
+
+    def _nearness_json(self, key: str, dets: dict) -> Optional[str]:
+        """relbench's median nearness of each detected object, as JSON text (for reports and audits)."""
+        import json
+
+        got = {n: round(self._depth_stats[(key, n)]["depth"], 4) for n in dets
+               if self._depth_stats.get((key, n)) is not None}
+        return json.dumps(got, sort_keys=True, separators=(",", ":")) if got else None
+
     def close(self) -> None:
         if self._detector is not None:
             self._detector.close()
-        self._detector = None
+        if self._depth is not None:
+            self._depth.close()
+        self._detector = self._depth = None
         self._cache.clear()
+        self._depth_stats.clear()
+
+
+#: rule sets with a graded image score column, and what it is
+GRADED = {
+    "t2i_compbench": "T2I-CompBench graded image score (their spatial number)",
+    "t2i_compbench_3d": "T2I-CompBench++ 3D spatial graded image score (their number, with their depth rule)",
+}
+
+
+def _depth_rule_sets(args: SpatialArgs) -> list[str]:
+    """The depth rule sets judged: none without a depth model."""
+    if args.depth == "none":
+        return []
+    from relbench.models.depth import DEPTH_MODELS
+
+    if args.depth not in DEPTH_MODELS:
+        raise UserError(f"spatial: unknown depth model {args.depth!r} (known: none, {', '.join(sorted(DEPTH_MODELS))})")
+    return [args.depth_rule_set] if isinstance(args.depth_rule_set, str) else list(args.depth_rule_set)
 
 
 def boxes_json(dets: dict) -> str:

@@ -96,6 +96,17 @@ class ShapesDetector(Detector):
             out.append({n: _as_detection(found.get(n)) for n in names})
         return out
 
+    def masks(self, image, names: list[str]) -> dict:
+        """Each named object's visible pixels (its colour), for judges that read a region rather
+        than a box: the depth judge's median over an occluded object's box would count its occluder."""
+        from relbench.shapes.detect import colour_box
+
+        out = {}
+        for n in names:
+            found = colour_box(image, n.strip().lower().split()[0]) if self.detect(image, [n]).get(n) else None
+            out[n] = None if found is None else found[1]
+        return out
+
     def chance(self, graph, rule_set: str, size: tuple[int, int], vocab) -> float | None:
         """Chance that a generator ignoring the relation draws ``graph`` right: the share of the
         world's random placements (sizes as the oracle draws them) whose boxes satisfy every
@@ -124,6 +135,8 @@ class SnappedShapesDetector(ShapesDetector):
         from relbench.shapes.detect import detect_objects_snapped
 
         self._detect = detect_objects_snapped
+
+    masks = None  # colours of a drawn image are only near the palette: the depth judge reads boxes
 
 
 def _as_detection(found) -> Detection:

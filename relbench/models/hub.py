@@ -51,3 +51,23 @@ def cache_dir() -> str:
         return str(HF_HUB_CACHE)
     except Exception:  # pragma: no cover - huggingface_hub always has it
         return "~/.cache/huggingface/hub"
+
+
+def weights_sha256(model: str) -> str | None:
+    """sha256 of a model's weights and configs (a local directory or its cached snapshot),
+    without loading it; None while it is not on this machine (loading then says how to get it)."""
+    from relbench.io.content_hash import dir_sha256
+
+    path = local_dir(model)
+    if path is None:
+        try:
+            path = snapshot(model)
+        except Exception:  # noqa: BLE001 - not cached (or not a repo id): nothing to hash yet
+            return None
+    return dir_sha256(path, (".safetensors", ".bin", ".json", ".txt")) or None
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first line, for one-line 'model not available' messages."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

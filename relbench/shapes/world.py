@@ -225,16 +225,25 @@ def render(objs: list[Placed], size: tuple[int, int]):
 
     img = Image.new("RGB", size, BACKGROUND)
     draw = ImageDraw.Draw(img)
-    for o in sorted(objs, key=lambda o: o.depth):
-        x0, y0, x1, y1 = pixel_box(o)
-        colour = COLOURS[o.colour]
-        if o.kind == "square":
-            draw.rectangle([x0, y0, x1 - 1, y1 - 1], fill=colour)
-        elif o.kind == "circle":
-            draw.ellipse([x0, y0, x1 - 1, y1 - 1], fill=colour)
-        else:
-            draw.polygon([(x0, y1 - 1), (x1 - 1, y1 - 1), ((x0 + x1 - 1) / 2, y0)], fill=colour)
+    for o in draw_order(objs):
+        draw_shape(draw, o, COLOURS[o.colour])
     return np.asarray(img, dtype=np.uint8)
+
+
+def draw_order(objs: list[Placed]) -> list[Placed]:
+    """Back to front: what is drawn later covers what is drawn earlier (the world's occlusion)."""
+    return sorted(objs, key=lambda o: o.depth)
+
+
+def draw_shape(draw, o: Placed, fill) -> None:
+    """Fill the pixels of one object (a PIL ImageDraw), exactly as the renderer does."""
+    x0, y0, x1, y1 = pixel_box(o)
+    if o.kind == "square":
+        draw.rectangle([x0, y0, x1 - 1, y1 - 1], fill=fill)
+    elif o.kind == "circle":
+        draw.ellipse([x0, y0, x1 - 1, y1 - 1], fill=fill)
+    else:
+        draw.polygon([(x0, y1 - 1), (x1 - 1, y1 - 1), ((x0 + x1 - 1) / 2, y0)], fill=fill)
 
 
 def scene_rng(seed: int, graph: Graph, salt: str) -> random.Random:
