@@ -25,7 +25,6 @@ from relbench.spec.spatial_rules import (  # noqa: F401  (re-exported: relbench.
     t2i_compbench_position_score,
 )
 from relbench.spec.data import Graph, graph_objects
-from relbench.errors import UserError
 from relbench.plugin.metric import Aggregate, Metric, MetricArgs, Sample
 from relbench.plugin.registry import register_metric
 
@@ -80,30 +79,19 @@ class Spatial(Metric):
         for r in self.rule_sets:
             check_rule_set(r)
         self.prefixed = not isinstance(args.rule_set, str)
-        from relbench.models.detectors import DETECTORS, build_detector
+        from relbench.models.detectors import LazyDetector
 
-        if args.detector not in DETECTORS:
-            raise UserError(f"spatial: unknown detector {args.detector!r} (known: {', '.join(sorted(DETECTORS))})")
-        self._build = lambda: build_detector(args.detector, args, args.device or ctx.device)
-        self._detector = None
+        self._detector = LazyDetector("spatial", args.detector, args, args.device or ctx.device, ctx.progress)
         self._cache: dict[tuple[str, str], Any] = {}  # (image key, name) -> detection
 
     # --- plumbing -----------------------------------------------------------------------------
 
     def weights_identity(self):
-        from relbench.models.detectors import DETECTORS
-
-        return {"detector": DETECTORS[self.args.detector].identity(self.args)}
+        return {"detector": self._detector.identity()}
 
     @property
     def detector(self):
-        if self._detector is None:
-            from relbench.models.detectors import DETECTORS
-            from relbench.io.progress import library_bars
-
-            with library_bars(self.ctx.progress, getattr(DETECTORS.get(self.args.detector), "libraries", ())):
-                self._detector = self._build()
-        return self._detector
+        return self._detector.get()
 
     def _p(self, rule: str) -> str:
         return f"{rule}_" if self.prefixed else ""
@@ -257,9 +245,7 @@ class Spatial(Metric):
         return 1.0, correct, score
 
     def close(self) -> None:
-        if self._detector is not None:
-            self._detector.close()
-        self._detector = None
+        self._detector.close()
         self._cache.clear()
 
 
