@@ -236,7 +236,7 @@ class PeerScores(Metric):
         wanted: dict[str, tuple[Sample, list[str]]] = {}
         for s in samples:
             key = s.image_pos_key
-            if key is not None and key not in self._cache and _judged(s.case.pos, self.ctx.vocab):
+            if key is not None and key not in self._cache and _judged(s.case.pos, self.ctx.vocab, self.args.benchmarks):
                 names = wanted.setdefault(key, (s, []))[1]
                 names.extend(n for t in s.case.pos for n in (t.subject, t.object) if n not in names)
         keys = list(wanted)
@@ -248,7 +248,7 @@ class PeerScores(Metric):
 
     def _row(self, s: Sample) -> dict[str, Optional[float]]:
         row: dict[str, Optional[float]] = {c: None for c in self.columns()}
-        triple = _judged(s.case.pos, self.ctx.vocab)
+        triple = _judged(s.case.pos, self.ctx.vocab, self.args.benchmarks)
         if s.image_pos_key is None or triple is None:
             return row
         subject, pred, obj = triple
@@ -276,10 +276,12 @@ class PeerScores(Metric):
         self._cache.clear()
 
 
-def _judged(graph, vocab) -> Optional[tuple[str, str, str]]:
-    """(subject, canonical predicate, object) of a one-triple g+ with two distinct names, the
-    form every peer prompt has; None for anything else (no peer defines a score for it)."""
+def _judged(graph, vocab, benchmarks) -> Optional[tuple[str, str, str]]:
+    """(subject, canonical predicate, object) of a one-triple g+ with two distinct names (the
+    form every peer prompt has) whose predicate one of ``benchmarks`` judges; None for anything
+    else (no peer defines a score for it, so its image is not even detected)."""
     if len(graph) != 1 or graph[0].subject == graph[0].object:
         return None
     t = graph[0]
-    return t.subject, vocab.get(t.predicate).name, t.object
+    pred = vocab.get(t.predicate).name
+    return (t.subject, pred, t.object) if any(pred in covered(b) for b in benchmarks) else None
