@@ -261,3 +261,66 @@ def test_shapes_world_in_both_prompt_modes(mode):
     r, w = m.score([right, wrong])
     assert (r["geneval_correct"], r["visor_correct"], r["t2i_compbench_score"]) == (1.0, 1.0, 1.0)
     assert (w["geneval_correct"], w["visor_correct"], w["t2i_compbench_score"]) == (0.0, 0.0, 0.5)
+
+
+# --- a real run: summary.json, the report's "Peer scores" section, no paired test over prompts --
+
+PEER_CONFIG = """\
+name: peer-run
+suite: {{kind: shapes, triples_per_predicate: 2}}
+seeds: [0, 1, 2, 3]
+metrics: [{{name: peer_scores, args: {{detector: shapes}}}}]
+runs:
+  - {{name: oracle, generator: shapes_oracle}}
+  - {{name: ignore, generator: shapes_ignore_relation}}
+output_dir: {out}
+"""
+
+
+@pytest.fixture(scope="module")
+def peer_run(tmp_path_factory):
+    from conftest import run_cli
+
+    d = tmp_path_factory.mktemp("peer")
+    (d / "bench.yaml").write_text(PEER_CONFIG.format(out=d / "out"))
+    res = run_cli("run", "--config", str(d / "bench.yaml"))
+    assert res.returncode == 0, res.stderr
+    return d / "out"
+
+
+def test_run_names_each_score_after_its_benchmark(peer_run):
+    import json
+
+    s = json.loads((peer_run / "summary.json").read_text())
+    oracle = s["runs"]["oracle"]["metrics"]
+    keys = ["geneval_position", "geneval_position_prompts", "t2i_compbench_spatial", "visor_oa", "visor_cond",
+            "visor_uncond", "visor_1", "visor_2", "visor_3", "visor_4"]
+    assert all(k in oracle for k in keys)
+    # the oracle draws every g+ right and the shapes detector is exact (score 1): every peer agrees
+    assert all(oracle[k]["value"] == 1.0 for k in keys)
+    # shapes suite, 2 triples per predicate: 8 items with left/right/above/below x 4 seeds
+    assert oracle["geneval_position"]["n"] == 32 and oracle["visor_4"]["n"] == 8
+    assert s["metrics"]["peer_scores"]["specs"]["visor_4"]["unit"] == "prompt"
+    prov = s["metrics"]["peer_scores"]["provenance"]["peer_scores"]
+    assert prov["visor"]["detector"] == "shapes" and prov["visor"]["own_detector"] is False
+
+
+def test_report_has_a_peer_scores_section(peer_run):
+    import re
+
+    html = (peer_run / "report.html").read_text()
+    sec = re.search(r'<section id="peers">.*?</section>', html, re.S).group(0)
+    assert "<h2>Peer scores</h2>" in sec
+    for bench, theirs in (("geneval", "Mask2Former"), ("t2i_compbench", "UniDet"), ("visor", "OWL-ViT")):
+        head = re.search(rf"<h4>{bench}: detector shapes, not the peer&#39;s detector \(theirs: {theirs}[^<]*</h4>", sec)
+        assert head, bench
+    assert "visor_4" in sec and "t2i_compbench_spatial" in sec
+
+
+def test_no_paired_test_over_prompts(peer_run):
+    from relbench.results.compare import compare_paired
+    from relbench.results.read import collect_runs, load_run_dir
+
+    runs = {r.name: r for r in collect_runs([load_run_dir(peer_run)])}
+    a, b = runs["oracle"], runs["ignore"]
+    assert compare_paired(a, b, "visor_2") is None and compare_paired(a, b, "geneval_position") is None
