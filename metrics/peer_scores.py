@@ -33,13 +33,14 @@ BENCHMARKS = ("geneval", "t2i_compbench", "visor")
 #: 0.5, detectron2 keeps scores > it; VISOR's process_detection `score > 0.1`)
 THRESHOLDS = {"geneval": 0.3, "t2i_compbench": 0.5, "visor": 0.1}
 
-#: each peer's own detector: (relbench detector names that are it, what the peer ran, caveat)
+#: each peer's own detector: (relbench detector names that are it, the checkpoint it ran where
+#: relbench can load that checkpoint, what the peer ran, caveat)
 PEER_DETECTORS = {
-    "geneval": (("mask2former",), "Mask2Former Swin-S, mmdet COCO weights",
+    "geneval": (("mask2former",), None, "Mask2Former Swin-S, mmdet COCO weights",
                 "the architecture only: GenEval's mmdet checkpoint has no transformers port, so weights differ"),
-    "t2i_compbench": ((), "UniDet (Unified_learned_OCIM_RS200, detectron2)",
+    "t2i_compbench": ((), None, "UniDet (Unified_learned_OCIM_RS200, detectron2)",
                       "UniDet has no transformers port: never comparable here"),
-    "visor": (("owlvit",), "OWL-ViT google/owlvit-base-patch32", ""),
+    "visor": (("owlvit",), "owlvit-base-patch32", "OWL-ViT google/owlvit-base-patch32", ""),
 }
 
 #: T2I-CompBench resizes every image with torchvision Resize(479, max_size=480) before UniDet,
@@ -140,11 +141,15 @@ def any_correct(values: list[float]) -> float:
     return float(any(v == 1.0 for v in values))
 
 
-def comparability(benchmark: str, detector: str) -> dict:
-    names, theirs, caveat = PEER_DETECTORS[benchmark]
+def comparability(benchmark: str, detector: str, model: Optional[str] = None) -> dict:
+    """Whether ``detector`` (with ``model``; None = the backend's default) is the peer's own."""
+    names, checkpoint, theirs, caveat = PEER_DETECTORS[benchmark]
     own = detector in names
-    return {"detector": detector, "peer_detector": theirs, "own_detector": own,
-            "note": caveat if own or not names else f"not {benchmark}'s detector: not comparable with its tables"}
+    if own and checkpoint and model is not None and checkpoint not in model:
+        own, caveat = False, f"{detector} but not {benchmark}'s checkpoint ({checkpoint}): not comparable with its tables"
+    elif not own and names:
+        caveat = f"not {benchmark}'s detector: not comparable with its tables"
+    return {"detector": detector, "peer_detector": theirs, "own_detector": own, "note": caveat}
 
 
 # --- the plugin -----------------------------------------------------------------------------
@@ -170,7 +175,7 @@ class PeerScores(Metric):
 
         self._detector = LazyDetector("peer_scores", args.detector, args, args.device or ctx.device, ctx.progress)
         self._cache: dict[str, tuple[Found, tuple[int, int]]] = {}  # image key -> (boxes, (width, height))
-        self.flags = [f"{b}: {c['note']}" for b in args.benchmarks if (c := comparability(b, args.detector))["note"]]
+        self.flags = [f"{b}: {c['note']}" for b in args.benchmarks if (c := comparability(b, args.detector, args.model))["note"]]
 
     def weights_identity(self):
         return {"detector": self._detector.identity()}
@@ -178,7 +183,7 @@ class PeerScores(Metric):
     def provenance(self) -> dict:
         every = bool(getattr(self._detector.cls, "all_boxes", False))
         return {"peer_scores": {
-            b: {**comparability(b, self.args.detector), "model": self.args.model, "threshold": THRESHOLDS[b],
+            b: {**comparability(b, self.args.detector, self.args.model), "model": self.args.model, "threshold": THRESHOLDS[b],
                 "boxes": "every box per name" if every else "the best box per name only"}
             for b in self.args.benchmarks}}
 

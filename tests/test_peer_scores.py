@@ -214,6 +214,9 @@ def test_only_single_triples_the_peer_judges_are_scored():
 def test_comparability_names_the_peers_own_detectors():
     assert comparability("visor", "owlvit")["own_detector"] is True
     assert comparability("visor", "grounding_dino")["own_detector"] is False
+    assert comparability("visor", "owlvit", "/models/google/owlvit-base-patch32/")["own_detector"] is True
+    large = comparability("visor", "owlvit", "google/owlvit-large-patch14")
+    assert large["own_detector"] is False and "checkpoint" in large["note"]
     ge = comparability("geneval", "mask2former")
     assert ge["own_detector"] is True and "architecture only" in ge["note"]
     assert all(not comparability("t2i_compbench", d)["own_detector"] for d in ("owlvit", "mask2former", "shapes"))

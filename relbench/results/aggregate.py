@@ -115,8 +115,9 @@ def _aggregate_all(plan, collected, rows) -> dict:
     """
     bench = plan.bench
     aggs = [(mname, a) for mname, info in collected.metrics.items() for a in info.aggregates]
-    specs = [[m, a.key, a.column, statistic_name(a.statistic), a.higher_is_better, a.chance, a.chance_column,
-              a.unit, statistic_name(a.per_prompt) if a.per_prompt else None] for m, a in aggs]
+    specs = [[m, a.key, a.column, statistic_name(a.statistic), a.higher_is_better, a.chance, a.chance_column]
+             + ([] if a.unit == "case" else [a.unit, statistic_name(a.per_prompt) if a.per_prompt else None])
+             for m, a in aggs]
     key = stable_hash({"rows": rows, "specs": specs, "b": [bench.bootstrap_resamples, bench.bootstrap_seed], "v": 3}, n=32)
     cache = plan.out / "cache" / "aggregates" / f"{key}.json"
     cached = read_json_cache(cache)  # None when missing, or torn by a power loss
@@ -180,7 +181,11 @@ class AggregateSpec:
         return cls(**{**d, "requires_detected": tuple(d.get("requires_detected") or ())})
 
     def to_json(self) -> dict:
-        return {**asdict(self), "requires_detected": list(self.requires_detected)}
+        # a number over cases (every aggregate but a few) keeps the spec summary.json always had
+        d = {**asdict(self), "requires_detected": list(self.requires_detected)}
+        if d["unit"] == "case":
+            del d["unit"]
+        return d
 
 
 def aggregate_spec(metric: str, agg) -> dict:
