@@ -327,3 +327,12 @@ def test_no_paired_test_over_prompts(peer_run):
     runs = {r.name: r for r in collect_runs([load_run_dir(peer_run)])}
     a, b = runs["oracle"], runs["ignore"]
     assert compare_paired(a, b, "visor_2") is None and compare_paired(a, b, "geneval_position") is None
+
+
+def test_per_prompt_goes_with_unit_prompt():
+    from relbench.plugin.metric import Aggregate
+
+    with pytest.raises(ValueError, match="per_prompt"):
+        Aggregate("x", "c", unit="prompt")
+    with pytest.raises(ValueError, match="per_prompt"):
+        Aggregate("x", "c", per_prompt=max)
