@@ -110,12 +110,9 @@ class Spatial(Metric):
         for r in self.rule_sets:
             check_rule_set(r)
         self.prefixed = not isinstance(args.rule_set, str)
-        from relbench.models.detectors import DETECTORS, build_detector
+        from relbench.models.detectors import LazyDetector
 
-        if args.detector not in DETECTORS:
-            raise UserError(f"spatial: unknown detector {args.detector!r} (known: {', '.join(sorted(DETECTORS))})")
-        self._build = lambda: build_detector(args.detector, args, args.device or ctx.device)
-        self._detector = None
+        self._detector = LazyDetector("spatial", args.detector, args, args.device or ctx.device, ctx.progress)
         self._cache: dict[tuple[str, str], Any] = {}  # (image key, name) -> detection
         self.depth_rule_sets = _depth_rule_sets(args)
         self._depth = None
@@ -156,13 +153,7 @@ class Spatial(Metric):
 
     @property
     def detector(self):
-        if self._detector is None:
-            from relbench.models.detectors import DETECTORS
-            from relbench.io.progress import library_bars
-
-            with library_bars(self.ctx.progress, getattr(DETECTORS.get(self.args.detector), "libraries", ())):
-                self._detector = self._build()
-        return self._detector
+        return self._detector.get()
 
     @property
     def depth_model(self):
@@ -447,11 +438,10 @@ class Spatial(Metric):
         return json.dumps(got, sort_keys=True, separators=(",", ":")) if got else None
 
     def close(self) -> None:
-        if self._detector is not None:
-            self._detector.close()
+        self._detector.close()  # the lazy handle stays: a later call loads the model again
         if self._depth is not None:
             self._depth.close()
-        self._detector = self._depth = None
+        self._depth = None
         self._cache.clear()
         self._depth_stats.clear()
 

@@ -366,6 +366,34 @@ def agreement_section(runs: list[Run]) -> list[dict]:
     return out
 
 
+#: the peer_scores metric's numbers, by the benchmark whose scoring code defines them
+PEER_KEYS = {
+    "geneval": ("geneval_position", "geneval_position_prompts"),
+    "t2i_compbench": ("t2i_compbench_spatial",),
+    "visor": ("visor_oa", "visor_cond", "visor_uncond", "visor_1", "visor_2", "visor_3", "visor_4"),
+}
+
+
+def peer_section(dirs, gens: list[Run]) -> list[dict]:
+    """Each peer number with the detector that produced it and whether that is the peer's own
+    detector (only then comparable with the peer's published table), as provenance recorded it."""
+    out = []
+    for d in dirs:
+        info = ((d.summary.get("metrics") or {}).get("peer_scores") or {}).get("provenance", {}).get("peer_scores")
+        if not info:
+            continue
+        mine = [r for r in gens if r.path == d.path]
+        for bench, det in info.items():
+            rows = [{"key": k, "cells": [cell(r.metrics.get(k)) for r in mine]}
+                    for k in PEER_KEYS.get(bench, ()) if any(k in r.metrics for r in mine)]
+            if rows:
+                out.append({"dir": str(d.path), "benchmark": bench, "runs": [r.label for r in mine], "rows": rows,
+                            "detector": det.get("detector"), "model": det.get("model") or "",
+                            "peer_detector": det.get("peer_detector", ""), "own": bool(det.get("own_detector")),
+                            "boxes": det.get("boxes", ""), "note": det.get("note", "")})
+    return out
+
+
 def baseline_section(gens: list[Run], names: list[str]) -> list[dict]:
     from relbench import baselines
 
@@ -604,6 +632,7 @@ def build_context(run_dirs, baselines=None, per_predicate: int = 3, max_pairs: i
         "by_predicate": breakdown_section(gens, ref, heads, "by_predicate", charts, specs),
         "by_kind": breakdown_section(gens, ref, heads, "by_negative_kind", False, specs),
         "agreement": agreement_section(gens + ([ref] if ref else [])),
+        "peers": peer_section(dirs, gens),
         "chart_note": chart_note,
         "chance_test": CHANCE_TEST,
         # a record only when asked for, or when every directory's benchmark declares it comparable

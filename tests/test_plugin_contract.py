@@ -112,6 +112,7 @@ GENERATOR_CASES = {
 METRIC_CASES = {
     "pair_mse": [lambda root: {}],
     "spatial": [lambda root: {}, _gdino],
+    "peer_scores": [lambda root: {}, _gdino],
     "clip_alignment": [_clip],
     "lpips": [lambda root: {"allow_random_backbone": True}],
     "vlm_judge": [_vlm],

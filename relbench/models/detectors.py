@@ -48,6 +48,15 @@ class Detector:
     def detect_many(self, items: list[tuple[Any, list[str]]]) -> list[dict[str, Detection]]:
         raise NotImplementedError
 
+    #: True where ``detect_all_many`` answers every box of a name above the thresholds, not only
+    #: the best one (VISOR credits a relation that any pair of boxes shows)
+    all_boxes = False
+
+    def detect_all_many(self, items: list[tuple[Any, list[str]]]) -> list[dict[str, list[tuple[Box, float]]]]:
+        """``{name: [(box, score), ...]}`` per image, best first. This default has the best box
+        only; a backend that keeps every box overrides it and sets ``all_boxes``."""
+        return [{n: [] if d is None else [d] for n, d in found.items()} for found in self.detect_many(items)]
+
     def close(self) -> None:
         pass
 
@@ -75,11 +84,41 @@ def build_detector(name: str, options: Any, device: str | None = None) -> Detect
     return DETECTORS[name](options, device)
 
 
+class LazyDetector:
+    """A metric's detector, built at its first use (a rerun whose scores are cached loads no
+    model), with the loading bars of its libraries following --no-progress."""
+
+    def __init__(self, metric: str, name: str, options: Any, device: str | None, progress: bool):
+        if name not in DETECTORS:
+            raise UserError(f"{metric}: unknown detector {name!r} (known: {', '.join(sorted(DETECTORS))})")
+        self.name, self.cls = name, DETECTORS[name]
+        self._args = (options, device, progress)
+        self._built: Detector | None = None
+
+    def identity(self) -> Any:
+        return self.cls.identity(self._args[0])
+
+    def get(self) -> Detector:
+        if self._built is None:
+            from relbench.io.progress import library_bars
+
+            options, device, progress = self._args
+            with library_bars(progress, getattr(self.cls, "libraries", ())):
+                self._built = build_detector(self.name, options, device)
+        return self._built
+
+    def close(self) -> None:
+        if self._built is not None:
+            self._built.close()
+        self._built = None
+
+
 @register_detector("shapes")
 class ShapesDetector(Detector):
     """The shapes world's exact detector (relbench.shapes.detect): colour masks -> boxes, score 1."""
 
     blind_hint = "it sees only the shapes world; use detector: grounding_dino"
+    all_boxes = True  # each name is one object of the world: its box is its only box
 
     def __init__(self, options: Any, device: str | None = None):
         super().__init__(options, device)

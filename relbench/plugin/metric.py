@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
@@ -169,6 +169,16 @@ class Aggregate:
     #: keys of the detection rates this number depends on: where one is 0 the number says
     #: "not detected", not "relation wrong"
     requires_detected: tuple[str, ...] = ()
+    #: what one value is. "case": a row. "image_pos": one g+ image; the cases of an item and
+    #: seed share it whatever their negative, so a number over images (as a peer benchmark
+    #: computes it) must not count it once per negative. "prompt": one suite item, the
+    #: ``per_prompt`` of its images' values (e.g. "any image correct"); None leaves it out.
+    unit: Literal["case", "image_pos", "prompt"] = "case"
+    per_prompt: Callable[[list[float]], float | None] | None = None
+
+    def __post_init__(self):
+        if (self.unit == "prompt") != (self.per_prompt is not None):
+            raise ValueError(f"aggregate {self.key!r}: per_prompt goes with unit 'prompt' (and only with it)")
 
 
 class Metric(ABC):

@@ -51,6 +51,7 @@ BUILTIN_GENERATORS = {
 BUILTIN_METRICS = {
     "pair_mse": Entry("relbench.metrics.pair_mse:PairMSE", "built-in"),
     "spatial": Entry("relbench.metrics.spatial:Spatial", "built-in"),
+    "peer_scores": Entry("relbench.metrics.peer_scores:PeerScores", "built-in"),
     "clip_alignment": Entry("relbench.metrics.clip_alignment:ClipAlignment", "built-in", "models",
                             ("torch", "open_clip")),
     "lpips": Entry("relbench.metrics.lpips_pair:Lpips", "built-in", "models", ("torch", "torchvision", "lpips")),

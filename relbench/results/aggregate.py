@@ -12,16 +12,50 @@ from relbench.spec.data import stable_hash
 
 
 def _entries(rows: list[dict], aggs: list, bench) -> list[dict]:
-    """Every aggregate over one set of rows, with intervals from one shared bootstrap."""
+    """Every aggregate over one set of rows, with intervals from one shared bootstrap per unit
+    (cases, g+ images, prompts: see ``Aggregate.unit``), each resampling items."""
     from relbench.stats.bootstrap import cluster_bootstrap_many
 
-    found = cluster_bootstrap_many(
-        [([r.get(a.column) for r in rows], a.statistic) for a in aggs], [r["item_id"] for r in rows],
-        n_resamples=bench.bootstrap_resamples, seed=bench.bootstrap_seed,
-    )
-    for entry, agg in zip(found, aggs):
-        entry["chance"] = _chance(rows, agg)
+    found: list[dict | None] = [None] * len(aggs)
+    for unit in ("case", "image_pos", "prompt"):
+        idx = [i for i, a in enumerate(aggs) if getattr(a, "unit", "case") == unit]
+        if not idx:
+            continue
+        columns, units = _unit_values(rows, [aggs[i] for i in idx], unit)
+        entries = cluster_bootstrap_many(
+            [(vals, aggs[i].statistic) for i, vals in zip(idx, columns)], units,
+            n_resamples=bench.bootstrap_resamples, seed=bench.bootstrap_seed,
+        )
+        for i, entry in zip(idx, entries):
+            entry["chance"] = _chance(rows, aggs[i]) if unit == "case" else aggs[i].chance
+            found[i] = entry
     return found
+
+
+def _unit_values(rows: list[dict], aggs: list, unit: str) -> tuple[list[list], list[str]]:
+    """(each aggregate's values, the item of each value) with one value per ``unit``.
+
+    An item's cases of one seed share their g+ image (built from the item's graph and noise
+    seed, whatever the negative), so its value is taken once, from the first case."""
+    if unit == "case":
+        return [[r.get(a.column) for r in rows] for a in aggs], [r["item_id"] for r in rows]
+    first: dict[tuple, dict] = {}
+    for r in rows:
+        first.setdefault((r["item_id"], r["seed"]), r)
+    images = list(first.values())
+    if unit == "image_pos":
+        return [[r.get(a.column) for r in images] for a in aggs], [r["item_id"] for r in images]
+    by_item: dict[str, list[dict]] = {}
+    for r in images:
+        by_item.setdefault(r["item_id"], []).append(r)
+    columns = []
+    for a in aggs:
+        vals = []
+        for ims in by_item.values():
+            have = [r.get(a.column) for r in ims if r.get(a.column) is not None]
+            vals.append(a.per_prompt(have) if have else None)
+        columns.append(vals)
+    return columns, list(by_item)
 
 
 def _chance(rows: list[dict], agg) -> float | None:
@@ -82,6 +116,7 @@ def _aggregate_all(plan, collected, rows) -> dict:
     bench = plan.bench
     aggs = [(mname, a) for mname, info in collected.metrics.items() for a in info.aggregates]
     specs = [[m, a.key, a.column, statistic_name(a.statistic), a.higher_is_better, a.chance, a.chance_column]
+             + ([] if a.unit == "case" else [a.unit, statistic_name(a.per_prompt) if a.per_prompt else None])
              for m, a in aggs]
     key = stable_hash({"rows": rows, "specs": specs, "b": [bench.bootstrap_resamples, bench.bootstrap_seed], "v": 3}, n=32)
     cache = plan.out / "cache" / "aggregates" / f"{key}.json"
@@ -104,7 +139,7 @@ def _aggregate_all(plan, collected, rows) -> dict:
                 sub = [r for r in mine if r[field] == value]
                 out[group][value] = {a.key: e for a, e in zip(just_aggs, _entries(sub, just_aggs, bench))}
         for mname, agg in aggs:
-            if n_seeds > 1 and _is_binary(mine, agg):
+            if n_seeds > 1 and agg.unit == "case" and _is_binary(mine, agg):
                 out["seed_consistency"][agg.key] = _seed_consistency(mine, agg, bench, n_seeds)
         result[run.name] = out
     write_text(cache, json.dumps(result))
@@ -132,11 +167,12 @@ class AggregateSpec:
     higher_is_better: bool | None = None
     headline: bool = False
     requires_detected: tuple[str, ...] = ()
+    unit: str = "case"  # Aggregate.unit: what one value is (a case, a g+ image, a prompt)
 
     @classmethod
     def of(cls, metric: str, agg) -> "AggregateSpec":
         return cls(metric, agg.column, statistic_name(agg.statistic), agg.chance, agg.chance_column,
-                   agg.higher_is_better, bool(agg.headline), tuple(agg.requires_detected))
+                   agg.higher_is_better, bool(agg.headline), tuple(agg.requires_detected), agg.unit)
 
     @classmethod
     def from_json(cls, d: dict) -> "AggregateSpec":
@@ -145,7 +181,11 @@ class AggregateSpec:
         return cls(**{**d, "requires_detected": tuple(d.get("requires_detected") or ())})
 
     def to_json(self) -> dict:
-        return {**asdict(self), "requires_detected": list(self.requires_detected)}
+        # a number over cases (every aggregate but a few) keeps the spec summary.json always had
+        d = {**asdict(self), "requires_detected": list(self.requires_detected)}
+        if d["unit"] == "case":
+            del d["unit"]
+        return d
 
 
 def aggregate_spec(metric: str, agg) -> dict:

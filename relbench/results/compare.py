@@ -56,9 +56,10 @@ def _joined(a: Run, b: Run, column: str) -> tuple[np.ndarray, np.ndarray, np.nda
 
 def compare_paired(a: Run, b: Run, key: str, n_resamples: int = 2000, seed: int = 0) -> dict | None:
     """Run b minus run a for aggregate ``key`` on their shared cases; None if not computable
-    (no spec in summary.json, a statistic other than mean/std, or no shared values)."""
+    (no spec in summary.json, a statistic other than mean/std, a number over images or prompts
+    rather than cases, or no shared values)."""
     spec = a.specs.get(key) or b.specs.get(key)
-    if spec is None or spec.statistic not in PAIRED_STATISTICS:
+    if spec is None or spec.statistic not in PAIRED_STATISTICS or spec.unit != "case":
         return None
     xa, xb, cl = _joined(a, b, spec.column)
     if len(xa) == 0:
@@ -166,6 +167,9 @@ def compare(dirs: list[RunDir], baseline: str | None = None, keys: list[str] | N
                     d = compare_paired(first, r, k, n_resamples=n_resamples)
                     if d is not None:
                         out["paired"].append(d)
+                    elif k in specs and specs[k].unit != "case":
+                        out["notes"].append(f"{k}: no paired test for a number over {specs[k].unit} "
+                                            f"(paired tests pair cases)")
                     elif k in specs:
                         out["notes"].append(f"{k}: no paired test for statistic {specs[k].statistic!r} "
                                             f"(paired tests take {' or '.join(PAIRED_STATISTICS)})")
