@@ -1,0 +1,239 @@
+"""Predicate confusion matrices: planted boxes, planted VLM letter probabilities, planted runs
+whose matrices and paired differences are known by hand."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from relbench.errors import UserError
+from relbench.metrics.vlm_judge import (
+    CHOICE_COLUMNS, VlmJudge, choice_distribution, choice_orders,
+)
+from relbench.plugin.context import Context
+from relbench.plugin.metric import Sample
+from relbench.results.confusion import confusion_matrix, paired_confusion, run_confusions, seen_vector
+from relbench.spec.data import Case, Triple
+from relbench.spec.predicates import load_vocabulary
+from test_spatial_metric import DOG_CAT, CAT_DOG, metric, sample
+
+CTX = Context(vocab=load_vocabulary())
+FOUR = ["above", "below", "left of", "right of"]
+
+
+# --- boxes -----------------------------------------------------------------------------------
+
+
+def test_spatial_seen_lists_every_rule_that_holds():
+    m = metric()
+    # scene 1: dog (0,0,10,10), cat (30,0,40,10): centre offset -30 px (GenEval margin 2 px) -> left
+    # of; gap 20 px >= 0.75 x size 10 -> far from; nothing else. Scene 4: the cat 1 px to the right,
+    # overlapping: the offset is inside the margin (no direction), gap 0 -> near, equal areas -> not
+    # in, equal bottoms -> neither in front of nor behind. Scene 3: the cat is missing.
+    rows = m.score([sample(DOG_CAT, CAT_DOG, "k1", "k2"), sample(DOG_CAT, CAT_DOG, "k4", "k2"),
+                    sample(DOG_CAT, CAT_DOG, "k3", "k2")])
+    assert [(r["spatial_seen"], r["spatial_seen_n"]) for r in rows] == [
+        ("left of;far from", 2.0), ("near", 1.0), (None, None)]
+    spec = m.confusions()[0]
+    assert spec.judge == "spatial" and spec.encoding == "set"
+    # the relbench rule set covers all 14 geometric predicates, listed in vocabulary order
+    assert spec.predicates[:3] == ("above", "near", "behind") and len(spec.predicates) == 14
+    # several rule sets: the first one's candidates (GenEval's four directions)
+    assert metric(rule_set=["geneval", "relbench"]).confusions()[0].predicates == ("above", "below", "left of", "right of")
+
+
+# --- the matrix --------------------------------------------------------------------------------
+
+
+def _rows(run, seen_of_item, asked="left of", n_items=12, seeds=2, column="spatial_seen"):
+    """Planted samples.csv rows: item i's seeds all see seen_of_item(i)."""
+    out = []
+    for i in range(n_items):
+        for s in range(seeds):
+            seen = seen_of_item(i)
+            out.append({"run": run, "case_id": f"{asked}-{i}-s{s}", "item_id": f"{asked}-{i}", "predicate": asked,
+                        column: seen, f"{column}_n": None if seen is None else 1.0})
+    return out
+
+
+SPEC = {"judge": "spatial", "column": "spatial_seen", "judged": "spatial_seen_n", "predicates": FOUR,
+        "encoding": "set"}
+
+
+def test_matrix_rows_normalised_over_judged_images():
+    # 12 items x 2 seeds asked "left of": 6 items drawn right (left of holds), 3 mirrored (right
+    # of), 3 drawn left and above at once (both hold); 2 more items not judged (no boxes)
+    def seen(i):
+        return "left of" if i < 6 else "right of" if i < 9 else "above;left of" if i < 12 else None
+    rows = _rows("a", seen, n_items=14)
+    m = confusion_matrix(rows, SPEC, n_resamples=500)
+    row = m["rows"]["left of"]
+    assert m["predicates"] == FOUR
+    assert (row["n"], row["n_items"]) == (24, 12)  # the unjudged items are not in the row
+    assert row["seen"] == {"above": 0.25, "below": 0.0, "left of": 0.75, "right of": 0.25}
+    assert sum(row["seen"].values()) == 1.25  # several may hold: a box row may sum over 1
+    lo, hi = row["ci"]["left of"]
+    assert lo < 0.75 < hi and row["ci"]["below"] == [0.0, 0.0]
+    # fewer than 10 items: no interval (relbench.stats.bootstrap.MIN_TRIPLES)
+    few = confusion_matrix(_rows("a", seen, n_items=5), SPEC, n_resamples=200)["rows"]["left of"]
+    assert few["ci"]["left of"] is None and few["seen"]["left of"] == 1.0
+
+
+def test_chance_rows_come_from_the_reference_run():
+    rows = {"gen": _rows("gen", lambda i: "right of"), "reference": _rows("reference", lambda i: "left of" if i % 4 else "")}
+    found = run_confusions(rows, [SPEC], "reference", n_resamples=200)
+    assert found["gen"]["spatial"]["rows"]["left of"]["chance"] == {"above": 0.0, "below": 0.0, "left of": 0.75,
+                                                                   "right of": 0.0}
+    assert "chance" not in found["reference"]["spatial"]["rows"]["left of"]
+    alone = run_confusions({"gen": rows["gen"]}, [SPEC], None, n_resamples=200)
+    assert "chance" not in alone["gen"]["spatial"]["rows"]["left of"]
+
+
+def test_seen_values_are_checked():
+    assert seen_vector("", "set", FOUR) == dict.fromkeys(FOUR, 0.0)  # judged, nothing holds
+    assert seen_vector('{"above": 0.75, "below": 0.25}', "distribution", FOUR)["below"] == 0.25
+    with pytest.raises(UserError, match="'on' is not a candidate predicate"):
+        seen_vector("on;above", "set", FOUR, where="samples.csv")
+    with pytest.raises(UserError, match="not a JSON object"):
+        seen_vector("above", "distribution", FOUR, where="samples.csv")
+
+
+def test_paired_difference_of_two_planted_runs():
+    # A draws "left of" right on items 0-9 and mirrors on 10-11; B gets every item right. Per
+    # cell B - A: left of +2/12, right of -2/12; above and below 0 with p 1
+    a = _rows("a", lambda i: "left of" if i < 10 else "right of")
+    b = _rows("b", lambda i: "left of")
+    d = paired_confusion(a, b, SPEC, n_resamples=500)["rows"]["left of"]
+    assert d["n"] == 24 and d["n_items"] == 12
+    assert d["diff"]["left of"] == pytest.approx(2 / 12) and d["diff"]["right of"] == pytest.approx(-2 / 12)
+    assert d["diff"]["above"] == 0.0 and d["p_value"]["above"] == 1.0
+    # sign flips of 12 items' differences, two of them nonzero: |mean| >= 2/12 only when both
+    # keep their sign or both flip, 2 of 4 -> p = 0.5 (exact: 2^12 < 9999)
+    assert d["p_value"]["left of"] == pytest.approx(0.5)
+    lo, hi = d["ci"]["left of"]
+    assert 0.0 <= lo < 2 / 12 < hi
+    # pairing is on case_id: a case A has and B lacks is left out
+    d = paired_confusion(a, b[1:], SPEC, n_resamples=200)["rows"]["left of"]
+    assert d["n"] == 23 and d["n_items"] == 12
+
+
+# --- the VLM multiple choice -------------------------------------------------------------------
+
+
+def test_choice_orders_put_every_predicate_at_every_letter():
+    orders = choice_orders(FOUR, "img0")
+    assert len(orders) == 4 and all(sorted(o) == sorted(FOUR) for o in orders)
+    for pos in range(4):
+        assert sorted(o[pos] for o in orders) == sorted(FOUR)
+    assert choice_orders(FOUR, "img0") == orders  # same image, same orders
+
+
+def test_choice_distribution_cancels_a_letter_preference():
+    orders = [FOUR[r:] + FOUR[:r] for r in range(4)]
+    # a judge that answers "A" whatever it sees: every predicate gets exactly 1/4
+    dist, mass = choice_distribution(orders, [[0.9, 0.0, 0.0, 0.0]] * 4)
+    assert dist == {p: 0.25 for p in FOUR} and mass == pytest.approx(0.9)
+
+
+class _PlantedJudge:
+    """Letter probabilities by rule: 0.01 each, +0.5 on the letter whose option is the image's
+    planted predicate, +0.3 on "A" (a position bias)."""
+
+    def __init__(self, planted):
+        self.planted = planted  # image index -> predicate it "shows"
+        self.counts = {"images": 0, "forwards": 0, "questions": 0}
+
+    def probabilities(self, images, questions, answers):
+        out = []
+        for q in questions:
+            options = dict(re.findall(r"([A-Z]): a dog (.+?) a cat", q.text))
+            seen = self.planted[q.image]
+            row = []
+            for group in answers:
+                letter = group[0]
+                if letter not in options:
+                    row.append(0.0)
+                    continue
+                text = options[letter]
+                row.append(0.01 + (0.5 if text == CTX.vocab.get(seen).text else 0.0) + (0.3 if letter == "A" else 0.0))
+            out.append(row)
+        return out
+
+
+def _judge(tmp_path, **kw):
+    d = tmp_path / "judge"
+    d.mkdir(exist_ok=True)
+    (d / "config.json").write_text("{}")
+    (d / "model.safetensors").write_bytes(b"")
+    return VlmJudge(VlmJudge.Args(model=str(d), modes=["choice"], **kw), CTX)
+
+
+def _vlm_sample(i, key, asked="left of"):
+    pos, neg = Triple("dog", asked, "cat"), Triple("cat", asked, "dog")
+    case = Case(id=f"c{i}", item_id=f"t{i}", pos=(pos,), neg=(neg,), negative_kind="swap", seed=0)
+    texts = (f"a dog {asked} a cat", f"a cat {asked} a dog")
+    return Sample(case, "run", *texts, key, None, _load=lambda k: np.zeros((8, 8, 3), np.uint8), texts=texts)
+
+
+def test_vlm_choice_reads_planted_letter_probabilities(tmp_path):
+    m = _judge(tmp_path, choice_predicates=["left of", "right of", "above", "below"])
+    assert m.candidates == ("above", "below", "left of", "right of")  # vocabulary order
+    m._vlm = _PlantedJudge({0: "right of", 1: "left of"})
+    rows = m.score([_vlm_sample(0, "img0"), _vlm_sample(1, "img1")])
+    assert set(rows[0]) == set(CHOICE_COLUMNS)
+    # per order the letters sum to S = 4 x 0.01 + 0.5 + 0.3 = 0.84. The planted predicate gets
+    # 0.81 / S when it is option A (one order of four), 0.51 / S otherwise; any other gets
+    # 0.31 / S as A, 0.01 / S otherwise: means 2.34 / 3.36 and 0.34 / 3.36
+    dist = json.loads(rows[0]["vlm_choice_seen"])
+    assert dist["right of"] == pytest.approx(2.34 / 3.36)
+    for p in ("above", "below", "left of"):
+        assert dist[p] == pytest.approx(0.34 / 3.36)
+    assert rows[0]["vlm_choice_p"] == pytest.approx(0.34 / 3.36)  # asked "left of", it showed "right of"
+    assert rows[1]["vlm_choice_p"] == pytest.approx(2.34 / 3.36)
+    assert rows[0]["vlm_choice_mass"] == pytest.approx(0.84)
+    spec = m.confusions()[0].to_json()
+    mat = confusion_matrix([{**r, "run": "x", "case_id": f"c{i}", "item_id": f"t{i}", "predicate": "left of"}
+                            for i, r in enumerate(rows)], spec, n_resamples=100)
+    row = mat["rows"]["left of"]
+    assert row["n"] == 2 and sum(row["seen"].values()) == pytest.approx(1.0)
+    assert row["seen"]["right of"] == pytest.approx((2.34 + 0.34) / 2 / 3.36)
+    assert next(a for a in m.aggregates() if a.key == "vlm_choice_p").chance == 0.25
+
+
+def test_vlm_choice_bad_predicates_are_one_line(tmp_path):
+    with pytest.raises(UserError, match="choice_predicates: 'flying' is not in the predicate vocabulary"):
+        _judge(tmp_path, choice_predicates=["left of", "flying"])
+    with pytest.raises(UserError, match="give 2 to 26 distinct predicates"):
+        _judge(tmp_path, choice_predicates=["left of", "to the left of"])  # one predicate, two spellings
+
+
+def test_vlm_choice_on_a_tiny_judge_matches_generate(tmp_path):
+    """The choice questions go through the real VLM path: each order's letter probabilities are
+    GenEval 2's generate() reading of the same question."""
+    from PIL import Image
+
+    from relbench.testing.models.vlm import geneval2_probabilities, make_tiny_vlm
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    path = make_tiny_vlm("qwen3_vl", tmp_path / "tiny")
+    m = VlmJudge(VlmJudge.Args(model=path, modes=["choice"], choice_predicates=["left of", "right of", "above"],
+                               batch_size=2), CTX)
+    img = np.random.RandomState(0).randint(0, 256, (64, 64, 3), dtype=np.uint8)
+    s = Sample(_vlm_sample(0, "img0").case, "run", "a", "b", "img0", None, _load=lambda k: img, texts=("a", "b"))
+    row = m.score([s])[0]
+    model = AutoModelForImageTextToText.from_pretrained(path, local_files_only=True).eval()
+    proc = AutoProcessor.from_pretrained(path, local_files_only=True)
+    orders = choice_orders(m.candidates, "img0")
+    letters = [("A", " A"), ("B", " B"), ("C", " C")]
+    probs = []
+    for order in orders:
+        options = " ".join(f"{l}: a dog {CTX.vocab.get(p).text} a cat" for (l, _), p in zip(letters, order))
+        q = f"Which caption matches the image? {options} Answer with a letter."
+        probs.append(geneval2_probabilities(model, proc, Image.fromarray(img), q, letters))
+    ref, mass = choice_distribution(orders, probs)
+    got = json.loads(row["vlm_choice_seen"])
+    for p in m.candidates:
+        assert got[p] == pytest.approx(ref[p], abs=1e-5)
+    assert row["vlm_choice_mass"] == pytest.approx(mass, abs=1e-5)
+    assert m.counts["questions"] == 3 and m.counts["forwards"] == 2
