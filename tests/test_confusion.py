@@ -237,3 +237,76 @@ def test_vlm_choice_on_a_tiny_judge_matches_generate(tmp_path):
         assert got[p] == pytest.approx(ref[p], abs=1e-5)
     assert row["vlm_choice_mass"] == pytest.approx(mass, abs=1e-5)
     assert m.counts["questions"] == 3 and m.counts["forwards"] == 2
+
+
+# --- through the CLI: run, summary.json, compare, report ------------------------------------------
+
+
+
+@pytest.fixture(scope="module")
+def shapes_run(tmp_path_factory):
+    from conftest import SMALL, run_cli
+
+    d = tmp_path_factory.mktemp("confusion")
+    (d / "bench.yaml").write_text(SMALL.format(out=d / "out", tpp=4).replace("[pair_mse]", "[spatial]"))
+    res = run_cli("run", "--config", str(d / "bench.yaml"))
+    assert res.returncode == 0, res.stderr
+    return d / "out"
+
+
+def test_run_writes_the_matrix_recomputable_from_samples(shapes_run):
+    from relbench.results.confusion import stored_specs
+    from relbench.results.read import load_run_dir
+
+    rd = load_run_dir(shapes_run)
+    summary = rd.summary
+    spec = stored_specs(summary)["spatial"]
+    oracle, inverse = (summary["runs"][r]["confusion"]["spatial"] for r in ("oracle", "inverse"))
+    # the oracle draws what it is asked, the inverse the mirror: every left-of image of the
+    # oracle holds left of, every one of the inverse right of (shapes boxes are exact)
+    for asked, mirror in (("left of", "right of"), ("above", "below"), ("in front of", "behind")):
+        assert oracle["rows"][asked]["seen"][asked] == 1.0 and oracle["rows"][asked]["seen"][mirror] == 0.0
+        assert inverse["rows"][asked]["seen"][asked] == 0.0 and inverse["rows"][asked]["seen"][mirror] == 1.0
+    row = inverse["rows"]["left of"]
+    assert (row["n"], row["n_items"]) == (8, 4)  # 4 items x 2 seeds
+    assert row["chance"] == summary["runs"]["reference"]["confusion"]["spatial"]["rows"]["left of"]["seen"]
+    # the same numbers again from samples.csv and the stored spec alone
+    mine = [r for r in rd.rows if r["run"] == "inverse"]
+    again = confusion_matrix(mine, spec, n_resamples=2000, seed=0)
+    assert again["rows"]["left of"]["seen"] == row["seen"]
+
+
+def test_compare_pairs_the_matrices_cell_by_cell(shapes_run, tmp_path):
+    from relbench.results.compare import compare, flat_rows
+    from relbench.results.read import load_run_dir
+
+    result = compare([load_run_dir(shapes_run)], n_resamples=500)
+    [c] = result["confusion_paired"]
+    assert (c["judge"], c["run"], c["against"]) == ("spatial", "inverse", "oracle")
+    d = c["rows"]["left of"]
+    # inverse minus oracle: left of 0 - 1 on every image, right of 1 - 0; 4 items, every item's
+    # difference the same sign: exact sign-flip p = 2 / 2^4
+    assert d["diff"]["left of"] == -1.0 and d["diff"]["right of"] == 1.0
+    assert d["p_value"]["left of"] == pytest.approx(2 / 16)
+    assert d["ci"]["left of"] is None  # 4 items: too few for an interval
+    flat = [r for r in flat_rows(result) if r["section"] == "confusion_paired"]
+    assert {"key": "confusion.spatial:left of->right of", "value": 1.0} == {
+        k: v for k, v in next(r for r in flat if r["key"] == "confusion.spatial:left of->right of").items()
+        if k in ("key", "value")}
+
+
+def test_report_draws_the_heatmap_escaped(shapes_run, tmp_path):
+    from relbench.reports.build import build_context, render
+
+    ctx = build_context([shapes_run], charts=False)
+    secs = {(s["run"], s["judge"]): s for s in ctx["confusion"]}
+    assert set(secs) == {("oracle", "spatial"), ("inverse", "spatial"), ("reference", "spatial")}
+    row = next(r for r in secs[("inverse", "spatial")]["rows"] if r["asked"] == "left of")
+    assert row["own"]["text"] == "0.00"  # the asked predicate's own share comes first
+    assert [c["diagonal"] for c in row["cells"]].count(True) == 1
+    assert next(c for c in row["cells"] if c["diagonal"])["text"] == "0.00"
+    html = render(ctx)
+    assert 'id="confusion"' in html and "What it drew instead" in html
+    # a predicate name is user text: escaped in the page
+    secs[("inverse", "spatial")]["predicates"][0] = "<b>x</b>"
+    assert "&lt;b&gt;x&lt;/b&gt;" in render(ctx)
