@@ -161,7 +161,7 @@ def answer_offline(browser, html, name, downloads):
         if n == 3:
             page.reload()  # answers so far are kept by the page
             wait_progress(page, 3)
-        assert page.inner_text("#caption-1") == it["captions"][0]
+        assert page.inner_text("#choice-1 .text") == it["captions"][0]
         page.keyboard.press(str(truthful(shown[n])))
         wait_progress(page, n + 1)
     assert page.is_visible("#done")

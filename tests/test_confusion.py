@@ -310,3 +310,109 @@ def test_report_draws_the_heatmap_escaped(shapes_run, tmp_path):
     # a predicate name is user text: escaped in the page
     secs[("inverse", "spatial")]["predicates"][0] = "<b>x</b>"
     assert "&lt;b&gt;x&lt;/b&gt;" in render(ctx)
+
+
+# --- people: the predicate question of `relbench annotate` ---------------------------------------
+
+MIRROR = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
+
+
+def _planted_person(item) -> int:
+    """A person who sees the mirror of a directional predicate and the asked one otherwise:
+    the option number of that predicate (can't tell, 0, for 'near')."""
+    if item.predicate == "near":
+        return 0
+    return item.choices.index(MIRROR.get(item.predicate, item.predicate)) + 1
+
+
+@pytest.fixture(scope="module")
+def annotate_run(tmp_path_factory):
+    from annotate_helpers import make_shapes_run
+
+    return make_shapes_run(tmp_path_factory.mktemp("human"), triples=2)
+
+
+def test_predicate_plan_asks_img_pos_over_the_asked_predicates(annotate_run):
+    from relbench.annotate.plan import build_plan
+
+    plan = build_plan([annotate_run], n=40, seed=1, question="predicate")
+    caption = build_plan([annotate_run], n=40, seed=1)
+    assert plan.id != caption.id and {it.question for it in plan.items} == {"predicate"}
+    assert {it.side for it in plan.items} == {"pos"}  # the confusion matrix is of img_pos
+    asked = {it.predicate for it in plan.items}
+    for it in plan.items:
+        assert sorted(it.choices) == sorted(build_plan([annotate_run], n=200, question="predicate").items[0].choices)
+        assert it.options()[0] == (1, f"{it.subject} {it.choices[0]} {it.object}")
+    assert asked <= set(plan.items[0].choices)
+    # each annotator sees the options in an order of their own; a repeat shows them reversed
+    a, b = plan.for_annotator("ann"), plan.for_annotator("bob")
+    assert [it.choices for it in a.items] != [it.choices for it in b.items]
+    for rep in (it for it in a.items if it.kind == "repeat"):
+        assert rep.choices == a.by_id[rep.copy_of].choices[::-1]
+
+
+def test_human_confusion_from_planted_answers(annotate_run, tmp_path):
+    from annotate_helpers import fresh_copy
+
+    from relbench.annotate.plan import build_plan
+    from relbench.annotate.server import Session, templates
+    from relbench.results.answers import all_answers
+    from relbench.results.read import load_run_dir
+
+    d = fresh_copy(annotate_run, tmp_path / "run")
+    plan = build_plan([d], n=200, seed=0, question="predicate").for_annotator("ann")
+    session = Session(plan, "ann")
+    for it in plan.items:
+        session.served.add(it.id)
+        assert session.answer(it.id, _planted_person(it)) is None
+    answers = all_answers(d)
+    assert {a.question for a in answers} == {"predicate"}
+    assert all(a.seen == (None if a.choice == 0 else a.choices[a.choice - 1]) for a in answers)
+    rd = load_run_dir(d)
+    m = rd.summary["runs"]["inverse"]["confusion"]["human"]
+    # 2 items x 1 seed per predicate; the person saw right of for every left-of image, etc.
+    row = m["rows"]["left of"]
+    assert (row["n"], row["n_items"]) == (2, 2)
+    assert row["seen"]["right of"] == 1.0 and row["seen"]["left of"] == 0.0 and sum(row["seen"].values()) == 1.0
+    assert m["rows"]["in"]["seen"]["in"] == 1.0
+    assert "near" not in m["rows"]  # can't tell is not judged
+    assert row["chance"]["right of"] == 1.0  # the same person on the reference images
+    # predicate answers are not caption judgments: no human_acc from them
+    assert "human_acc" not in rd.summary["runs"]["inverse"]["metrics"]
+    # the page shows the question and every option, escaped by the template
+    it = plan.items[0]
+    html = templates().get_template("page.html.j2").render(
+        annotator="ann", item=it, done=0, total=1, token="t", can_undo=False, message="",
+        guide={"rules": [], "meanings": []})
+    assert f"Which relation between the {it.subject} and the {it.object} does the image show?" in html
+    assert all(f'id="choice-{n}"' in html for n in range(1, len(it.choices) + 1))
+
+
+def test_predicate_answers_offline_round_trip(annotate_run, tmp_path):
+    from annotate_helpers import fresh_copy, page_items, page_payload, submission
+
+    from relbench.annotate import offline
+    from relbench.annotate.plan import build_plan
+    from relbench.results.answers import annotator_answers
+
+    d = fresh_copy(annotate_run, tmp_path / "run")
+    plan = build_plan([d], n=30, seed=0, question="predicate")
+    html = offline.export_page(plan, tmp_path, "remote")
+    shown = page_items(html, plan)
+    payload = page_payload(html)
+    assert payload["items"][0]["captions"] == [t for _, t in shown[0].options()]
+    sub = submission(html, [_planted_person(it) for it in shown])
+    bad = json.loads(json.dumps(sub))
+    bad["answers"][0]["choice"] = len(shown[0].choices) + 1
+    f = tmp_path / "bad.json"
+    f.write_text(json.dumps(bad))
+    with pytest.raises(UserError, match="choice .* out of range"):
+        offline.import_answers([d], f)
+    f = tmp_path / "good.json"
+    f.write_text(json.dumps(sub))
+    merged, who, _ = offline.import_answers([d], f)
+    assert (merged, who) == (len(shown), "remote")
+    stood = {a.item: a for a in annotator_answers([d], "remote")}
+    for it in shown:
+        c = _planted_person(it)
+        assert stood[it.id].seen == (it.choices[c - 1] if c else None)
