@@ -115,7 +115,8 @@ def export_page(plan: Plan, out_dir: str | Path, annotator: str) -> Path:
         "plan": plan.id, "export": export_id, "token": _token(secret, export_id, plan.id, annotator),
         "annotator": annotator,
         "items": [{"id": _page_id(secret, export_id, it.id), "image": _data_uri(plan.image_path(it)),
-                   "prompt": it.prompt, "captions": [text for _, text in it.options()]} for it in plan.items],
+                   "captions": [text for _, text in it.options()],
+                   **({"prompt": it.prompt} if it.question == "predicate" else {})} for it in plan.items],
     }
     html = templates().get_template("offline.html.j2").render(
         nonce=secrets.token_urlsafe(16), plan_id=plan.id, total=len(plan.items), payload=payload, guide=guide_for(plan),

@@ -26,7 +26,7 @@
     if (n < total) {
       var it = P.items[n];
       $("image").src = it.image;
-      $("prompt").textContent = it.prompt;
+      $("prompt").textContent = it.prompt || "Which caption matches the image?";
       var box = $("options");
       while (box.firstChild) box.removeChild(box.firstChild);
       it.captions.forEach(function (text, i) {  // textContent only: a caption is never HTML
