@@ -9,6 +9,11 @@ checkable: they are counted in their own aggregate, never silently passed.
 The rules themselves are plain functions: ``relation_holds(rule_set, predicate, A, B)``.
 With ``depth:`` set, a depth model's nearness map judges "in front of" / "behind" under the
 depth rule sets (relbench.spec.depth_rules), in columns and aggregates of their own.
+
+For the confusion matrix (what it drew instead), img_pos's tested triple is also judged against
+every candidate predicate (the vocabulary's geometric predicates the first rule set covers):
+``spatial_seen`` lists those that hold (';'-joined; several may hold at once, e.g. "above" and
+"near", and each counts), ``spatial_seen_n`` how many (None where the boxes could not be judged).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from relbench.spec.data import Graph, graph_objects
 from relbench.spec.depth_rules import DEPTH_PREDICATES, DEPTH_RULE_SETS
 from relbench.errors import UserError
 from relbench.models.detectors import Detector
-from relbench.plugin.metric import Aggregate, Metric, MetricArgs, Sample
+from relbench.plugin.metric import Aggregate, Confusion, Metric, MetricArgs, Sample
 from relbench.plugin.registry import register_metric
 
 if TYPE_CHECKING:  # numpy stays out of plugin discovery
@@ -78,6 +83,9 @@ def _rule_set_names(v, known, key: str):
     return v
 
 
+#: img_pos's confusion: the candidate predicates that hold (';'-joined), and how many
+SEEN_COLUMNS = ("spatial_seen", "spatial_seen_n")
+
 #: the share of a run's images with no object found above which the detector is reported blind
 BLIND_SHARE = 0.95
 
@@ -102,7 +110,8 @@ class Spatial(Metric):
 
     Args = SpatialArgs
     consumes = frozenset({"images", "graphs"})
-    version = "6"  # 6: names a closed-vocabulary detector cannot detect make their image not checkable
+    version = "7"  # 7: spatial_seen (the predicates that hold for img_pos's tested triple); 6: names a
+    # closed-vocabulary detector cannot detect make their image not checkable
 
     def __init__(self, args: SpatialArgs, ctx):
         super().__init__(args, ctx)
@@ -184,7 +193,16 @@ class Spatial(Metric):
                 if r in GRADED:
                     cols.append(f"{p}{side}_score")
             cols += [f"{p}pair_correct", f"{p}pair_chance"]
-        return cols
+        return cols + list(SEEN_COLUMNS)
+
+    def candidates(self) -> tuple[str, ...]:
+        """The predicates a confusion row can see: geometric, covered by the first rule set, in
+        vocabulary order (several rule sets: the first one's matrix is reported)."""
+        vocab, have = self.ctx.vocab, set(covered(self.rule_sets[0]))
+        return tuple(n for n in vocab.names() if vocab.get(n).geometric and n in have)
+
+    def confusions(self) -> list[Confusion]:
+        return [Confusion("spatial", SEEN_COLUMNS[0], SEEN_COLUMNS[1], self.candidates(), "set")]
 
     def aggregates(self) -> list[Aggregate]:
         import dataclasses
@@ -363,7 +381,20 @@ class Spatial(Metric):
             row[f"{p}pair_correct"] = None if None in both else float(both == (1.0, 1.0))
             cp, cn = chances["pos"], chances["neg"]
             row[f"{p}pair_chance"] = None if cp is None or cn is None else cp * cn  # independent images
+        row.update(self._seen(s, judged["pos"]))
         return row
+
+    def _seen(self, s: Sample, dets: Optional[dict]) -> dict[str, Optional[float | str]]:
+        """Which candidate predicates hold between img_pos's tested subject and object boxes."""
+        from relbench.results.write import tested_triple
+
+        t, _ = tested_triple(s.case)
+        a, b = (None, None) if dets is None else (dets.get(t.subject), dets.get(t.object))
+        if a is None or b is None or t.subject == t.object:
+            return dict.fromkeys(SEEN_COLUMNS)
+        rule, vocab = self.rule_sets[0], self.ctx.vocab
+        held = [p for p in self.candidates() if relation_holds(rule, p, a[0], b[0], vocab=vocab)]
+        return {SEEN_COLUMNS[0]: ";".join(held), SEEN_COLUMNS[1]: float(len(held))}
 
     def _chance(self, s: Sample, side: str, graph: Graph, rule: str) -> Optional[float]:
         """The detector's chance model for this graph (the shapes world has one), else None."""

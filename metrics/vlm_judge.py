@@ -48,6 +48,16 @@ geneval2 (GenEval 2's evaluation.py, on img_pos, for items that bring its vqa_li
                                 Answer in one word.' (geneval2_spellings)
         geneval2_soft_tifa_gm   their geometric mean (scipy's gmean: 0 if any is 0)
     Their printed "Score" is 100 x the mean of a column over prompts.
+choice (multiple choice over candidate predicates, for the confusion matrix): img_pos only, with
+    its tested triple (s, o) and the K candidates (choice_predicates, default the vocabulary's
+    geometric ones) as options "s p o", Q = 'Which caption matches the image? A: .. B: ..
+    Answer with a letter.', asked in all K cyclic rotations of a per-image shuffled order, so
+    every predicate sits at every letter once. Per order the letters' first-token probabilities
+    are normalised over the K letters; each predicate's share is averaged over the orders:
+        vlm_choice_seen   JSON {predicate: share} (sums to 1): the judge's confusion row entry
+        vlm_choice_p      share of the asked predicate (None when it is not a candidate;
+                          chance 1/K: a judge that always answers one letter gets exactly 1/K)
+        vlm_choice_mass   mean P(all K letters) (unnormalised): how much it answers with a letter
 
 Over 400 lines: the three question modes share one model, one image batch and one cache
 of answers; the model loading and scoring passes are in relbench.models.vlm.
@@ -55,17 +65,20 @@ of answers; the model loading and scoring passes are in relbench.models.vlm.
 
 from __future__ import annotations
 
+import json
 import math
+import random
+import string
 from typing import Literal, Optional, Sequence
 
 from pydantic import Field, field_validator
 
-from relbench.spec.data import Graph, graph_objects
-from relbench.plugin.metric import Aggregate, Metric, MetricArgs, Sample
+from relbench.spec.data import Graph, graph_objects, stable_hash
+from relbench.plugin.metric import Aggregate, Confusion, Metric, MetricArgs, Sample
 from relbench.spec.prompts import with_article
 from relbench.plugin.registry import register_metric
 
-MODES = ("vqascore", "twoway", "atoms", "geneval2")
+MODES = ("vqascore", "twoway", "atoms", "geneval2", "choice")
 YES = ("Yes", "yes", " Yes", " yes")
 LETTERS = (("A", " A"), ("B", " B"))
 VQA_TEMPLATE = 'Does this image show "{prompt}"? Answer the question with Yes or No.'
@@ -84,6 +97,8 @@ GENEVAL2_VQA = 'Does this image show "{}"? Answer the question with Yes or No.'
 GENEVAL2_ATOM = "{} Answer in one word."
 GENEVAL2_YES = ("Yes", "yes", " yes", " Yes")
 GENEVAL2_COLUMNS = ("geneval2_vqascore", "geneval2_soft_tifa_am", "geneval2_soft_tifa_gm")
+CHOICE_TEMPLATE = "Which caption matches the image? {options} Answer with a letter."
+CHOICE_COLUMNS = ("vlm_choice_seen", "vlm_choice_p", "vlm_choice_mass")
 
 VQA_COLUMNS = tuple(c.replace("clip_", "vlm_") for c in (
     "clip_pos_correct", "clip_pos_wrong", "clip_neg_correct", "clip_neg_wrong", "clip_pos_margin",
@@ -194,6 +209,46 @@ def twoway_flags(run: str, rows: Sequence[dict]) -> list[str]:
             f"answer in both orders, the rest vote 0.5, so vlm2_* mostly measure the judge, not the images"]
 
 
+def choice_letters(k: int) -> list[tuple[str, str]]:
+    """The spellings of the first k option letters ("A", " A"), ... as LETTERS."""
+    return [(c, f" {c}") for c in string.ascii_uppercase[:k]]
+
+
+def choice_orders(candidates: Sequence[str], key: str) -> list[list[str]]:
+    """All cyclic rotations of a shuffle of the candidates seeded by the image's key: every
+    predicate is at every letter exactly once, and which ones sit next to each other changes
+    from image to image; the same image always gets the same orders."""
+    base = list(candidates)
+    random.Random(int(stable_hash(["choice", key]), 16)).shuffle(base)
+    return [base[r:] + base[:r] for r in range(len(base))]
+
+
+def choice_distribution(orders: Sequence[Sequence[str]], letter_probs: Sequence[Sequence[float]]) -> tuple[dict, float]:
+    """({predicate: share}, mass) from one image's orders and P(letter) of each order's options.
+
+    Per order the letters are normalised over the options (a forced choice; a judge with no
+    letter mass at all splits evenly); a predicate's share is its mean over the orders, so a pure
+    letter preference spreads evenly over the predicates. mass: the mean unnormalised P(letters)."""
+    share = dict.fromkeys(orders[0], 0.0)
+    mass = 0.0
+    for order, probs in zip(orders, letter_probs):
+        total = float(sum(probs))
+        mass += total
+        for pred, p in zip(order, probs):
+            share[pred] += p / total if total > 0 else 1.0 / len(order)
+    n = len(orders)
+    return {p: v / n for p, v in share.items()}, mass / n
+
+
+def choice_columns(dist: dict | None, mass: float | None, asked: str, candidates: Sequence[str]) -> dict:
+    """The choice columns of one case (dist None: img_pos was not judged)."""
+    if dist is None:
+        return dict.fromkeys(CHOICE_COLUMNS)
+    ordered = {p: round(dist[p], 12) for p in candidates}
+    return {"vlm_choice_seen": json.dumps(ordered, separators=(",", ":")),
+            "vlm_choice_p": ordered.get(asked), "vlm_choice_mass": mass}
+
+
 def soft_tifa(scores: Sequence[float]) -> tuple[float, float]:
     """(arithmetic mean, geometric mean) of atom scores, as GenEval 2's Soft-TIFA AM
     (sum(s) / len(s)) and GM (scipy.stats.gmean: exp(mean(log s)), 0 when any score is 0)."""
@@ -246,7 +301,12 @@ def atom_questions(graph: Graph, phrase) -> tuple[list[str], list[str], list[str
 # -- the plugin ----------------------------------------------------------------------------------
 class VlmJudgeArgs(MetricArgs):
     model: str = Field(..., description="local model directory, or a repo id already in the Hugging Face cache")
-    modes: list[Literal["vqascore", "twoway", "atoms", "geneval2"]] = Field(default_factory=lambda: list(MODES))
+    modes: list[Literal["vqascore", "twoway", "atoms", "geneval2", "choice"]] = Field(
+        default_factory=lambda: list(MODES[:4]), description="choice (the confusion matrix) is asked for explicitly: "
+                                                              "it costs K forward passes per img_pos")
+    choice_predicates: Optional[list[str]] = Field(
+        None, description="choice mode's candidate predicates (2 to 26; default: the vocabulary's geometric ones)")
+    choice_template: str = Field(CHOICE_TEMPLATE, description="multiple choice; {options} is 'A: .. B: ..'")
     template: Literal["geneval2", "t2v_metrics"] = Field(
         "geneval2", description="VQAScore protocol: geneval2 (its question, P of Yes/yes/ Yes/ yes) or t2v_metrics "
                                 "(its question 'Does this figure show ...? Please answer Yes or No.', P(Yes) only)")
@@ -283,6 +343,13 @@ class VlmJudgeArgs(MetricArgs):
             raise ValueError("twoway_template must contain {a} and {b}")
         return v
 
+    @field_validator("choice_template")
+    @classmethod
+    def _choice(cls, v):
+        if "{options}" not in v:
+            raise ValueError("choice_template must contain {options}")
+        return v
+
     @field_validator("atom_template")
     @classmethod
     def _atom(cls, v):
@@ -303,12 +370,36 @@ class VlmJudge(Metric):
         super().__init__(args, ctx)
         from relbench.models import vlm as _vlm
 
+        self.candidates = self._candidates() if "choice" in args.modes else ()
         self._path = _vlm.resolve(args.model)  # a missing model fails here, before any image is drawn
         self._config_penalty = _vlm.config_repetition_penalty(self._path)
         self._unreproduced = _vlm.config_unreproduced(self._path)
         self._identity = None
         self._provenance = None
         self._vlm = None
+
+    def _candidates(self) -> tuple[str, ...]:
+        """choice_predicates resolved to canonical names, in vocabulary order."""
+        from relbench.errors import UserError
+
+        vocab = self.ctx.vocab
+        given = self.args.choice_predicates
+        if given is None:
+            return tuple(n for n in vocab.names() if vocab.get(n).geometric)
+        names = set()
+        for p in given:
+            if p not in vocab:
+                raise UserError(f"vlm_judge: choice_predicates: {p!r} is not in the predicate vocabulary "
+                                f"(known: {', '.join(vocab.names())})")
+            names.add(vocab.get(p).name)
+        if not 2 <= len(names) <= len(string.ascii_uppercase):
+            raise UserError(f"vlm_judge: choice_predicates: give 2 to 26 distinct predicates (got {len(names)})")
+        return tuple(n for n in vocab.names() if n in names)
+
+    def confusions(self) -> list[Confusion]:
+        if "choice" not in self.args.modes:
+            return []
+        return [Confusion("vlm_judge", "vlm_choice_seen", "vlm_choice_mass", self.candidates, "distribution")]
 
     @property
     def penalty(self) -> float:
@@ -352,6 +443,8 @@ class VlmJudge(Metric):
             self.vqa[1] + YES)), "A": LETTERS[0], "B": LETTERS[1]}
         if "geneval2" in self.args.modes:  # its count questions are read through these
             groups.update({w: geneval2_spellings("How many", w) for w in (*_DIGITS, "other")})
+        if "choice" in self.args.modes:
+            groups.update({s[0]: s for s in choice_letters(len(self.candidates))})
         return groups
 
     def provenance(self) -> dict:
@@ -417,6 +510,8 @@ class VlmJudge(Metric):
             cols += ATOM_COLUMNS
         if "geneval2" in self.args.modes:
             cols += GENEVAL2_COLUMNS
+        if "choice" in self.args.modes:
+            cols += CHOICE_COLUMNS
         return cols
 
     def aggregates(self) -> list[Aggregate]:
@@ -478,6 +573,14 @@ class VlmJudge(Metric):
                 Aggregate("geneval2_soft_tifa_gm", "geneval2_soft_tifa_gm",
                           description="GenEval 2's Soft-TIFA GM: geometric mean over its vqa_list, per image "
                                       "(x100: its Score)"),
+            ]
+        if "choice" in self.args.modes:
+            aggs += [
+                Aggregate("vlm_choice_p", "vlm_choice_p", chance=1.0 / len(self.candidates),
+                          description=f"multiple choice over {len(self.candidates)} predicates, all rotations: mean "
+                                      f"share of img_pos's asked predicate (the confusion diagonal)"),
+                Aggregate("vlm_choice_mass", "vlm_choice_mass", higher_is_better=None,
+                          description="multiple choice: mean P(any option letter), unnormalised"),
             ]
         return aggs
 
@@ -549,6 +652,8 @@ class VlmJudge(Metric):
                         ask(img, GENEVAL2_VQA.format(prompt)), group(GENEVAL2_YES))
                     q["geneval2_atoms"] = [(ask(img, GENEVAL2_ATOM.format(qt)), group(geneval2_spellings(qt, ans)))
                                            for qt, ans in s.case.questions]
+                if "choice" in a.modes and side == "pos":
+                    q["choice"] = self._ask_choice(s, key, img, ask, group)
                 entry[side] = q
             plan.append(entry)
 
@@ -580,8 +685,33 @@ class VlmJudge(Metric):
                 p = lambda ig: probs[ig[0]][ig[1]]  # noqa: E731
                 vqa = pos["geneval2_vqa"]
                 row.update(geneval2_columns(None if vqa is None else p(vqa), [p(x) for x in pos["geneval2_atoms"]]))
+            if "choice" in a.modes:
+                asked_pred, orders, asked_q = pos["choice"]
+                dist, mass = None, None
+                if orders:
+                    dist, mass = choice_distribution(orders, [[probs[i][g] for g in groups] for i, groups in asked_q])
+                row.update(choice_columns(dist, mass, asked_pred, self.candidates))
             rows.append(row)
         return rows
+
+    def _ask_choice(self, s: Sample, key: str, img: int, ask, group) -> tuple[str, list, list]:
+        """(asked predicate, orders, [(question index, letter groups)] per order) for img_pos's
+        tested triple; no orders where subject and object share a name (nothing to tell apart)."""
+        from relbench.results.write import tested_triple
+
+        t, _ = tested_triple(s.case)
+        asked = self.ctx.vocab.resolve(t.predicate) or t.predicate
+        if t.subject == t.object:
+            return asked, [], []
+        subj, obj = with_article(t.subject), with_article(t.object)
+        letters = choice_letters(len(self.candidates))
+        groups = [group(spellings) for spellings in letters]
+        orders = choice_orders(self.candidates, key)
+        asked_q = []
+        for order in orders:
+            options = " ".join(f"{l[0]}: {subj} {self._phrase(p)} {obj}" for l, p in zip(letters, order))
+            asked_q.append((ask(img, self.args.choice_template.format(options=options)), groups))
+        return asked, orders, asked_q
 
     @property
     def counts(self) -> dict[str, int]:

@@ -394,6 +394,31 @@ def peer_section(dirs, gens: list[Run]) -> list[dict]:
     return out
 
 
+def confusion_section(runs: list[Run]) -> list[dict]:
+    """One predicate x predicate heatmap per run and judge, from summary.json's ``confusion``:
+    rows are the asked predicates, cells the share of their img_pos where the judge sees each
+    candidate; the asked predicate's own cell (the diagonal) comes first, then the whole row."""
+    def fmt(v, ci, chance=None):
+        title = "" if ci is None else f"95% CI [{ci[0]:.2f}, {ci[1]:.2f}]"
+        if chance is not None:
+            title += f"{'; ' if title else ''}reference {chance:.2f}"
+        return {"text": "–" if v is None else f"{v:.2f}", "style": _shade(v), "title": title}
+
+    out = []
+    for r in runs:
+        for judge, m in (r.summary.get("confusion") or {}).items():
+            preds = m["predicates"]
+            rows = []
+            for asked, row in m["rows"].items():
+                chance = row.get("chance") or {}
+                own = fmt(row["seen"].get(asked), row["ci"].get(asked), chance.get(asked)) if asked in preds else None
+                rows.append({"asked": asked, "n": row["n"], "n_items": row["n_items"], "own": own,
+                             "cells": [{**fmt(row["seen"][p], row["ci"][p], chance.get(p)), "diagonal": p == asked}
+                                       for p in preds]})
+            out.append({"run": r.label, "judge": judge, "predicates": preds, "rows": rows})
+    return out
+
+
 def baseline_section(gens: list[Run], names: list[str]) -> list[dict]:
     from relbench import baselines
 
@@ -633,6 +658,7 @@ def build_context(run_dirs, baselines=None, per_predicate: int = 3, max_pairs: i
         "by_kind": breakdown_section(gens, ref, heads, "by_negative_kind", False, specs),
         "agreement": agreement_section(gens + ([ref] if ref else [])),
         "peers": peer_section(dirs, gens),
+        "confusion": confusion_section(gens + ([ref] if ref else [])),
         "chart_note": chart_note,
         "chance_test": CHANCE_TEST,
         # a record only when asked for, or when every directory's benchmark declares it comparable

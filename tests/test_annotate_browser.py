@@ -161,7 +161,7 @@ def answer_offline(browser, html, name, downloads):
         if n == 3:
             page.reload()  # answers so far are kept by the page
             wait_progress(page, 3)
-        assert page.inner_text("#caption-1") == it["captions"][0]
+        assert page.inner_text("#choice-1 .text") == it["captions"][0]
         page.keyboard.press(str(truthful(shown[n])))
         wait_progress(page, n + 1)
     assert page.is_visible("#done")
@@ -205,3 +205,38 @@ def test_exported_page_answered_and_imported(dirs, browser, tmp_path):
     assert human["inter_annotator"]["value"] == 1.0 and human["inter_annotator"]["annotators"] == 2
     assert human["judges"]["spatial"]["overall"]["share"] == 1.0
     assert set(human["annotators"]) == {"remote1", "remote2"}
+
+
+@pytest.mark.slow
+def test_predicate_question_page_answered_by_keys_and_imported(dirs, browser, tmp_path):
+    """--question predicate: the page builds one button per candidate (text only), keys pick
+    them, and the imported answers make the human confusion matrix."""
+    shapes = fresh_copy(dirs[0], tmp_path / "shapes")
+    res = run_cli("annotate", str(shapes), "--n", str(N), "--question", "predicate", "--annotator", "p1",
+                  "--export", str(tmp_path / "p1"))
+    assert res.returncode == 0, res.stderr
+    html = next((tmp_path / "p1").glob("*.html"))
+    plan = build_plan([shapes], n=N, question="predicate")
+    shown = page_items(html, plan)
+    ctx = browser.new_context(accept_downloads=True)
+    page = ctx.new_page()
+    page.goto(html.as_uri())
+    for n, it in enumerate(shown):
+        assert page.inner_text("#prompt") == it.prompt
+        assert page.inner_text("#choice-2 .text") == it.caption(2)
+        assert page.locator("#options button").count() == len(it.choices)
+        page.keyboard.press(str(it.choices.index(it.predicate) + 1))  # a person who sees what was asked
+        wait_progress(page, n + 1)
+    with page.expect_download() as dl:
+        page.click("#download")
+    out = tmp_path / "p1.json"
+    dl.value.save_as(out)
+    ctx.close()
+    res = run_cli("annotate", str(shapes), "--import", str(out))
+    assert res.returncode == 0, res.stderr
+    from relbench.results.read import load_run_dir
+
+    rows = [(run, asked, row) for run, m in load_run_dir(shapes).summary["runs"].items()
+            for asked, row in (m.get("confusion", {}).get("human", {}).get("rows") or {}).items()]
+    assert sum(row["n"] for _, _, row in rows) == len([it for it in shown if it.kind != "repeat"])
+    assert all(row["seen"][asked] == 1.0 for _, asked, row in rows)

@@ -89,7 +89,8 @@ def test_rows_by_hand():
     assert rows[4]["neg_boxes"] is None
     assert rows[0] == {"pos_detected": 1.0, "neg_detected": 1.0, "pos_checkable": 1.0, "pos_correct": 1.0,
                        "pos_uncond": 1.0, "neg_checkable": 1.0, "neg_correct": 1.0, "neg_uncond": 1.0,
-                       "pair_correct": 1.0, "pos_chance": None, "neg_chance": None, "pair_chance": None}
+                       "pair_correct": 1.0, "pos_chance": None, "neg_chance": None, "pair_chance": None,
+                       "spatial_seen": "left of;far from", "spatial_seen_n": 2.0}
     assert (rows[1]["pos_correct"], rows[1]["neg_correct"], rows[1]["pair_correct"]) == (1.0, 0.0, 0.0)
     assert (rows[2]["pos_detected"], rows[2]["pos_correct"], rows[2]["pos_uncond"]) == (0.0, None, 0.0)
     assert rows[2]["pair_correct"] == 0.0

@@ -176,7 +176,7 @@ def test_multi_triple_case_reports_the_triple_its_negative_changed():
     replaced = Case("c2", "t2", pos, (Triple("man", "wearing", "cup"), pos[1]), "replace", 0)
     assert tested_triple(swapped) == (pos[1], Triple("table", "on", "cup"))
     assert tested_triple(replaced) == (pos[0], Triple("man", "wearing", "cup"))
-    run = SimpleNamespace(name="r", prompts={"c1": ("p", "n"), "c2": ("p", "n")}, keys={"c1": (None, None), "c2": (None, None)})
+    run = SimpleNamespace(name="r", prompts={"c1": ("p", "n"), "c2": ("p", "n")}, keys={"c1": (None, None), "c2": (None, None)}, info={})
     collected = RunResult(runs=[run], scores={"r": {}}, metrics={}, timings=Timings(), wall_s=0.0,
                           topology=topology())
     _, rows = sample_rows(SimpleNamespace(cases=[swapped, replaced]), collected)

@@ -42,7 +42,7 @@ class SubmittedAnswer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     item: str = Field(max_length=64)  # the page's id for the item, not the plan's
-    choice: Literal[0, 1, 2]
+    choice: int = Field(ge=0, le=26)  # 0 can't tell, else the option's number (checked against the item)
     time: datetime  # when the annotator answered (the page writes ISO 8601 UTC)
 
 
@@ -108,13 +108,15 @@ def export_page(plan: Plan, out_dir: str | Path, annotator: str) -> Path:
     export_id = secrets.token_hex(8)
     ledger.setdefault("exports", {})[export_id] = {
         "plan": plan.id, "n": plan.n, "seed": plan.seed, "annotator": annotator, "created": now(),
+        **({"question": plan.question} if plan.question != "caption" else {}),
         "run_dirs": [str(d) for d in plan.run_dirs],
     }
     payload = {
         "plan": plan.id, "export": export_id, "token": _token(secret, export_id, plan.id, annotator),
         "annotator": annotator,
         "items": [{"id": _page_id(secret, export_id, it.id), "image": _data_uri(plan.image_path(it)),
-                   "captions": [it.caption(1), it.caption(2)]} for it in plan.items],
+                   "captions": [text for _, text in it.options()],
+                   **({"prompt": it.prompt} if it.question == "predicate" else {})} for it in plan.items],
     }
     html = templates().get_template("offline.html.j2").render(
         nonce=secrets.token_urlsafe(16), plan_id=plan.id, total=len(plan.items), payload=payload, guide=guide_for(plan),
@@ -175,7 +177,7 @@ def _merge(path: Path, sub: Submission, digest: str, run_dirs, plan_for) -> tupl
     for rec in ledger.get("imports") or []:
         if rec.get("sha256") == digest:
             raise UserError(f"{path}: this file was already imported ({rec.get('time')}); nothing merged")
-    plan = plan_for(dirs, n=export["n"], seed=export["seed"])
+    plan = plan_for(dirs, n=export["n"], seed=export["seed"], question=export.get("question", "caption"))
     if plan.id != sub.plan or plan.id != export["plan"]:
         raise UserError(f"{path}: answers are for plan {sub.plan}, but {', '.join(map(str, dirs))} now give plan "
                         f"{plan.id} (same run directories, in the same order, unchanged since the export?)")
@@ -193,6 +195,8 @@ def _merge(path: Path, sub: Submission, digest: str, run_dirs, plan_for) -> tupl
         if a.item in seen:
             raise UserError(f"{path}: answers.{k}: item {a.item} answered twice in one file")
         seen.add(a.item)
+        if a.choice > item.n_choices:
+            raise UserError(f"{path}: answers.{k}: choice {a.choice} out of range (0 can't tell, 1-{item.n_choices})")
         standing = have.get(item.id)
         if standing is not None and standing.source == source:
             done += 1  # merged by an interrupted import of this very file

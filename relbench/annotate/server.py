@@ -186,8 +186,10 @@ def create_app(plan: Plan, annotator: str, host: str = "127.0.0.1"):
         if not _same_token(form, session.token):
             return render(STALE, status=403)
         choice = form.get("choice", "")
-        if choice not in ("0", "1", "2"):
-            return PlainTextResponse("refused: choice must be 0, 1 or 2", status_code=400)
+        shown = plan.by_id.get(form.get("item", ""))
+        top = shown.n_choices if shown is not None else 2
+        if not (choice.isdigit() and int(choice) <= top):
+            return PlainTextResponse(f"refused: choice must be 0 (can't tell) to {top}", status_code=400)
         why = session.answer(form.get("item", ""), int(choice))
         if why:
             return render(f"not saved: {why}", status=409)

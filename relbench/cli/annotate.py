@@ -16,6 +16,10 @@ def add_parser(sub) -> None:
     a.add_argument("--n", type=int, default=100, metavar="K", help="items in the plan (default 100)")
     a.add_argument("--seed", type=int, default=0, help="sampling seed of the plan (default 0): the items are the same for all "
                    "annotators, their order is each annotator's own")
+    a.add_argument("--question", choices=("caption", "predicate"), default="caption",
+                   help="caption (default): which of g+ / g- matches each image; predicate: which relation between the "
+                        "tested subject and object img_pos shows, over the predicates the cases ask (the human "
+                        "confusion matrix)")
     a.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     a.add_argument("--port", type=int, default=8765, metavar="N", help="port (default 8765)")
     mode = a.add_mutually_exclusive_group()
@@ -30,7 +34,7 @@ def _plan(args: argparse.Namespace):
     """The plan of this command line, its notes (e.g. why the ceiling has no interval) said first."""
     from relbench.annotate.plan import build_plan
 
-    plan = build_plan(args.run_dirs, n=args.n, seed=args.seed)
+    plan = build_plan(args.run_dirs, n=args.n, seed=args.seed, question=args.question)
     for note in plan.notes:
         print(f"note: {note}", flush=True)
     return plan

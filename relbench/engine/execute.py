@@ -318,7 +318,8 @@ def _execute(plan: Plan, show_progress: bool, topo: Topology, t_start: float, st
     try:
         metric_info = {
             m.key(): MetricInfo(m.fingerprint(), p.args.model_dump(mode="json"), m.columns(), m.aggregates(),
-                               list(m.flags), sorted(m.consumes), m.fingerprint_parts(), m.provenance())
+                                list(m.flags), sorted(m.consumes), m.fingerprint_parts(), m.provenance(),
+                                m.confusions())
             for p, m in zip(plan.metrics, metric_objs)
         }
         for run in runs:

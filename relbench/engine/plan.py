@@ -84,6 +84,8 @@ class MetricInfo:
     consumes: list[str]
     fingerprint_parts: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    #: the predicate confusions its columns hold (relbench.plugin.metric.Confusion)
+    confusions: list = field(default_factory=list)
     #: the work this process did (e.g. a judge's images, forward passes, questions): 0 when the
     #: scores were read from the cache, so it lives in the manifest's timings, not in summary.json
     counts: dict = field(default_factory=dict)

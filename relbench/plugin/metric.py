@@ -181,6 +181,28 @@ class Aggregate:
             raise ValueError(f"aggregate {self.key!r}: per_prompt goes with unit 'prompt' (and only with it)")
 
 
+@dataclass(frozen=True)
+class Confusion:
+    """A judge's predicate confusion read from per-sample columns: for each img_pos, which of
+    ``predicates`` (the candidate relations, vocabulary order) the judge sees between the tested
+    triple's subject and object.
+
+    column: the per-sample text column; encoding "set" is a ';'-joined list of the predicates
+    that hold (several may), "distribution" a JSON object {predicate: probability} summing to 1.
+    judged: a numeric column that is None exactly where the judge could not judge the image
+    (an empty set and "not judged" would otherwise read the same)."""
+
+    judge: str
+    column: str
+    judged: str
+    predicates: tuple[str, ...]
+    encoding: str = "set"
+
+    def to_json(self) -> dict:
+        return {"judge": self.judge, "column": self.column, "judged": self.judged,
+                "predicates": list(self.predicates), "encoding": self.encoding}
+
+
 class Metric(ABC):
     """Base class. Subclasses set ``name`` via @register_metric and implement ``columns``,
     ``score`` and ``aggregates``; an incomplete subclass cannot be instantiated."""
@@ -246,6 +268,10 @@ class Metric(ABC):
     @abstractmethod
     def aggregates(self) -> list[Aggregate]:
         """The reported numbers, each over one declared column."""
+
+    def confusions(self) -> list[Confusion]:
+        """The predicate confusions this metric's columns hold (summary.json's ``confusion``)."""
+        return []
 
     def run_flags(self, run: str, rows: list[dict]) -> list[str]:
         """Warnings read from one run's scores (``rows``: a dict of columns per case), stored and

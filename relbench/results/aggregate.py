@@ -118,7 +118,9 @@ def _aggregate_all(plan, collected, rows) -> dict:
     specs = [[m, a.key, a.column, statistic_name(a.statistic), a.higher_is_better, a.chance, a.chance_column]
              + ([] if a.unit == "case" else [a.unit, statistic_name(a.per_prompt) if a.per_prompt else None])
              for m, a in aggs]
-    key = stable_hash({"rows": rows, "specs": specs, "b": [bench.bootstrap_resamples, bench.bootstrap_seed], "v": 3}, n=32)
+    confusions = confusion_specs(collected)
+    key = stable_hash({"rows": rows, "specs": specs, "confusion": confusions,
+                       "b": [bench.bootstrap_resamples, bench.bootstrap_seed], "v": 4}, n=32)
     cache = plan.out / "cache" / "aggregates" / f"{key}.json"
     cached = read_json_cache(cache)  # None when missing, or torn by a power loss
     if isinstance(cached, dict):
@@ -142,8 +144,26 @@ def _aggregate_all(plan, collected, rows) -> dict:
             if n_seeds > 1 and agg.unit == "case" and _is_binary(mine, agg):
                 out["seed_consistency"][agg.key] = _seed_consistency(mine, agg, bench, n_seeds)
         result[run.name] = out
+    if confusions:
+        from relbench.engine.plan import REFERENCE
+        from relbench.results.confusion import run_confusions
+
+        found = run_confusions({run.name: [r for r in rows if r["run"] == run.name] for run in collected.runs},
+                               confusions, REFERENCE, bench.bootstrap_resamples, bench.bootstrap_seed)
+        for name, matrices in found.items():
+            if matrices:
+                result[name]["confusion"] = matrices
     write_text(cache, json.dumps(result))
     return result
+
+
+def confusion_specs(collected) -> list[dict]:
+    """The confusions the metrics' columns hold, one per judge (the first metric naming it)."""
+    out: dict[str, dict] = {}
+    for info in collected.metrics.values():
+        for c in getattr(info, "confusions", None) or ():
+            out.setdefault(c.judge, c.to_json())
+    return list(out.values())
 
 
 def statistic_name(statistic) -> str:
@@ -240,7 +260,8 @@ def summarise(plan, collected, columns_rows) -> dict:
         "metrics": {
             name: {"flags": info.flags, "aggregates": {a.key: a.description for a in info.aggregates},
                    "specs": {a.key: aggregate_spec(name, a) for a in info.aggregates},
-                   **({"provenance": info.provenance} if info.provenance else {})}
+                   **({"provenance": info.provenance} if info.provenance else {}),
+                   **({"confusion": [c.to_json() for c in info.confusions]} if getattr(info, "confusions", None) else {})}
             for name, info in collected.metrics.items()
         },
         "runs": out_runs,

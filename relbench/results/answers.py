@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from relbench.errors import UserError
 
@@ -54,10 +54,31 @@ class Answer(BaseModel):
     side: Literal["pos", "neg"]
     image_key: str
     order: tuple[Literal["pos", "neg"], Literal["pos", "neg"]]
-    choice: Literal[0, 1, 2]
+    choice: int = Field(ge=0, le=26)
     answer: Literal["pos", "neg", "cant_tell"]
     time: str
     source: str = "server"
+    #: predicate: "which relation does the image show?" over ``choices`` (img_pos only; answer
+    #: "pos" when the asked predicate was chosen); ``seen`` is the predicate chosen
+    question: Literal["caption", "predicate"] = "caption"
+    choices: tuple[str, ...] = ()
+    seen: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _choice_in_range(self):
+        top = len(self.choices) if self.question == "predicate" else 2
+        if self.choice > top:
+            raise ValueError(f"choice {self.choice} out of range 0-{top}")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _caption_lines_unchanged(self, handler):
+        """A caption answer is stored exactly as before predicate questions existed."""
+        out = handler(self)
+        if self.question == "caption":
+            for k in ("question", "choices", "seen"):
+                out.pop(k, None)
+        return out
 
     @property
     def correct(self) -> float | None:
@@ -78,7 +99,9 @@ def answer_for(plan, item, annotator: str, choice: int, source: str = "server", 
     return Answer(annotator=annotator, plan=plan.id, item=item.id, kind=item.kind, copy_of=item.copy_of, run=item.run,
                   case_id=item.case_id, item_id=item.item_id, predicate=item.predicate,
                   negative_kind=item.negative_kind, side=item.side, image_key=item.image_key, order=item.order,
-                  choice=choice, answer=item.answer_of(choice), time=time or now(), source=source)
+                  choice=choice, answer=item.answer_of(choice), time=time or now(), source=source,
+                  **({"question": "predicate", "choices": item.choices, "seen": item.seen_of(choice)}
+                     if item.question == "predicate" else {}))
 
 
 def answers_path(run_dir: Path, annotator: str) -> Path:

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from relbench.errors import UserError
+from relbench.results.confusion import stored_specs
 from relbench.results.read import Run, RunDir, collect_runs, headline_keys
 from relbench.stats.paired import PAIRED_STATISTICS, paired_difference
 from relbench.stats.records import CHANCE_TEST, Z95, chance_test, versus_record
@@ -66,6 +67,23 @@ def compare_paired(a: Run, b: Run, key: str, n_resamples: int = 2000, seed: int 
         return None
     out = paired_difference(xa, xb, cl, spec.statistic, n_resamples=n_resamples, seed=seed)
     out.update(key=key, run=b.label, against=a.label, higher_is_better=spec.higher_is_better)
+    return out
+
+
+def compare_confusions(a: Run, b: Run, specs: dict[str, dict], n_resamples: int = 2000, seed: int = 0) -> list[dict]:
+    """Run b minus run a, cell by cell, for every judge whose confusion both runs report over the
+    same candidate predicates (relbench.results.confusion.paired_confusion). specs: judge -> the
+    confusion spec summary.json's metrics store."""
+    from relbench.results.confusion import paired_confusion
+
+    out = []
+    for judge, spec in specs.items():
+        ma, mb = (a.summary.get("confusion") or {}).get(judge), (b.summary.get("confusion") or {}).get(judge)
+        if not ma or not mb or ma["predicates"] != mb["predicates"] or ma["predicates"] != spec["predicates"]:
+            continue
+        found = paired_confusion(a.rows, b.rows, spec, n_resamples=n_resamples, seed=seed)
+        if found["rows"]:
+            out.append({"judge": judge, "run": b.label, "against": a.label, **found})
     return out
 
 
@@ -119,7 +137,9 @@ def compare(dirs: list[RunDir], baseline: str | None = None, keys: list[str] | N
     if keys:
         all_keys = [k for k in all_keys if k in keys]
     specs = {k: v for d in dirs for k, v in d.specs.items()}
-    out: dict = {"baseline": None, "runs": [], "paired": [], "versus_baseline": [], "notes": [], "warnings": []}
+    confusion_specs = {j: c for d in reversed(dirs) for j, c in stored_specs(d.summary).items()}
+    out: dict = {"baseline": None, "runs": [], "paired": [], "versus_baseline": [], "notes": [], "warnings": [],
+                 "confusion_paired": []}
     for r in runs:
         mets = {}
         for k in all_keys:
@@ -132,7 +152,8 @@ def compare(dirs: list[RunDir], baseline: str | None = None, keys: list[str] | N
             mets[k] = e
         out["runs"].append({"label": r.label, "run": r.name, "dir": str(r.path), "is_reference": r.is_reference,
                             "generator": r.summary.get("generator"), "prompt_mode": r.summary.get("prompt_mode"),
-                            "n_cases": r.summary.get("n_cases"), "metrics": mets})
+                            "n_cases": r.summary.get("n_cases"), "metrics": mets,
+                            **({"confusion": r.summary["confusion"]} if r.summary.get("confusion") else {})})
     agreement = {r.label: r.summary["agreement"] for r in runs if r.summary.get("agreement")}
     if agreement:  # where two judges scored the same images (relbench.stats.agreement)
         out["agreement"] = agreement
@@ -162,6 +183,7 @@ def compare(dirs: list[RunDir], baseline: str | None = None, keys: list[str] | N
             if shared_cases(first, r) == 0:
                 out["notes"].append(f"{r.label} shares no case with {first.label}: no paired comparison")
                 continue
+            out["confusion_paired"] += compare_confusions(first, r, confusion_specs, n_resamples)
             for k in paired_keys:
                 if k in first.metrics and k in r.metrics:
                     d = compare_paired(first, r, k, n_resamples=n_resamples)
@@ -272,6 +294,13 @@ def format_comparison(result: dict) -> str:
                   text_table(["metric", "run", "minus", "difference [95% CI]", "n", "p"],
                              [[v["key"], v["run"], v["against"], interval_text(v), str(v["n"]), p_text(v["p_value"])]
                               for v in result["paired"]])]
+    if result.get("confusion_paired"):
+        parts += ["", f"Confusion matrices, paired differences per cell against the first run (same cases; bootstrap "
+                      f"CI over items, permutation p, two-sided; the {CONFUSION_SHOWN} largest |differences|, "
+                      f"every cell in the JSON and CSV):",
+                  text_table(["judge", "run", "minus", "asked", "seen", "difference [95% CI]", "n", "p"],
+                             [[c["judge"], c["run"], c["against"], c["asked"], c["seen"], interval_text(c),
+                               str(c["n"]), p_text(c["p_value"])] for c in confusion_cells(result)[:CONFUSION_SHOWN]])]
     if result.get("agreement"):
         from relbench.results.format import format_agreement
 
@@ -283,6 +312,24 @@ def format_comparison(result: dict) -> str:
     for warning in result.get("warnings", []):
         parts.append(f"WARNING: {warning}")
     return "\n".join(parts)
+
+
+#: how many cells of the paired confusion differences the terminal shows
+CONFUSION_SHOWN = 12
+
+
+def confusion_cells(result: dict) -> list[dict]:
+    """Every cell of the paired confusion differences as a flat record, largest |difference|
+    first (ties: judge, run, asked, seen order as stored)."""
+    cells = []
+    for c in result.get("confusion_paired", []):
+        for asked, row in c["rows"].items():
+            for p in c["predicates"]:
+                ci = row["ci"][p]
+                cells.append({"judge": c["judge"], "run": c["run"], "against": c["against"], "asked": asked,
+                              "seen": p, "value": row["diff"][p], "ci_low": ci[0] if ci else None,
+                              "ci_high": ci[1] if ci else None, "n": row["n"], "p_value": row["p_value"][p]})
+    return sorted(cells, key=lambda c: -abs(c["value"] or 0.0))
 
 
 CSV_COLUMNS = ["section", "run", "against", "key", "value", "ci_low", "ci_high", "n", "chance", "p_value", "test"]
@@ -314,6 +361,10 @@ def flat_rows(result: dict) -> list[dict]:
     for v in result["paired"]:
         rows.append({"section": "paired", **{c: v.get(c) for c in ("run", "against", "key", "value", "ci_low",
                                                                     "ci_high", "n", "p_value", "test")}})
+    for c in confusion_cells(result):
+        rows.append({"section": "confusion_paired", "key": f"confusion.{c['judge']}:{c['asked']}->{c['seen']}",
+                     **{k: c[k] for k in ("run", "against", "value", "ci_low", "ci_high", "n", "p_value")},
+                     "test": "sign-flip permutation of per-item differences"})
     return rows
 
 

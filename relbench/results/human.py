@@ -53,9 +53,35 @@ class Judgment:
 
 
 def judgments(answers: list[Answer]) -> list[Judgment]:
+    """Caption answers only: a predicate question has another chance level (its answers make the
+    human confusion matrix, human_confusion)."""
     return [Judgment(a.annotator, (a.run, a.case_id, a.side, a.image_key), a.item_id, a.predicate,
                      a.negative_kind, 0.5 if a.correct is None else a.correct)
-            for a in answers if a.kind != "repeat"]
+            for a in answers if a.kind != "repeat" and a.question == "caption"]
+
+
+def human_confusion(answers: list[Answer], runs: dict, resamples: int, seed: int) -> dict[str, dict]:
+    """run -> the human confusion matrix from predicate questions (relbench.results.confusion):
+    each person's answer to an img_pos is one judged image, the predicate chosen its one seen
+    predicate; "can't tell" is not judged. Candidates: every option the questions offered."""
+    from relbench.results.confusion import run_confusions
+    from relbench.spec.predicates import load_vocabulary
+
+    asked = [a for a in answers if a.question == "predicate" and a.kind != "repeat"]
+    if not asked:
+        return {}
+    offered = {p for a in asked for p in a.choices}
+    names = load_vocabulary().names()
+    spec = {"judge": "human", "column": "human_seen", "judged": "human_seen_n", "encoding": "set",
+            "predicates": [p for p in names if p in offered] + sorted(offered - set(names))}
+    rows: dict[str, list[dict]] = {}
+    for a in asked:
+        rows.setdefault(a.run, []).append({"run": a.run, "case_id": a.case_id, "item_id": a.item_id,
+                                           "predicate": a.predicate, "human_seen": a.seen,
+                                           "human_seen_n": None if a.seen is None else 1.0})
+    reference = next((n for n, r in runs.items() if r.get("is_reference")), None)
+    return {run: m["human"] for run, m in run_confusions(rows, [spec], reference, resamples, seed).items()
+            if m.get("human")}
 
 
 def majority(scores: list[float]) -> float:
@@ -115,7 +141,8 @@ def _annotators(answers: list[Answer]) -> dict[str, dict]:
             "cant_tell": round(sum(a.answer == "cant_tell" for a in mine) / len(mine), 10),
             "attention": {"n": len(refs), "accuracy": round(sum(refs) / len(refs), 10) if refs else None},
             "consistency": {"n": len(pairs),
-                            "same": round(sum(a.answer == b.answer for a, b in pairs) / len(pairs), 10) if pairs else None},
+                            "same": round(sum((a.answer, a.seen) == (b.answer, b.seen) for a, b in pairs) / len(pairs), 10)
+                            if pairs else None},
         }
     return out
 
@@ -218,6 +245,7 @@ def _strip(summary: dict) -> None:
     summary.pop("human", None)
     (summary.get("metrics") or {}).pop("human", None)
     for run in (summary.get("runs") or {}).values():
+        (run.get("confusion") or {}).pop("human", None)
         for group in [run.get("metrics") or {}] + list((run.get("by_predicate") or {}).values()) + \
                 list((run.get("by_negative_kind") or {}).values()):
             for k in [k for k in group if k in AGGREGATES]:
@@ -245,6 +273,11 @@ def _add(rd) -> None:
     resamples, seed = int(cfg.get("bootstrap_resamples", 2000)), int(cfg.get("bootstrap_seed", 0))
     js = judgments(answers)
     runs = summary.get("runs") or {}
+    for name, matrix in human_confusion(answers, runs, resamples, seed).items():
+        if name in runs:
+            runs[name].setdefault("confusion", {})["human"] = matrix
+    if not js:
+        return
     counts = {}
     for name, run in runs.items():
         mine = [j for j in js if j.image[0] == name]

@@ -46,22 +46,52 @@ def paired_difference(
         column = (np.arange(n, dtype=float), diff)
     entry = cluster_bootstrap_many([column], clusters, n_resamples=n_resamples, seed=seed)[0]
     out["ci_low"], out["ci_high"] = entry["ci_low"], entry["ci_high"]
-    exact = 2**k <= n_permutations
-    swaps = _swaps(k, n_permutations, seed)
     if statistic == "mean":
-        # swapping a triple's two labels flips the sign of its summed difference: the sign-flip
-        # test of scipy.stats.permutation_test(permutation_type="samples") on one sample, in
-        # numpy (scipy's permutation generator costs ~0.1 s per call; reports run dozens)
-        sums = np.bincount(inverse, weights=xb - xa, minlength=k)
-        null = (sums.sum() - 2.0 * (swaps @ sums)) / n  # each swapped triple's sum changes sign
-        out["test"] = "sign-flip permutation of per-triple differences"
-    else:
-        null = np.empty(len(swaps))
-        for i, s in enumerate(swaps):
-            row_swap = s[inverse]
-            null[i] = fn(np.where(row_swap, xa, xb), ones)[0] - fn(np.where(row_swap, xb, xa), ones)[0]
-        out["test"] = "within-triple label-swap permutation"
-    out["p_value"] = permutation_p(null, value, exact)
+        out["p_value"] = _sign_flip_p(xb - xa, inverse, k, value, n_permutations, seed)
+        out["test"] = SIGN_FLIP
+        return out
+    swaps = _swaps(k, n_permutations, seed)
+    null = np.empty(len(swaps))
+    for i, s in enumerate(swaps):
+        row_swap = s[inverse]
+        null[i] = fn(np.where(row_swap, xa, xb), ones)[0] - fn(np.where(row_swap, xb, xa), ones)[0]
+    out["test"] = "within-triple label-swap permutation"
+    out["p_value"] = permutation_p(null, value, 2**k <= n_permutations)
+    return out
+
+
+SIGN_FLIP = "sign-flip permutation of per-triple differences"
+
+
+def _sign_flip_p(diff: np.ndarray, inverse: np.ndarray, k: int, observed: float, n_permutations: int,
+                 seed: int) -> float:
+    """Swapping a triple's two labels flips the sign of its summed difference: the sign-flip
+    test of scipy.stats.permutation_test(permutation_type="samples") on one sample, in numpy
+    (scipy's permutation generator costs ~0.1 s per call; reports run dozens)."""
+    sums = np.bincount(inverse, weights=diff, minlength=k)
+    null = (sums.sum() - 2.0 * (_swaps(k, n_permutations, seed) @ sums)) / len(diff)
+    return permutation_p(null, observed, 2**k <= n_permutations)
+
+
+def paired_mean_differences(xa_cols, xb_cols, clusters, n_resamples: int = 2000, n_permutations: int = 9999,
+                            seed: int = 0) -> list[dict]:
+    """paired_difference of means for several column pairs over the same paired rows (a
+    confusion matrix's cells): one shared bootstrap of the items, a sign-flip p per pair."""
+    from relbench.stats.bootstrap import MIN_TRIPLES, cluster_bootstrap_many
+
+    diffs = [np.asarray(b, dtype=float) - np.asarray(a, dtype=float) for a, b in zip(xa_cols, xb_cols)]
+    _, inverse = np.unique(np.asarray(clusters, dtype=str), return_inverse=True)
+    k = int(inverse.max()) + 1 if len(inverse) else 0
+    boot = cluster_bootstrap_many([(d, "mean") for d in diffs], clusters, n_resamples=n_resamples, seed=seed)
+    out = []
+    for d, b in zip(diffs, boot):
+        value = float(d.mean()) if len(d) else None
+        few = k < MIN_TRIPLES
+        entry = {"value": value, "ci_low": None if few else b["ci_low"], "ci_high": None if few else b["ci_high"],
+                 "n": len(d), "n_triples": k, "p_value": None if value is None else 1.0, "test": SIGN_FLIP}
+        if value is not None and k >= 2 and np.any(d != 0):
+            entry["p_value"] = _sign_flip_p(d, inverse, k, value, n_permutations, seed)
+        out.append(entry)
     return out
 
 

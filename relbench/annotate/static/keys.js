@@ -1,12 +1,13 @@
-// Keyboard shortcuts: 1 / 2 pick a caption, 0 can't tell, u (or Backspace) undoes the last answer.
+// Keyboard shortcuts: 1 / 2 (1-9 where a question has more options) pick a caption, 0 can't tell,
+// u (or Backspace) undoes the last answer.
 // A same-origin file (the page's Content-Security-Policy allows script-src 'self' only).
 (function () {
   "use strict";
   var sent = false;
-  var keys = { "1": "choice-1", "2": "choice-2", "0": "choice-0", "u": "undo", "U": "undo", "Backspace": "undo" };
+  var keys = { "u": "undo", "U": "undo", "Backspace": "undo" };
   document.addEventListener("keydown", function (e) {
     if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
-    var id = keys[e.key];
+    var id = /^[0-9]$/.test(e.key) ? "choice-" + e.key : keys[e.key];
     var el = id && document.getElementById(id);
     if (el && !el.disabled) { e.preventDefault(); el.click(); }
   });

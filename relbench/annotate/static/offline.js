@@ -26,8 +26,18 @@
     if (n < total) {
       var it = P.items[n];
       $("image").src = it.image;
-      $("caption-1").textContent = it.captions[0];
-      $("caption-2").textContent = it.captions[1];
+      $("prompt").textContent = it.prompt || "Which caption matches the image?";
+      var box = $("options");
+      while (box.firstChild) box.removeChild(box.firstChild);
+      it.captions.forEach(function (text, i) {  // textContent only: a caption is never HTML
+        var b = document.createElement("button"), k = document.createElement("kbd"), t = document.createElement("span");
+        b.type = "button"; b.id = "choice-" + (i + 1); b.className = "caption";
+        k.textContent = String(i + 1); t.className = "text"; t.textContent = text;
+        if (i < 9) { b.appendChild(k); b.appendChild(document.createTextNode(" ")); }
+        b.appendChild(t);
+        b.addEventListener("click", function () { answer(i + 1); });
+        box.appendChild(b);
+      });
     }
     var a = $("download");
     a.href = "data:application/json;charset=utf-8," + encodeURIComponent(JSON.stringify(submission()));
@@ -40,11 +50,14 @@
     save(); show();
   }
   function undo() { if (state.answers.length) { state.answers.pop(); save(); show(); } }
-  [0, 1, 2].forEach(function (c) { $("choice-" + c).addEventListener("click", function () { answer(c); }); });
+  $("choice-0").addEventListener("click", function () { answer(0); });
   $("undo").addEventListener("click", undo);
   document.addEventListener("keydown", function (e) {
     if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
-    if (e.key === "1" || e.key === "2" || e.key === "0") { e.preventDefault(); answer(Number(e.key)); }
+    var n = state.answers.length;
+    if (/^[0-9]$/.test(e.key) && n < P.items.length && Number(e.key) <= P.items[n].captions.length) {
+      e.preventDefault(); answer(Number(e.key));
+    }
     else if (e.key === "u" || e.key === "U" || e.key === "Backspace") { e.preventDefault(); undo(); }
   });
   show();
