@@ -14,6 +14,10 @@ For the confusion matrix (what it drew instead), img_pos's tested triple is also
 every candidate predicate (the vocabulary's geometric predicates the first rule set covers):
 ``spatial_seen`` lists those that hold (';'-joined; several may hold at once, e.g. "above" and
 "near", and each counts), ``spatial_seen_n`` how many (None where the boxes could not be judged).
+
+Over 400 lines: one metric whose judges (box rules, the depth judge, the confusion
+row) share one detection cache per image; the rules are in relbench.spec.spatial_rules and
+relbench.spec.depth_rules, the detectors in relbench.models.detectors.
 """
 
 from __future__ import annotations
