@@ -143,8 +143,10 @@ def test_validation_of_the_source(tmp_path):
         load_negative_source(NegativesSpec(kinds=["hard"], confusion=str(d), judge="vlm_judge"))
     with pytest.raises(UserError, match=r"negatives.run: 'other' is no run of .* \(runs: reference, gen\)"):
         load_negative_source(NegativesSpec(kinds=["hard"], confusion=str(d), run="other"))
-    with pytest.raises(UserError, match=r"unknown predicate|not a known predicate|unknown"):
+    with pytest.raises(UserError, match=r"^test: .*'levitating'"):
         source(tmp_path / "u", spatial={"left of": {"levitating": 1.0}})
+    with pytest.raises(UserError, match=r"^test: row 'left of' names predicate 'above' twice"):
+        source(tmp_path / "twice", spatial={"left of": {"over": 0.5, "above": 0.1}})
 
 
 HARD_CONFIG = """\

@@ -52,9 +52,10 @@ def load_negative_source(spec, where: str = "negatives") -> NegativeSource | Non
 
 
 def _confusion_rows(info: dict, run: str, judge: str, where: str) -> dict[str, dict[str, float]]:
-    section = ((info.get("confusion") or {}).get(judge)) if isinstance(info.get("confusion"), dict) else None
+    judges = info.get("confusion") if isinstance(info.get("confusion"), dict) else {}
+    section = judges.get(judge)
     if not isinstance(section, dict):
-        have = sorted(info.get("confusion") or {}) if isinstance(info.get("confusion"), dict) else []
+        have = sorted(judges)
         raise UserError(f"{where}: run {run!r} has no confusion matrix from judge {judge!r} "
                         f"(runs.{run}.confusion.{judge}; judges there: {', '.join(have) or 'none'})")
     rows = section.get("rows")
@@ -80,7 +81,7 @@ def _scorer(rd, run: str, judge: str, key: str):
         return _vlm_scorer(rows, column)
     args = ((rd.manifest.get("metrics") or {}).get("spatial") or {}).get("args") or {}
     rule = args.get("rule_set") or "relbench"
-    return _spatial_scorer(rows, rule if isinstance(rule, str) else rule[0])
+    return _spatial_scorer(rows, rule if isinstance(rule, str) else rule[0], f"{key}: {rd.path}/samples.csv")
 
 
 def _vlm_scorer(rows: list[dict], column: str):
@@ -97,7 +98,7 @@ def _vlm_scorer(rows: list[dict], column: str):
     return score
 
 
-def _spatial_scorer(rows: list[dict], rule: str):
+def _spatial_scorer(rows: list[dict], rule: str, where: str):
     """Share of the item's img_pos (each image once) whose detected boxes satisfy g-'s changed
     triple under ``rule``; None where an object was not found or the rule set cannot judge it."""
     from relbench.spec.spatial_rules import relation_holds
@@ -108,7 +109,7 @@ def _spatial_scorer(rows: list[dict], rule: str):
             try:
                 boxes[r["item_id"]][r.get("image_pos") or r["case_id"]] = json.loads(r["pos_boxes"])
             except (TypeError, ValueError):
-                raise UserError(f"samples.csv: case {r['case_id']}: pos_boxes is not JSON") from None
+                raise UserError(f"{where}: case {r['case_id']}: pos_boxes is not JSON") from None
 
     def score(item_id, pos, neg):
         changed = [t for p, t in zip(pos, neg) if p != t] or [neg[0]]

@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Callable, get_args
 
+from relbench.errors import UserError
 from relbench.spec.data import Case, Graph, NegativeKind, SuiteItem, Triple
 from relbench.spec.predicates import Vocabulary
 
@@ -53,10 +54,17 @@ class NegativeSource:
 
     def checked(self, vocab: Vocabulary, where: str) -> NegativeSource:
         """The same source with every predicate name canonical; an unknown name is a UserError."""
-        def name(text: str) -> str:
-            return vocab.get(text, where=where).name
+        def canonical(mapping: dict, what: str) -> dict:
+            out: dict = {}
+            for text, value in mapping.items():
+                name = vocab.get(text, where=where).name
+                if name in out:  # an alias and its predicate: which share holds is not ours to guess
+                    raise UserError(f"{where}: {what} names predicate {name!r} twice (as {text!r} and another name)")
+                out[name] = value
+            return out
 
-        seen = {name(a): {name(p): float(v) for p, v in row.items()} for a, row in self.seen.items()}
+        rows = canonical(self.seen, "the confusion matrix")
+        seen = {a: {p: float(v) for p, v in canonical(row, f"row {a!r}").items()} for a, row in rows.items()}
         return NegativeSource(seen, self.score, self.identity)
 
     def ranked(self, asked: str, top_k: int) -> list[str]:
