@@ -106,7 +106,10 @@ def run(config_or_path: str | Path | Mapping | None = None, *, show_progress: bo
         data, lines = read_benchmark_file(source)
     data.update(overrides)
     lines = {k: v for k, v in lines.items() if not (k and k[0] in overrides)}
-    p = plan(parse_benchmark(data, source, lines), source=source, lines=lines)
+    from relbench.results.negative_source import read_for
+
+    bench = parse_benchmark(data, source, lines)
+    p = plan(bench, source=source, lines=lines, negative_source=read_for(bench, source, lines))
     from relbench.io.locks import main_process, writer_lock
 
     with writer_lock(p.out, "relbench.run", enabled=main_process()):

@@ -451,3 +451,53 @@ def test_training_steps_leave_cudnn_attention_out_on_cuda():
     assert {SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH} <= set(cuda)
     assert set(training_attention_backends("cpu")) == {SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
                                                         SDPBackend.MATH, SDPBackend.CUDNN_ATTENTION}
+
+
+# ---------------------------------------------------------------------------- hard negatives
+
+
+def test_rank_loss_draws_hard_negatives_from_a_confusion_file(data, tmp_path):
+    """``objective: {negatives: hard, confusion: RUN_DIR}``: each example's only g- is the
+    predicate the planted run drew most instead of the asked one; examples whose predicate
+    the file never saw confused get none (no rank term); the checkpoint names the file."""
+    import hashlib
+
+    from confusion_fixture import FINGERPRINT, plant_run
+    from relbench.models.graph_lora_ckpt import read_checkpoint
+    from relbench.spec.data import Triple
+    from relbench.trainers.flux_graph_lora import Trainer
+
+    src = plant_run(tmp_path / "src", spatial={"on": {"on": 0.3, "in": 0.2, "above": 0.5},
+                                               "riding": {"riding": 0.1, "below": 0.1, "near": 0.8}})
+    cfg = config(data, tmp_path / "o", epochs=1, objective={"negatives": "hard", "confusion": str(src)})
+    assert cfg.objective.negatives.kinds == ["hard"] and cfg.objective.negatives.confusion == str(src)
+    tr = Trainer(cfg)
+    negs = {ex.pos[0].predicate: ex.negs for ex in tr.examples}
+    assert negs == {"riding": (("hard", (Triple("dog", "near", "horse"),)),),
+                    "on": (("hard", (Triple("cup", "above", "table"),)),), "holding": (), "below": ()}
+    tr.run()
+    rows = log(tmp_path / "o")
+    assert len(rows) == 2 and all(np.isfinite(r["l_rank"]) for r in rows)
+    extra = read_checkpoint(tmp_path / "o" / "last").config["extra"]
+    assert extra["negative_source"] == {
+        "run_dir": str(src), "run": "gen", "judge": "spatial", "fingerprint": FINGERPRINT,
+        "summary_sha256": hashlib.sha256((src / "summary.json").read_bytes()).hexdigest()}
+    # the same path with other confusions would train on other g-: a resume refuses it
+    plant_run(src, spatial={"on": {"in": 1.0}})
+    with pytest.raises(UserError, match=r"--resume: .* trained with hard negatives from a summary.json of sha256"):
+        Trainer(config(data, tmp_path / "o", epochs=2, objective={"negatives": "hard", "confusion": str(src)}),
+                resume=True)
+
+
+def test_hard_negative_sources_are_checked_before_the_model_loads(data, tmp_path, monkeypatch):
+    import relbench.models.flux as flux_models
+    from relbench.trainers.flux_graph_lora import train
+
+    def no_loading(*a, **k):
+        raise AssertionError("the model was loaded before the confusion file was checked")
+
+    monkeypatch.setattr(flux_models, "load_pipeline", no_loading)
+    with pytest.raises(UserError, match=r"^train.yaml: objective.negatives.confusion: .*nowhere: no such run directory"):
+        train(config(data, tmp_path / "o", objective={"negatives": "hard", "confusion": str(tmp_path / "nowhere")}))
+    with pytest.raises(UserError, match=r"objective.negatives.kinds.0: .*'adversarial'"):
+        load_train_config(None, {"train_jsonl": str(data / "train.jsonl"), "objective": {"negatives": "adversarial"}})

@@ -172,7 +172,9 @@ def cmd_run(args) -> int:
             if isinstance(r, dict):
                 r["prompt_mode"] = args.prompt_mode
     bench = parse_benchmark(data, path, lines)
-    p = plan(bench, source=path, lines=lines)
+    from relbench.results.negative_source import read_for
+
+    p = plan(bench, source=path, lines=lines, negative_source=read_for(bench, path, lines))
     if args.dry_run:  # writes nothing, so it takes no lock
         from relbench.engine.dry_run import dry_run
 

@@ -16,7 +16,7 @@ from relbench.plugin.context import Context
 from relbench.plugin.generator import Generator, GeneratorArgs, Wanted
 from relbench.spec.prompts import build_prompt, peer_prompt
 from relbench.plugin.metric import Aggregate, MetricArgs
-from relbench.spec.negatives import build_cases
+from relbench.spec.negatives import NegativeSource, build_cases
 from relbench.spec.predicates import Vocabulary, load_vocabulary
 from relbench.plugin.contract import check_declaration
 from relbench.plugin.registry import GENERATORS, METRICS, load_plugin_modules, needs_packages
@@ -70,6 +70,8 @@ class Plan:
     #: run name -> ids of the cases its generator cannot draw (files made elsewhere, allow_missing);
     #: they are left out of every run, so runs stay paired
     left_out: dict = field(default_factory=dict)
+    #: the earlier run hard and adversarial negatives were read from (negatives.confusion)
+    negative_source: NegativeSource | None = None
 
 
 @dataclass
@@ -135,8 +137,11 @@ def _distinct_metrics(found: list[tuple[str, list[str]]], where) -> None:
 
 
 def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = None,
-         check_output: bool = True) -> Plan:
-    """``check_output=False``: validation only, for a caller that writes no run there."""
+         check_output: bool = True, negative_source: NegativeSource | None = None) -> Plan:
+    """``check_output=False``: validation only, for a caller that writes no run there.
+
+    ``negative_source``: the run ``negatives.confusion`` names, as
+    relbench.results.negative_source reads it (the engine reads no run directory)."""
     from relbench.spec.config import locate, plugin_search_path
     from relbench.engine.run_dir import check_output_dir
 
@@ -145,6 +150,7 @@ def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = 
         check_output_dir(out, locate(source, lines, ("output_dir",)))
     load_plugin_modules(bench.plugins, plugin_search_path(source))
     vocab = load_vocabulary(bench.predicates)
+    negative_source = checked_source(bench, vocab, negative_source, locate(source, lines, ("negatives", "confusion")))
     runs = []
     for i, spec in enumerate(bench.runs):
         cls = GENERATORS.get(spec.generator, where=f"{locate(source, lines, ('runs', i, 'generator'))}: runs.{i}.generator")
@@ -163,13 +169,24 @@ def plan(bench: Benchmark, source: str = "benchmark.yaml", lines: dict | None = 
     _distinct_metrics([_probe(METRICS, m.cls, m.args, ctx) for m in metrics],
                       lambda i: f"{locate(source, lines, ('metrics', i))}: metrics.{i}")
 
-    cases, skipped, rejected = suite_cases(bench, vocab, source)
-    p = Plan(bench, vocab, cases, skipped, runs, metrics, out, rejected)
+    cases, skipped, rejected = suite_cases(bench, vocab, source, negative_source)
+    p = Plan(bench, vocab, cases, skipped, runs, metrics, out, rejected, negative_source=negative_source)
     _prepare_runs(p, lambda i: f"{locate(source, lines, ('runs', i, 'args'))}: runs.{i}.args")
     return p
 
 
-def suite_cases(bench: Benchmark, vocab: Vocabulary, source: str) -> tuple[list[Case], list[str], list]:
+def checked_source(bench: Benchmark, vocab: Vocabulary, negative_source: NegativeSource | None,
+                   where: str) -> NegativeSource | None:
+    """The source with canonical predicate names; the caller must have read the one the config names."""
+    if bench.negatives.confusion is None:
+        return None
+    if negative_source is None:
+        raise ValueError("negatives.confusion is set: read it with relbench.results.negative_source first")
+    return negative_source.checked(vocab, f"{where}: negatives.confusion: {bench.negatives.confusion}")
+
+
+def suite_cases(bench: Benchmark, vocab: Vocabulary, source: str,
+                negative_source: NegativeSource | None = None) -> tuple[list[Case], list[str], list]:
     """(cases, ids of items with no applicable negative, suite lines rejected): the part of the
     plan that needs no plugin (`relbench export` asks for these cases' images)."""
     from relbench.suites.loader import load_suite
@@ -181,7 +198,7 @@ def suite_cases(bench: Benchmark, vocab: Vocabulary, source: str) -> tuple[list[
         items = sample_items(items, bench.sample, bench.sample_seed)
     cases, skipped = build_cases(
         items, list(bench.seeds), list(bench.negatives.kinds), vocab,
-        bench.negatives.per_item, bench.negatives.seed,
+        bench.negatives.per_item, bench.negatives.seed, negative_source, bench.negatives.top_k,
     )
     if not cases:
         raise UserError(f"{source}: suite: no cases (no item has an applicable negative of kinds {bench.negatives.kinds})")

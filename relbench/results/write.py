@@ -200,6 +200,8 @@ def manifest(plan, collected, argv: list[str] | None) -> dict:
         **_suite_rejected(plan),
         **_suite_prompts(plan),
         **({"cases_left_out": plan.left_out} if getattr(plan, "left_out", None) else {}),
+        # which run's files the hard and adversarial negatives were read from, and their identity
+        **({"negative_source": plan.negative_source.identity} if getattr(plan, "negative_source", None) else {}),
         "runs": {r.name: r.info for r in collected.runs},
         "metrics": {k: {"fingerprint": v.fingerprint, "fingerprint_parts": v.fingerprint_parts, "args": v.args,
                         "consumes": v.consumes, "provenance": v.provenance}

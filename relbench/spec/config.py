@@ -7,7 +7,7 @@ parsed mapping before validation so they are validated the same way).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
@@ -46,18 +46,37 @@ class PeerSuite(_Strict):
 Suite = Annotated[Union[ShapesSuite, JsonlSuite, PeerSuite], Field(discriminator="kind")]
 
 
-class NegativesSpec(_Strict):
+class NegativeSourceSpec(_Strict):
+    """Where hard and adversarial negatives come from: one earlier run directory (docs/metrics.md)."""
+
     kinds: list[NegativeKind] = ["swap", "replace"]
-    # one kind per suite item, or a case per kind; configs written before the rename say per_triple
-    per_item: Literal["one", "all"] = Field("one", validation_alias=AliasChoices("per_item", "per_triple"))
     seed: StrictInt = 0
+    #: a run directory whose summary.json holds confusion matrices (hard) and whose samples.csv
+    #: holds the judge's per-sample scores (adversarial); none: hard uses declared contrasts
+    confusion: str | None = Field(None, min_length=1)
+    judge: Literal["spatial", "vlm_judge"] = "spatial"
+    top_k: StrictInt = Field(1, ge=1)
+    run: str | None = Field(None, min_length=1)  # the run of that directory; default its first non-reference run
 
     @field_validator("kinds")
     @classmethod
     def _non_empty(cls, v):
         if not v:
-            raise ValueError("at least one negative kind is needed (allowed: swap, replace)")
+            raise ValueError(f"at least one negative kind is needed (allowed: {', '.join(get_args(NegativeKind))})")
         return v
+
+    @model_validator(mode="after")
+    def _source_used(self):
+        if "adversarial" in self.kinds and self.confusion is None:
+            raise ValueError("kind adversarial needs confusion: RUN_DIR (the run whose judge scores its candidates)")
+        if self.confusion is not None and not {"hard", "adversarial"} & set(self.kinds):
+            raise ValueError("confusion: is read only by kinds hard and adversarial; add one to kinds or drop it")
+        return self
+
+
+class NegativesSpec(NegativeSourceSpec):
+    # one kind per suite item, or a case per kind; configs written before the rename say per_triple
+    per_item: Literal["one", "all"] = Field("one", validation_alias=AliasChoices("per_item", "per_triple"))
 
 
 class MetricSpec(_Strict):

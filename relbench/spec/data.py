@@ -107,7 +107,7 @@ class SuiteItem:
 
 
 #: how g- is made from g+ (relbench.spec.negatives): the one list config, cases and results allow
-NegativeKind = Literal["swap", "replace"]
+NegativeKind = Literal["swap", "replace", "hard", "adversarial"]
 
 
 @dataclass(frozen=True)

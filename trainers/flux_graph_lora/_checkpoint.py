@@ -20,6 +20,8 @@ class Checkpoints:
             tmp = temp_dir_for(final)
             extra = {"trainer": "relbench.trainers.flux_graph_lora", "step": progress["step"], "epoch": progress["epoch"],
                      "config": self.cfg.model_dump(mode="json")}
+            if self.negative_source is not None:  # which run's confusions the hard negatives came from
+                extra["negative_source"] = self.negative_source.identity
             save_checkpoint(tmp, self.pipe.transformer, self.graph_lora, base_model=self.base_model, extra=extra,
                             base_identity=self.base_ident)
             write_state(tmp, self.opt, self.sched, progress)
@@ -59,7 +61,7 @@ class Checkpoints:
         out = self.out / EVAL_DIR / f"step-{step:07d}"
         # frozen like a loaded generator, so the images are those `relbench run --ckpt` draws
         with inference_state(self.pipe, self.graph_lora):
-            return evaluate(self.cfg, out, self.pipe, self.graph_lora, ident)
+            return evaluate(self.cfg, out, self.pipe, self.graph_lora, ident, self.negative_source)
 
 
     def _eval_and_keep_best(self, step: int, ckpt: Path, progress: dict) -> str | None:

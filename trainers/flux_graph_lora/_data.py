@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from relbench.spec.data import Graph
 from relbench.errors import UserError
-from relbench.spec.negatives import negatives_for
+from relbench.spec.negatives import NegativeSource, negatives_for
 from relbench.spec.predicates import Vocabulary
 from relbench.spec.prompts import neutral_prompt, relation_prompt
 from relbench.trainers.state import sample_seed
@@ -30,19 +30,30 @@ class Example:
     neg_prompts: tuple[str, ...]  # relation prompts of the negatives (for the CLIP term)
 
 
-def load_examples(path: str, vocab: Vocabulary, images_root: str | None, kinds: list[str], neg_seed: int) -> list[Example]:
-    """Every line of a JSONL split as an Example; one-line UserErrors for bad lines or missing photos."""
+def load_examples(path: str, vocab: Vocabulary, images_root: str | None, kinds: list[str], neg_seed: int,
+                  source: NegativeSource | None = None, top_k: int = 1) -> list[Example]:
+    """Every line of a JSONL split as an Example; one-line UserErrors for bad lines or missing photos.
+    ``source``: the run hard negatives are read from (relbench.results.negative_source)."""
     from relbench.suites.jsonl import load_jsonl_suite
 
     items = load_jsonl_suite(path, vocab, images_root, check_images=True,
                              require_image="training needs the photo of g+")
     out = []
     for item in items:
-        negs = tuple(negatives_for(item, kinds, vocab, neg_seed))
+        negs = tuple(negatives_for(item, kinds, vocab, neg_seed, source, top_k))
         out.append(Example(item.id, f"{path}: item {item.id!r}", item.reference.image, item.graph, negs,
                            relation_prompt(item.graph, vocab), neutral_prompt(item.graph),
                            tuple(relation_prompt(g, vocab) for _, g in negs)))
     return out
+
+
+def negative_source(cfg, vocab: Vocabulary, source: str) -> NegativeSource | None:
+    """The run ``objective.negatives.confusion`` names, read and checked before any model loads."""
+    from relbench.results.negative_source import load_negative_source
+
+    where = f"{source}: objective.negatives"
+    found = load_negative_source(cfg.objective.negatives, where)
+    return None if found is None else found.checked(vocab, f"{where}.confusion")
 
 
 def check_vocabulary(encoder, examples: list[Example]) -> None:

@@ -28,7 +28,7 @@ def eval_benchmark(cfg, out_dir: Path):
     try:
         return Benchmark.model_validate({
             "name": "train-eval", "suite": suite, "seeds": ev.seeds,
-            "negatives": {"kinds": cfg.objective.negatives.kinds, "per_item": "one", "seed": cfg.objective.negatives.seed},
+            "negatives": {**cfg.objective.negatives.model_dump(mode="json"), "per_item": "one"},
             "resolution": ev.resolution or cfg.resolution, "batch_size": ev.batch_size, "limit": ev.limit,
             "metrics": metrics,
             "runs": [{"name": RUN, "generator": "flux_graph_lora", "prompt_mode": ev.prompt_mode,
@@ -42,16 +42,18 @@ def eval_benchmark(cfg, out_dir: Path):
         raise UserError(f"eval: {where}: {err['msg'] if err else exc}") from None
 
 
-def check_eval(cfg, out_dir: Path) -> dict | None:
+def check_eval(cfg, out_dir: Path, negative_source=None) -> dict | None:
     """Plan once before training (bad val files, metric names and best_metric fail now, not
-    after hours); returns {"key", "mode"} of the metric that picks the best checkpoint."""
+    after hours); returns {"key", "mode"} of the metric that picks the best checkpoint.
+    ``negative_source``: the run hard negatives come from, so evaluation corrupts as training does."""
     if cfg.eval is None:
         return None
     if not cfg.val_jsonl:
         raise UserError("eval: needs val_jsonl (--val-jsonl), or set eval: null")
     from relbench.engine.plan import plan
 
-    p = plan(eval_benchmark(cfg, out_dir), check_output=False)  # eval/ holds the step-N run directories
+    p = plan(eval_benchmark(cfg, out_dir), check_output=False,  # eval/ holds the step-N run directories
+             negative_source=negative_source)
     if cfg.eval.best_metric is None:
         return None
     aggs = {}
@@ -119,7 +121,7 @@ def headline(metrics: dict, best_metric: str | None = None) -> str:
     return ", ".join(f"{k} {cell(metrics[k])}" for k in keys)
 
 
-def evaluate(cfg, out_dir: Path, pipe, graph_lora, identity: dict) -> dict:
+def evaluate(cfg, out_dir: Path, pipe, graph_lora, identity: dict, negative_source=None) -> dict:
     """Run the harness on the val subset; returns summary.json's metric entries of the run
     (value, ci_low, ci_high, n, chance, ...) by aggregate key."""
     from relbench.engine.distributed import Topology
@@ -127,7 +129,7 @@ def evaluate(cfg, out_dir: Path, pipe, graph_lora, identity: dict) -> dict:
     from relbench.engine.execute import execute
     from relbench.engine.plan import plan
 
-    p = plan(eval_benchmark(cfg, out_dir))
+    p = plan(eval_benchmark(cfg, out_dir), negative_source=negative_source)
     p.runs[0].cls = live_generator_class(pipe, graph_lora, identity)
     collected = execute(p, show_progress=False, topo=Topology())  # this process only
     summary = write_results(p, collected, argv=["train-eval"])

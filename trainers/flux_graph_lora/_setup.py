@@ -40,13 +40,20 @@ class Setup:
         if torn:
             self.notes.append(f"note: {self.out / LOG}: dropped a torn last line (line {torn}, what a killed writer "
                               f"leaves); the steps after the checkpoint are redone")
-        saved = read_checkpoint(ck).config.get("extra", {}).get("config", {})
+        extra = read_checkpoint(ck).config.get("extra", {})
+        saved = extra.get("config", {})
         now = self.cfg.model_dump(mode="json")
         changed = [d for k in RESUMABLE_KEYS if k in saved for d in _differences(k, saved[k], now[k])]
         if changed:
             diffs = "; ".join(f"{k}: {_short(a)} in the checkpoint, {_short(b)} now" for k, a, b in changed)
             raise UserError(f"--resume: {ck} was trained with other values ({diffs}); an exact resume needs the "
                             f"same values (or start a new --output-dir)")
+        # the same confusion path with other contents would draw other g- from here on
+        was = (extra.get("negative_source") or {}).get("summary_sha256")
+        is_ = self.negative_source.identity.get("summary_sha256") if self.negative_source is not None else None
+        if was != is_:
+            raise UserError(f"--resume: {ck} was trained with hard negatives from a summary.json of sha256 {was}, "
+                            f"objective.negatives.confusion now holds {is_}; an exact resume needs the same file")
         return ck
 
     def _pipeline(self, pipe):

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from relbench.models.graph_specs import CGIPSpec, InjectionSpec, LoraSpec, TextSpec
+from relbench.spec.config import NegativeSourceSpec
 
 DEFAULT_MODEL = "black-forest-labs/FLUX.1-schnell"
 
@@ -72,11 +73,12 @@ class ClipLossSpec(_Strict):
             raise UserError(str(exc).replace("clip_alignment:", "objective.clip:", 1)) from None
 
 
-class NegativesSpec(_Strict):
-    """g- from the harness's builder (relbench.spec.negatives); one applicable kind drawn per step."""
+class NegativesSpec(NegativeSourceSpec):
+    """g- from the harness's builder (relbench.spec.negatives); one applicable kind drawn per step.
+    ``hard`` with ``confusion: RUN_DIR``: the predicates that run's judge saw instead of the
+    asked one (docs/train.md)."""
 
-    kinds: list[Literal["swap", "replace"]] = ["swap", "replace"]
-    seed: StrictInt = 0
+    kinds: list[Literal["swap", "replace", "hard"]] = ["swap", "replace"]
 
 
 class ObjectiveSpec(_Strict):
@@ -86,6 +88,20 @@ class ObjectiveSpec(_Strict):
     neutral_prompt_prob: float = Field(0.5, ge=0.0, le=1.0, description="p of replacing the relation prompt by the neutral one")
     negatives: NegativesSpec = NegativesSpec()
     clip: ClipLossSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _negatives_shorthand(cls, data):
+        """``negatives: hard, confusion: RUN_DIR`` (the seed's wording) is
+        ``negatives: {kinds: [hard], confusion: RUN_DIR}``."""
+        if isinstance(data, dict) and isinstance(data.get("negatives"), str):
+            data = dict(data)
+            neg = {"kinds": [data.pop("negatives")]}
+            for key in ("confusion", "judge", "top_k", "run"):
+                if key in data:
+                    neg[key] = data.pop(key)
+            data["negatives"] = neg
+        return data
 
 
 class StageSpec(_Strict):

@@ -35,14 +35,16 @@ class Trainer(Setup, Step, Checkpoints):
 
     def __init__(self, cfg, pipe=None, source: str = "train.yaml", resume: bool = False):
         from relbench.spec.predicates import load_vocabulary
-        from relbench.trainers.flux_graph_lora._data import load_examples
+        from relbench.trainers.flux_graph_lora._data import load_examples, negative_source
 
         self.cfg, self.source, self.out = cfg, source, Path(cfg.output_dir)
         self.dist = topology(cfg.device)
         self.device = self.dist.device
         self.vocab = load_vocabulary(cfg.predicates)
         neg = cfg.objective.negatives
-        self.examples = load_examples(cfg.train_jsonl, self.vocab, cfg.images_root, list(neg.kinds), neg.seed)
+        self.negative_source = negative_source(cfg, self.vocab, source)
+        self.examples = load_examples(cfg.train_jsonl, self.vocab, cfg.images_root, list(neg.kinds), neg.seed,
+                                      self.negative_source, neg.top_k)
         self.global_batch = cfg.batch_size * self.dist.world_size
         if len(self.examples) < self.global_batch:
             raise UserError(f"{cfg.train_jsonl}: {len(self.examples)} examples, fewer than one global batch "
@@ -58,7 +60,7 @@ class Trainer(Setup, Step, Checkpoints):
             self.total_steps = min(self.total_steps, cfg.max_steps)
         from relbench.trainers.flux_graph_lora._eval import check_eval
 
-        self.best_spec = check_eval(cfg, self.out / EVAL_DIR)
+        self.best_spec = check_eval(cfg, self.out / EVAL_DIR, self.negative_source)
         if cfg.objective.clip is not None:
             cfg.objective.clip.resolve()  # weights found before the pipeline loads
         self.resume = resume
