@@ -74,3 +74,21 @@ def test_lab_notebook_entries_are_dated_and_in_order():
     assert rounds == list(range(1, 10))
     assert "## Measured here" in (ROOT / "docs" / "lab.md").read_text()
     assert not re.search(r"^#+ Round \d", (ROOT / "docs" / "lab.md").read_text(), re.M)
+
+
+def test_the_generator_recipes_are_valid_runs():
+    """Each run of docs/generators.md's Recipes table is a valid run: a known generator whose
+    arguments its plugin accepts (checked without loading any weights)."""
+    import re
+
+    import yaml
+
+    from relbench.plugin.registry import GENERATORS
+
+    text = (ROOT / "docs" / "generators.md").read_text()
+    table = text.split("## Recipes", 1)[1].split("\n## ", 1)[0]
+    runs = [yaml.safe_load(m) for m in re.findall(r"`(\{name: .*?\})`", table)]
+    assert {r["generator"] for r in runs} == {"diffusers", "flux", "gligen", "images"} and len(runs) >= 8
+    for r in runs:
+        cls = GENERATORS.get(r["generator"], where="docs/generators.md")
+        cls.Args(**r.get("args", {}))

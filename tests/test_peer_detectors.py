@@ -48,6 +48,22 @@ def test_owl_box_rule_on_planted_logits():
     assert low["cat"][0] == pytest.approx((120, 10, 160, 30)) and low["cat"][1] == pytest.approx(0.08)
 
 
+def test_owl_keeps_every_box_of_a_name_for_visors_any_pair_rule():
+    """VISOR credits a relation any pair of boxes shows: query_boxes keeps each name's every box
+    above the threshold, best first (the best is best_query_boxes'), and the OWL detectors say so."""
+    from relbench.models.detectors import DETECTORS, query_boxes
+
+    logit = lambda p: float(torch.logit(torch.tensor(p)))  # noqa: E731
+    logits = torch.full((3, 1), -20.0)
+    logits[0, 0], logits[1, 0], logits[2, 0] = logit(0.3), logit(0.7), logit(0.05)
+    boxes = torch.tensor([[0.25, 0.5, 0.1, 0.2], [0.75, 0.5, 0.1, 0.2], [0.5, 0.5, 0.1, 0.1]])
+    every = query_boxes(logits, boxes, ["dog"], 0.1, (100, 100), pads_to_square=False)["dog"]
+    assert [b for b, _ in every] == [pytest.approx((70, 40, 80, 60)), pytest.approx((20, 40, 30, 60))]
+    assert [s for _, s in every] == [pytest.approx(0.7), pytest.approx(0.3)]  # 0.05 is under 0.1
+    assert best_query_boxes(logits, boxes, ["dog"], 0.1, (100, 100), pads_to_square=False)["dog"] == every[0]
+    assert DETECTORS["owlvit"].all_boxes and DETECTORS["owlv2"].all_boxes
+
+
 @pytest.mark.parametrize("kind", ["owlvit", "owlv2"])
 def test_owl_detector_end_to_end_on_planted_outputs(tiny, kind, monkeypatch):
     """The detector with the tiny model's outputs replaced: VISOR's query texts reach the

@@ -116,20 +116,18 @@ def _check_cli_args(runs: list, cli_args: dict) -> None:
                     raise UserError(f"{flag}: {msg}") from None
 
 
-#: --suite KIND=PATH: the suite kinds read from one file
-SUITE_FILE_KINDS = ("geneval", "geneval2", "t2i_compbench", "visor", "jsonl")
-
-
 def _suite_override(text: str) -> dict:
     """--suite KIND=PATH as the config's suite mapping (checked against the config schema by plan)."""
     kind, sep, path = text.partition("=")
     kind = kind.strip()
     if not sep or not kind or not path.strip():
         raise UsageError(f"--suite {text!r}: expected KIND=PATH, e.g. --suite geneval2=geneval2_data.jsonl")
-    if kind not in SUITE_FILE_KINDS:
+    from relbench.spec.config import FILE_SUITE_KINDS
+
+    if kind not in FILE_SUITE_KINDS:
         from relbench.errors import UserError
 
-        raise UserError(f"--suite {text!r}: unknown suite kind {kind!r} (allowed: {', '.join(SUITE_FILE_KINDS)})")
+        raise UserError(f"--suite {text!r}: unknown suite kind {kind!r} (allowed: {', '.join(FILE_SUITE_KINDS)})")
     return {"kind": kind, "path": path.strip()}
 
 
@@ -240,7 +238,8 @@ def add_parser(sub) -> None:
     run.add_argument("--prompt-mode", choices=["relation", "neutral"], help="prompt mode for every run")
     run.add_argument("--suite", metavar="KIND=PATH",
                      help="evaluate on this suite file instead of the config's suite, e.g. geneval2=geneval2_data.jsonl "
-                          f"(kinds: {', '.join(SUITE_FILE_KINDS)}); the config's runs and metrics stand")
+                          "(KIND: a peer's, geneval / geneval2 / t2i_compbench / visor, or jsonl); the config's runs "
+                          "and metrics stand")
     subset = run.add_mutually_exclusive_group()
     subset.add_argument("--limit", type=int, metavar="N", help="only the first N suite items (all their seeds)")
     subset.add_argument("--sample", type=int, metavar="N",

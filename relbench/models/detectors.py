@@ -407,11 +407,17 @@ class OwlVitDetector(HubDetector):
         return {**super().settings(options), "score_threshold": _threshold(options, cls.default_threshold),
                 "query": "a photo of a {name}"}
 
+    #: every box of a name above the threshold, for VISOR's any-pair rule (peer_scores)
+    all_boxes = True
+
     def detect_many(self, items):
+        return [{n: found[0] if found else None for n, found in per.items()} for per in self.detect_all_many(items)]
+
+    def detect_all_many(self, items):
         import torch
         from PIL import Image
 
-        results: list[dict[str, Detection]] = []
+        results: list[dict[str, list[tuple[Box, float]]]] = []
         for start in range(0, len(items), self.batch_size):
             chunk = items[start : start + self.batch_size]
             images = [Image.fromarray(image) for image, _ in chunk]
@@ -425,8 +431,8 @@ class OwlVitDetector(HubDetector):
                 outputs = self.model(**inputs)
             logits, boxes = outputs.logits.float().cpu(), outputs.pred_boxes.float().cpu()
             for j, ((_, names), im) in enumerate(zip(chunk, images)):
-                results.append(best_query_boxes(logits[j, :, : len(names)], boxes[j], names, self.threshold,
-                                                (im.width, im.height), self.pads_to_square))
+                results.append(query_boxes(logits[j, :, : len(names)], boxes[j], names, self.threshold,
+                                           (im.width, im.height), self.pads_to_square))
         return results
 
 
@@ -443,31 +449,37 @@ class Owlv2Detector(OwlVitDetector):
 
 def best_query_boxes(logits, boxes, names: list[str], threshold: float, size: tuple[int, int],
                      pads_to_square: bool) -> dict[str, Detection]:
-    """The best box per name from one image's OWL outputs (the functional core of the detector).
+    """The best box per name from one image's OWL outputs (the functional core of the detector):
+    the first of ``query_boxes``."""
+    return {n: found[0] if found else None
+            for n, found in query_boxes(logits, boxes, names, threshold, size, pads_to_square).items()}
+
+
+def query_boxes(logits, boxes, names: list[str], threshold: float, size: tuple[int, int],
+                pads_to_square: bool) -> dict[str, list[tuple[Box, float]]]:
+    """Every box of each name from one image's OWL outputs, best first.
 
     logits: (boxes, queries) with query i asking for names[i]; boxes: (boxes, 4) normalised
     (cx, cy, w, h); size: (width, height). A box belongs to its arg-max query and scores the
     sigmoid of that logit; it is kept above ``threshold``. Pixels: the normalised box times
     (width, height), or times the padded square's side ``max(width, height)`` when the processor
-    padded; clipped to the image.
+    padded; clipped to the image. Equal scores keep the model's box order.
     """
-    import torch
-
     probs = logits.sigmoid()
     score, label = probs.max(dim=1)
     width, height = size
     sx, sy = (max(size), max(size)) if pads_to_square else (width, height)
-    out: dict[str, Detection] = {}
+    out: dict[str, list[tuple[Box, float]]] = {}
     for q, name in enumerate(names):
-        keep = (label == q) & (score > threshold)
-        if not bool(keep.any()):
-            out[name] = None
-            continue
-        b = int(torch.where(keep, score, torch.full_like(score, -1.0)).argmax())
-        cx, cy, w, h = (float(v) for v in boxes[b])
-        x0, x1 = (min(max(v * sx, 0.0), width) for v in (cx - w / 2, cx + w / 2))
-        y0, y1 = (min(max(v * sy, 0.0), height) for v in (cy - h / 2, cy + h / 2))
-        out[name] = (x0, y0, x1, y1), float(score[b])
+        kept = [int(b) for b in ((label == q) & (score > threshold)).nonzero().flatten()]
+        kept.sort(key=lambda b: -float(score[b]))  # stable: ties keep the model's order
+        found = []
+        for b in kept:
+            cx, cy, w, h = (float(v) for v in boxes[b])
+            x0, x1 = (min(max(v * sx, 0.0), width) for v in (cx - w / 2, cx + w / 2))
+            y0, y1 = (min(max(v * sy, 0.0), height) for v in (cy - h / 2, cy + h / 2))
+            found.append(((x0, y0, x1, y1), float(score[b])))
+        out[name] = found
     return out
 
 

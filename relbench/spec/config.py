@@ -36,10 +36,16 @@ class JsonlSuite(_Strict):
     images_root: str | None = None
 
 
+#: the suite kinds, spelled here once: the peers' prompt files, then the other kinds
+PEER_SUITE_KINDS = ("geneval", "geneval2", "t2i_compbench", "visor")
+FILE_SUITE_KINDS = (*PEER_SUITE_KINDS, "jsonl")  # read from one file (`relbench run --suite KIND=PATH`)
+SUITE_KINDS = ("shapes", *FILE_SUITE_KINDS)
+
+
 class PeerSuite(_Strict):
     """Another benchmark's prompt file read into triples (relbench.suites.peers documents the formats)."""
 
-    kind: Literal["geneval", "geneval2", "t2i_compbench", "visor"]
+    kind: Literal[PEER_SUITE_KINDS]
     path: str = Field(min_length=1)
 
 

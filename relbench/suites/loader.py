@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from relbench.spec.config import PEER_SUITE_KINDS
 from relbench.spec.data import SuiteItem
 from relbench.spec.predicates import Vocabulary
 
@@ -11,7 +12,7 @@ def load_suite(spec, vocab: Vocabulary, limit: int | None = None) -> tuple[list[
     they are returned (relbench.suites.peers.Rejected) so the run can list them.
 
     ``limit``: only the first N items, and a file is read no further than the N-th."""
-    if spec.kind in ("geneval", "geneval2", "t2i_compbench", "visor"):
+    if spec.kind in PEER_SUITE_KINDS:
         from relbench.suites.peers import load_peer_suite
 
         return load_peer_suite(spec.kind, spec.path, vocab, limit)

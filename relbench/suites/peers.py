@@ -47,12 +47,13 @@ from typing import Iterable
 from relbench.spec.data import PeerPrompt, PromptPart, SuiteItem, Triple
 from relbench.errors import UserError
 from relbench.spec.predicates import Vocabulary, normalise
+from relbench.spec.config import PEER_SUITE_KINDS
 from relbench.suites import geneval2, ids
 from relbench.suites.jsonl import clean_name
 from relbench.suites.rejected import Rejected, json_object as _json_object
 from relbench.suites.text import read_lines, read_text
 
-KINDS = ("geneval", "geneval2", "t2i_compbench", "visor")
+KINDS = PEER_SUITE_KINDS
 
 #: T2I-CompBench spatial phrases -> vocabulary predicates (see the module docstring)
 T2I_COMPBENCH_RELATIONS = {
