@@ -93,6 +93,7 @@ def test_graph_separation_by_hand():
     assert torch.isnan(Trainer.graph_separation(fake, ["a"], ["b"], torch.tensor([False])))
 
 
+@pytest.mark.slow  # trains a tiny arm (~8 s on 2 cores)
 def test_collapsing_encoder_is_warned_about(tmp_path, capsys):
     """The same arm with the default text encoder (6 graph convolutions, 512 wide) trained at the
     arms' lr (the lab before the fix) collapses to identical g+ / g- tokens; the trainer says so
