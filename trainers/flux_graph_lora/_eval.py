@@ -56,10 +56,15 @@ def check_eval(cfg, out_dir: Path, negative_source=None) -> dict | None:
              negative_source=negative_source)
     if cfg.eval.best_metric is None:
         return None
+    from relbench.plugin.context import Context
+
     aggs = {}
     for pm in p.metrics:
-        m = pm.cls(pm.args, None)
-        aggs.update({a.key: a for a in m.aggregates()})
+        m = pm.cls(pm.args, Context(vocab=p.vocab))  # builds no model: plugins load lazily
+        try:
+            aggs.update({a.key: a for a in m.aggregates()})
+        finally:
+            m.close()
     agg = aggs.get(cfg.eval.best_metric)
     if agg is None:
         raise UserError(f"eval.best_metric: {cfg.eval.best_metric!r} is not an aggregate of the eval metrics "
