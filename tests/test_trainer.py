@@ -302,6 +302,19 @@ def test_checkpoint_scores_through_relbench_run(data, tmp_path, monkeypatch, cap
     assert res["step"] == 4 and res["stopped"].startswith("early stop at step 4") and res["best"]["step"] == 2
 
 
+def test_best_metric_of_the_spatial_judge_is_checked_before_the_model_loads(data, tmp_path):
+    """The lab's arms pick best/ by spatial_pos_acc: the eval metrics are built to list their
+    aggregates before training starts, and spatial must be buildable there (it read the
+    context's device when built, and got none: an AttributeError, so every lab arm failed)."""
+    from relbench.trainers.flux_graph_lora import train
+
+    spatial = {"name": "spatial", "args": {"detector": "shapes_snap"}}
+    with pytest.raises(UserError, match=r"eval.best_metric: 'nope' is not an aggregate of the eval metrics "
+                                        r"\(known: .*spatial_pos_acc"):
+        train(config(data, tmp_path / "o", eval={"every_steps": 2, "limit": 2, "metrics": [spatial], "best_metric": "nope"}))
+    assert not (tmp_path / "o" / "last").exists()
+
+
 def test_gradient_checkpointing_and_caches_do_not_change_results(data, tmp_path):
     from relbench.trainers.flux_graph_lora import train
 

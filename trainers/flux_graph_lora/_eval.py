@@ -56,9 +56,12 @@ def check_eval(cfg, out_dir: Path, negative_source=None) -> dict | None:
              negative_source=negative_source)
     if cfg.eval.best_metric is None:
         return None
+    from relbench.plugin.context import Context
+
     aggs = {}
+    ctx = Context(vocab=p.vocab)  # metrics may read it when built (spatial: the detector's device)
     for pm in p.metrics:
-        m = pm.cls(pm.args, None)
+        m = pm.cls(pm.args, ctx)
         aggs.update({a.key: a for a in m.aggregates()})
     agg = aggs.get(cfg.eval.best_metric)
     if agg is None:
