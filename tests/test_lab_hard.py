@@ -106,3 +106,31 @@ def test_hard_needs_a_trained_arm_with_a_rank_term(tmp_path):
         with pytest.raises(UserError, match="must be one of the trained arms with a rank term"):
             run_lab(base, tmp_path / "out", replace(LabPlan.smoke(), arms=arms, hard=hard), progress=False)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_lab_run_scores_the_source_before_the_hard_arm_trains_from_it(tmp_path):
+    """The wiring of `lab run --hard`: the base is scored on val first, and the hard arm's
+    `relbench train` reads that run's matrix. A base pretrained for 2 steps draws no object, so
+    its run has no confusion matrix, and the hard arm is refused in one line naming it, while
+    its twin trains."""
+    import yaml
+    from dataclasses import replace
+
+    from relbench.errors import UserError
+    from relbench.lab.base import BaseConfig, build_base
+    from relbench.lab.run import LabPlan, run_lab
+
+    base = build_base(tmp_path / "base", replace(BaseConfig.smoke(), images=48, vae_steps=2, clip_steps=2, flux_steps=2,
+                                                 vae_batch=4, clip_batch=8, flux_batch=4), progress=False)
+    arm = "d_gen_rank_dropout"
+    plan = replace(LabPlan.smoke(), n_train=16, steps=2, eval_every=2, seeds=[0], eval_seeds=[0], jobs=1, arms=(arm,), hard=arm)
+    out = tmp_path / "lab"
+    with pytest.raises(UserError, match=f"lab-{arm}_hard.log"):
+        run_lab(base, out, plan, progress=False)
+    source = json.loads((out / "hard_source" / "summary.json").read_text())
+    assert "spatial" not in (source["runs"]["base_relation"].get("confusion") or {})  # nothing judged
+    neg = yaml.safe_load((out / "configs" / f"{arm}_hard.yaml").read_text())["objective"]["negatives"]
+    assert neg["kinds"] == ["hard"] and neg["confusion"] == str(out / "hard_source") and neg["run"] == "base_relation"
+    assert "run 'base_relation' has no confusion matrix from judge 'spatial'" in (out / f"lab-{arm}_hard.log").read_text()
+    assert (out / "arms" / arm / "last").is_dir()  # the twin trained

@@ -48,7 +48,7 @@ def hard_train_config(twin: dict, source: Path, out: Path) -> dict:
     return cfg
 
 
-def _matrix(confusion: dict | None) -> dict | None:
+def spatial_matrix(confusion: dict | None) -> dict | None:
     """A run's spatial confusion matrix, rows and seen shares only (with n and intervals)."""
     m = (confusion or {}).get("spatial")
     if not m:
@@ -78,7 +78,7 @@ def hard_figures(scores: str | Path, source: str | Path, twin: str, modes: tuple
     from relbench.results.read import collect_runs, load_run_dir
 
     src_dir = load_run_dir(source, human=False)
-    src = _matrix(src_dir.summary["runs"][SOURCE_RUN].get("confusion"))
+    src = spatial_matrix(src_dir.summary["runs"][SOURCE_RUN].get("confusion"))
     top = most_confused(src)
     score_dir = load_run_dir(scores, human=False)
     by = {r.label: r for r in collect_runs([score_dir])}
@@ -86,7 +86,7 @@ def hard_figures(scores: str | Path, source: str | Path, twin: str, modes: tuple
     out = {"source": {"run_dir": str(source), "run": SOURCE_RUN, "matrix": src, "most_confused": top},
            "twin": twin, "hard": twin + SUFFIX, "matrices": {}, "paired": {}}
     for mode in modes:
-        out["matrices"][mode] = {s: _matrix(by[f"{s}_{mode}"].summary.get("confusion"))
+        out["matrices"][mode] = {s: spatial_matrix(by[f"{s}_{mode}"].summary.get("confusion"))
                                  for s in (*stems, twin + SUFFIX) if f"{s}_{mode}" in by}
         a, b = by.get(f"{twin}_{mode}"), by.get(f"{twin}{SUFFIX}_{mode}")
         if a is None or b is None:
