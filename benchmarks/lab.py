@@ -5,11 +5,14 @@ does any arm draw the relation from the graph alone, and how long does the whole
     python benchmarks/lab.py --base DIR --build-seconds S --work W --json J   # reuse a built base
     python benchmarks/lab.py --smoke --work W --json J                        # the test suite's smoke lab
     python benchmarks/lab.py --seed 1 --work W --json J                       # another build of the same recipe
+    python benchmarks/lab.py --base DIR --arms d_gen_rank_dropout --hard d_gen_rank_dropout --work W --json J
+                                                          # arm (d) and its twin with hard negatives
 
 Prints and writes: wall times (build, each arm, scoring), the machine's load average before and
 after (2 cores are shared here: a figure measured under load says so), the base's both-objects
 rate in each prompt mode, every run's relation accuracy with its 95% interval, chance and p,
-and the paired tests between arms (relbench.lab.table).
+the paired tests between arms (relbench.lab.table), every run's spatial confusion matrix, and
+with --hard the hard-negative arm against its twin (relbench.lab.hard).
 """
 
 from __future__ import annotations
@@ -34,10 +37,12 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int)
     ap.add_argument("--seed", type=int, default=0, help="the base's seed (the suites and arms keep seed 0)")
     ap.add_argument("--jobs", type=int, help="arms trained at once (default: one per core)")
+    ap.add_argument("--hard", metavar="ARM", help="also retrain ARM with hard negatives (relbench lab run --hard)")
     ap.add_argument("--json", required=True)
     a = ap.parse_args()
 
     from relbench.lab.base import BaseConfig, build_base
+    from relbench.lab.hard import spatial_matrix
     from relbench.lab.run import LabPlan, run_lab
 
     work = Path(a.work)
@@ -61,6 +66,8 @@ def main() -> None:
         plan = replace(plan, eval_every=a.eval_every)
     if a.jobs:
         plan = replace(plan, jobs=a.jobs)
+    if a.hard:
+        plan = replace(plan, hard=a.hard)
     res = run_lab(base, work / "lab", plan, progress=True)
     load["after"] = os.getloadavg()
     table = json.loads((work / "lab" / "table.json").read_text())
@@ -89,7 +96,11 @@ def main() -> None:
             "whole_lab_le_30_min": total <= 1800 if build_s is not None else None,
         },
         "paired": table["paired"],
+        "confusion_spatial": {name: spatial_matrix(info.get("confusion"))
+                              for name, info in json.loads((work / "lab" / "scores" / "summary.json").read_text())["runs"].items()},
     }
+    if a.hard:
+        out["hard"] = json.loads((work / "lab" / "hard.json").read_text())
     from record import write_json
 
     write_json(a.json, out, device="cpu", indent=1)

@@ -25,6 +25,8 @@ def add_parser(sub) -> None:
     r.add_argument("--steps", type=int, metavar="N", help="training steps per arm")
     r.add_argument("--jobs", type=int, metavar="N",
                    help="arms trained at once, one torch thread each (default: one per core)")
+    r.add_argument("--hard", metavar="ARM", help="also retrain ARM (one with a rank term, e.g. d_gen_rank_dropout) as "
+                   "ARM_hard with hard negatives from the base's confusion matrix on val, scored beside it (hard.md)")
     r.add_argument("--no-progress", action="store_true")
 
 
@@ -69,6 +71,8 @@ def cmd_lab(args) -> int:
         if args.jobs < 1:
             raise UserError(f"lab run: --jobs must be at least 1, got {args.jobs}")
         plan = replace(plan, jobs=args.jobs)
+    if args.hard is not None:
+        plan = replace(plan, hard=args.hard)
     bad = [a for a in plan.arms if a not in ARMS]
     if bad:
         raise UserError(f"lab run: --arms: unknown arm {bad[0]!r} (known: {', '.join(ARMS)})")

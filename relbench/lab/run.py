@@ -70,6 +70,9 @@ class LabPlan:
     # step of the mini model is too small to keep two threads busy: two one-thread arms side by
     # side took 21 s where one after the other took 35 s (benchmarks/lab.py prints the times)
     jobs: int = 0
+    # an arm also retrained with hard negatives from the base's confusion matrix (relbench.lab.hard),
+    # trained as ARM_hard beside the others and scored with them; None: none
+    hard: str | None = None
 
     @classmethod
     def smoke(cls) -> "LabPlan":
@@ -116,18 +119,24 @@ def train_config(arm: str, plan: LabPlan, base: Path, data: dict, out: Path, blo
     }
 
 
-def score_benchmark(plan: LabPlan, base: Path, data: dict, arm_dirs: dict[str, Path], out: Path, msl: int) -> dict:
-    flux_args = {"model": str(base), "steps": plan.sample_steps, "max_sequence_length": msl, "device": "cpu"}
+def flux_args(plan: LabPlan, base: Path, msl: int) -> dict:
+    return {"model": str(base), "steps": plan.sample_steps, "max_sequence_length": msl, "device": "cpu"}
+
+
+def score_benchmark(plan: LabPlan, base: Path, data: dict, arm_dirs: dict[str, Path], out: Path, msl: int,
+                    predicates: list[dict]) -> dict:
+    """``predicates``: the world's vocabulary (relbench.lab.world.world_vocabulary)."""
+    flux_args_ = flux_args(plan, base, msl)
     runs = []
     for mode in ("relation", "neutral"):
-        runs.append({"name": f"base_{mode}", "generator": "flux", "prompt_mode": mode, "args": flux_args})
+        runs.append({"name": f"base_{mode}", "generator": "flux", "prompt_mode": mode, "args": flux_args_})
         for arm, d in arm_dirs.items():
             runs.append({"name": f"{arm}_{mode}", "generator": "flux_graph_lora", "prompt_mode": mode,
-                         "args": {**flux_args, "ckpt": str(d)}})
+                         "args": {**flux_args_, "ckpt": str(d)}})
     runs += [{"name": n, "generator": f"shapes_{n}"} for n in ("oracle", "ignore_relation", "inverse")]
     return {"name": "lab", "suite": {"kind": "jsonl", "path": str(data["test"])}, "seeds": plan.seeds,
             "negatives": {"kinds": ["swap"], "per_item": "one", "seed": 0}, "resolution": 32, "batch_size": 16,
-            "metrics": ["pair_mse", SPATIAL], "runs": runs, "output_dir": str(out)}
+            "metrics": ["pair_mse", SPATIAL], "runs": runs, "predicates": predicates, "output_dir": str(out)}
 
 
 def relbench_subprocess(args: list[str], log: Path, threads: int | None = None) -> None:
@@ -149,7 +158,8 @@ def run_lab(base: str | Path, out: str | Path, plan: LabPlan = LabPlan(), progre
 
     from relbench.lab.base import check_world
     from relbench.lab.suites import eval_triples_needed, split_triples, write_suites
-    from relbench.lab.world import layout_chance, world
+    from relbench.lab import hard
+    from relbench.lab.world import layout_chance, world, world_vocabulary
 
     base, out = Path(base), Path(out)
     meta = check_base(base)
@@ -165,6 +175,9 @@ def run_lab(base: str | Path, out: str | Path, plan: LabPlan = LabPlan(), progre
     unknown = [a for a in plan.arms if a not in ARMS]
     if unknown:
         raise UserError(f"lab run: unknown arm {unknown[0]!r} (known: {', '.join(ARMS)})")
+    if plan.hard is not None and (plan.hard not in plan.arms or not ARMS[plan.hard]["rank_weight"]):
+        raise UserError(f"lab run: --hard {plan.hard!r} must be one of the trained arms with a rank term "
+                        f"(hard negatives are L_rel_rank's g-; trained: {', '.join(plan.arms)})")
     out.mkdir(parents=True, exist_ok=True)
     log = out / "lab.log"
     (out / "plan.json").write_text(json.dumps(asdict(plan), indent=1))
@@ -172,15 +185,30 @@ def run_lab(base: str | Path, out: str | Path, plan: LabPlan = LabPlan(), progre
     t0 = time.perf_counter()
     data = write_suites(out / "data", plan.n_train, plan.n_val, plan.n_test, plan.seed, w)
     timings["suites_s"] = time.perf_counter() - t0
-    jobs = plan.jobs or min(len(plan.arms), os.cpu_count() or 1)
+    vocab = world_vocabulary(w)
+    configs = {arm: train_config(arm, plan, base, data, out / "arms" / arm, blocks, msl) for arm in plan.arms}
+    (out / "configs").mkdir(parents=True, exist_ok=True)
+    if plan.hard is not None:
+        t = time.perf_counter()
+        source = out / "hard_source"
+        src_cfg = out / "configs" / "hard_source.yaml"
+        src_cfg.write_text(yaml.safe_dump(hard.source_benchmark(
+            {"generator": "flux", "args": flux_args(plan, base, msl)}, data["val"], plan.eval_seeds, SPATIAL, vocab, source),
+            sort_keys=False))
+        if progress:
+            print(f"lab: scoring the base on val (relation mode), the hard negatives' source -> {source}", flush=True)
+        relbench_subprocess(["run", "--config", str(src_cfg), "--no-report"] + ([] if progress else ["--no-progress"]), log)
+        name = plan.hard + hard.SUFFIX
+        configs[name] = hard.hard_train_config(configs[plan.hard], source, out / "arms" / name)
+        timings["hard_source_s"] = time.perf_counter() - t
+    jobs = plan.jobs or min(len(configs), os.cpu_count() or 1)
     arm_dirs = {}
 
     def train(arm: str) -> None:
         t = time.perf_counter()
         d = out / "arms" / arm
         cfg_path = out / "configs" / f"{arm}.yaml"
-        cfg_path.parent.mkdir(parents=True, exist_ok=True)
-        cfg_path.write_text(yaml.safe_dump(train_config(arm, plan, base, data, d, blocks, msl), sort_keys=False))
+        cfg_path.write_text(yaml.safe_dump(configs[arm], sort_keys=False))
         state = d / "last" / "trainer_state" / "state.json"
         done = state.is_file() and json.loads(state.read_text()).get("step") == plan.steps
         if not done:
@@ -194,14 +222,14 @@ def run_lab(base: str | Path, out: str | Path, plan: LabPlan = LabPlan(), progre
     t = time.perf_counter()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         # list(): the first arm that fails raises here, after the others have finished
-        list(pool.map(train, plan.arms))
+        list(pool.map(train, configs))
     timings["train_s"] = time.perf_counter() - t
-    for arm in plan.arms:
+    for arm in configs:
         d = out / "arms" / arm
         arm_dirs[arm] = d / "best" if (d / "best").exists() else d / "last"
     t = time.perf_counter()
     bench = out / "configs" / "score.yaml"
-    bench.write_text(yaml.safe_dump(score_benchmark(plan, base, data, arm_dirs, out / "scores", msl), sort_keys=False))
+    bench.write_text(yaml.safe_dump(score_benchmark(plan, base, data, arm_dirs, out / "scores", msl, vocab), sort_keys=False))
     if progress:
         print(f"lab: scoring {len(arm_dirs)} arm(s), the base and the baselines -> {out / 'scores'}", flush=True)
     # lab.log gets the run's plain progress lines (its stderr is no terminal) unless --no-progress
@@ -213,11 +241,14 @@ def run_lab(base: str | Path, out: str | Path, plan: LabPlan = LabPlan(), progre
     from relbench.lab.table import write_table
     from relbench.reports.curves import build_curves
 
-    write_table(out / "scores", out / "table", ("base", *plan.arms), layout_chance(w))
+    write_table(out / "scores", out / "table", ("base", *configs), layout_chance(w))
+    if plan.hard is not None:
+        hard.write_hard(out / "scores", out / "hard_source", plan.hard, out / "hard", ("base", *plan.arms))
     build_curves([out], out / "curves.html")
     timings["total_s"] = time.perf_counter() - t0
     result = {"base": str(base), "out": str(out), "arms": {a: str(d) for a, d in arm_dirs.items()},
               "scores": str(out / "scores" / "summary.json"), "table": str(out / "table.md"),
-              "curves": str(out / "curves.html"), "timings": timings}
+              "curves": str(out / "curves.html"), "timings": timings,
+              **({"hard": str(out / "hard.md")} if plan.hard is not None else {})}
     (out / "lab.json").write_text(json.dumps(result, indent=1))
     return result

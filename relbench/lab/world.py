@@ -62,6 +62,19 @@ def world(name: str) -> World:
     return WORLDS[name]
 
 
+def world_vocabulary(w: World) -> list[dict]:
+    """Benchmark ``predicates:`` entries that make the vocabulary the world's: every geometric
+    predicate the world does not draw is marked non-geometric, so the spatial judge's confusion
+    rows (and hard negatives read from them) hold only the world's relations. Why: several box
+    rules can hold at once, and on the lab world's own layouts "near" holds in 0.43-0.51 of each
+    direction's scenes ("on" and its kin in 0.19 of "above"'s): as a column it would top every
+    row's confusions, and a hard negative "red circle near blue square" is true of the image and
+    a word the lab's tokenizers do not have."""
+    from relbench.spec.predicates import default_entries
+
+    return [{**e, "geometric": False} for e in default_entries() if e.get("geometric") and e["name"] not in w.predicates]
+
+
 @dataclass(frozen=True)
 class Scene:
     """One training image: a triple drawn right at ``SIZE`` px with its layout seed."""
