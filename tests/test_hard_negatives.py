@@ -187,6 +187,7 @@ def test_a_run_with_hard_negatives_records_its_source(cli, tmp_path):
     assert set(summary["runs"]["oracle"]["by_negative_kind"]) == {"hard"}
 
 
+@pytest.mark.slow  # two benchmark runs (~5 s)
 def test_adversarial_from_a_real_spatial_run(cli, tmp_path):
     """An inverse generator draws 'a right of b' for 'a left of b': its boxes satisfy both the
     swap and the contrast, and the swap, first of equal candidates, is chosen."""
@@ -208,6 +209,7 @@ def test_adversarial_from_a_real_spatial_run(cli, tmp_path):
     assert set(summary["runs"]["oracle"]["by_negative_kind"]) == {"adversarial"}
 
 
+@pytest.mark.slow  # two benchmark runs (~5 s)
 def test_hard_negatives_from_a_real_runs_confusion_are_what_it_drew_instead(cli, tmp_path):
     """End to end with the confusion matrix a run writes (no planted file): the inverse generator
     draws 'b above a' for 'a above b', so its boxes show 'below' where 'above' was asked, and

@@ -387,6 +387,7 @@ def test_clip_stage_makes_pooled_vectors_tell_object_names_apart(tmp_path):
     assert (tmp_path / "state" / "clip" / "weights.safetensors").is_file()
 
 
+@pytest.mark.slow  # trains the CLIP stage twice (~9 s on 2 cores)
 @pytest.mark.parametrize("share", [0.0, 0.25])
 def test_smoke_world_clip_needs_single_object_captions_to_tell_names_apart(tmp_path, share):
     """In the smoke world every scene holds a red and a blue square, so scene prompts alone never
