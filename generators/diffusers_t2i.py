@@ -64,7 +64,7 @@ class DiffusersArgs(GeneratorArgs):
 
 
 @register_generator("diffusers")
-class DiffusersGenerator(Generator):
+class DiffusersGenerator(shared.FromPipeline, Generator):
     """The pipeline in ``model``, drawing from the prompt only, one CPU torch.Generator per request."""
 
     Args = DiffusersArgs
@@ -89,11 +89,9 @@ class DiffusersGenerator(Generator):
 
     @classmethod
     def from_pipeline(cls, pipe, ctx: Context | None = None, **args):
-        """Wrap an already-built pipeline (tests, notebooks); ``model`` only names it."""
-        from relbench.testing.contract import tiny_context
-
+        """As FromPipeline's; ``model`` only names the pipeline here."""
         args.setdefault("model", type(pipe).__name__)
-        gen = cls(cls.Args(**args), ctx or tiny_context(), pipe=pipe)
+        gen = super().from_pipeline(pipe, ctx, **args)
         _freeze(pipe)
         return gen
 

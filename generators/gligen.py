@@ -19,6 +19,7 @@ from pydantic import Field, model_validator
 from relbench.spec.data import Request, graph_objects
 from relbench.errors import UserError
 from relbench.plugin.context import Context
+from relbench.models.pipeline import FromPipeline
 from relbench.plugin.generator import Generator, GeneratorArgs
 from relbench.suites.layouts import Layout, rule_layout
 from relbench.plugin.registry import register_generator
@@ -57,7 +58,7 @@ class GligenArgs(GeneratorArgs):
 
 
 @register_generator("gligen")
-class GligenGenerator(Generator):
+class GligenGenerator(FromPipeline, Generator):
     """GLIGEN text-box generation from a local directory or the HF cache; reads prompt and graph.
 
     Defaults follow diffusers' GLIGEN example: 50 steps, guidance 7.5, beta 0.3. The safety
@@ -84,15 +85,6 @@ class GligenGenerator(Generator):
         else:
             self.device = resolve_device(args, ctx)
             self.dtype = resolve_dtype(args, self.device)
-
-    @classmethod
-    def from_pipeline(cls, pipe, ctx: Context | None = None, **args):
-        """Wrap an already-built StableDiffusionGLIGENPipeline (tests, notebooks)."""
-        if ctx is None:
-            from relbench.spec.predicates import load_vocabulary
-
-            ctx = Context(vocab=load_vocabulary())
-        return cls(cls.Args(**args), ctx, pipe=pipe)
 
     # identity ------------------------------------------------------------------------------
     def weights_identity(self) -> dict:

@@ -19,7 +19,7 @@ from relbench.spec.data import Request
 from relbench.errors import UserError
 from relbench.plugin.context import Context
 from relbench.plugin.generator import Generator, GeneratorArgs
-from relbench.models.pipeline import PIPE_MODULES, check_components, check_size, check_tokenizers, empty_cuda_cache, freeze_for_inference, group_indices, module_digest, read_model_index, resolve_device, resolve_dtype, resolve_model_dir, to_uint8
+from relbench.models.pipeline import PIPE_MODULES, FromPipeline, check_components, check_size, check_tokenizers, empty_cuda_cache, freeze_for_inference, group_indices, module_digest, read_model_index, resolve_device, resolve_dtype, resolve_model_dir, to_uint8
 
 
 if TYPE_CHECKING:  # numpy is imported where images are made, not at plugin discovery
@@ -183,7 +183,7 @@ def fingerprint_args(args: FluxArgs) -> dict:
     return {k: v for k, v in args.model_dump(mode="json").items() if k not in NON_IMAGE_ARGS}
 
 
-class FluxBase(Generator):
+class FluxBase(FromPipeline, Generator):
     """FLUX drawing loop shared by ``flux`` and ``flux_graph_lora``; loads the pipeline lazily."""
 
     Args = FluxArgs
@@ -203,15 +203,6 @@ class FluxBase(Generator):
             self.device = resolve_device(args, ctx)
             self.dtype = resolve_dtype(args, self.device)
         self.prompts = PromptCache(args.prompt_cache_size)
-
-    @classmethod
-    def from_pipeline(cls, pipe, ctx: Context | None = None, **args):
-        """Wrap an already-built FluxPipeline (tests, notebooks, a trainer's evaluation loop)."""
-        if ctx is None:
-            from relbench.spec.predicates import load_vocabulary
-
-            ctx = Context(vocab=load_vocabulary())
-        return cls(cls.Args(**args), ctx, pipe=pipe)
 
     # identity ------------------------------------------------------------------------------
     def base_identity(self) -> dict:

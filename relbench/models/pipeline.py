@@ -29,6 +29,20 @@ PROBE_PROMPT = "a photo of a dog riding a horse"
 PIPE_MODULES = ("transformer", "vae", "text_encoder", "text_encoder_2")
 
 
+
+class FromPipeline:
+    """Mixin of the pipeline plugins (flux, flux_graph_lora, gligen, diffusers): the plugin built
+    around an already-built pipeline (tests, notebooks, a trainer's evaluation loop), which it
+    uses instead of resolving a model folder."""
+
+    @classmethod
+    def from_pipeline(cls, pipe, ctx: Context | None = None, **args):
+        if ctx is None:
+            from relbench.spec.predicates import load_vocabulary
+
+            ctx = Context(vocab=load_vocabulary())
+        return cls(cls.Args(**args), ctx, pipe=pipe)
+
 def hub_offline(args) -> bool:
     env = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
     return env or not args.allow_download
