@@ -187,16 +187,21 @@ def test_a_run_with_hard_negatives_records_its_source(cli, tmp_path):
     assert set(summary["runs"]["oracle"]["by_negative_kind"]) == {"hard"}
 
 
-@pytest.mark.slow  # two benchmark runs (~5 s)
-def test_adversarial_from_a_real_spatial_run(cli, tmp_path):
-    """An inverse generator draws 'a right of b' for 'a left of b': its boxes satisfy both the
-    swap and the contrast, and the swap, first of equal candidates, is chosen."""
+def _inverse_spatial_run(cli, tmp_path, negatives: str) -> None:
+    """The source run: the inverse generator judged by spatial on the shapes world, in tmp_path/src."""
     first = tmp_path / "first.yaml"
-    first.write_text(HARD_CONFIG.format(negatives="{kinds: [swap, replace], per_item: all}", out=tmp_path / "src")
+    first.write_text(HARD_CONFIG.format(negatives=negatives, out=tmp_path / "src")
                      .replace("shapes_oracle", "shapes_inverse").replace("name: oracle", "name: inverse")
                      .replace("metrics: [pair_mse]", "metrics: [{name: spatial, args: {detector: shapes}}]")
                      .replace("seeds: [0, 1]", "seeds: [0]\nreference_run: false"))
     assert cli("run", "--config", str(first)).returncode == 0
+
+
+@pytest.mark.slow  # two benchmark runs (~5 s)
+def test_adversarial_from_a_real_spatial_run(cli, tmp_path):
+    """An inverse generator draws 'a right of b' for 'a left of b': its boxes satisfy both the
+    swap and the contrast, and the swap, first of equal candidates, is chosen."""
+    _inverse_spatial_run(cli, tmp_path, "{kinds: [swap, replace], per_item: all}")
     res = cli("run", "--config", str(_config(tmp_path, f"{{kinds: [adversarial], confusion: {tmp_path / 'src'}}}")))
     assert res.returncode == 0, res.stderr
     rows = [r for r in csv.DictReader((tmp_path / "out" / "samples.csv").open()) if r["run"] == "oracle"]
@@ -214,12 +219,7 @@ def test_hard_negatives_from_a_real_runs_confusion_are_what_it_drew_instead(cli,
     """End to end with the confusion matrix a run writes (no planted file): the inverse generator
     draws 'b above a' for 'a above b', so its boxes show 'below' where 'above' was asked, and
     the hard negative of 'above' is 'below' (each by the documented rule on the rows written)."""
-    first = tmp_path / "first.yaml"
-    first.write_text(HARD_CONFIG.format(negatives="{kinds: [swap]}", out=tmp_path / "src")
-                     .replace("shapes_oracle", "shapes_inverse").replace("name: oracle", "name: inverse")
-                     .replace("metrics: [pair_mse]", "metrics: [{name: spatial, args: {detector: shapes}}]")
-                     .replace("seeds: [0, 1]", "seeds: [0]\nreference_run: false"))
-    assert cli("run", "--config", str(first)).returncode == 0
+    _inverse_spatial_run(cli, tmp_path, "{kinds: [swap]}")
     rows = json.loads((tmp_path / "src" / "summary.json").read_text())["runs"]["inverse"]["confusion"]["spatial"]["rows"]
     assert rows["above"]["seen"]["below"] == 1.0 and rows["above"]["seen"]["above"] == 0.0
     res = cli("run", "--config", str(_config(tmp_path, f"{{kinds: [hard], confusion: {tmp_path / 'src'}}}")))
